@@ -1,0 +1,182 @@
+"""Consultations (rooms), their participants and the lobby.
+
+State: scheduled -> waiting -> active -> ended. People not pre-authorised knock and wait in the lobby
+until a clinician admits or denies them.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from typing import NoReturn
+
+import redis.asyncio as aioredis
+
+from .errors import Conflict, NotFound
+from .keys import Keys
+from .models import (
+    Channel,
+    Consultation,
+    ConsultationState,
+    Outcome,
+    Participant,
+    ParticipantState,
+    Role,
+)
+
+
+def new_consultation_fields(cid: str, tenant: str, service: str, *, creator: str, now: float,
+                            state: ConsultationState, scheduled_at: float | None = None,
+                            channel: Channel = Channel.VIDEO) -> dict[str, str]:
+    return {"id": cid, "tenant": tenant, "service": service, "state": state.value, "created_at": str(now),
+            "created_by": creator, "scheduled_at": "" if scheduled_at is None else str(scheduled_at),
+            "channel": channel.value}
+
+
+def new_participant(subject: str, role: Role, display_name: str, now: float,
+                    state: ParticipantState = ParticipantState.ADMITTED) -> Participant:
+    return Participant(id="p_" + secrets.token_urlsafe(9), subject=subject, role=role,
+                       display_name=display_name, state=state, joined_at=now)
+
+
+# Add a participant unless the subject is one already. KEYS: consultation, participants, subjects, mine
+# ARGV: participant id, subject, participant json.  Returns the participant json that holds.
+_ADD_PARTICIPANT = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return {err = 'not_found'} end
+if state == 'ended' then return {err = 'ended'} end
+local existing = redis.call('HGET', KEYS[3], ARGV[2])
+if existing then return redis.call('HGET', KEYS[2], existing) end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+redis.call('HSET', KEYS[3], ARGV[2], ARGV[1])
+redis.call('SADD', KEYS[4], redis.call('HGET', KEYS[1], 'id'))
+return ARGV[3]
+"""
+
+# Lobby decision. KEYS: consultation, participants. ARGV: participant id, new state
+_DECIDE = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return {err = 'not_found'} end
+if state == 'ended' then return {err = 'ended'} end
+local raw = redis.call('HGET', KEYS[2], ARGV[1])
+if not raw then return {err = 'participant_not_found'} end
+local p = cjson.decode(raw)
+if p['state'] ~= 'lobby' then return {err = 'not_in_lobby'} end
+p['state'] = ARGV[2]
+raw = cjson.encode(p)
+redis.call('HSET', KEYS[2], ARGV[1], raw)
+return raw
+"""
+
+# KEYS: consultation. ARGV: from-states csv, to-state, timestamp field, now, outcome or ''
+_TRANSITION = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return {err = 'not_found'} end
+local allowed = false
+for s in string.gmatch(ARGV[1], '[^,]+') do if s == state then allowed = true end end
+if not allowed then return state end
+redis.call('HSET', KEYS[1], 'state', ARGV[2], ARGV[3], ARGV[4])
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'outcome', ARGV[5]) end
+return 'ok'
+"""
+
+_ERRORS = {
+    "not_found": NotFound("Fant ikke denne konsultasjonen.", code="consultation_not_found"),
+    "ended": Conflict("Konsultasjonen er avsluttet.", code="consultation_ended"),
+    "participant_not_found": NotFound("Fant ikke denne deltakeren.", code="participant_not_found"),
+    "not_in_lobby": Conflict("Deltakeren venter ikke på å slippe inn.", code="not_in_lobby"),
+}
+
+
+def _raise_script_error(exc: aioredis.ResponseError) -> NoReturn:
+    """Turn a script's `{err = code}` into the domain error it stands for (longest code first)."""
+    for key in sorted(_ERRORS, key=len, reverse=True):
+        if key in str(exc):
+            err = _ERRORS[key]
+            raise type(err)(err.message, code=err.code) from None
+    raise exc
+
+
+class ConsultationStore:
+    def __init__(self, redis: aioredis.Redis, clock: Callable[[], float] = time.time) -> None:
+        self._r = redis
+        self._clock = clock
+        self._add = redis.register_script(_ADD_PARTICIPANT)
+        self._decide = redis.register_script(_DECIDE)
+        self._transition = redis.register_script(_TRANSITION)
+
+    async def create(self, tenant: str, service: str, *, creator: str, creator_role: Role, creator_name: str,
+                     scheduled_at: float | None = None, channel: Channel = Channel.VIDEO) -> Consultation:
+        """A consultation with its creator admitted. A booking system creating a slot is not a participant."""
+        k = Keys(tenant)
+        now = self._clock()
+        cid = "c_" + secrets.token_urlsafe(12)
+        state = ConsultationState.SCHEDULED if scheduled_at else ConsultationState.WAITING
+        fields = new_consultation_fields(cid, tenant, service, creator=creator, now=now, state=state,
+                                         scheduled_at=scheduled_at, channel=channel)
+        async with self._r.pipeline(transaction=True) as p:
+            p.hset(k.consultation(cid), mapping=fields)
+            if creator_role in (Role.CLINICIAN, Role.NURSE, Role.OPERATOR):
+                me = new_participant(creator, creator_role, creator_name, now)
+                p.hset(k.participants(cid), me.id, me.to_json())
+                p.hset(k.subjects(cid), creator, me.id)
+                p.sadd(k.my_consultations(creator), cid)
+            await p.execute()
+        return await self.get(tenant, cid)
+
+    async def get(self, tenant: str, cid: str) -> Consultation:
+        k = Keys(tenant)
+        async with self._r.pipeline(transaction=False) as p:
+            p.hgetall(k.consultation(cid))
+            p.hvals(k.participants(cid))
+            h, raw = await p.execute()
+        if not h:
+            raise NotFound("Fant ikke denne konsultasjonen.", code="consultation_not_found")
+        return Consultation.from_redis(h, [Participant.from_json(x) for x in raw])
+
+    async def add_participant(self, tenant: str, cid: str, *, subject: str, role: Role, display_name: str,
+                              state: ParticipantState) -> Participant:
+        """Join (admitted) or knock (lobby). A subject already present keeps the participant it has."""
+        k = Keys(tenant)
+        p = new_participant(subject, role, display_name, self._clock(), state)
+        try:
+            raw = await self._add(keys=[k.consultation(cid), k.participants(cid), k.subjects(cid),
+                                        k.my_consultations(subject)], args=[p.id, subject, p.to_json()])
+        except aioredis.ResponseError as exc:
+            _raise_script_error(exc)
+        return Participant.from_json(raw)
+
+    async def decide(self, tenant: str, cid: str, participant_id: str, admit: bool) -> Participant:
+        k = Keys(tenant)
+        state = ParticipantState.ADMITTED if admit else ParticipantState.DENIED
+        try:
+            raw = await self._decide(keys=[k.consultation(cid), k.participants(cid)],
+                                     args=[participant_id, state.value])
+        except aioredis.ResponseError as exc:
+            _raise_script_error(exc)
+        return Participant.from_json(raw)
+
+    async def activate(self, tenant: str, cid: str) -> bool:
+        """waiting/scheduled -> active, when the conversation starts. False if it already had."""
+        result = await self._run_transition(tenant, cid, "scheduled,waiting", ConsultationState.ACTIVE,
+                                            "started_at", "")
+        return result == "ok"
+
+    async def end(self, tenant: str, cid: str, outcome: Outcome) -> Consultation:
+        result = await self._run_transition(tenant, cid, "scheduled,waiting,active", ConsultationState.ENDED,
+                                            "ended_at", outcome.value)
+        if result != "ok":
+            raise Conflict("Konsultasjonen er allerede avsluttet.", code="consultation_ended")
+        return await self.get(tenant, cid)
+
+    async def _run_transition(self, tenant: str, cid: str, from_states: str, to: ConsultationState,
+                              ts_field: str, outcome: str) -> str:
+        try:
+            return await self._transition(keys=[Keys(tenant).consultation(cid)],
+                                          args=[from_states, to.value, ts_field, self._clock(), outcome])
+        except aioredis.ResponseError as exc:
+            _raise_script_error(exc)
+
+    async def of_subject(self, tenant: str, subject: str) -> list[str]:
+        return sorted(await self._r.smembers(Keys(tenant).my_consultations(subject)))

@@ -1,0 +1,120 @@
+"""Invites: single-use, expiring capability tokens bound to one consultation and one role.
+
+The token is `nli.<tenant>.<secret>`; only a SHA-256 digest of the secret is stored, so a Redis dump
+does not hand out working links. Spending an invite and adding its participant is one script.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+from .consultations import new_participant
+from .errors import Gone, NotFound
+from .keys import Keys
+from .models import Participant, ParticipantState, Role
+
+PREFIX = "nli"
+KEEP_AFTER_EXPIRY_S = 86400  # long enough to tell "expired" from "unknown"
+
+# KEYS: invite, consultation, participants, subjects, the holder's consultations   ARGV: now, participant json template
+_REDEEM = """
+local inv = redis.call('HGETALL', KEYS[1])
+if #inv == 0 then return {err = 'invite_unknown'} end
+local h = {}
+for i = 1, #inv, 2 do h[inv[i]] = inv[i + 1] end
+if h['used'] == '1' then return {err = 'invite_used'} end
+if tonumber(h['expires_at']) < tonumber(ARGV[1]) then return {err = 'invite_expired'} end
+local state = redis.call('HGET', KEYS[2], 'state')
+if not state or state == 'ended' then return {err = 'consultation_ended'} end
+local p = cjson.decode(ARGV[2])
+p['role'] = h['role']
+if h['lobby'] == '1' then p['state'] = 'lobby' else p['state'] = 'admitted' end
+local raw = cjson.encode(p)
+redis.call('HSET', KEYS[1], 'used', '1', 'used_at', ARGV[1], 'participant_id', p['id'])
+redis.call('HSET', KEYS[3], p['id'], raw)
+redis.call('HSET', KEYS[4], p['subject'], p['id'])
+redis.call('SADD', KEYS[5], redis.call('HGET', KEYS[2], 'id'))
+return raw
+"""
+
+_MESSAGES = {
+    "invite_unknown": (NotFound, "Lenken er ukjent. Be om en ny lenke."),
+    "invite_used": (Gone, "Lenken er allerede brukt. Be om en ny lenke."),
+    "invite_expired": (Gone, "Lenken er utløpt. Be om en ny lenke."),
+    "consultation_ended": (Gone, "Konsultasjonen er avsluttet."),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Invite:
+    token: str
+    tenant: str
+    consultation_id: str
+    role: Role
+    lobby: bool
+    expires_at: float
+
+
+def parse_token(token: str) -> tuple[str, str] | None:
+    """(tenant, secret) of a well-formed invite token, else None."""
+    parts = token.split(".")
+    if len(parts) != 3 or parts[0] != PREFIX or not parts[1] or len(parts[2]) < 20:
+        return None
+    return parts[1], parts[2]
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class InviteStore:
+    def __init__(self, redis: aioredis.Redis, clock: Callable[[], float] = time.time) -> None:
+        self._r = redis
+        self._clock = clock
+        self._redeem = redis.register_script(_REDEEM)
+
+    async def create(self, tenant: str, cid: str, *, role: Role, ttl_s: int, lobby: bool,
+                     created_by: str) -> Invite:
+        secret = secrets.token_urlsafe(24)
+        expires_at = self._clock() + ttl_s
+        key = Keys(tenant).invite(_digest(secret))
+        async with self._r.pipeline(transaction=True) as p:
+            p.hset(key, mapping={"consultation_id": cid, "role": role.value, "lobby": "1" if lobby else "0",
+                                 "expires_at": str(expires_at), "used": "0", "created_by": created_by})
+            p.expire(key, ttl_s + KEEP_AFTER_EXPIRY_S)
+            await p.execute()
+        return Invite(f"{PREFIX}.{tenant}.{secret}", tenant, cid, role, lobby, expires_at)
+
+    async def peek(self, token: str) -> Invite:
+        """What an invite grants, without spending it."""
+        parsed = parse_token(token)
+        h = await self._r.hgetall(Keys(parsed[0]).invite(_digest(parsed[1]))) if parsed else {}
+        if not h or not parsed:
+            raise NotFound(_MESSAGES["invite_unknown"][1], code="invite_unknown")
+        return Invite(token, parsed[0], h["consultation_id"], Role(h["role"]), h["lobby"] == "1",
+                      float(h["expires_at"]))
+
+    async def redeem(self, token: str, *, subject: str, display_name: str) -> tuple[Invite, Participant]:
+        """Spend the invite and add its holder to the consultation (lobby or admitted), atomically."""
+        invite = await self.peek(token)
+        k = Keys(invite.tenant)
+        template = new_participant(subject, invite.role, display_name, self._clock(), ParticipantState.LOBBY)
+        try:
+            raw = await self._redeem(
+                keys=[k.invite(_digest(token.split(".")[2])), k.consultation(invite.consultation_id),
+                      k.participants(invite.consultation_id), k.subjects(invite.consultation_id),
+                      k.my_consultations(subject)],
+                args=[self._clock(), template.to_json()])
+        except aioredis.ResponseError as exc:
+            for code, (kind, message) in _MESSAGES.items():
+                if code in str(exc):
+                    raise kind(message, code=code) from None
+            raise
+        return invite, Participant.from_json(raw)
+

@@ -1,0 +1,57 @@
+"""Redis key names. Every key is namespaced by tenant; the `{tenant}` hash tag keeps one
+tenant's keys in one Redis Cluster slot so multi-key Lua scripts stay legal there too."""
+
+
+class Keys:
+    def __init__(self, tenant: str) -> None:
+        self.tenant = tenant
+        self.prefix = f"nl:{{{tenant}}}:"
+
+    def queue(self, service: str) -> str:
+        return f"{self.prefix}queue:{service}"
+
+    def ticket(self, ticket_id: str) -> str:
+        return f"{self.prefix}ticket:{ticket_id}"
+
+    def open_ticket(self, owner: str, service: str) -> str:
+        """The one waiting ticket an owner may hold per service."""
+        return f"{self.prefix}owner:{owner}:ticket:{service}"
+
+    def disconnected(self) -> str:
+        return f"{self.prefix}disconnected"
+
+    def clinicians(self, service: str) -> str:
+        return f"{self.prefix}clinicians:{service}"
+
+    def service_stats(self, service: str, day: str) -> str:
+        return f"{self.prefix}stats:{service}:{day}"
+
+    def consultation(self, cid: str) -> str:
+        return f"{self.prefix}consultation:{cid}"
+
+    def participants(self, cid: str) -> str:
+        return f"{self.prefix}consultation:{cid}:participants"
+
+    def subjects(self, cid: str) -> str:
+        return f"{self.prefix}consultation:{cid}:subjects"
+
+    def consultation_audit(self, cid: str) -> str:
+        return f"{self.prefix}consultation:{cid}:audit"
+
+    def my_consultations(self, subject: str) -> str:
+        return f"{self.prefix}subject:{subject}:consultations"
+
+    def invite(self, digest: str) -> str:
+        return f"{self.prefix}invite:{digest}"
+
+    def audit(self) -> str:
+        return f"{self.prefix}audit"
+
+    def audit_head(self) -> str:
+        return f"{self.prefix}audit:head"
+
+    def rate(self, subject: str, bucket: str, window: int) -> str:
+        return f"{self.prefix}rate:{bucket}:{subject}:{window}"
+
+    def events(self, topic: str) -> str:
+        return f"{self.prefix}events:{topic}"

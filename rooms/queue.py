@@ -1,0 +1,265 @@
+"""Waiting queues: one sorted set per service, ordered by (priority, enqueue time).
+
+Every change is one Lua script, so a ticket can never be handed to two clinicians and no change is
+ever half-done. The score is `rank * 1e14 + enqueued_ms`: lower is served first, and changing a
+ticket's priority keeps its enqueue time.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import redis.asyncio as aioredis
+
+from .consultations import ConsultationStore, new_consultation_fields, new_participant
+from .errors import Conflict, NotFound
+from .keys import Keys
+from .models import Channel, Consultation, ConsultationState, Priority, Role, Ticket, TicketState
+
+RANK_SPAN = 10**14
+TERMINAL_TTL_S = 7 * 24 * 3600  # a finished ticket is kept a week for statistics, then expires
+
+
+def score(priority: Priority, enqueued_at: float) -> int:
+    return priority.rank * RANK_SPAN + int(enqueued_at * 1000)
+
+
+_JOIN = """
+local open_key, ticket_key, queue_key, stats_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local existing = redis.call('GET', open_key)
+if existing then return {0, existing} end
+redis.call('HSET', ticket_key, unpack(ARGV, 3))
+redis.call('ZADD', queue_key, ARGV[2], ARGV[1])
+redis.call('SET', open_key, ARGV[1])
+redis.call('HINCRBY', stats_key, 'joined', 1)
+redis.call('EXPIRE', stats_key, 400 * 86400)
+return {1, redis.call('ZRANK', queue_key, ARGV[1])}
+"""
+
+# KEYS: queue, clinicians, stats   ARGV: prefix, cid, now, clinician subject, ttl, consultation fields..., '|',
+# clinician participant json, citizen participant id
+_TAKE = """
+local queue_key, clinicians_key, stats_key = KEYS[1], KEYS[2], KEYS[3]
+local prefix, cid, now, who, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
+local popped = redis.call('ZPOPMIN', queue_key)
+if #popped == 0 then return nil end
+local tid = popped[1]
+local tkey = prefix .. 'ticket:' .. tid
+local t = redis.call('HGETALL', tkey)
+local ticket = {}
+for i = 1, #t, 2 do ticket[t[i]] = t[i + 1] end
+local sep = 6
+while ARGV[sep] ~= '|' do sep = sep + 1 end
+local ckey = prefix .. 'consultation:' .. cid
+redis.call('HSET', ckey, unpack(ARGV, 6, sep - 1))
+redis.call('HSET', ckey, 'ticket_id', tid, 'channel', ticket['channel'], 'service', ticket['service'])
+local clinician = cjson.decode(ARGV[sep + 1])
+local citizen = {id = ARGV[sep + 2], subject = ticket['owner'], role = ticket['owner_role'],
+                 display_name = ticket['owner_name'], state = 'admitted', joined_at = now}
+for _, p in ipairs({clinician, citizen}) do
+  redis.call('HSET', ckey .. ':participants', p['id'], cjson.encode(p))
+  redis.call('HSET', ckey .. ':subjects', p['subject'], p['id'])
+  redis.call('SADD', prefix .. 'subject:' .. p['subject'] .. ':consultations', cid)
+end
+redis.call('HSET', tkey, 'state', 'taken', 'consultation_id', cid, 'taken_by', who, 'disconnected_at', '')
+redis.call('EXPIRE', tkey, ttl)
+redis.call('DEL', prefix .. 'owner:' .. ticket['owner'] .. ':ticket:' .. ticket['service'])
+redis.call('ZREM', prefix .. 'disconnected', tid)
+redis.call('ZADD', clinicians_key, now, who)
+redis.call('HINCRBY', stats_key, 'taken', 1)
+redis.call('HINCRBYFLOAT', stats_key, 'wait_s_sum', now - tonumber(ticket['enqueued_at']))
+redis.call('EXPIRE', stats_key, 400 * 86400)
+return tid
+"""
+
+_SET_PRIORITY = """
+local tkey, queue_key = KEYS[1], KEYS[2]
+if redis.call('HGET', tkey, 'state') ~= 'waiting' then return 0 end
+redis.call('ZADD', queue_key, 'XX', ARGV[2], ARGV[3])
+redis.call('HSET', tkey, 'priority', ARGV[1])
+return 1
+"""
+
+# Leave or abandon: only a waiting ticket; ARGV[1] = new state, ARGV[2] = required disconnect cutoff or ''
+_REMOVE = """
+local tkey, queue_key, open_key, disc_key, stats_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+if redis.call('HGET', tkey, 'state') ~= 'waiting' then return 0 end
+if ARGV[2] ~= '' then
+  local d = redis.call('HGET', tkey, 'disconnected_at')
+  if not d or d == '' or tonumber(d) > tonumber(ARGV[2]) then return 0 end
+end
+local tid = redis.call('HGET', tkey, 'id')
+redis.call('ZREM', queue_key, tid)
+redis.call('ZREM', disc_key, tid)
+redis.call('DEL', open_key)
+redis.call('HSET', tkey, 'state', ARGV[1])
+redis.call('EXPIRE', tkey, tonumber(ARGV[3]))
+redis.call('HINCRBY', stats_key, ARGV[1], 1)
+redis.call('EXPIRE', stats_key, 400 * 86400)
+return 1
+"""
+
+_PRESENCE = """
+local tkey, disc_key = KEYS[1], KEYS[2]
+if redis.call('HGET', tkey, 'state') ~= 'waiting' then return 0 end
+local tid = redis.call('HGET', tkey, 'id')
+if ARGV[1] == '' then
+  redis.call('HSET', tkey, 'disconnected_at', '')
+  redis.call('ZREM', disc_key, tid)
+else
+  local d = redis.call('HGET', tkey, 'disconnected_at')
+  if d and d ~= '' then return 1 end
+  redis.call('HSET', tkey, 'disconnected_at', ARGV[1])
+  redis.call('ZADD', disc_key, ARGV[1], tid)
+end
+return 1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    position: int  # 1-based
+    eta_s: int
+
+
+def _day(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
+
+
+class QueueStore:
+    def __init__(self, redis: aioredis.Redis, consultations: ConsultationStore,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._r = redis
+        self._consultations = consultations
+        self._clock = clock
+        self._join = redis.register_script(_JOIN)
+        self._take = redis.register_script(_TAKE)
+        self._set_priority = redis.register_script(_SET_PRIORITY)
+        self._remove = redis.register_script(_REMOVE)
+        self._presence = redis.register_script(_PRESENCE)
+
+    async def join(self, tenant: str, service: str, *, owner: str, owner_role: Role, owner_name: str,
+                   channel: Channel, reason: str, callback_phone: str | None = None,
+                   priority: Priority = Priority.GREEN) -> Ticket:
+        """Queue a ticket. An owner holds at most one waiting ticket per service (Conflict otherwise)."""
+        k = Keys(tenant)
+        now = self._clock()
+        # Ids sort by enqueue time, so equal scores (same millisecond) still keep arrival order.
+        ticket = Ticket(id=f"t_{int(now * 1e6):x}{secrets.token_hex(6)}", tenant=tenant, service=service, owner=owner,
+                        owner_role=owner_role, owner_name=owner_name, channel=channel, reason=reason,
+                        priority=priority, enqueued_at=now, state=TicketState.WAITING,
+                        callback_phone=callback_phone)
+        fields = [x for kv in ticket.to_redis().items() for x in kv]
+        ok, value = await self._join(
+            keys=[k.open_ticket(owner, service), k.ticket(ticket.id), k.queue(service),
+                  k.service_stats(service, _day(now))],
+            args=[ticket.id, score(priority, now), *fields])
+        if not ok:
+            raise Conflict("Du står allerede i køen til denne tjenesten.", code="already_queued")
+        return ticket
+
+    async def get(self, tenant: str, ticket_id: str) -> Ticket:
+        h = await self._r.hgetall(Keys(tenant).ticket(ticket_id))
+        if not h:
+            raise NotFound("Fant ikke denne plassen i køen.", code="ticket_not_found")
+        return Ticket.from_redis(h)
+
+    async def open_ticket_of(self, tenant: str, owner: str, service: str) -> str | None:
+        return await self._r.get(Keys(tenant).open_ticket(owner, service))
+
+    async def place(self, ticket: Ticket, median_consultation_s: int) -> Place | None:
+        """Position (1-based) and estimated wait, or None when the ticket no longer waits."""
+        k = Keys(ticket.tenant)
+        now = self._clock()
+        async with self._r.pipeline(transaction=False) as p:
+            p.zrank(k.queue(ticket.service), ticket.id)
+            p.zcount(k.clinicians(ticket.service), now - 3600, "+inf")
+            rank, clinicians = await p.execute()
+        if rank is None:
+            return None
+        # Each clinician seen taking a ticket in the last hour works the queue in parallel.
+        eta = math.ceil(rank * median_consultation_s / max(1, clinicians))
+        return Place(position=rank + 1, eta_s=eta)
+
+    async def length(self, tenant: str, service: str) -> int:
+        return await self._r.zcard(Keys(tenant).queue(service))
+
+    async def waiting(self, tenant: str, service: str, limit: int = 200) -> list[Ticket]:
+        ids = await self._r.zrange(Keys(tenant).queue(service), 0, limit - 1)
+        if not ids:
+            return []
+        async with self._r.pipeline(transaction=False) as p:
+            for tid in ids:
+                p.hgetall(Keys(tenant).ticket(tid))
+            rows = await p.execute()
+        return [Ticket.from_redis(h) for h in rows if h]
+
+    async def take_next(self, tenant: str, service: str, *, clinician: str, clinician_role: Role,
+                        clinician_name: str) -> tuple[Ticket, Consultation] | None:
+        """Atomically pop the most urgent, oldest ticket and open a consultation with its owner invited."""
+        k = Keys(tenant)
+        now = self._clock()
+        cid = "c_" + secrets.token_urlsafe(12)
+        fields = new_consultation_fields(cid, tenant, service, creator=clinician, now=now,
+                                         state=ConsultationState.WAITING)
+        me = new_participant(clinician, clinician_role, clinician_name, now)
+        citizen_pid = "p_" + secrets.token_urlsafe(9)
+        tid = await self._take(
+            keys=[k.queue(service), k.clinicians(service), k.service_stats(service, _day(now))],
+            args=[k.prefix, cid, now, clinician, TERMINAL_TTL_S,
+                  *[x for kv in fields.items() for x in kv], "|", me.to_json(), citizen_pid])
+        if tid is None:
+            return None
+        return await self.get(tenant, tid), await self._consultations.get(tenant, cid)
+
+    async def set_priority(self, ticket: Ticket, priority: Priority) -> Ticket:
+        k = Keys(ticket.tenant)
+        ok = await self._set_priority(keys=[k.ticket(ticket.id), k.queue(ticket.service)],
+                                      args=[priority.value, score(priority, ticket.enqueued_at), ticket.id])
+        if not ok:
+            raise Conflict("Denne plassen i køen venter ikke lenger.", code="ticket_not_waiting")
+        return await self.get(ticket.tenant, ticket.id)
+
+    async def leave(self, ticket: Ticket) -> None:
+        if not await self._remove_ticket(ticket, TicketState.LEFT, cutoff=None):
+            raise Conflict("Denne plassen i køen venter ikke lenger.", code="ticket_not_waiting")
+
+    async def _remove_ticket(self, ticket: Ticket, state: TicketState, cutoff: float | None) -> bool:
+        k = Keys(ticket.tenant)
+        return bool(await self._remove(
+            keys=[k.ticket(ticket.id), k.queue(ticket.service), k.open_ticket(ticket.owner, ticket.service),
+                  k.disconnected(), k.service_stats(ticket.service, _day(self._clock()))],
+            args=[state.value, "" if cutoff is None else cutoff, TERMINAL_TTL_S]))
+
+    async def disconnected(self, tenant: str, ticket_id: str) -> None:
+        """The owner's live connection dropped: the ticket keeps its place for the grace period."""
+        k = Keys(tenant)
+        await self._presence(keys=[k.ticket(ticket_id), k.disconnected()], args=[self._clock()])
+
+    async def reconnected(self, tenant: str, ticket_id: str) -> None:
+        k = Keys(tenant)
+        await self._presence(keys=[k.ticket(ticket_id), k.disconnected()], args=[""])
+
+    async def abandon_expired(self, tenant: str, grace_s: float) -> list[Ticket]:
+        """Drop tickets whose owner has been gone longer than the grace period; counted as abandoned."""
+        cutoff = self._clock() - grace_s
+        ids = await self._r.zrangebyscore(Keys(tenant).disconnected(), "-inf", cutoff)
+        dropped = []
+        for tid in ids:
+            try:
+                ticket = await self.get(tenant, tid)
+            except NotFound:
+                await self._r.zrem(Keys(tenant).disconnected(), tid)
+                continue
+            if await self._remove_ticket(ticket, TicketState.ABANDONED, cutoff=cutoff):
+                dropped.append(ticket)
+        return dropped
+
+    async def stats(self, tenant: str, service: str, day: str) -> dict[str, float]:
+        h = await self._r.hgetall(Keys(tenant).service_stats(service, day))
+        return {key: float(v) for key, v in h.items()}
