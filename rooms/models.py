@@ -15,6 +15,7 @@ class Role(StrEnum):
     INTERPRETER = "interpreter"
     RELATIVE = "relative"
     ADMIN = "admin"
+    BOOKING = "booking"  # a booking system (client credentials) creating scheduled consultations
 
 
 STAFF_ROLES = frozenset({Role.CLINICIAN, Role.NURSE, Role.OPERATOR})
@@ -186,3 +187,21 @@ class Consultation:
     def is_admitted(self, subject: str) -> bool:
         p = self.participant_for(subject)
         return p is not None and p.state == ParticipantState.ADMITTED
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is acting, as established by a verified token. `consultation_id` set: a session or invite
+    principal that may act on that one consultation only."""
+
+    subject: str
+    role: Role
+    tenant: str
+    name: str = ""
+    issuer: str = ""
+    consultation_id: str | None = None
+    participant_id: str | None = None
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role in STAFF_ROLES

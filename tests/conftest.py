@@ -58,3 +58,77 @@ def clock() -> FakeClock:
 @pytest.fixture
 async def store(redis_client: aioredis.Redis, clock: FakeClock) -> Store:
     return Store(redis_client, clock)
+
+
+# --- the application -------------------------------------------------------------------------------
+
+from aiohttp.test_utils import TestClient, TestServer  # noqa: E402
+
+from signaling.app import build_app  # noqa: E402
+from signaling.config import Config, load_config  # noqa: E402
+
+TEST_TENANTS = """
+[[tenants]]
+id = "oslo"
+name = "Oslo kommune"
+[[tenants.services]]
+id = "nettlege"
+name = "Kommunal nettlege"
+opening_hours = { default = "24/7" }
+[[tenants.services]]
+id = "legevakt"
+name = "Legevakt"
+opening_hours = { default = "24/7" }
+[[tenants.services]]
+id = "stengt"
+name = "Alltid stengt"
+opening_hours = { default = "closed" }
+
+[[tenants]]
+id = "bergen"
+name = "Bergen kommune"
+[[tenants.services]]
+id = "nettlege"
+name = "Kommunal nettlege"
+opening_hours = { default = "24/7" }
+"""
+
+
+@pytest.fixture
+def config_file(tmp_path) -> str:  # type: ignore[no-untyped-def]
+    path = tmp_path / "nettlege.toml"
+    path.write_text(TEST_TENANTS)
+    return str(path)
+
+
+@pytest.fixture
+def make_config(config_file: str, redis_url: str):  # type: ignore[no-untyped-def]
+    """Config for the test tenants on the private real Redis; keyword overrides win."""
+    def make(**overrides: object) -> Config:
+        env = {"REDIS_URL": redis_url, "NETTLEGE_ENV": "test",
+               "NETTLEGE_SECRET_KEY": "test-secret-key-with-enough-length-0123456789"}
+        return load_config(config_file, environ=env, **overrides)
+    return make
+
+
+@pytest.fixture
+async def app_client(make_config, redis_url) -> AsyncIterator[TestClient]:  # type: ignore[no-untyped-def]
+    """The whole app on a loopback port, on the private real Redis (flushed first)."""
+    r = connect(redis_url)
+    await r.flushdb()
+    await r.aclose()
+    client = TestClient(TestServer(build_app(make_config()), host="127.0.0.1"))
+    await client.start_server()
+    yield client
+    await client.close()
+
+
+async def dev_token(client: TestClient, sub: str, role: str, tenant: str = "oslo", name: str | None = None) -> str:
+    resp = await client.post("/api/v1/dev/token", json={"sub": sub, "role": role, "tenant": tenant,
+                                                        "name": name or f"Navn {sub}"})
+    assert resp.status == 200, await resp.text()
+    return (await resp.json())["token"]
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

@@ -1,0 +1,51 @@
+# nettlege: `make run` starts the embedded demo, `make test` runs the whole suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.stamp-install
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PYTEST_ARGS ?=
+
+.PHONY: run test lint install system-deps web-client bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e ".[test,load]"
+	touch $(STAMP)
+
+install: $(STAMP) web-client
+
+web-client:
+	@if [ -f web_client/package.json ]; then \
+	  command -v npm >/dev/null || { echo "npm is needed for the web client"; exit 1; }; \
+	  [ -d web_client/node_modules ] && [ web_client/node_modules -nt web_client/package-lock.json ] || \
+	    (cd web_client && npm ci --no-audit --no-fund --loglevel=error); \
+	  if grep -q '"build"' web_client/package.json; then (cd web_client && npm run --silent build); fi; \
+	fi
+
+# Debian packages the tests drive for real: redis-server, chromium (headless), coturn (TURN).
+system-deps:
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v turnserver >/dev/null || missing="$$missing coturn"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+run: install
+	$(VENV)/bin/nettlege serve
+
+test: system-deps install
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) web_client/node_modules

@@ -1,0 +1,11 @@
+"""REST API under /api/v1: one module per resource, all collected into one route table."""
+
+from ..http import Api
+from . import consultations, dev, me, queue, services
+
+
+def build_api() -> Api:
+    api = Api()
+    for module in (dev, services, queue, consultations, me):
+        api.include(module.api)
+    return api

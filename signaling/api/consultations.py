@@ -1,0 +1,163 @@
+"""Consultations: create, read, end; invites; the lobby (knock, admit, deny)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from rooms.audit import Action
+from rooms.errors import NotFound
+from rooms.events import consultation_topic
+from rooms.models import (
+    INVITABLE_ROLES,
+    Consultation,
+    ConsultationState,
+    ParticipantState,
+    Principal,
+    Role,
+)
+
+from ..appkeys import CONFIG, STORE
+from ..http import Api, ApiError, require_tenant
+from .queue import write_allowed
+from .schemas import (
+    ConsultationOut,
+    CreateConsultationIn,
+    EndIn,
+    InviteIn,
+    InviteOut,
+    KnockOut,
+    ParticipantOut,
+    consultation_out,
+)
+
+api = Api()
+CREATORS = (Role.CLINICIAN, Role.NURSE, Role.OPERATOR, Role.BOOKING)
+HOSTS = frozenset({Role.CLINICIAN, Role.NURSE, Role.OPERATOR})  # may invite, admit, deny, end
+
+
+async def load(request: web.Request, principal: Principal, *, host: bool = False) -> Consultation:
+    """The consultation if the caller takes part in it (admitted; a host when `host`), else 404/403."""
+    cid = request.match_info["consultation_id"]
+    if principal.consultation_id and principal.consultation_id != cid:
+        raise NotFound("Fant ikke denne konsultasjonen.", code="consultation_not_found")
+    consultation = await request.app[STORE].consultations.get(principal.tenant, cid)
+    me = consultation.participant_for(principal.subject)
+    if me is None:
+        raise NotFound("Fant ikke denne konsultasjonen.", code="consultation_not_found")
+    if host and (me.state != ParticipantState.ADMITTED or principal.role not in HOSTS):
+        raise ApiError(403, "forbidden", "Bare behandler i konsultasjonen kan gjøre dette.")
+    return consultation
+
+
+@api.route("POST", "/api/v1/consultations", summary="Create a consultation (the creator is admitted)",
+           roles=CREATORS, body=CreateConsultationIn, response=ConsultationOut, status=201,
+           errors=(401, 403, 404, 422, 429), tags=("consultations",))
+async def create(request: web.Request, principal: Principal, body: CreateConsultationIn) -> ConsultationOut:
+    require_tenant(principal, body.tenant)
+    tenant = request.app[CONFIG].tenant(body.tenant)
+    if tenant is None or tenant.service(body.service) is None:
+        raise ApiError(404, "service_not_found", "Fant ikke denne tjenesten.")
+    if body.citizen and principal.role != Role.BOOKING:
+        raise ApiError(403, "forbidden", "Bare et bookingsystem kan forhåndsgodkjenne en innbygger.")
+    await write_allowed(request, principal)
+    store = request.app[STORE]
+    c = await store.consultations.create(body.tenant, body.service, creator=principal.subject,
+                                         creator_role=principal.role, creator_name=principal.name,
+                                         scheduled_at=body.scheduled_at, channel=body.channel)
+    if body.citizen:
+        await store.consultations.add_participant(body.tenant, c.id, subject=body.citizen, role=Role.CITIZEN,
+                                                  display_name="", state=ParticipantState.ADMITTED)
+        c = await store.consultations.get(body.tenant, c.id)
+    await store.audit.record(body.tenant, Action.CONSULTATION_CREATED, actor=principal.subject,
+                             role=principal.role, consultation_id=c.id)
+    return consultation_out(c, principal.subject)
+
+
+@api.route("GET", "/api/v1/consultations/{consultation_id}", summary="A consultation I take part in",
+           response=ConsultationOut, errors=(401, 404), tags=("consultations",), scoped=True)
+async def get(request: web.Request, principal: Principal, _b: None) -> ConsultationOut:
+    c = await load(request, principal)
+    await request.app[STORE].audit.record(principal.tenant, Action.CONSULTATION_VIEWED, actor=principal.subject,
+                                          role=principal.role, consultation_id=c.id)
+    return consultation_out(c, principal.subject)
+
+
+@api.route("POST", "/api/v1/consultations/{consultation_id}/end", summary="End with an outcome",
+           body=EndIn, response=ConsultationOut, errors=(401, 403, 404, 409, 422), tags=("consultations",),
+           scoped=True)
+async def end(request: web.Request, principal: Principal, body: EndIn) -> ConsultationOut:
+    c = await load(request, principal, host=True)
+    store = request.app[STORE]
+    c = await store.consultations.end(principal.tenant, c.id, body.outcome)
+    await store.audit.record(principal.tenant, Action.CONSULTATION_ENDED, actor=principal.subject,
+                             role=principal.role, consultation_id=c.id, outcome=body.outcome.value)
+    await store.events.publish(principal.tenant, consultation_topic(c.id),
+                               {"type": "ended", "outcome": body.outcome.value})
+    return consultation_out(c, principal.subject)
+
+
+@api.route("POST", "/api/v1/consultations/{consultation_id}/invites", summary="Create a single-use invite",
+           body=InviteIn, response=InviteOut, status=201, errors=(401, 403, 404, 409, 422, 429),
+           tags=("consultations",), scoped=True)
+async def invite(request: web.Request, principal: Principal, body: InviteIn) -> InviteOut:
+    c = await load(request, principal, host=True)
+    config, store = request.app[CONFIG], request.app[STORE]
+    if c.state == ConsultationState.ENDED:
+        raise ApiError(409, "consultation_ended", "Konsultasjonen er avsluttet.")
+    if body.role not in INVITABLE_ROLES:
+        raise ApiError(422, "role_not_invitable", f"Kan ikke invitere rollen {body.role.value}.")
+    if body.ttl_s > config.limits.max_invite_ttl_s:
+        raise ApiError(422, "ttl_too_long", f"En lenke kan vare høyst {config.limits.max_invite_ttl_s} sekunder.")
+    await write_allowed(request, principal)
+    inv = await store.invites.create(principal.tenant, c.id, role=body.role, ttl_s=body.ttl_s, lobby=body.lobby,
+                                     created_by=principal.subject)
+    await store.audit.record(principal.tenant, Action.INVITE_CREATED, actor=principal.subject,
+                             role=principal.role, consultation_id=c.id, invitee_role=body.role.value)
+    base = (config.public_url or f"{request.scheme}://{request.host}").rstrip("/")
+    return InviteOut(token=inv.token, url=f"{base}/#/invite/{inv.token}", role=inv.role,
+                     expires_at=inv.expires_at)
+
+
+@api.route("POST", "/api/v1/consultations/{consultation_id}/knock",
+           summary="Ask to be let in: the caller waits in the lobby until a clinician admits or denies",
+           response=KnockOut, status=202, errors=(401, 404, 409, 429), tags=("lobby",))
+async def knock(request: web.Request, principal: Principal, _b: None) -> KnockOut:
+    store = request.app[STORE]
+    cid = request.match_info["consultation_id"]
+    await write_allowed(request, principal)
+    p = await store.consultations.add_participant(principal.tenant, cid, subject=principal.subject,
+                                                  role=principal.role, display_name=principal.name,
+                                                  state=ParticipantState.LOBBY)
+    await store.audit.record(principal.tenant, Action.CONSULTATION_KNOCKED, actor=principal.subject,
+                             role=principal.role, consultation_id=cid)
+    await store.events.publish(principal.tenant, consultation_topic(cid),
+                               {"type": "knock", "participant_id": p.id, "role": p.role.value,
+                                "display_name": p.display_name})
+    return KnockOut(participant_id=p.id, state=p.state.value)
+
+
+async def _decide(request: web.Request, principal: Principal, admit: bool) -> ParticipantOut:
+    c = await load(request, principal, host=True)
+    store = request.app[STORE]
+    p = await store.consultations.decide(principal.tenant, c.id, request.match_info["participant_id"], admit)
+    await store.audit.record(principal.tenant,
+                             Action.CONSULTATION_ADMITTED if admit else Action.CONSULTATION_DENIED,
+                             actor=principal.subject, role=principal.role, consultation_id=c.id,
+                             participant_id=p.id)
+    await store.events.publish(principal.tenant, consultation_topic(c.id),
+                               {"type": "admitted" if admit else "denied", "participant_id": p.id})
+    return ParticipantOut(id=p.id, role=p.role, display_name=p.display_name, state=p.state.value)
+
+
+@api.route("POST", "/api/v1/consultations/{consultation_id}/participants/{participant_id}/admit",
+           summary="Admit someone waiting in the lobby", response=ParticipantOut,
+           errors=(401, 403, 404, 409), tags=("lobby",), scoped=True)
+async def admit(request: web.Request, principal: Principal, _b: None) -> ParticipantOut:
+    return await _decide(request, principal, True)
+
+
+@api.route("POST", "/api/v1/consultations/{consultation_id}/participants/{participant_id}/deny",
+           summary="Deny someone waiting in the lobby", response=ParticipantOut,
+           errors=(401, 403, 404, 409), tags=("lobby",), scoped=True)
+async def deny(request: web.Request, principal: Principal, _b: None) -> ParticipantOut:
+    return await _decide(request, principal, False)

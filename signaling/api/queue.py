@@ -1,0 +1,145 @@
+"""Queues and tickets: join, see my place, leave, triage (priority) and take next."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from rooms.audit import Action
+from rooms.errors import NotFound, ServiceClosed
+from rooms.events import consultation_topic, queue_topic, ticket_topic
+from rooms.models import Channel, Principal, Priority, Role, Ticket
+from rooms.store import Store
+from rooms.tenants import Service, closed_message
+
+from ..appkeys import CONFIG, STORE
+from ..http import Api, ApiError, require_tenant
+from .schemas import JoinQueueIn, PriorityIn, TakeOut, TicketOut, consultation_out, ticket_out
+
+api = Api()
+QUEUERS = (Role.CITIZEN, Role.NURSE)
+TRIAGE = (Role.CLINICIAN, Role.NURSE)
+STAFF = (Role.CLINICIAN, Role.NURSE, Role.OPERATOR)
+
+
+def _service(request: web.Request, principal: Principal) -> Service:
+    tenant_id, service_id = request.match_info["tenant"], request.match_info["service"]
+    require_tenant(principal, tenant_id)
+    tenant = request.app[CONFIG].tenant(tenant_id)
+    service = tenant.service(service_id) if tenant else None
+    if service is None:
+        raise ApiError(404, "service_not_found", "Fant ikke denne tjenesten.")
+    return service
+
+
+async def write_allowed(request: web.Request, principal: Principal, bucket: str = "write") -> None:
+    limit = request.app[CONFIG].limits.writes_per_minute
+    await request.app[STORE].rate.hit(principal.tenant, principal.subject, bucket, limit=limit, window_s=60)
+
+
+async def _ticket_view(store: Store, request: web.Request, ticket: Ticket, principal: Principal) -> TicketOut:
+    tenant = request.app[CONFIG].tenant(ticket.tenant)
+    service = tenant.service(ticket.service) if tenant else None
+    place = await store.queue.place(ticket, service.median_consultation_s if service else 600)
+    return ticket_out(ticket, place.position if place else None, place.eta_s if place else None,
+                      staff_view=principal.role in STAFF)
+
+
+async def _my_ticket(request: web.Request, principal: Principal, *, staff: tuple[Role, ...]) -> Ticket:
+    """The ticket in the caller's tenant; its owner or staff of the tenant may see it."""
+    ticket = await request.app[STORE].queue.get(principal.tenant, request.match_info["ticket_id"])
+    if ticket.owner != principal.subject and principal.role not in staff:
+        raise NotFound("Fant ikke denne plassen i køen.", code="ticket_not_found")
+    return ticket
+
+
+@api.route("POST", "/api/v1/tenants/{tenant}/services/{service}/queue", summary="Join a service's queue",
+           roles=QUEUERS, body=JoinQueueIn, response=TicketOut, status=201, errors=(401, 403, 404, 409, 422, 429),
+           tags=("queue",))
+async def join_queue(request: web.Request, principal: Principal, body: JoinQueueIn) -> TicketOut:
+    service = _service(request, principal)
+    config, store = request.app[CONFIG], request.app[STORE]
+    tenant = config.tenant(principal.tenant)
+    assert tenant is not None
+    now = datetime.now(UTC)
+    if not service.opening_hours.is_open(now):
+        raise ServiceClosed(closed_message(tenant, service, now))
+    if body.channel not in service.channels:
+        raise ApiError(422, "channel_not_offered", f"{service.name} tilbyr ikke {body.channel.value}.")
+    if body.channel == Channel.PHONE and not body.callback_phone:
+        raise ApiError(422, "callback_phone_required", "Oppgi telefonnummeret vi skal ringe deg på.")
+    if body.priority is not None and principal.role != Role.NURSE:
+        raise ApiError(403, "forbidden", "Bare helsepersonell kan sette hastegrad.")
+    await write_allowed(request, principal)
+    ticket = await store.queue.join(
+        principal.tenant, service.id, owner=principal.subject, owner_role=principal.role,
+        owner_name=principal.name, channel=body.channel, reason=body.reason,
+        callback_phone=body.callback_phone if body.channel == Channel.PHONE else None,
+        priority=body.priority or Priority.GREEN)
+    await store.audit.record(principal.tenant, Action.TICKET_JOINED, actor=principal.subject,
+                             role=principal.role, ticket_id=ticket.id, service=service.id)
+    await store.events.publish(principal.tenant, queue_topic(service.id), {"type": "queue_changed"})
+    return await _ticket_view(store, request, ticket, principal)
+
+
+@api.route("GET", "/api/v1/tenants/{tenant}/services/{service}/queue", summary="The waiting queue (staff)",
+           roles=STAFF, response=list[TicketOut], errors=(401, 403, 404), tags=("queue",))
+async def list_queue(request: web.Request, principal: Principal, _b: None) -> list[dict[str, object]]:
+    service = _service(request, principal)
+    store = request.app[STORE]
+    tickets = await store.queue.waiting(principal.tenant, service.id)
+    return [ticket_out(t, i + 1, None, staff_view=True).model_dump(mode="json") for i, t in enumerate(tickets)]
+
+
+@api.route("POST", "/api/v1/tenants/{tenant}/services/{service}/queue/take",
+           summary="Take the next ticket: opens a consultation with its owner (204 when empty)",
+           roles=(Role.CLINICIAN,), response=TakeOut, errors=(401, 403, 404, 429), tags=("queue",))
+async def take_next(request: web.Request, principal: Principal, _b: None) -> TakeOut | web.Response:
+    service = _service(request, principal)
+    store = request.app[STORE]
+    await write_allowed(request, principal, "take")
+    taken = await store.queue.take_next(principal.tenant, service.id, clinician=principal.subject,
+                                        clinician_role=principal.role, clinician_name=principal.name)
+    if taken is None:
+        return web.Response(status=204)
+    ticket, consultation = taken
+    await store.audit.record(principal.tenant, Action.TICKET_TAKEN, actor=principal.subject,
+                             role=principal.role, consultation_id=consultation.id, ticket_id=ticket.id)
+    await store.events.publish(principal.tenant, ticket_topic(ticket.id),
+                               {"type": "called", "consultation_id": consultation.id})
+    await store.events.publish(principal.tenant, queue_topic(service.id), {"type": "queue_changed"})
+    await store.events.publish(principal.tenant, consultation_topic(consultation.id), {"type": "changed"})
+    return TakeOut(ticket_id=ticket.id, consultation_id=consultation.id,
+                   ticket=ticket_out(ticket, None, None, staff_view=True),
+                   consultation=consultation_out(consultation, principal.subject))
+
+
+@api.route("GET", "/api/v1/tickets/{ticket_id}", summary="A ticket with its place and estimated wait",
+           response=TicketOut, errors=(401, 404), tags=("queue",))
+async def get_ticket(request: web.Request, principal: Principal, _b: None) -> TicketOut:
+    ticket = await _my_ticket(request, principal, staff=STAFF)
+    return await _ticket_view(request.app[STORE], request, ticket, principal)
+
+
+@api.route("DELETE", "/api/v1/tickets/{ticket_id}", summary="Leave the queue", status=204,
+           errors=(401, 404, 409), tags=("queue",))
+async def leave_queue(request: web.Request, principal: Principal, _b: None) -> None:
+    ticket = await _my_ticket(request, principal, staff=TRIAGE)
+    store = request.app[STORE]
+    await store.queue.leave(ticket)
+    await store.audit.record(principal.tenant, Action.TICKET_LEFT, actor=principal.subject,
+                             role=principal.role, ticket_id=ticket.id)
+    await store.events.publish(principal.tenant, queue_topic(ticket.service), {"type": "queue_changed"})
+
+
+@api.route("PATCH", "/api/v1/tickets/{ticket_id}", summary="Set a ticket's priority (triage)", roles=TRIAGE,
+           body=PriorityIn, response=TicketOut, errors=(401, 403, 404, 409, 422), tags=("queue",))
+async def set_priority(request: web.Request, principal: Principal, body: PriorityIn) -> TicketOut:
+    ticket = await _my_ticket(request, principal, staff=TRIAGE)
+    store = request.app[STORE]
+    ticket = await store.queue.set_priority(ticket, body.priority)
+    await store.audit.record(principal.tenant, Action.TICKET_PRIORITY, actor=principal.subject,
+                             role=principal.role, ticket_id=ticket.id, priority=body.priority.value)
+    await store.events.publish(principal.tenant, queue_topic(ticket.service), {"type": "queue_changed"})
+    return await _ticket_view(store, request, ticket, principal)

@@ -1,0 +1,154 @@
+"""The composition root: builds the aiohttp application from a Config.
+
+Redis, the HTTP client for JWKS, the store and background sweeps are opened in `cleanup_ctx` and
+closed on shutdown; handlers get them through typed app keys. Nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from rooms.audit import Action
+from rooms.events import queue_topic
+from rooms.store import Store, connect
+
+from .api import build_api
+from .appkeys import AUTH, CONFIG, HTTP, STORE
+from .auth import Authenticator
+from .config import Config
+from .http import error_middleware, error_response
+from .metrics import METRICS, Metrics
+from .openapi import build_openapi
+
+log = logging.getLogger(__name__)
+WEB_CLIENT_DIR = Path(__file__).resolve().parent.parent / "web_client"
+SWEEP_INTERVAL_S = 5.0
+OPENAPI = web.AppKey("openapi", dict)
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Permissions-Policy": "camera=(self), microphone=(self), geolocation=()",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; "
+                               "connect-src 'self' ws: wss:; style-src 'self'; script-src 'self'; "
+                               "frame-ancestors 'none'",
+}
+
+
+@web.middleware
+async def observe(request: web.Request,
+                  handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    started = time.perf_counter()
+    response = await handler(request)
+    metrics = request.app[METRICS]
+    metrics.http_requests.labels(request.method, str(response.status)).inc()
+    metrics.request_seconds.observe(time.perf_counter() - started)
+    if response.status >= 400 and isinstance(response, web.Response) and response.body:
+        with contextlib.suppress(ValueError, TypeError):
+            metrics.http_errors.labels(json.loads(response.body)["error"]).inc()
+    for k, v in SECURITY_HEADERS.items():
+        response.headers.setdefault(k, v)
+    return response
+
+
+async def _resources(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    store = Store(connect(config.redis_url))
+    session = aiohttp.ClientSession()
+    app[STORE] = store
+    app[HTTP] = session
+    app[AUTH] = Authenticator(config, session)
+    yield
+    await session.close()
+    await store.close()
+
+
+async def _sweeper(app: web.Application) -> AsyncIterator[None]:
+    """Drops tickets whose owner stayed away longer than the grace period (on every node; idempotent)."""
+    async def loop() -> None:
+        config, store = app[CONFIG], app[STORE]
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL_S)
+            for tenant in config.tenants:
+                try:
+                    dropped = await store.queue.abandon_expired(tenant.id, config.queue_grace_s)
+                except Exception:  # Redis briefly away: try again next round
+                    log.warning("queue sweep failed for a tenant", exc_info=True)
+                    continue
+                for ticket in dropped:
+                    app[METRICS].tickets_abandoned.labels(tenant.id).inc()
+                    await store.audit.record(tenant.id, Action.TICKET_ABANDONED, actor="system", role="system",
+                                             ticket_id=ticket.id)
+                    await store.events.publish(tenant.id, queue_topic(ticket.service), {"type": "queue_changed"})
+
+    task = asyncio.create_task(loop(), name="queue-sweeper")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def healthz(_request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    if await request.app[STORE].ping():
+        return web.json_response({"status": "ready"})
+    return error_response(503, "redis_unavailable", "Redis svarer ikke.")
+
+
+async def metrics(request: web.Request) -> web.Response:
+    m, store, config = request.app[METRICS], request.app[STORE], request.app[CONFIG]
+    now = time.time()
+    for tenant in config.tenants:
+        for s in tenant.services:
+            m.queue_length.labels(tenant.id, s.id).set(await store.queue.length(tenant.id, s.id))
+            oldest = await store.redis.zrange(f"nl:{{{tenant.id}}}:queue:{s.id}", 0, 0)
+            wait = 0.0
+            if oldest:
+                t = await store.queue.get(tenant.id, oldest[0])
+                wait = now - t.enqueued_at
+            m.oldest_wait.labels(tenant.id, s.id).set(wait)
+    return m.render()
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(request.app[OPENAPI])
+
+
+async def index(_request: web.Request) -> web.StreamResponse:
+    page = WEB_CLIENT_DIR / "index.html"
+    if not page.exists():
+        return web.Response(text="nettlege: the web client is not built", content_type="text/plain")
+    return web.FileResponse(page)
+
+
+def build_app(config: Config) -> web.Application:
+    app = web.Application(client_max_size=config.limits.max_body_bytes,
+                          middlewares=[observe, error_middleware])
+    app[CONFIG] = config
+    app[METRICS] = Metrics()
+    app.cleanup_ctx.append(_resources)
+    app.cleanup_ctx.append(_sweeper)
+    api = build_api()
+    api.add_to(app)
+    app[OPENAPI] = build_openapi(api)
+    app.router.add_get("/api/v1/openapi.json", openapi)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/", index)
+    if WEB_CLIENT_DIR.is_dir():
+        app.router.add_static("/static/", WEB_CLIENT_DIR, follow_symlinks=False)
+    return app

@@ -1,0 +1,19 @@
+"""Typed application state (aiohttp AppKey): the parts the composition root builds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from rooms.store import Store
+
+from .auth import Authenticator
+from .config import Config
+
+CONFIG = web.AppKey("config", Config)
+STORE = web.AppKey("store", Store)
+AUTH = web.AppKey("auth", Authenticator)
+HTTP = web.AppKey("http", aiohttp.ClientSession)
+NOTIFIER = web.AppKey("notifier", Any)  # chat/queue event fan-out, set when the chat server is attached

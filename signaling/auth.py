@@ -1,0 +1,142 @@
+"""Who is calling: bearer JWTs verified with PyJWT.
+
+Three kinds of token are accepted:
+- OIDC access tokens from configured issuers (HelseID, ID-porten/Helsenorge, booking systems), verified
+  against the issuer's JWKS (fetched with aiohttp, cached, refreshed on an unknown key id);
+- dev tokens from the built-in dev issuer (HS256 with the local secret; never in production);
+- session tokens nettlege itself issues to a participant (e.g. after an invite is spent), bound to one
+  consultation.
+`alg=none` and any algorithm not configured for the issuer are refused by PyJWT's `algorithms` list.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import aiohttp
+import jwt
+from jwt import PyJWKSet
+
+from rooms.models import Principal, Role
+
+from .config import Config, IssuerConfig
+
+log = logging.getLogger(__name__)
+
+DEV_ISSUER = "nettlege-dev"
+SESSION_ISSUER = "nettlege-session"
+LOCAL_AUDIENCE = "nettlege"
+DEV_TOKEN_TTL_S = 12 * 3600
+SESSION_TOKEN_TTL_S = 12 * 3600
+JWKS_TTL_S = 600
+JWKS_MIN_REFRESH_S = 30
+
+
+class AuthError(Exception):
+    def __init__(self, message: str, code: str = "unauthorized") -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+class _Jwks:
+    """One issuer's key set, fetched lazily and refreshed at most every JWKS_MIN_REFRESH_S."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.keys: PyJWKSet | None = None
+        self.fetched_at = 0.0
+        self.lock = asyncio.Lock()
+
+    async def key(self, kid: str | None, session: aiohttp.ClientSession) -> Any:
+        for attempt in range(2):
+            if self.keys is None or time.monotonic() - self.fetched_at > JWKS_TTL_S or attempt:
+                await self._refresh(session, force=bool(attempt))
+            if self.keys is not None:
+                for k in self.keys.keys:
+                    if kid is None or k.key_id == kid:
+                        return k
+        raise AuthError("Ukjent signeringsnøkkel.", "unknown_key")
+
+    async def _refresh(self, session: aiohttp.ClientSession, force: bool) -> None:
+        async with self.lock:
+            if force and time.monotonic() - self.fetched_at < JWKS_MIN_REFRESH_S:
+                return
+            try:
+                async with session.get(self.url, timeout=aiohttp.ClientTimeout(total=5)) as resp:
+                    resp.raise_for_status()
+                    self.keys = PyJWKSet.from_dict(await resp.json(content_type=None))
+            except (aiohttp.ClientError, TimeoutError, ValueError, jwt.PyJWKSetError) as exc:
+                log.warning("could not fetch JWKS from %s: %s", self.url, type(exc).__name__)
+                raise AuthError("Kunne ikke kontrollere innloggingen nå.", "issuer_unavailable") from None
+            self.fetched_at = time.monotonic()
+
+
+class Authenticator:
+    def __init__(self, config: Config, session: aiohttp.ClientSession) -> None:
+        assert config.secret_key
+        self._secret = config.secret_key
+        self._dev = config.dev_issuer_enabled
+        self._tenants = {t.id for t in config.tenants}
+        self._issuers = {i.issuer: i for i in config.issuers}
+        self._jwks = {i.issuer: _Jwks(i.jwks_url) for i in config.issuers}
+        self._session = session
+
+    def issue_dev_token(self, subject: str, role: Role, tenant: str, name: str) -> str:
+        if not self._dev:
+            raise AuthError("Utviklerinnlogging er slått av.", "dev_issuer_disabled")
+        return self._sign({"iss": DEV_ISSUER, "sub": subject, "role": role.value, "tenant": tenant,
+                           "name": name}, DEV_TOKEN_TTL_S)
+
+    def issue_session_token(self, principal: Principal, consultation_id: str, participant_id: str) -> str:
+        return self._sign({"iss": SESSION_ISSUER, "sub": principal.subject, "role": principal.role.value,
+                           "tenant": principal.tenant, "name": principal.name, "cid": consultation_id,
+                           "pid": participant_id}, SESSION_TOKEN_TTL_S)
+
+    def _sign(self, claims: dict[str, Any], ttl: int) -> str:
+        now = int(time.time())
+        return jwt.encode({**claims, "aud": LOCAL_AUDIENCE, "iat": now, "exp": now + ttl}, self._secret,
+                          algorithm="HS256")
+
+    async def verify(self, token: str) -> Principal:
+        if not token or len(token) > 8192:
+            raise AuthError("Mangler gyldig innlogging.")
+        try:
+            unverified = jwt.decode(token, options={"verify_signature": False})
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise AuthError("Innloggingen er ugyldig.", "invalid_token") from None
+        iss = unverified.get("iss")
+        try:
+            if iss in (DEV_ISSUER, SESSION_ISSUER):
+                if iss == DEV_ISSUER and not self._dev:
+                    raise AuthError("Utviklerinnlogging er slått av.", "dev_issuer_disabled")
+                claims = jwt.decode(token, self._secret, algorithms=["HS256"], audience=LOCAL_AUDIENCE,
+                                    issuer=iss, options={"require": ["exp", "sub", "iss", "aud"]})
+                return self._principal(claims, Role(claims["role"]), claims["tenant"], "name")
+            issuer = self._issuers.get(iss) if isinstance(iss, str) else None
+            if issuer is None:
+                raise AuthError("Innloggingen kommer fra en ukjent utsteder.", "unknown_issuer")
+            key = await self._jwks[issuer.issuer].key(header.get("kid"), self._session)
+            claims = jwt.decode(token, key, algorithms=issuer.algorithms, audience=issuer.audience,
+                                issuer=issuer.issuer, options={"require": ["exp", "sub", "iss", "aud"]})
+            return self._external(issuer, claims)
+        except jwt.ExpiredSignatureError:
+            raise AuthError("Innloggingen er utløpt. Logg inn på nytt.", "token_expired") from None
+        except (jwt.PyJWTError, KeyError, ValueError):
+            raise AuthError("Innloggingen er ugyldig.", "invalid_token") from None
+
+    def _external(self, issuer: IssuerConfig, claims: dict[str, Any]) -> Principal:
+        role = issuer.role or Role(claims[issuer.role_claim])
+        tenant = issuer.tenant or claims[issuer.tenant_claim]
+        return self._principal({**claims, "iss": issuer.issuer}, role, tenant, issuer.name_claim)
+
+    def _principal(self, claims: dict[str, Any], role: Role, tenant: str, name_claim: str) -> Principal:
+        if tenant not in self._tenants:
+            raise AuthError("Ukjent kommune i innloggingen.", "unknown_tenant")
+        return Principal(subject=str(claims["sub"]), role=role, tenant=tenant,
+                         name=str(claims.get(name_claim) or ""), issuer=claims["iss"],
+                         consultation_id=claims.get("cid"), participant_id=claims.get("pid"))

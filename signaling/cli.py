@@ -1,0 +1,40 @@
+"""`nettlege serve [--config FILE] [--host H] [--port P]`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from aiohttp import web
+
+from .app import build_app
+from .config import ConfigError, load_config
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="nettlege", description="nettlege consultation server")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the server")
+    serve.add_argument("--config", help="TOML config file (default: the built-in demo municipality)")
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default $NETTLEGE_PORT or 8080)")
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(level=os.environ.get("NETTLEGE_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = load_config(args.config or os.environ.get("NETTLEGE_CONFIG"), host=args.host, port=args.port)
+    except ConfigError as exc:
+        print(f"nettlege: {exc}", file=sys.stderr)
+        return 2
+    app = build_app(config)
+    url = config.public_url or f"http://{config.host}:{config.port}/"
+    print(f"nettlege is running: open {url} in a browser (Ctrl-C stops it)", flush=True)
+    web.run_app(app, host=config.host, port=config.port, print=None, access_log=None)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

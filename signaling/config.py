@@ -1,0 +1,183 @@
+"""Configuration: a TOML file plus environment variables, parsed and checked by pydantic.
+
+Environment wins over the file: REDIS_URL, NETTLEGE_ENV, NETTLEGE_SECRET_KEY, NETTLEGE_CHAT_MASTER_KEY,
+NETTLEGE_HOST, NETTLEGE_PORT, NETTLEGE_PUBLIC_URL, NETTLEGE_ALLOWED_ORIGINS (comma separated).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import secrets
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from rooms.models import Role
+from rooms.tenants import Tenant
+
+log = logging.getLogger(__name__)
+
+
+class ConfigError(Exception):
+    """Bad configuration; the message names the key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class IssuerConfig(_Strict):
+    """An OIDC issuer whose access tokens nettlege accepts (HelseID, ID-porten/Helsenorge, a booking system)."""
+
+    issuer: str
+    jwks_url: str
+    audience: str
+    algorithms: list[str] = ["RS256", "ES256", "PS256"]
+    role: Role | None = None  # fixed role for every token of this issuer, e.g. clinician for HelseID
+    role_claim: str = "nettlege_role"
+    tenant: str | None = None  # fixed tenant, else read from tenant_claim
+    tenant_claim: str = "nettlege_tenant"
+    name_claim: str = "name"
+
+
+class TurnConfig(_Strict):
+    """coturn with `use-auth-secret`: time-limited credentials per the TURN REST API."""
+
+    urls: list[str]
+    secret: str
+    ttl_s: int = Field(default=3600, gt=0, le=86400)
+
+
+class IceServer(_Strict):
+    urls: list[str]
+    username: str | None = None
+    credential: str | None = None
+
+
+class Limits(_Strict):
+    max_body_bytes: int = Field(default=64 * 1024, gt=0)
+    max_reason_chars: int = Field(default=200, gt=0)
+    writes_per_minute: int = Field(default=60, gt=0)
+    max_invite_ttl_s: int = Field(default=7 * 86400, gt=0)
+
+
+class Config(_Strict):
+    env: Literal["development", "test", "production"] = "development"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    public_url: str | None = None
+    redis_url: str | None = None
+    secret_key: str | None = None
+    chat_master_key: str | None = None  # base64 of 32 bytes
+    dev_issuer: bool = True
+    allowed_origins: list[str] = []
+    trusted_proxies: list[str] = []
+    queue_grace_s: int = Field(default=120, ge=0)
+    retention_days: int = Field(default=30, ge=1)
+    issuers: list[IssuerConfig] = []
+    ice_servers: list[IceServer] = []
+    turn: TurnConfig | None = None
+    announced_addresses: list[str] = []
+    sms_webhook_url: str | None = None
+    limits: Limits = Limits()
+    tenants: list[Tenant] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_tenants(self) -> Config:
+        ids = [t.id for t in self.tenants]
+        if len(ids) != len(set(ids)):
+            raise ValueError("tenant ids must be unique")
+        return self
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def dev_issuer_enabled(self) -> bool:
+        return self.dev_issuer and not self.production
+
+    def tenant(self, tenant_id: str) -> Tenant | None:
+        return next((t for t in self.tenants if t.id == tenant_id), None)
+
+    def origins(self) -> list[str]:
+        """Browser origins allowed on WebSocket and Socket.IO; the server's own by default."""
+        own = [f"http://127.0.0.1:{self.port}", f"http://localhost:{self.port}"]
+        if self.public_url:
+            own.append(self.public_url.rstrip("/"))
+        return [*own, *self.allowed_origins]
+
+    def chat_key_bytes(self) -> bytes:
+        assert self.chat_master_key is not None
+        return base64.b64decode(self.chat_master_key)
+
+
+_ENV = {
+    "REDIS_URL": "redis_url",
+    "NETTLEGE_ENV": "env",
+    "NETTLEGE_SECRET_KEY": "secret_key",
+    "NETTLEGE_CHAT_MASTER_KEY": "chat_master_key",
+    "NETTLEGE_HOST": "host",
+    "NETTLEGE_PORT": "port",
+    "NETTLEGE_PUBLIC_URL": "public_url",
+}
+
+
+def _describe(err: ValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        key = ".".join(str(x) for x in e["loc"]) or "(root)"
+        parts.append(f"{key}: {e['msg']}")
+    return "; ".join(parts)
+
+
+def load_config(path: str | Path | None = None, environ: dict[str, str] | None = None,
+                **overrides: object) -> Config:
+    """Read the TOML file (or the built-in demo), apply environment and overrides, check everything."""
+    environ = dict(os.environ if environ is None else environ)
+    try:
+        if path is None:
+            raw = tomllib.loads(resources.files("signaling").joinpath("demo.toml").read_text())
+        else:
+            raw = tomllib.loads(Path(path).read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file not found: {path}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    for var, key in _ENV.items():
+        if environ.get(var):
+            raw[key] = environ[var]
+    if environ.get("NETTLEGE_ALLOWED_ORIGINS"):
+        raw["allowed_origins"] = [o.strip() for o in environ["NETTLEGE_ALLOWED_ORIGINS"].split(",") if o]
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid configuration: {_describe(exc)}") from None
+    return _fill_secrets(config)
+
+
+def _fill_secrets(config: Config) -> Config:
+    """Outside production a missing secret gets a generated dev value; in production it stops the start."""
+    updates: dict[str, str] = {}
+    for key, make in (("secret_key", lambda: secrets.token_urlsafe(32)),
+                      ("chat_master_key", lambda: base64.b64encode(secrets.token_bytes(32)).decode())):
+        if getattr(config, key):
+            continue
+        if config.production:
+            raise ConfigError(f"{key} must be set in production (env NETTLEGE_{key.upper()})")
+        log.warning("%s not set: generated a development value (not for production)", key)
+        updates[key] = make()
+    if config.chat_master_key or "chat_master_key" in updates:
+        try:
+            key = base64.b64decode(updates.get("chat_master_key") or config.chat_master_key or "", validate=True)
+        except ValueError:
+            key = b""
+        if len(key) != 32:
+            raise ConfigError("chat_master_key must be base64 of exactly 32 bytes")
+    return config.model_copy(update=updates)
