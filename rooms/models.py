@@ -87,6 +87,7 @@ class Ticket:
     consultation_id: str | None = None
     taken_by: str | None = None
     disconnected_at: float | None = None
+    taken_seq: int | None = None  # order in which tickets of a service were taken
 
     @classmethod
     def from_redis(cls, h: dict[str, str]) -> Ticket:
@@ -106,6 +107,7 @@ class Ticket:
             consultation_id=h.get("consultation_id") or None,
             taken_by=h.get("taken_by") or None,
             disconnected_at=float(h["disconnected_at"]) if h.get("disconnected_at") else None,
+            taken_seq=int(h["taken_seq"]) if h.get("taken_seq") else None,
         )
 
     def to_redis(self) -> dict[str, str]:

@@ -66,12 +66,13 @@ for _, p in ipairs({clinician, citizen}) do
   redis.call('HSET', ckey .. ':subjects', p['subject'], p['id'])
   redis.call('SADD', prefix .. 'subject:' .. p['subject'] .. ':consultations', cid)
 end
-redis.call('HSET', tkey, 'state', 'taken', 'consultation_id', cid, 'taken_by', who, 'disconnected_at', '')
+redis.call('HINCRBY', stats_key, 'taken', 1)
+redis.call('HSET', tkey, 'state', 'taken', 'consultation_id', cid, 'taken_by', who, 'disconnected_at', '',
+           'taken_seq', redis.call('INCR', queue_key .. ':taken_seq'))
 redis.call('EXPIRE', tkey, ttl)
 redis.call('DEL', prefix .. 'owner:' .. ticket['owner'] .. ':ticket:' .. ticket['service'])
 redis.call('ZREM', prefix .. 'disconnected', tid)
 redis.call('ZADD', clinicians_key, now, who)
-redis.call('HINCRBY', stats_key, 'taken', 1)
 redis.call('HINCRBYFLOAT', stats_key, 'wait_s_sum', now - tonumber(ticket['enqueued_at']))
 redis.call('EXPIRE', stats_key, 400 * 86400)
 return tid
@@ -155,7 +156,7 @@ class QueueStore:
                         priority=priority, enqueued_at=now, state=TicketState.WAITING,
                         callback_phone=callback_phone)
         fields = [x for kv in ticket.to_redis().items() for x in kv]
-        ok, value = await self._join(
+        ok, _ = await self._join(
             keys=[k.open_ticket(owner, service), k.ticket(ticket.id), k.queue(service),
                   k.service_stats(service, _day(now))],
             args=[ticket.id, score(priority, now), *fields])

@@ -100,7 +100,8 @@ def closed_message(tenant: Tenant, service: Service, now: datetime) -> str:
     hours = service.opening_hours.describe()
     nxt = service.opening_hours.next_opening(now)
     when = f" Den åpner igjen {nxt:%d.%m. kl. %H:%M}." if nxt else ""
+    today = hours[WEEKDAYS[now.astimezone(OSLO).weekday()]]
     return (
-        f"{service.name} i {tenant.name} er stengt nå (åpningstid i dag: {hours[WEEKDAYS[now.astimezone(OSLO).weekday()]]})."
+        f"{service.name} i {tenant.name} er stengt nå (åpningstid i dag: {today})."
         f"{when} Ring legevakt på 116117, eller 113 ved fare for liv."
     )

@@ -102,7 +102,7 @@ class Authenticator:
                           algorithm="HS256")
 
     async def verify(self, token: str) -> Principal:
-        if not token or len(token) > 8192:
+        if not token or len(token) > 4096:
             raise AuthError("Mangler gyldig innlogging.")
         try:
             unverified = jwt.decode(token, options={"verify_signature": False})
