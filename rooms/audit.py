@@ -8,6 +8,7 @@ message text or health data.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import time
@@ -73,6 +74,10 @@ class AuditLog:
         self._r = redis
         self._clock = clock
         self._append = redis.register_script(_APPEND)
+        # Appends from this process go one at a time per tenant, remembering the head they wrote:
+        # no lost races among ourselves and no extra GET; other processes are caught by the CAS.
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._heads: dict[str, str] = {}
 
     async def record(self, tenant: str, action: Action, *, actor: str, role: str,
                      consultation_id: str | None = None, ticket_id: str | None = None,
@@ -83,16 +88,19 @@ class AuditLog:
                   **({"consultation_id": consultation_id} if consultation_id else {}),
                   **({"ticket_id": ticket_id} if ticket_id else {}), **detail}
         index_key = k.consultation_audit(consultation_id) if consultation_id else k.audit()
-        for _ in range(1000):
-            prev = await self._r.get(k.audit_head()) or GENESIS
-            digest = _hash(prev, fields)
-            chained = {**fields, "prev": prev, "hash": digest}
-            entry_id = await self._append(
-                keys=[k.audit(), k.audit_head(), index_key],
-                args=[prev, digest, "1" if consultation_id else "0",
-                      *[x for kv in chained.items() for x in kv]])
-            if entry_id:
-                return entry_id
+        async with self._locks.setdefault(tenant, asyncio.Lock()):
+            for _ in range(1000):
+                prev = self._heads.get(tenant) or await self._r.get(k.audit_head()) or GENESIS
+                digest = _hash(prev, fields)
+                chained = {**fields, "prev": prev, "hash": digest}
+                entry_id = await self._append(
+                    keys=[k.audit(), k.audit_head(), index_key],
+                    args=[prev, digest, "1" if consultation_id else "0",
+                          *[x for kv in chained.items() for x in kv]])
+                if entry_id:
+                    self._heads[tenant] = digest
+                    return entry_id
+                self._heads.pop(tenant, None)  # another process moved the head: read it again
         raise RuntimeError("audit chain head kept moving")  # pragma: no cover - 1000 lost races
 
     async def entries(self, tenant: str, start: str = "-", count: int | None = None) -> list[AuditEntry]:

@@ -18,13 +18,16 @@ from .ratelimit import RateLimiter
 log = logging.getLogger(__name__)
 
 
-def connect(url: str | None) -> aioredis.Redis:
+def connect(url: str | None, max_connections: int = 64) -> aioredis.Redis:
     """A redis-py asyncio client; with no URL an in-process fakeredis speaking the same protocol.
 
     The embedded store is for `make run` and single-process demos: it keeps nothing across restarts.
     """
     if url:
-        return aioredis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
+        # A bounded pool that waits for a free connection instead of failing under a burst.
+        pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=10,
+                                                        decode_responses=True, health_check_interval=30)
+        return aioredis.Redis(connection_pool=pool)
     import fakeredis  # imported lazily: production never needs it
 
     log.warning("REDIS_URL is not set: using the embedded in-process store; nothing is durable")
