@@ -39,6 +39,7 @@ class Action(StrEnum):
     TRANSCRIPT_READ = "transcript.read"
     TRANSCRIPT_EXPORTED = "transcript.exported"
     ATTACHMENT_READ = "attachment.read"
+    CHAT_SHREDDED = "chat.shredded"
 
 
 GENESIS = "0" * 64

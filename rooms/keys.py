@@ -35,6 +35,10 @@ class Keys:
     def subjects(self, cid: str) -> str:
         return f"{self.prefix}consultation:{cid}:subjects"
 
+    def consultation_node(self, cid: str) -> str:
+        """The node that holds this consultation's media."""
+        return f"{self.prefix}consultation:{cid}:node"
+
     def consultation_audit(self, cid: str) -> str:
         return f"{self.prefix}consultation:{cid}:audit"
 
@@ -55,3 +59,25 @@ class Keys:
 
     def events(self, topic: str) -> str:
         return f"{self.prefix}events:{topic}"
+
+    # --- chat (owned by chat/) ----------------------------------------------------------------
+    def chat_data_key(self, cid: str) -> str:
+        """The consultation's chat data key, wrapped by the master key. Deleting it shreds the history."""
+        return f"{self.prefix}chat:{cid}:key"
+
+    def chat_keyed(self) -> str:
+        """Consultations that have a chat data key (for the retention sweep)."""
+        return f"{self.prefix}chat:keyed"
+
+    def chat_messages(self, cid: str) -> str:
+        return f"{self.prefix}chat:{cid}:messages"
+
+    def chat_client_ids(self, cid: str) -> str:
+        """participant id + client_id -> "stream id|ts" of the stored message (idempotent retries)."""
+        return f"{self.prefix}chat:{cid}:client_ids"
+
+    def chat_reads(self, cid: str) -> str:
+        return f"{self.prefix}chat:{cid}:reads"
+
+    def chat_attachment(self, cid: str, attachment_id: str) -> str:
+        return f"{self.prefix}chat:{cid}:attachment:{attachment_id}"

@@ -43,6 +43,11 @@ class IssuerConfig(_Strict):
     tenant: str | None = None  # fixed tenant, else read from tenant_claim
     tenant_claim: str = "nettlege_tenant"
     name_claim: str = "name"
+    # Browser login (authorization-code flow with PKCE); an issuer without these only has its tokens accepted.
+    client_id: str | None = None
+    authorization_endpoint: str | None = None
+    token_endpoint: str | None = None
+    scope: str = "openid"
 
 
 class TurnConfig(_Strict):
@@ -78,6 +83,7 @@ class Config(_Strict):
     allowed_origins: list[str] = []
     trusted_proxies: list[str] = []
     queue_grace_s: int = Field(default=120, ge=0)
+    signal_drop_grace_s: float = Field(default=20.0, ge=0)  # a dropped media connection keeps its place
     retention_days: int = Field(default=30, ge=1)
     issuers: list[IssuerConfig] = []
     ice_servers: list[IceServer] = []

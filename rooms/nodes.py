@@ -1,0 +1,90 @@
+"""Which server process holds a consultation's media.
+
+Each node (one `nettlege serve` process) heartbeats its address and load into Redis. A consultation's
+media lives on one node; the assignment is kept in Redis, and a new consultation goes to the
+least-loaded live node. A node that stops heartbeating is out: its consultations are reassigned on
+the next request for them, and clients reconnect there. These keys describe the deployment, not a
+tenant, so they live under their own hash tag; the assignment itself is a tenant key.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+from .keys import Keys
+
+NODES = "nl:{nodes}:live"  # sorted set: node id -> last heartbeat
+NODE_INFO = "nl:{nodes}:node:"  # hash per node: address, load
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    id: str
+    address: str  # base URL clients use for this node, e.g. http://10.0.0.5:8080
+    load: float
+    heartbeat: float
+
+
+# KEYS: assignment key, live set   ARGV: now, liveness cutoff, candidate node ids (least loaded first)...
+_ASSIGN = """
+local current = redis.call('GET', KEYS[1])
+if current then
+  local seen = redis.call('ZSCORE', KEYS[2], current)
+  if seen and tonumber(seen) >= tonumber(ARGV[2]) then return current end
+end
+for i = 3, #ARGV do
+  local seen = redis.call('ZSCORE', KEYS[2], ARGV[i])
+  if seen and tonumber(seen) >= tonumber(ARGV[2]) then
+    redis.call('SET', KEYS[1], ARGV[i], 'EX', 86400)
+    return ARGV[i]
+  end
+end
+return false
+"""
+
+
+class NodeRegistry:
+    def __init__(self, redis: aioredis.Redis, clock: Callable[[], float] = time.time,
+                 timeout_s: float = 6.0) -> None:
+        self._r = redis
+        self._clock = clock
+        self.timeout_s = timeout_s
+        self._assign = redis.register_script(_ASSIGN)
+
+    async def heartbeat(self, node_id: str, address: str, load: float) -> None:
+        now = self._clock()
+        async with self._r.pipeline(transaction=True) as p:
+            p.hset(NODE_INFO + node_id, mapping={"address": address, "load": str(load)})
+            p.expire(NODE_INFO + node_id, int(self.timeout_s * 10) + 1)
+            p.zadd(NODES, {node_id: now})
+            await p.execute()
+
+    async def remove(self, node_id: str) -> None:
+        async with self._r.pipeline(transaction=True) as p:
+            p.zrem(NODES, node_id)
+            p.delete(NODE_INFO + node_id)
+            await p.execute()
+
+    async def live(self) -> list[Node]:
+        cutoff = self._clock() - self.timeout_s
+        rows = await self._r.zrangebyscore(NODES, cutoff, "+inf", withscores=True)
+        async with self._r.pipeline(transaction=False) as p:
+            for node_id, _ in rows:
+                p.hgetall(NODE_INFO + node_id)
+            infos = await p.execute()
+        return [Node(node_id, info["address"], float(info.get("load", 0)), seen)
+                for (node_id, seen), info in zip(rows, infos, strict=True) if info]
+
+    async def assign(self, tenant: str, cid: str) -> Node | None:
+        """The live node holding this consultation's media, choosing the least-loaded one if needed."""
+        nodes = await self.live()
+        if not nodes:
+            return None
+        ranked = sorted(nodes, key=lambda n: (n.load, n.id))
+        chosen = await self._assign(keys=[Keys(tenant).consultation_node(cid), NODES],
+                                    args=[self._clock(), self._clock() - self.timeout_s, *[n.id for n in ranked]])
+        return next((n for n in nodes if n.id == chosen), None)
