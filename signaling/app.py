@@ -61,6 +61,23 @@ async def observe(request: web.Request,
     return response
 
 
+@web.middleware
+async def forwarded(request: web.Request,
+                    handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    """Behind a TLS reverse proxy: believe X-Forwarded-Proto/Host/For only from configured proxies."""
+    if request.remote and request.remote in request.app[CONFIG].trusted_proxies:
+        changes: dict[str, str] = {}
+        if proto := request.headers.get("X-Forwarded-Proto"):
+            changes["scheme"] = proto.split(",")[0].strip()
+        if host := request.headers.get("X-Forwarded-Host"):
+            changes["host"] = host.split(",")[0].strip()
+        if client := request.headers.get("X-Forwarded-For"):
+            changes["remote"] = client.split(",")[0].strip()
+        if changes:
+            request = request.clone(**changes)
+    return await handler(request)
+
+
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     store = Store(connect(config.redis_url))
@@ -136,7 +153,7 @@ async def index(_request: web.Request) -> web.StreamResponse:
 
 def build_app(config: Config) -> web.Application:
     app = web.Application(client_max_size=config.limits.max_body_bytes,
-                          middlewares=[observe, error_middleware])
+                          middlewares=[forwarded, observe, error_middleware])
     app[CONFIG] = config
     app[METRICS] = Metrics()
     app.cleanup_ctx.append(_resources)

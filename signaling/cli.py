@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import ssl
 import sys
 
 from aiohttp import web
@@ -20,6 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--config", help="TOML config file (default: the built-in demo municipality)")
     serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default $NETTLEGE_PORT or 8080)")
+    serve.add_argument("--tls-cert", help="PEM certificate: serve https (browsers allow cameras only on https)")
+    serve.add_argument("--tls-key", help="PEM private key for --tls-cert")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=os.environ.get("NETTLEGE_LOG_LEVEL", "INFO"),
@@ -29,10 +32,22 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"nettlege: {exc}", file=sys.stderr)
         return 2
+    ssl_context = None
+    if args.tls_cert or args.tls_key:
+        if not (args.tls_cert and args.tls_key):
+            print("nettlege: --tls-cert and --tls-key go together", file=sys.stderr)
+            return 2
+        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            ssl_context.load_cert_chain(args.tls_cert, args.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            print(f"nettlege: cannot load TLS certificate: {exc}", file=sys.stderr)
+            return 2
     app = build_app(config)
-    url = config.public_url or f"http://{config.host}:{config.port}/"
+    scheme = "https" if ssl_context else "http"
+    url = config.public_url or f"{scheme}://{config.host}:{config.port}/"
     print(f"nettlege is running: open {url} in a browser (Ctrl-C stops it)", flush=True)
-    web.run_app(app, host=config.host, port=config.port, print=None, access_log=None)
+    web.run_app(app, host=config.host, port=config.port, ssl_context=ssl_context, print=None, access_log=None)
     return 0
 
 

@@ -69,3 +69,23 @@ async def test_security_headers(app_client):
     r = await app_client.get("/api/v1/services")
     assert r.headers["X-Content-Type-Options"] == "nosniff"
     assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
+
+
+async def test_forwarded_headers_only_from_trusted_proxies(make_config):
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from signaling.app import build_app
+
+    for trusted, expected in ((["127.0.0.1"], "https://video.kommune.no/#/invite/"), ([], "http://127.0.0.1")):
+        client = TestClient(TestServer(build_app(make_config(trusted_proxies=trusted)), host="127.0.0.1"))
+        await client.start_server()
+        try:
+            doc = await dev_token(client, "d1", "clinician")
+            c = await (await client.post("/api/v1/consultations", json={"tenant": "oslo", "service": "nettlege"},
+                                         headers=bearer(doc))).json()
+            r = await client.post(f"/api/v1/consultations/{c['id']}/invites", json={"role": "relative"},
+                                  headers={**bearer(doc), "X-Forwarded-Proto": "https",
+                                           "X-Forwarded-Host": "video.kommune.no"})
+            assert (await r.json())["url"].startswith(expected)
+        finally:
+            await client.close()
