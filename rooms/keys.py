@@ -79,5 +79,6 @@ class Keys:
     def chat_reads(self, cid: str) -> str:
         return f"{self.prefix}chat:{cid}:reads"
 
-    def chat_attachment(self, cid: str, attachment_id: str) -> str:
-        return f"{self.prefix}chat:{cid}:attachment:{attachment_id}"
+    def chat_attachments(self, cid: str) -> str:
+        """attachment id -> sealed attachment (a hash, so a shred reaches them all at once)."""
+        return f"{self.prefix}chat:{cid}:attachments"

@@ -1,0 +1,247 @@
+"""Chat messages of a consultation: an encrypted Redis Stream, idempotent by client_id.
+
+A message is stored by one Lua script that checks the consultation (exists, not ended), returns the
+first answer for a repeated (participant, client_id), counts the sender's rate, and appends to the stream
+-- all or nothing. Only after it returns is the sender acked and the message broadcast. The stream id is
+the message `id` and the resync cursor (`history after_id`).
+
+Stored per entry: `mid` (random id bound into the ciphertext), `pid` and `role` of the sender, `kind`
+(`text` | `attachment`), `ts`, and `ct`: the sealed JSON body {text, name, attachment?}. Text and names
+never reach Redis in plaintext.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+from cryptography.exceptions import InvalidTag
+
+from rooms.keys import Keys
+
+from .crypto import DataKeys, open_sealed, seal
+from .errors import ChatError, HistoryShredded
+from .limits import ChatLimits
+
+STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
+SHREDDED_TTL_S = 24 * 3600  # ciphertext left behind by a shred expires a day later
+
+# KEYS: consultation, stream, client ids, rate   ARGV: dedupe field, rate limit, window s, ts, fields...
+_APPEND = """
+local existing = redis.call('HGET', KEYS[3], ARGV[1])
+if existing then return {0, existing} end
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return {err = 'consultation_not_found'} end
+if state == 'ended' then return {err = 'consultation_ended'} end
+local n = redis.call('INCR', KEYS[4])
+if n == 1 then redis.call('EXPIRE', KEYS[4], tonumber(ARGV[3]) + 1) end
+if n > tonumber(ARGV[2]) then return {err = 'rate_limited'} end
+local id = redis.call('XADD', KEYS[2], '*', unpack(ARGV, 5))
+local answer = id .. '|' .. ARGV[4]
+redis.call('HSET', KEYS[3], ARGV[1], answer)
+return {1, answer}
+"""
+
+# Read receipts only move forward and never past the last message.  KEYS: reads, stream  ARGV: pid, up_to
+_READ = """
+local function parse(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(ms), tonumber(seq)
+end
+local function less(a, b)
+  local am, as = parse(a)
+  local bm, bs = parse(b)
+  return am < bm or (am == bm and as < bs)
+end
+local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+if #last == 0 then return false end
+local up_to = ARGV[2]
+if less(last[1][1], up_to) then up_to = last[1][1] end
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if current and not less(current, up_to) then return false end
+redis.call('HSET', KEYS[1], ARGV[1], up_to)
+return up_to
+"""
+
+_SCRIPT_ERRORS = {
+    "consultation_not_found": "Fant ikke denne konsultasjonen.",
+    "consultation_ended": "Konsultasjonen er avsluttet. Du kan lese samtalen, men ikke skrive mer.",
+    "rate_limited": "Du sender meldinger for fort. Vent litt og prøv igjen.",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Sender:
+    participant_id: str
+    role: str
+    display_name: str
+
+    def public(self) -> dict[str, str]:
+        return {"participant_id": self.participant_id, "role": self.role, "display_name": self.display_name}
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    id: str
+    consultation_id: str
+    sender: Sender
+    text: str
+    ts: float
+    attachment: dict[str, Any] | None = None
+
+    def public(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id, "consultation_id": self.consultation_id,
+                               "sender": self.sender.public(), "text": self.text, "ts": self.ts}
+        if self.attachment is not None:
+            out["attachment"] = self.attachment
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    id: str
+    ts: float
+    created: bool  # False: a retry of a message already stored; nothing new to broadcast
+
+
+def _message_aad(tenant: str, cid: str, mid: str, pid: str, kind: str, ts: str) -> str:
+    return f"nettlege-chat-msg-v1|{tenant}|{cid}|{mid}|{pid}|{kind}|{ts}"
+
+
+class MessageStore:
+    def __init__(self, redis: aioredis.Redis, keys: DataKeys, limits: ChatLimits,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._r = redis
+        self.keys = keys
+        self.limits = limits
+        self._clock = clock
+        self._append = redis.register_script(_APPEND)
+        self._read = redis.register_script(_READ)
+
+    async def append(self, tenant: str, cid: str, sender: Sender, client_id: str, text: str,
+                     attachment: dict[str, Any] | None = None) -> Stored:
+        """Store a message once per (sender, client_id); a repeat returns the first answer."""
+        k = Keys(tenant)
+        dedupe = f"{sender.participant_id}:{client_id}"
+        known = await self._r.hget(k.chat_client_ids(cid), dedupe)
+        if known:  # the common retry path, without encrypting again
+            return _stored(known, created=False)
+        data_key = await self.keys.get_or_create(tenant, cid)
+        now = self._clock()
+        ts = f"{now:.3f}"
+        kind = "attachment" if attachment else "text"
+        mid = "m_" + secrets.token_urlsafe(12)
+        body: dict[str, Any] = {"text": text, "name": sender.display_name}
+        if attachment:
+            body["attachment"] = attachment
+        ct = seal(data_key, json.dumps(body, ensure_ascii=False).encode(),
+                  _message_aad(tenant, cid, mid, sender.participant_id, kind, ts))
+        window = int(now // self.limits.window_s)
+        fields = {"mid": mid, "pid": sender.participant_id, "role": sender.role, "kind": kind, "ts": ts, "ct": ct}
+        try:
+            created, answer = await self._append(
+                keys=[k.consultation(cid), k.chat_messages(cid), k.chat_client_ids(cid),
+                      k.rate(sender.participant_id, "chat", window)],
+                args=[dedupe, self.limits.messages_per_window, self.limits.window_s, ts,
+                      *[x for kv in fields.items() for x in kv]])
+        except aioredis.ResponseError as exc:
+            for code, message in _SCRIPT_ERRORS.items():
+                if code in str(exc):
+                    retry = self.limits.window_s - int(now % self.limits.window_s) if code == "rate_limited" \
+                        else None
+                    raise ChatError(code, message, retry_after_s=retry) from None
+            raise
+        return _stored(answer, created=bool(created))
+
+    async def history(self, tenant: str, cid: str, after_id: str | None = None,
+                      limit: int | None = None) -> tuple[list[Message], bool]:
+        """Messages after `after_id` (exclusive; None: from the start), oldest first, and whether more follow."""
+        limit = min(limit or self.limits.max_history, self.limits.max_history)
+        start = f"({after_id}" if after_id else "-"
+        rows = await self._r.xrange(Keys(tenant).chat_messages(cid), min=start, count=limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        if not rows:
+            return [], False
+        data_key = await self.keys.get(tenant, cid)
+        if data_key is None:
+            raise HistoryShredded()
+        return [self._open(tenant, cid, data_key, entry_id, f) for entry_id, f in rows], more
+
+    async def one(self, tenant: str, cid: str, entry_id: str) -> Message | None:
+        rows = await self._r.xrange(Keys(tenant).chat_messages(cid), min=entry_id, max=entry_id)
+        if not rows:
+            return None
+        data_key = await self.keys.get(tenant, cid)
+        if data_key is None:
+            raise HistoryShredded()
+        return self._open(tenant, cid, data_key, *rows[0])
+
+    async def all(self, tenant: str, cid: str) -> list[Message]:
+        out: list[Message] = []
+        after: str | None = None
+        while True:
+            batch, more = await self.history(tenant, cid, after)
+            out.extend(batch)
+            if not more or not batch:
+                return out
+            after = batch[-1].id
+
+    def _open(self, tenant: str, cid: str, data_key: bytes, entry_id: str, f: dict[str, str]) -> Message:
+        try:
+            body = json.loads(open_sealed(data_key, f["ct"],
+                                          _message_aad(tenant, cid, f["mid"], f["pid"], f["kind"], f["ts"])))
+        except (InvalidTag, KeyError, ValueError):
+            raise ChatError("message_unreadable", "En melding kunne ikke leses.") from None
+        return Message(id=entry_id, consultation_id=cid,
+                       sender=Sender(f["pid"], f["role"], body.get("name", "")), text=body.get("text", ""),
+                       ts=float(f["ts"]), attachment=body.get("attachment"))
+
+    async def mark_read(self, tenant: str, cid: str, participant_id: str, up_to_id: str) -> str | None:
+        """Move the participant's read marker forward; the new marker, or None when it did not move."""
+        k = Keys(tenant)
+        return await self._read(keys=[k.chat_reads(cid), k.chat_messages(cid)], args=[participant_id, up_to_id])
+
+    async def reads(self, tenant: str, cid: str) -> dict[str, str]:
+        return await self._r.hgetall(Keys(tenant).chat_reads(cid))
+
+    async def shred_expired(self, tenant: str, retention_s: float, now: float | None = None) -> list[str]:
+        """Delete the data key of every consultation that ended more than `retention_s` ago (or is gone).
+
+        The ciphertext left behind is unreadable at once and expires a day later. Returns the shredded ids.
+        """
+        now = self._clock() if now is None else now
+        k = Keys(tenant)
+        cids = await self._r.zrange(k.chat_keyed(), 0, -1)
+        if not cids:
+            return []
+        async with self._r.pipeline(transaction=False) as p:
+            for cid in cids:
+                p.hmget(k.consultation(cid), "state", "ended_at")
+            states = await p.execute()
+        due = [cid for cid, (state, ended_at) in zip(cids, states, strict=True)
+               if state is None or (state == "ended" and ended_at and float(ended_at) + retention_s <= now)]
+        for cid in due:
+            async with self._r.pipeline(transaction=True) as p:
+                p.delete(k.chat_data_key(cid), k.chat_client_ids(cid), k.chat_reads(cid))
+                p.zrem(k.chat_keyed(), cid)
+                for key in (k.chat_messages(cid), k.chat_attachments(cid)):
+                    p.expire(key, SHREDDED_TTL_S)
+                await p.execute()
+            self.keys.forget(tenant, cid)
+        return due
+
+
+def _stored(answer: str, *, created: bool) -> Stored:
+    entry_id, _, ts = answer.partition("|")
+    return Stored(id=entry_id, ts=float(ts), created=created)
+
+
+def valid_stream_id(value: object) -> bool:
+    return isinstance(value, str) and bool(STREAM_ID.match(value))

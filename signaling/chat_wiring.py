@@ -1,0 +1,93 @@
+"""Attaches the chat (chat/: Socket.IO server, encrypted message store) to the aiohttp app.
+
+chat/ does not import signaling: this module hands it what it needs -- the store, an `identify` that
+accepts every credential the REST API and signaling accept (dev/OIDC/session JWTs, invites), the allowed
+origins, the Redis URL for python-socketio's AsyncRedisManager, the chat master key -- and runs the
+retention sweep that shreds the data keys of consultations that ended more than `retention_days` ago.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from chat.errors import ChatError
+from chat.limits import ChatLimits
+from chat.server import Authenticated, ChatServer
+from chat.store import ChatStore
+from rooms.audit import Action
+from rooms.errors import DomainError
+
+from .appkeys import CONFIG, NOTIFIER, STORE
+from .auth import AuthError
+from .identity import identify
+
+log = logging.getLogger(__name__)
+
+CHAT = web.AppKey("chat", ChatStore)
+CHAT_SERVER = web.AppKey("chat_server", ChatServer)
+SHRED_INTERVAL_S = 600.0
+
+
+def setup_chat(app: web.Application, limits: ChatLimits | None = None) -> None:
+    config = app[CONFIG]
+
+    async def identify_for_chat(token: str, display_name: str) -> Authenticated:
+        try:
+            who = await identify(app, token, display_name)
+        except AuthError as e:
+            raise ChatError(e.code, e.message) from None
+        except DomainError as e:  # a spent, expired or unknown invite
+            raise ChatError(e.code, e.message) from None
+        return Authenticated(who.principal, who.session_token)
+
+    def median_consultation_s(tenant_id: str, service_id: str) -> int:
+        tenant = config.tenant(tenant_id)
+        service = tenant.service(service_id) if tenant else None
+        return service.median_consultation_s if service else 600
+
+    server = ChatServer(identify_for_chat, origins=config.origins(), redis_url=config.redis_url,
+                        median_consultation_s=median_consultation_s, limits=limits)
+    server.attach(app)
+    app[CHAT_SERVER] = server
+    app[NOTIFIER] = server
+
+    async def chat_ctx(app: web.Application) -> AsyncIterator[None]:
+        store = app[STORE]
+        chat = ChatStore(store.redis, config.chat_key_bytes(), server.limits)
+        app[CHAT] = chat
+        await server.start(store, chat)
+        sweeper = asyncio.create_task(_shred_loop(app, chat), name="chat-retention-sweep")
+        yield
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
+        await server.stop()
+
+    app.cleanup_ctx.append(chat_ctx)
+
+
+async def shred_expired(app: web.Application) -> list[str]:
+    """One retention round over every tenant: delete data keys past retention; audited. Idempotent."""
+    config, store, chat = app[CONFIG], app[STORE], app[CHAT]
+    retention_s = config.retention_days * 86400
+    shredded: list[str] = []
+    for tenant in config.tenants:
+        for cid in await chat.messages.shred_expired(tenant.id, retention_s):
+            await store.audit.record(tenant.id, Action.CHAT_SHREDDED, actor="system", role="system",
+                                     consultation_id=cid)
+            shredded.append(cid)
+    return shredded
+
+
+async def _shred_loop(app: web.Application, _chat: ChatStore) -> None:
+    while True:
+        try:
+            await shred_expired(app)
+        except Exception as exc:  # Redis briefly away: next round
+            log.warning("chat retention sweep failed: %s", type(exc).__name__)
+        await asyncio.sleep(SHRED_INTERVAL_S)
