@@ -24,6 +24,7 @@ from rooms.store import Store, connect
 from .api import build_api
 from .appkeys import AUTH, CONFIG, HTTP, STORE
 from .auth import Authenticator
+from .chat_wiring import setup_chat
 from .config import Config
 from .http import error_middleware, error_response
 from .metrics import METRICS, Metrics
@@ -168,4 +169,5 @@ def build_app(config: Config) -> web.Application:
     app.router.add_get("/", index)
     if WEB_CLIENT_DIR.is_dir():
         app.router.add_static("/static/", WEB_CLIENT_DIR, follow_symlinks=False)
+    setup_chat(app)
     return app

@@ -1,0 +1,38 @@
+"""Configuration of the SFU: which addresses it gathers on and announces, ICE servers, limits."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class MediaConfig:
+    # RTCIceServer dicts ({"urls", "username"?, "credential"?}) for the server's own peer connections.
+    # Never None: aiortc's default is a public STUN server, which stalls gathering ~5 s when offline.
+    ice_servers: list[dict[str, Any]] = field(default_factory=list)
+    # Local addresses the SFU gathers host candidates on (like mediasoup's listenIps).
+    # Empty: every non-loopback interface. A loopback server uses ["127.0.0.1"].
+    listen_ips: tuple[str, ...] = ("127.0.0.1",)
+    # Address written into the SDP instead of the listen address (1:1 NAT, like mediasoup's announcedIp).
+    announced_ip: str | None = None
+    # Keyframe requests (PLI) to one publisher are at most this frequent.
+    keyframe_min_interval_s: float = 0.5
+    # Encoded frames queued per subscriber and track before the oldest are dropped.
+    video_queue_frames: int = 30
+    audio_queue_frames: int = 25
+    sdp_max_bytes: int = 64 * 1024
+    max_participants: int = 6
+    # How often per-participant stats are sampled and pushed in a `participants` update.
+    stats_interval_s: float = 2.0
+
+    @classmethod
+    def for_host(cls, host: str, **kwargs: Any) -> MediaConfig:
+        """A config whose candidates match the address the server is bound to: loopback stays loopback."""
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = host == "localhost"
+        listen = ("127.0.0.1",) if loopback else ()
+        return cls(listen_ips=kwargs.pop("listen_ips", listen), **kwargs)

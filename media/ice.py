@@ -1,0 +1,72 @@
+"""ICE server configuration: STUN/TURN URLs from config and time-limited TURN credentials.
+
+TURN credentials follow the coturn REST API (draft-uberti-behave-turn-rest):
+username = "<expiry unix time>:<user>", credential = base64(HMAC-SHA1(shared secret, username)).
+coturn checks them with `--use-auth-secret --static-auth-secret=<secret>`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiortc import RTCConfiguration, RTCIceServer
+from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceTransportPolicy
+
+
+def turn_rest_credentials(secret: str, user: str, ttl_s: int, now: float | None = None) -> tuple[str, str]:
+    """(username, credential) valid for `ttl_s` seconds, per the coturn REST API."""
+    expiry = int(time.time() if now is None else now) + int(ttl_s)
+    username = f"{expiry}:{user}"
+    digest = hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest()
+    return username, base64.b64encode(digest).decode("ascii")
+
+
+@dataclass(frozen=True)
+class TurnConfig:
+    """A coturn deployment: its URLs (e.g. `turn:turn.example:3478?transport=tcp`, `turns:turn.example:443`)
+    and the shared secret of `--static-auth-secret`."""
+
+    urls: Sequence[str]
+    secret: str
+    ttl_s: int = 3600
+
+
+@dataclass(frozen=True)
+class IceConfig:
+    stun_urls: Sequence[str] = ()
+    turn: TurnConfig | None = None
+
+    def ice_servers(self, user: str, now: float | None = None) -> list[dict[str, Any]]:
+        """RTCIceServer dicts for one participant, as sent in `welcome`; `[]` when nothing is configured."""
+        servers: list[dict[str, Any]] = []
+        if self.stun_urls:
+            servers.append({"urls": list(self.stun_urls)})
+        if self.turn is not None and self.turn.urls:
+            username, credential = turn_rest_credentials(self.turn.secret, user, self.turn.ttl_s, now)
+            servers.append({"urls": list(self.turn.urls), "username": username, "credential": credential})
+        return servers
+
+
+def rtc_ice_servers(servers: Sequence[dict[str, Any]]) -> list[RTCIceServer]:
+    return [RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
+            for s in servers]
+
+
+def rtc_configuration(servers: Sequence[dict[str, Any]], relay_only: bool = False) -> RTCConfiguration:
+    """An RTCConfiguration that never falls back to aiortc's default public STUN server.
+
+    aiortc 1.16 supports `iceTransportPolicy`; with RELAY, aioice gathers only TURN candidates. Note that aioice
+    uses one STUN and one TURN server per connection (the first of each kind in the list).
+    """
+    return RTCConfiguration(
+        iceServers=rtc_ice_servers(servers),
+        iceTransportPolicy=RTCIceTransportPolicy.RELAY if relay_only else RTCIceTransportPolicy.ALL,
+        bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
+    )
+

@@ -1,0 +1,319 @@
+"""One participant's RTCPeerConnection: the client's offers (what it publishes) and the server's offers
+(what it subscribes to), with the server as the impolite peer that never has two offers outstanding."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiortc import RTCPeerConnection, RTCRtpSender, RTCRtpTransceiver, RTCSessionDescription
+from aiortc.sdp import candidate_from_sdp
+
+from media import aiortc_passthrough as passthrough
+from media.config import MediaConfig
+from media.errors import MediaError
+from media.forwarder import TrackForwarder
+from media.ice import rtc_configuration
+from media.payload import packer_for
+from media.publisher import PublishedTrack
+from media.stats import ParticipantStats, SfuCounters
+
+log = logging.getLogger(__name__)
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+TracksChanged = Callable[["Peer", list[PublishedTrack], list[PublishedTrack]], Awaitable[None]]
+
+DEFAULT_LABELS = {"audio": "microphone", "video": "camera"}
+FORWARDABLE = ("audio/opus", "video/vp8", "video/h264")
+
+
+@dataclass
+class _Subscription:
+    forwarder: TrackForwarder
+    transceiver: RTCRtpTransceiver | None = None  # None until the next server offer adds it
+
+
+class Peer:
+    """Created by `Room.join`; the signaling adapter calls `handle_offer`, `handle_answer`, `add_candidate`."""
+
+    def __init__(self, *, participant_id: str, role: str, display_name: str, send: Send,
+                 config: MediaConfig, counters: SfuCounters, on_tracks_changed: TracksChanged) -> None:
+        self.participant_id = participant_id
+        self.role = role
+        self.display_name = display_name
+        self.stats = ParticipantStats()
+        self._send_message = send
+        self._config = config
+        self._counters = counters
+        self._on_tracks_changed = on_tracks_changed
+        self.pc = RTCPeerConnection(rtc_configuration(config.ice_servers))
+        counters.peer_connections_opened += 1
+        self.published: dict[str, PublishedTrack] = {}  # by mid
+        self._subscriptions: dict[str, _Subscription] = {}  # by published track id
+        self._lock = asyncio.Lock()
+        self._first_offer_answered = False
+        self._offer_outstanding = False
+        self._negotiation_needed = False
+        self._negotiation_task: asyncio.Task[None] | None = None
+        self._new_tracks: list[PublishedTrack] = []
+        self._labels: dict[str, str] = {}
+        self._stats_at = time.monotonic()
+        self._stats_bytes = (0, 0)
+        self._stats_packets = (0, 0)
+        self.closed = False
+        self.pc.on("track", self._on_track)
+
+    # --- what the signaling adapter calls -----------------------------------------------------------
+
+    async def handle_offer(self, sdp: str, track_labels: dict[str, str] | None = None) -> str:
+        """Apply the client's offer and send `{"type": "answer"}` through `send` (do not send it again).
+        Returns the answer SDP. `track_labels` maps a track id (msid) or mid to a label such as
+        `exam-camera`; unlabelled tracks are `camera` or `microphone`."""
+        self._check_sdp(sdp)
+        async with self._lock:
+            self._check_open()
+            if self._offer_outstanding:
+                raise MediaError("offer_collision",
+                                 "The server's offer is waiting for an answer; roll back and answer it first.")
+            self._labels = dict(track_labels or {})
+            try:
+                await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+                for transceiver in self.pc.getTransceivers():
+                    if transceiver.mid and transceiver.mid in self.published:
+                        passthrough.keep_codecs(transceiver, FORWARDABLE)
+                for track in self._new_tracks:
+                    if track.codec is None:
+                        raise MediaError("codec_unsupported", f"No forwardable {track.kind} codec offered "
+                                         f"(supported: {', '.join(FORWARDABLE)}).")
+                passthrough.restrict_gathering(self.pc, self._config.listen_ips, self._config.announced_ip)
+                answer = await self.pc.createAnswer()
+                await self.pc.setLocalDescription(answer)
+            except MediaError:
+                self._new_tracks.clear()
+                raise
+            except Exception as exc:  # aiortc raises ValueError, OperationError, InvalidStateError, ...
+                self._new_tracks.clear()
+                raise MediaError("sdp_invalid", f"The offer could not be applied: {exc}") from exc
+            answer_sdp = self.pc.localDescription.sdp
+            await self._send({"type": "answer", "sdp": answer_sdp})
+            self._first_offer_answered = True
+            added, self._new_tracks = self._new_tracks, []
+            removed = self._unpublish_stopped()
+        if added or removed:
+            await self._on_tracks_changed(self, added, removed)
+        if self._negotiation_needed:
+            self._schedule_negotiation()
+        return answer_sdp
+
+    async def handle_answer(self, sdp: str) -> None:
+        """Apply the client's answer to the server's last offer."""
+        self._check_sdp(sdp)
+        async with self._lock:
+            self._check_open()
+            if not self._offer_outstanding:
+                raise MediaError("no_offer_outstanding", "There is no server offer waiting for an answer.")
+            try:
+                await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+            except Exception as exc:
+                raise MediaError("sdp_invalid", f"The answer could not be applied: {exc}") from exc
+            self._offer_outstanding = False
+        if self._negotiation_needed:
+            self._schedule_negotiation()
+
+    async def add_candidate(self, candidate: dict[str, Any] | None) -> None:
+        """A trickled RTCIceCandidateInit (`{"candidate", "sdpMid", "sdpMLineIndex"}`), or None at the end."""
+        self._check_open()
+        if candidate is None or not candidate.get("candidate"):
+            await self.pc.addIceCandidate(None)  # end-of-candidates
+            return
+        try:
+            line = str(candidate["candidate"])
+            parsed = candidate_from_sdp(line.removeprefix("candidate:"))
+            parsed.sdpMid = candidate.get("sdpMid")
+            parsed.sdpMLineIndex = candidate.get("sdpMLineIndex")
+            if parsed.sdpMid is None and parsed.sdpMLineIndex is None:
+                parsed.sdpMLineIndex = 0
+        except Exception as exc:
+            raise MediaError("candidate_invalid", f"The ICE candidate could not be read: {exc}") from exc
+        await self.pc.addIceCandidate(parsed)
+
+    # --- what the room calls ------------------------------------------------------------------------
+
+    def subscribe(self, published: PublishedTrack) -> None:
+        if published.id in self._subscriptions or self.closed:
+            return
+        max_frames = (self._config.video_queue_frames if published.kind == "video"
+                      else self._config.audio_queue_frames)
+        forwarder = TrackForwarder(published, self.participant_id, max_frames, self._counters)
+        published.add_forwarder(forwarder)
+        self._subscriptions[published.id] = _Subscription(forwarder)
+        self._schedule_negotiation()
+
+    def unsubscribe(self, published: PublishedTrack) -> None:
+        subscription = self._subscriptions.pop(published.id, None)
+        if subscription is None:
+            return
+        subscription.forwarder.stop()
+        if subscription.transceiver is not None:
+            # The m-line stays (aiortc cannot recycle it) but goes inactive in the next offer.
+            subscription.transceiver.direction = "inactive"
+            self._schedule_negotiation()
+
+    def subscribed_tracks(self) -> list[TrackForwarder]:
+        return [s.forwarder for s in self._subscriptions.values()]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "id": self.participant_id,
+            "role": self.role,
+            "display_name": self.display_name,
+            "tracks": [t.describe() for t in self.published.values()],
+            "stats": {**self.stats.as_dict(), "quality": self.stats.quality},
+        }
+
+    async def sample_stats(self) -> None:
+        """Refresh `stats` from the counters and aiortc's RTCP-based reports."""
+        now = time.monotonic()
+        elapsed = max(now - self._stats_at, 1e-3)
+        bytes_in = sum(t.counters.bytes for t in self.published.values())
+        bytes_out = sum(s.forwarder.counters.bytes for s in self._subscriptions.values())
+        self.stats.bitrate_in_bps = 8 * (bytes_in - self._stats_bytes[0]) / elapsed
+        self.stats.bitrate_out_bps = 8 * (bytes_out - self._stats_bytes[1]) / elapsed
+        self._stats_at, self._stats_bytes = now, (bytes_in, bytes_out)
+        received = lost = 0
+        rtts: list[float] = []
+        fractions: list[float] = []
+        for report in (await self.pc.getStats()).values():
+            if report.type == "inbound-rtp":
+                received += report.packetsReceived
+                lost += max(report.packetsLost, 0)
+            elif report.type == "remote-inbound-rtp":
+                fractions.append(report.fractionLost / 256)
+                if report.roundTripTime is not None:
+                    rtts.append(report.roundTripTime)
+        d_received = received - self._stats_packets[0]
+        d_lost = lost - self._stats_packets[1]
+        self._stats_packets = (received, lost)
+        self.stats.packet_loss_in = d_lost / (d_received + d_lost) if d_received + d_lost > 0 else 0.0
+        self.stats.packet_loss_out = max(fractions, default=0.0)
+        self.stats.rtt_s = sum(rtts) / len(rtts) if rtts else None
+
+    async def close(self) -> list[PublishedTrack]:
+        """Close the peer connection; returns the tracks it published, for the room to unsubscribe."""
+        if self.closed:
+            return []
+        self.closed = True
+        if self._negotiation_task is not None:
+            self._negotiation_task.cancel()
+        for subscription in self._subscriptions.values():
+            subscription.forwarder.stop()
+        self._subscriptions.clear()
+        published = list(self.published.values())
+        for track in published:
+            track.close()
+        self.published.clear()
+        for track in self._new_tracks:
+            track.close()
+        self._new_tracks.clear()
+        await self.pc.close()
+        self._counters.peer_connections_closed += 1
+        return published
+
+    # --- internals ----------------------------------------------------------------------------------
+
+    def _check_sdp(self, sdp: object) -> None:
+        if not isinstance(sdp, str) or not sdp.strip():
+            raise MediaError("sdp_invalid", "The SDP must be a non-empty string.")
+        if len(sdp.encode()) > self._config.sdp_max_bytes:
+            raise MediaError("sdp_too_large", f"The SDP is larger than {self._config.sdp_max_bytes} bytes.")
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise MediaError("participant_left", "This participant has left the consultation.")
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        try:
+            await self._send_message(message)
+        except Exception:  # a closed WebSocket: the adapter removes the participant; nothing to do here
+            log.info("could not send %s to %s", message.get("type"), self.participant_id, exc_info=True)
+
+    def _on_track(self, track: Any) -> None:
+        """aiortc's `track` event, during setRemoteDescription of the client's offer."""
+        transceiver = next((t for t in self.pc.getTransceivers() if t.receiver.track is track), None)
+        if transceiver is None:
+            return
+        passthrough.keep_codecs(transceiver, FORWARDABLE)
+        codec = passthrough.negotiated_codec(transceiver)
+        mid = transceiver.mid or ""
+        label = self._labels.get(mid) or self._labels.get(track.id) or DEFAULT_LABELS[track.kind]
+        receiver = transceiver.receiver
+        published = PublishedTrack(
+            track_id=uuid.uuid4().hex, kind=track.kind, label=label, participant_id=self.participant_id,
+            codec=codec, send_pli=lambda: passthrough.send_pli(receiver),  # type: ignore[arg-type]
+            keyframe_min_interval_s=self._config.keyframe_min_interval_s, counters=self._counters)
+        passthrough.install_receiver_sink(receiver, published.on_frame)
+        self.published[mid] = published
+        self._new_tracks.append(published)
+
+    def _unpublish_stopped(self) -> list[PublishedTrack]:
+        """Tracks whose m-line the client no longer sends on (it removed the track or stopped it)."""
+        removed = []
+        for transceiver in self.pc.getTransceivers():
+            mid = transceiver.mid or ""
+            if mid in self.published and transceiver.currentDirection not in ("recvonly", "sendrecv"):
+                track = self.published.pop(mid)
+                track.close()
+                removed.append(track)
+        return removed
+
+    def _schedule_negotiation(self) -> None:
+        self._negotiation_needed = True
+        if self.closed or (self._negotiation_task is not None and not self._negotiation_task.done()):
+            return
+        self._negotiation_task = asyncio.create_task(self._negotiate())
+
+    async def _negotiate(self) -> None:
+        async with self._lock:
+            if self.closed or not self._first_offer_answered or self._offer_outstanding:
+                return  # handle_offer / handle_answer reschedule
+            if not self._negotiation_needed:
+                return
+            self._negotiation_needed = False
+            for subscription in self._subscriptions.values():
+                if subscription.transceiver is None:
+                    subscription.transceiver = self._add_sender(subscription.forwarder)
+            passthrough.restrict_gathering(self.pc, self._config.listen_ips, self._config.announced_ip)
+            try:
+                offer = await self.pc.createOffer()
+                await self.pc.setLocalDescription(offer)
+            except Exception:
+                if self.closed:
+                    return
+                raise
+            self._offer_outstanding = True
+            await self._send({"type": "offer", "sdp": self.pc.localDescription.sdp})
+
+    def _add_sender(self, forwarder: TrackForwarder) -> RTCRtpTransceiver:
+        published = forwarder.published
+        transceiver = self.pc.addTransceiver(forwarder, direction="sendonly")
+        capabilities = RTCRtpSender.getCapabilities(published.kind).codecs
+        mime = published.codec.mimeType.lower()
+        transceiver.setCodecPreferences(
+            [c for c in capabilities if c.mimeType.lower() == mime and _same_profile(c.parameters,
+                                                                                        published.codec.parameters)]
+            + [c for c in capabilities if c.mimeType.lower().endswith("/rtx")])
+        passthrough.install_sender_packer(transceiver.sender, packer_for(mime), forwarder.on_packed,
+                                          forwarder.on_keyframe_request)
+        # The subscriber can tell whose track it is from the msid: "<participant id> <track id>".
+        passthrough.set_stream_id(transceiver.sender, published.participant_id)
+        return transceiver
+
+
+def _same_profile(ours: dict[str, Any], theirs: dict[str, Any]) -> bool:
+    key = "profile-level-id"
+    return key not in ours or key not in theirs or str(ours[key])[:2] == str(theirs[key])[:2]

@@ -1,0 +1,117 @@
+"""A consultation's media: who is connected, and every participant subscribed to every other's tracks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from media.config import MediaConfig
+from media.errors import MediaError
+from media.peer import Peer, Send
+from media.publisher import PublishedTrack
+from media.stats import SfuCounters
+
+log = logging.getLogger(__name__)
+
+
+class Room:
+    """Created by `Sfu.room`; one per consultation."""
+
+    def __init__(self, consultation_id: str, config: MediaConfig, counters: SfuCounters,
+                 on_closed: Callable[[Room], None]) -> None:
+        self.consultation_id = consultation_id
+        self._config = config
+        self._counters = counters
+        self._on_closed = on_closed
+        self._peers: dict[str, Peer] = {}
+        self._stats_task: asyncio.Task[None] | None = None
+        self.closed = False
+
+    async def join(self, participant_id: str, role: str, display_name: str, send: Send) -> Peer:
+        """A participant's new peer connection. `send` delivers signaling messages (the server's `answer`
+        and `offer`, `participants`, `ended`) to that participant's WebSocket. Joining again with the same
+        participant id replaces the old connection (a phone moving from Wi-Fi to 4G)."""
+        if self.closed:
+            raise MediaError("consultation_ended", "This consultation has ended.")
+        old = self._peers.pop(participant_id, None)
+        if old is not None:
+            await self._remove(old)
+        elif len(self._peers) >= self._config.max_participants:
+            raise MediaError("room_full", f"A consultation has at most {self._config.max_participants} "
+                             "participants with video.")
+        peer = Peer(participant_id=participant_id, role=role, display_name=display_name, send=send,
+                    config=self._config, counters=self._counters, on_tracks_changed=self._tracks_changed)
+        self._peers[participant_id] = peer
+        for other in self._peers.values():
+            if other is not peer:
+                for track in other.published.values():
+                    peer.subscribe(track)
+        if self._stats_task is None:
+            self._stats_task = asyncio.create_task(self._sample_stats())
+        await self._broadcast_participants()
+        return peer
+
+    async def leave(self, participant_id: str) -> None:
+        peer = self._peers.pop(participant_id, None)
+        if peer is None:
+            return
+        await self._remove(peer)
+        await self._broadcast_participants()
+        if not self._peers:
+            await self.close(None, notify=False)
+
+    async def close(self, outcome: str | None, notify: bool = True) -> None:
+        """End the consultation's media: `{"type": "ended", "outcome": ...}` to everyone, then close."""
+        if self.closed:
+            return
+        self.closed = True
+        if self._stats_task is not None:
+            self._stats_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._stats_task
+        peers, self._peers = list(self._peers.values()), {}
+        if notify:
+            await asyncio.gather(*(p._send({"type": "ended", "outcome": outcome}) for p in peers))
+        await asyncio.gather(*(p.close() for p in peers))
+        self._on_closed(self)
+
+    def participants(self) -> list[dict[str, Any]]:
+        """`[{"id", "role", "display_name", "tracks": [{"id", "kind", "label"}], "stats": {...}}]`"""
+        return [peer.describe() for peer in self._peers.values()]
+
+    def peer(self, participant_id: str) -> Peer | None:
+        return self._peers.get(participant_id)
+
+    async def _remove(self, peer: Peer) -> None:
+        published = await peer.close()
+        for other in self._peers.values():
+            for track in published:
+                other.unsubscribe(track)
+
+    async def _tracks_changed(self, peer: Peer, added: list[PublishedTrack],
+                              removed: list[PublishedTrack]) -> None:
+        for other in self._peers.values():
+            if other is peer:
+                continue
+            for track in removed:
+                other.unsubscribe(track)
+            for track in added:
+                other.subscribe(track)
+        await self._broadcast_participants()
+
+    async def _broadcast_participants(self) -> None:
+        message = {"type": "participants", "participants": self.participants()}
+        await asyncio.gather(*(p._send(message) for p in list(self._peers.values())))
+
+    async def _sample_stats(self) -> None:
+        while True:
+            await asyncio.sleep(self._config.stats_interval_s)
+            try:
+                await asyncio.gather(*(p.sample_stats() for p in list(self._peers.values())))
+            except Exception:
+                log.exception("stats sampling failed in %s", self.consultation_id)
+            if len(self._peers) > 1:
+                await self._broadcast_participants()
