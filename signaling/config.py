@@ -76,6 +76,7 @@ class Config(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     public_url: str | None = None
+    node_url: str | None = None  # this process's own base URL when several nodes share Redis
     redis_url: str | None = None
     secret_key: str | None = None
     chat_master_key: str | None = None  # base64 of 32 bytes
@@ -131,6 +132,7 @@ _ENV = {
     "NETTLEGE_HOST": "host",
     "NETTLEGE_PORT": "port",
     "NETTLEGE_PUBLIC_URL": "public_url",
+    "NETTLEGE_NODE_URL": "node_url",
 }
 
 

@@ -1,11 +1,11 @@
 """REST API under /api/v1: one module per resource, all collected into one route table."""
 
 from ..http import Api
-from . import consultations, dev, me, queue, services, transcripts
+from . import auth_config, consultations, dev, me, queue, services, sms, transcripts
 
 
 def build_api() -> Api:
     api = Api()
-    for module in (dev, services, queue, consultations, me, transcripts):
+    for module in (dev, auth_config, services, queue, consultations, me, sms, transcripts):
         api.include(module.api)
     return api

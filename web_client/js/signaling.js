@@ -1,0 +1,273 @@
+// WebRTC and the signaling WebSocket protocol (docs/protocol.md): hello → welcome (lobby|admitted),
+// the client's first offer once admitted, server offers for renegotiation (the client is the polite
+// peer and rolls back on glare), trickle candidates, participants, ended. A dropped socket or a
+// failed peer connection reconnects with the session token into the same consultation.
+
+const FATAL_CLOSE = (code) => code >= 4400 && code < 4500;
+const MAX_BACKOFF_MS = 5000;
+
+export class Call extends EventTarget {
+  /**
+   * @param {object} o
+   * @param {string} o.consultationId
+   * @param {string} o.token a JWT, a session token or an invite token (spent on first use)
+   * @param {string} [o.displayName]
+   * @param {MediaStream|null} [o.localStream] camera and microphone
+   */
+  constructor({ consultationId, token, displayName = "", localStream = null }) {
+    super();
+    this.cid = consultationId;
+    this.token = token;
+    this.sessionToken = null;
+    this.displayName = displayName;
+    this.localStream = localStream;
+    this.extra = new Map(); // label → MediaStream (e.g. "exam-camera")
+    this.state = "idle";
+    this.participantId = null;
+    this.role = null;
+    this.iceServers = [];
+    this.participants = [];
+    this.ws = null;
+    this.pc = null;
+    this.ops = Promise.resolve();
+    this.backoff = 500;
+    this.retryTimer = null;
+    this.everAdmitted = false;
+  }
+
+  // --- public ----------------------------------------------------------------------------------
+
+  start() { this._open(); }
+
+  leave() {
+    this._send({ type: "leave" });
+    this._setState("left");
+    this._teardown();
+  }
+
+  /** Mute or unmute the microphone. */
+  setMuted(muted) {
+    this.localStream?.getAudioTracks().forEach((tr) => { tr.enabled = !muted; });
+  }
+
+  /** Camera off (audio only): the camera track stops sending pictures. */
+  setCameraOff(off) {
+    this.localStream?.getVideoTracks().forEach((tr) => { tr.enabled = !off; });
+  }
+
+  /** Publish or withdraw an extra camera with a label (the nurse's "exam-camera"). */
+  async setExtraStream(label, stream) {
+    const old = this.extra.get(label);
+    if (old && this.pc) {
+      for (const sender of this.pc.getSenders()) {
+        if (sender.track && old.getTracks().includes(sender.track)) this.pc.removeTrack(sender);
+      }
+    }
+    if (stream) this.extra.set(label, stream); else this.extra.delete(label);
+    if (stream && this.pc) stream.getTracks().forEach((tr) => this.pc.addTrack(tr, stream));
+  }
+
+  /** Which label a local track is published under (the server learns it from the offer). */
+  trackLabels() {
+    const labels = {};
+    for (const [label, stream] of this.extra) {
+      labels[stream.id] = label;
+      stream.getTracks().forEach((tr) => { labels[tr.id] = label; });
+    }
+    this.localStream?.getVideoTracks().forEach((tr) => { labels[tr.id] = "camera"; });
+    this.localStream?.getAudioTracks().forEach((tr) => { labels[tr.id] = "microphone"; });
+    return labels;
+  }
+
+  async stats() { return this.pc ? this.pc.getStats() : null; }
+
+  // --- socket ----------------------------------------------------------------------------------
+
+  _emit(type, detail) { this.dispatchEvent(new CustomEvent(type, { detail })); }
+
+  _setState(state, detail = {}) {
+    if (this.state === state) return;
+    this.state = state;
+    this._emit("state", { state, ...detail });
+  }
+
+  _open() {
+    clearTimeout(this.retryTimer);
+    const proto = location.protocol === "https:" ? "wss" : "ws";
+    const ws = new WebSocket(`${proto}://${location.host}/api/v1/consultations/${this.cid}/signal`);
+    this.ws = ws;
+    if (this.state !== "reconnecting") this._setState("connecting");
+    ws.onopen = () => {
+      ws.send(JSON.stringify({ type: "hello", token: this.sessionToken || this.token,
+        display_name: this.displayName }));
+    };
+    ws.onmessage = (e) => {
+      let msg;
+      try { msg = JSON.parse(e.data); } catch { return; }
+      this.ops = this.ops.then(() => this._onMessage(msg)).catch((err) => console.warn("signaling", err));
+    };
+    ws.onclose = (e) => { if (this.ws === ws) this._onClose(e); };
+  }
+
+  _send(msg) {
+    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(msg));
+  }
+
+  _onClose(e) {
+    this.ws = null;
+    if (["ended", "left", "denied", "failed"].includes(this.state)) return;
+    if (FATAL_CLOSE(e.code) && !(this.sessionToken && e.code !== 4403)) {
+      this._setState("failed", { code: e.code, reason: e.reason });
+      this._teardown();
+      return;
+    }
+    this._reconnect();
+  }
+
+  /** Back into the same consultation: a new socket (session token) and a new peer connection. */
+  _reconnect() {
+    if (["ended", "left", "denied", "failed"].includes(this.state)) return;
+    this._setState("reconnecting");
+    this._closePeer();
+    if (this.ws) { const ws = this.ws; this.ws = null; ws.onclose = null; ws.close(); }
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => this._open(), this.backoff);
+    this.backoff = Math.min(MAX_BACKOFF_MS, this.backoff * 2);
+  }
+
+  /** The page came back online: try at once instead of waiting for the backoff. */
+  retryNow() {
+    if (this.state !== "reconnecting") {
+      // The socket may look open although the network was away: check with a fresh one.
+      if (this.state === "admitted" && this.pc?.iceConnectionState !== "connected" && this.pc?.iceConnectionState !== "completed") {
+        this._reconnect();
+      }
+      return;
+    }
+    this.backoff = 500;
+    clearTimeout(this.retryTimer);
+    this._open();
+  }
+
+  async _onMessage(msg) {
+    switch (msg.type) {
+      case "welcome":
+        this.participantId = msg.participant_id;
+        this.role = msg.role;
+        this.iceServers = msg.ice_servers || [];
+        if (msg.session_token) this.sessionToken = msg.session_token;
+        this.backoff = 500;
+        this._emit("welcome", msg);
+        if (msg.state === "admitted") await this._admitted();
+        else this._setState("lobby");
+        break;
+      case "admitted":
+        await this._admitted();
+        break;
+      case "denied":
+        this._setState("denied");
+        this._teardown();
+        break;
+      case "answer":
+        if (this.pc && this.pc.signalingState === "have-local-offer") {
+          await this.pc.setRemoteDescription({ type: "answer", sdp: msg.sdp });
+        }
+        break;
+      case "offer":
+        await this._onOffer(msg.sdp);
+        break;
+      case "candidate":
+        if (this.pc && msg.candidate) {
+          try { await this.pc.addIceCandidate(msg.candidate); } catch (e) { console.warn("candidate", e); }
+        }
+        break;
+      case "participants":
+        this.participants = msg.participants || [];
+        this._emit("participants", this.participants);
+        break;
+      case "ended":
+        this._setState("ended", { outcome: msg.outcome ?? null });
+        this._teardown();
+        break;
+      case "error":
+        this._emit("error", msg);
+        break;
+      default:
+        this._emit(msg.type, msg);
+    }
+  }
+
+  // --- peer connection ---------------------------------------------------------------------------
+
+  async _admitted() {
+    this.everAdmitted = true;
+    this._setState("admitted");
+    if (this.pc) return;
+    const pc = new RTCPeerConnection({ iceServers: this.iceServers, bundlePolicy: "max-bundle" });
+    this.pc = pc;
+    pc.onicecandidate = (e) => this._send({ type: "candidate", candidate: e.candidate ? e.candidate.toJSON() : null });
+    pc.ontrack = (e) => this._emit("track", { track: e.track, streams: e.streams, mid: e.transceiver?.mid });
+    pc.onconnectionstatechange = () => {
+      if (this.pc !== pc) return;
+      this._emit("connection", pc.connectionState);
+      if (pc.connectionState === "failed") this._reconnect();
+    };
+    pc.onnegotiationneeded = () => { this.ops = this.ops.then(() => this._offer(pc)).catch((e) => console.warn(e)); };
+    let published = 0;
+    for (const stream of [this.localStream, ...this.extra.values()]) {
+      if (!stream) continue;
+      for (const tr of stream.getTracks()) { pc.addTrack(tr, stream); published++; }
+    }
+    if (!published) {
+      pc.addTransceiver("audio", { direction: "recvonly" });
+      pc.addTransceiver("video", { direction: "recvonly" });
+    }
+  }
+
+  async _offer(pc) {
+    if (this.pc !== pc || pc.signalingState !== "stable") return;
+    await pc.setLocalDescription(await pc.createOffer());
+    this._send({ type: "offer", sdp: pc.localDescription.sdp, track_labels: this.trackLabels() });
+  }
+
+  async _onOffer(sdp) {
+    const pc = this.pc;
+    if (!pc) return;
+    if (pc.signalingState !== "stable") {
+      // Glare: the server is impolite, we roll back ours and negotiate it again afterwards.
+      await pc.setLocalDescription({ type: "rollback" });
+    }
+    await pc.setRemoteDescription({ type: "offer", sdp });
+    await pc.setLocalDescription(await pc.createAnswer());
+    this._send({ type: "answer", sdp: pc.localDescription.sdp });
+  }
+
+  _closePeer() {
+    if (!this.pc) return;
+    const pc = this.pc;
+    this.pc = null;
+    pc.onconnectionstatechange = null;
+    pc.onnegotiationneeded = null;
+    pc.close();
+    this._emit("reset", {});
+  }
+
+  _teardown() {
+    clearTimeout(this.retryTimer);
+    this._closePeer();
+    if (this.ws) { const ws = this.ws; this.ws = null; ws.onclose = null; try { ws.close(1000); } catch { /* closed */ } }
+  }
+}
+
+/** Receive quality of one remote track from two getStats() snapshots: "good" | "fair" | "poor". */
+export function qualityOf(prev, cur) {
+  if (!prev || !cur) return null;
+  const received = (cur.packetsReceived || 0) - (prev.packetsReceived || 0);
+  const lost = (cur.packetsLost || 0) - (prev.packetsLost || 0);
+  if (received <= 0 && lost <= 0) return "poor";
+  const loss = lost / Math.max(1, received + lost);
+  const jitter = cur.jitter || 0;
+  if (loss > 0.08 || jitter > 0.1) return "poor";
+  if (loss > 0.02 || jitter > 0.04) return "fair";
+  return "good";
+}

@@ -1,0 +1,120 @@
+// Clinician: the service's queue (priority colour and text, channel, reason, wait timer), set
+// priority, take next → the consultation room.
+import { api, isNetworkError } from "../api.js";
+import { announce, formatDuration, h, tr } from "../dom.js";
+import { t } from "../i18n.js";
+import { session } from "../session.js";
+
+export const titleKey = "dashboard_title";
+const POLL_MS = 3000;
+const PRIORITIES = ["red", "yellow", "green"];
+
+export function render(root, [serviceParam], { navigate, setBanner }) {
+  const tenant = session.user.tenant;
+  const picker = h("select", { id: "service-select" });
+  const error = h("p", { class: "error", role: "alert" });
+  const info = h("p", { class: "notice", role: "status", "aria-live": "polite", id: "dashboard-status" });
+  const take = h("button", { type: "button", class: "btn btn-primary", id: "take-next", i18n: "take_next" });
+  const count = h("p", { id: "queue-count", class: "queue-count" });
+  const tbody = h("tbody");
+  const table = h("table", { class: "queue-table", id: "queue-table" },
+    h("caption", { class: "visually-hidden", i18n: "queue_table_caption" }),
+    h("thead", {}, h("tr", {},
+      ["col_priority", "col_waited", "col_channel", "col_reason", "col_name", "col_set_priority"]
+        .map((k) => h("th", { scope: "col", i18n: k })))),
+    tbody);
+  const empty = h("p", { class: "hint", i18n: "queue_empty" });
+  root.append(h("section", { class: "stack", "aria-labelledby": "dash-h" },
+    h("h1", { id: "dash-h", i18n: "dashboard_title" }),
+    h("div", { class: "toolbar" },
+      h("div", { class: "field inline" }, h("label", { for: "service-select", i18n: "service" }), picker),
+      take),
+    error, info, count, empty, h("div", { class: "table-wrap" }, table)));
+
+  let service = serviceParam || session.get("dashboard_service");
+  let tickets = [];
+  let timer = null;
+  let tick = null;
+  let stopped = false;
+
+  api.services(tenant).then((services) => {
+    picker.replaceChildren(...services.map((s) => h("option", { value: s.service }, s.name)));
+    if (!services.some((s) => s.service === service)) service = services[0]?.service;
+    picker.value = service;
+    poll();
+  }).catch((e) => { error.textContent = e.message; });
+  picker.addEventListener("change", () => {
+    service = picker.value;
+    session.set("dashboard_service", service);
+    poll();
+  });
+
+  async function poll() {
+    clearTimeout(timer);
+    if (stopped || !service) return;
+    try {
+      tickets = await api.queue(tenant, service);
+      setBanner(null);
+      error.textContent = "";
+      draw();
+    } catch (e) {
+      if (isNetworkError(e)) setBanner("reconnecting");
+      else error.textContent = e.message;
+    }
+    timer = setTimeout(poll, POLL_MS);
+  }
+
+  function draw() {
+    tr(count, "queue_count", { n: tickets.length });
+    empty.hidden = tickets.length > 0;
+    table.hidden = tickets.length === 0;
+    take.disabled = false;
+    tbody.replaceChildren(...tickets.map((tk) => {
+      const name = tk.owner_name || t(`role_${tk.owner_role}`);
+      const select = h("select", { id: `prio-${tk.ticket_id}`, dataset: { ticket: tk.ticket_id },
+        i18nAttrs: { "aria-label": ["set_priority_for", { name }] } },
+      PRIORITIES.map((p) => h("option", { value: p, selected: p === tk.priority, i18n: `priority_${p}` })));
+      select.addEventListener("change", async () => {
+        try {
+          await api.setPriority(tk.ticket_id, select.value);
+          announce(t("priority_set", { name, priority: t(`priority_${select.value}`) }));
+          poll();
+        } catch (e) { error.textContent = e.message; }
+      });
+      return h("tr", { class: `prio-row prio-${tk.priority}`, dataset: { ticket: tk.ticket_id } },
+        h("td", { dataset: { label: t("col_priority") } },
+          h("span", { class: `badge prio prio-${tk.priority}`, i18n: `priority_${tk.priority}` })),
+        h("td", { dataset: { label: t("col_waited") } }, h("span", { class: "waited", dataset: { since: tk.enqueued_at } },
+          formatDuration(Date.now() / 1000 - tk.enqueued_at))),
+        h("td", { dataset: { label: t("col_channel") } }, h("span", { i18n: `channel_${tk.channel}` }),
+          tk.callback_phone ? h("span", { class: "hint" }, ` (${tk.callback_phone})`) : null),
+        h("td", { class: "reason", dataset: { label: t("col_reason") } }, tk.reason),
+        h("td", { dataset: { label: t("col_name") } }, name, tk.owner_role === "nurse" ? h("span", { class: "tag", i18n: "role_nurse" }) : null),
+        h("td", { dataset: { label: t("col_set_priority") } }, select));
+    }));
+  }
+
+  tick = setInterval(() => {
+    root.querySelectorAll(".waited").forEach((el) => {
+      el.textContent = formatDuration(Date.now() / 1000 - Number(el.dataset.since));
+    });
+  }, 1000);
+
+  take.addEventListener("click", async () => {
+    take.disabled = true;
+    try {
+      const taken = await api.takeNext(tenant, service);
+      if (!taken) {
+        tr(info, "queue_empty_take");
+        take.disabled = false;
+        return;
+      }
+      navigate(`#/room/${taken.consultation_id}`);
+    } catch (e) {
+      error.textContent = e.message;
+      take.disabled = false;
+    }
+  });
+
+  return () => { stopped = true; clearTimeout(timer); clearInterval(tick); };
+}

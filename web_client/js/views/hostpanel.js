@@ -1,0 +1,126 @@
+// For hosts (clinician, nurse, operator) in a room: who waits in the lobby (admit / deny), invite an
+// interpreter, a relative or a second clinician (copy the link, or send it by SMS when configured),
+// and end the consultation with an outcome.
+import { api } from "../api.js";
+import { announce, h, tr } from "../dom.js";
+import { t } from "../i18n.js";
+import { sendLinkControl } from "./sendlink.js";
+
+const INVITE_ROLES = ["interpreter", "relative", "clinician"];
+const OUTCOMES = ["resolved", "physical-followup", "referred", "emergency", "no-show"];
+const POLL_MS = 3000;
+
+export function hostPanel({ cid, onEnded, error }) {
+  const lobby = h("ul", { class: "lobby", id: "lobby", role: "list" });
+  const lobbyEmpty = h("p", { class: "hint", i18n: "lobby_empty" });
+  const lobbySection = h("section", { class: "card", "aria-labelledby": "lobby-h" },
+    h("h2", { id: "lobby-h", class: "h3", i18n: "lobby" }), lobbyEmpty, lobby);
+
+  const role = h("select", { id: "invite-role" }, INVITE_ROLES.map((r) => h("option", { value: r, i18n: `invite_as_${r}` })));
+  const out = h("div", { class: "stack", id: "invite-result", "aria-live": "polite" });
+  const make = h("button", { type: "button", class: "btn", id: "create-invite", i18n: "create_invite" });
+  const inviteSection = h("section", { class: "card", "aria-labelledby": "invite-h" },
+    h("h2", { id: "invite-h", class: "h3", i18n: "invite" }),
+    h("div", { class: "field" }, h("label", { for: "invite-role", i18n: "invite_role" }), role), make, out);
+
+  make.addEventListener("click", async () => {
+    try {
+      const inv = await api.invite(cid, { role: role.value, ttl_s: 3600, lobby: true });
+      out.replaceChildren(linkBox(inv.url, role.value), sendLinkControl({ cid, url: inv.url, error }));
+      announce(t("invite_created"));
+      out.querySelector("input")?.focus();
+    } catch (e) {
+      error.textContent = e.message;
+    }
+  });
+
+  const element = h("div", { class: "stack" }, lobbySection, inviteSection);
+  let known = new Set();
+  let timer = null;
+
+  async function refresh() {
+    clearTimeout(timer);
+    try {
+      const c = await api.consultation(cid);
+      update(c);
+    } catch { /* shown elsewhere */ }
+    if (element.isConnected) timer = setTimeout(refresh, POLL_MS);
+  }
+
+  function update(c) {
+    if (!c) return;
+    const waiting = c.participants.filter((p) => p.state === "lobby");
+    const ids = new Set(waiting.map((p) => p.id));
+    for (const p of waiting) if (!known.has(p.id)) announce(t("knock_announce", { name: p.display_name || t(`role_${p.role}`) }));
+    known = ids;
+    lobbyEmpty.hidden = waiting.length > 0;
+    lobby.replaceChildren(...waiting.map((p) => {
+      const name = p.display_name || t(`role_${p.role}`);
+      return h("li", { class: "lobby-item" },
+        h("span", {}, name, " · ", h("span", { i18n: `role_${p.role}` })),
+        h("span", { class: "btn-row" },
+          h("button", { type: "button", class: "btn btn-primary", dataset: { admit: p.id }, i18nAttrs: { "aria-label": ["admit_name", { name }] },
+            i18n: "admit", onclick: () => decide(p.id, true) }),
+          h("button", { type: "button", class: "btn", dataset: { deny: p.id }, i18nAttrs: { "aria-label": ["deny_name", { name }] },
+            i18n: "deny", onclick: () => decide(p.id, false) })));
+    }));
+  }
+
+  async function decide(pid, admit) {
+    try {
+      await (admit ? api.admit(cid, pid) : api.deny(cid, pid));
+      announce(t(admit ? "admitted_announce" : "denied_announce"));
+      refresh();
+    } catch (e) {
+      error.textContent = e.message;
+    }
+  }
+
+  // --- end with an outcome (a modal dialog: focus is trapped and returns to the button) -------
+  const dialog = h("dialog", { class: "dialog", id: "end-dialog", "aria-labelledby": "end-h" });
+  const form = h("form", { method: "dialog", class: "stack" },
+    h("h2", { id: "end-h", i18n: "end_title" }),
+    h("fieldset", { class: "radios" }, h("legend", { i18n: "outcome" }),
+      OUTCOMES.map((o, i) => h("div", { class: "radio" },
+        h("input", { type: "radio", name: "outcome", id: `outcome-${o}`, value: o, checked: i === 0 }),
+        h("label", { for: `outcome-${o}`, i18n: `outcome_${o}` })))),
+    h("div", { class: "btn-row" },
+      h("button", { type: "submit", class: "btn btn-danger", id: "confirm-end", value: "end", i18n: "end_confirm" }),
+      h("button", { type: "submit", class: "btn", value: "cancel", i18n: "cancel" })));
+  dialog.append(form);
+  document.body.append(dialog);
+  dialog.addEventListener("close", async () => {
+    if (dialog.returnValue !== "end") return;
+    const outcome = form.querySelector("input[name=outcome]:checked").value;
+    try {
+      await api.end(cid, outcome);
+      dialog.remove();
+      onEnded(outcome);
+    } catch (e) {
+      error.textContent = e.message;
+    }
+  });
+
+  refresh();
+  return {
+    element,
+    update: (c) => update(c),
+    refresh,
+    openEnd: () => { dialog.returnValue = ""; dialog.showModal(); },
+    stop: () => { clearTimeout(timer); dialog.remove(); },
+  };
+}
+
+/** A read-only link with a copy button. */
+export function linkBox(url, roleKey) {
+  const id = `link-${Math.random().toString(36).slice(2, 8)}`;
+  const input = h("input", { id, type: "text", readOnly: true, value: url, class: "link-input" });
+  const copied = h("span", { class: "hint", role: "status" });
+  const copy = h("button", { type: "button", class: "btn", i18n: "copy_link", onclick: async () => {
+    try { await navigator.clipboard.writeText(url); } catch { input.select(); document.execCommand?.("copy"); }
+    tr(copied, "copied");
+  } });
+  return h("div", { class: "field link-box" },
+    h("label", { for: id, i18n: "invite_link_for", i18nParams: { role: t(`role_${roleKey}`) } }),
+    h("div", { class: "btn-row" }, input, copy), copied);
+}

@@ -1,0 +1,57 @@
+// Invitee (interpreter, relative, second clinician, a caller): opens a single-use link, gives a name,
+// waits in the lobby until admitted, then the room. The invite is spent on joining; a reload uses
+// the session token the server gave in exchange.
+import { request } from "../api.js";
+import { h, tr } from "../dom.js";
+import { session } from "../session.js";
+import { field } from "./login.js";
+import { render as renderRoom } from "./room.js";
+
+export const titleKey = "invite_title";
+
+export function render(root, [token], ctx) {
+  const error = h("p", { class: "error", role: "alert" });
+  const body = h("div", { class: "stack" });
+  root.append(h("section", { class: "card narrow", "aria-labelledby": "invite-h" },
+    h("h1", { id: "invite-h", i18n: "invite_title" }), error, body));
+  let roomCleanup = null;
+  const spent = session.get(`invite_${token}`);
+
+  if (spent) {
+    open(spent.cid, spent.role, spent.name, session.get(`room_token_${spent.cid}`) || token);
+  } else {
+    request("GET", `/api/v1/invites/${encodeURIComponent(token)}`, undefined, { token: "" }).then((inv) => {
+      const name = h("input", { id: "invitee-name", autocomplete: "name", maxLength: 80, required: true });
+      const form = h("form", { class: "stack", novalidate: true },
+        h("p", { i18n: `invited_as_${inv.role}` }),
+        field("invitee-name", "your_name", name),
+        h("button", { type: "submit", class: "btn btn-primary", id: "join-invite", i18n: "join_consultation" }));
+      form.addEventListener("submit", (e) => {
+        e.preventDefault();
+        if (!name.value.trim()) {
+          name.setAttribute("aria-invalid", "true");
+          tr(error, "name_required");
+          name.focus();
+          return;
+        }
+        session.set(`invite_${token}`, { cid: inv.consultation_id, role: inv.role, name: name.value.trim() });
+        open(inv.consultation_id, inv.role, name.value.trim(), token);
+      });
+      body.append(form);
+      name.focus();
+    }).catch((e) => { error.textContent = e.message; });
+  }
+
+  function open(cid, role, displayName, roomToken) {
+    root.replaceChildren();
+    roomCleanup = renderRoom(root, [cid], ctx, {
+      token: roomToken, role, displayName, channel: "video",
+      onDenied: () => {
+        root.replaceChildren(h("section", { class: "card narrow", "aria-labelledby": "denied-h" },
+          h("h1", { id: "denied-h", i18n: "denied_title" }), h("p", { i18n: "denied_text" })));
+      },
+    });
+  }
+
+  return () => roomCleanup?.();
+}

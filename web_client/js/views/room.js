@@ -1,0 +1,326 @@
+// The consultation room for everyone: video (or chat only), controls (mute, camera off, exam camera,
+// leave or end), chat beside it, participants with a quality indicator; hosts also invite, admit or
+// deny knocks and end with an outcome. A dropped network reconnects into the same consultation.
+import { api, isNetworkError, request } from "../api.js";
+import { announce, h, tr, trAttrs } from "../dom.js";
+import { t } from "../i18n.js";
+import { session } from "../session.js";
+import { Call, qualityOf } from "../signaling.js";
+import { Chat } from "../chat.js";
+import { getLocalMedia, listCameras, stopStream, takeKeptStream } from "../media.js";
+import { chatPanel } from "./chatpanel.js";
+import { hostPanel } from "./hostpanel.js";
+
+export const titleKey = "room_title";
+const HOSTS = ["clinician", "nurse", "operator"];
+const QUALITY_MS = 2000;
+
+/** Open a room: used by the route and by the invite page (which has its own token). */
+export function render(root, [cid], ctx, opts = {}) {
+  const token = opts.token || session.get(`room_token_${cid}`) || session.token;
+  const role = opts.role || session.user?.role;
+  const isHost = HOSTS.includes(role);
+  const statusLine = h("p", { class: "room-status", id: "room-status", role: "status", "aria-live": "polite" });
+  const error = h("p", { class: "error", role: "alert" });
+  const remote = h("div", { class: "videos", id: "remote-videos" });
+  const selfVideo = h("video", { class: "self-video", autoplay: true, muted: true, playsInline: true });
+  selfVideo.muted = true;
+  const selfTile = h("figure", { class: "tile tile-self" }, selfVideo, h("figcaption", { i18n: "you" }));
+  const controls = h("div", { class: "controls", role: "toolbar", i18nAttrs: { "aria-label": "call_controls" } });
+  const stage = h("section", { class: "stage", i18nAttrs: { "aria-label": "video_area" } }, remote, selfTile, controls);
+  const side = h("div", { class: "side" });
+  const heading = h("h1", { id: "room-h", i18n: "room_title" });
+  root.append(h("div", { class: "room" }, h("div", { class: "room-head" }, heading, statusLine), error,
+    h("div", { class: "room-grid" }, stage, side)));
+
+  let call = null;
+  let chat = null;
+  let localStream = null;
+  let examStream = null;
+  let consultation = null;
+  let closed = false;
+  let qualityTimer = null;
+  let pollTimer = null;
+  const tiles = new Map(); // stream id → {tile, video, track ids}
+  const prevStats = new Map();
+  const quality = new Map(); // participant id → good|fair|poor
+
+  const setStatus = (key, params) => tr(statusLine, key, params);
+  setStatus("connecting");
+
+  // --- participants (from signaling, with the REST view for names and lobby state) -----------
+  const participantsList = h("ul", { class: "participants", id: "participants", role: "list" });
+  const participantsSection = h("section", { class: "card", "aria-labelledby": "participants-h" },
+    h("h2", { id: "participants-h", class: "h3", i18n: "participants" }), participantsList);
+  let host = null;
+
+  function renderParticipants() {
+    const list = call?.participants?.length ? call.participants : (consultation?.participants || []);
+    participantsList.replaceChildren(...list.filter((p) => !p.state || p.state === "admitted").map((p) => {
+      const q = quality.get(p.id);
+      const me = p.id === call?.participantId;
+      return h("li", { class: "participant" },
+        h("span", { class: "p-name" }, p.display_name || t(`role_${p.role}`), me ? ` (${t("you")})` : ""),
+        h("span", { class: "p-role", i18n: `role_${p.role}` }),
+        q ? h("span", { class: `quality quality-${q}`, i18n: `quality_${q}` }) : null,
+        (p.tracks || []).some((x) => x.label === "exam-camera") ? h("span", { class: "tag", i18n: "exam_camera" }) : null);
+    }));
+    host?.update(consultation, call?.participants || []);
+  }
+
+  // --- remote media ---------------------------------------------------------------------------
+  function ownerOf(track, stream) {
+    for (const p of call?.participants || []) {
+      for (const x of p.tracks || []) {
+        if (x.id === track.id || x.id === stream?.id || x.stream_id === stream?.id) return { p, label: x.label };
+      }
+    }
+    return null;
+  }
+
+  function captionFor(entry) {
+    const owner = ownerOf(entry.track, entry.stream);
+    const name = owner ? (owner.p.display_name || t(`role_${owner.p.role}`)) : t("participant");
+    const label = owner?.label === "exam-camera" ? ` – ${t("exam_camera")}` : "";
+    entry.caption.textContent = `${name}${label}`;
+    trAttrs(entry.video, { "aria-label": ["video_of", { name: `${name}${label}` }] });
+    entry.tile.classList.toggle("tile-exam", owner?.label === "exam-camera");
+  }
+
+  function onTrack({ track, streams }) {
+    const stream = streams[0] || new MediaStream([track]);
+    if (track.kind === "audio") {
+      const audio = h("audio", { autoplay: true });
+      audio.srcObject = new MediaStream([track]);
+      remote.append(audio);
+      track.addEventListener("ended", () => audio.remove());
+      return;
+    }
+    const video = h("video", { autoplay: true, playsInline: true, muted: true, class: "remote-video" });
+    video.muted = true;
+    video.srcObject = new MediaStream([track]);
+    const caption = h("figcaption");
+    const tile = h("figure", { class: "tile", dataset: { track: track.id } }, video, caption);
+    const entry = { track, stream, video, caption, tile };
+    tiles.set(track.id, entry);
+    captionFor(entry);
+    remote.append(tile);
+    const gone = () => { tile.remove(); tiles.delete(track.id); };
+    track.addEventListener("ended", gone);
+    stream.addEventListener?.("removetrack", (e) => { if (e.track === track) gone(); });
+  }
+
+  async function measureQuality() {
+    if (!call?.pc) return;
+    const stats = await call.pc.getStats();
+    const byTrack = new Map();
+    stats.forEach((s) => { if (s.type === "inbound-rtp") byTrack.set(s.trackIdentifier || s.id, s); });
+    const next = new Map();
+    for (const [id, s] of byTrack) {
+      const q = qualityOf(prevStats.get(id), s);
+      prevStats.set(id, s);
+      const entry = tiles.get(id);
+      const owner = entry ? ownerOf(entry.track, entry.stream)?.p : null;
+      if (owner && q) {
+        const worse = { good: 0, fair: 1, poor: 2 };
+        if (!next.has(owner.id) || worse[q] > worse[next.get(owner.id)]) next.set(owner.id, q);
+      }
+    }
+    for (const p of call.participants || []) {
+      const sq = p.stats?.quality;
+      if (sq && !next.has(p.id)) next.set(p.id, sq);
+    }
+    const changed = [...next].some(([k, v]) => quality.get(k) !== v) || next.size !== quality.size;
+    quality.clear();
+    next.forEach((v, k) => quality.set(k, v));
+    if (changed) renderParticipants();
+  }
+
+  // --- controls -------------------------------------------------------------------------------
+  function toggleButton(id, offKey, onKey, apply) {
+    const btn = h("button", { type: "button", class: "btn btn-control", id, "aria-pressed": "false", i18n: offKey });
+    btn.addEventListener("click", () => {
+      const on = btn.getAttribute("aria-pressed") !== "true";
+      btn.setAttribute("aria-pressed", String(on));
+      tr(btn, on ? onKey : offKey);
+      apply(on);
+      announce(t(on ? `${id}_announce_on` : `${id}_announce_off`));
+    });
+    return btn;
+  }
+
+  function buildControls(withVideo) {
+    controls.replaceChildren();
+    controls.append(toggleButton("mute", "mute", "unmute", (on) => call?.setMuted(on)));
+    if (withVideo) {
+      controls.append(toggleButton("camera", "camera_off", "camera_on", (on) => {
+        call?.setCameraOff(on);
+        selfTile.classList.toggle("camera-off", on);
+      }));
+    }
+    if (role === "nurse" && withVideo) controls.append(examCameraControl());
+    if (isHost) {
+      controls.append(h("button", { type: "button", class: "btn btn-danger", id: "end-consultation", i18n: "end_consultation",
+        onclick: () => host.openEnd() }));
+    } else {
+      controls.append(h("button", { type: "button", class: "btn btn-danger", id: "leave-call", i18n: "leave",
+        onclick: () => leave() }));
+    }
+  }
+
+  function examCameraControl() {
+    const select = h("select", { id: "exam-camera-select" }, h("option", { value: "", i18n: "exam_camera_none" }));
+    const wrap = h("div", { class: "field inline" }, h("label", { for: "exam-camera-select", i18n: "exam_camera" }), select);
+    listCameras().then((cams) => {
+      const mainId = localStream?.getVideoTracks()[0]?.getSettings().deviceId;
+      cams.forEach((c, i) => select.append(h("option", { value: c.deviceId || `cam-${i}` },
+        `${c.label || t("camera_n", { n: i + 1 })}${c.deviceId === mainId ? ` (${t("in_use")})` : ""}`)));
+    }).catch(() => {});
+    select.addEventListener("change", async () => {
+      stopStream(examStream);
+      examStream = null;
+      try {
+        if (select.value) {
+          const id = select.value.startsWith("cam-") ? undefined : select.value;
+          examStream = await getLocalMedia({ video: true, audio: false, deviceId: id });
+        }
+        await call?.setExtraStream("exam-camera", examStream);
+        announce(t(examStream ? "exam_camera_on" : "exam_camera_off"));
+      } catch (e) {
+        error.textContent = t("media_denied", { reason: e.name || e.message });
+      }
+    });
+    return wrap;
+  }
+
+  // --- lifecycle ------------------------------------------------------------------------------
+  function leave() {
+    call?.leave();
+    finish(null, false);
+  }
+
+  function finish(outcome, ended) {
+    if (closed) return;
+    closed = true;
+    teardown();
+    session.set("consultation", null);
+    if (opts.onFinish) opts.onFinish({ outcome, ended });
+    else ctx.navigate(`#/ended/${cid}?${new URLSearchParams({ outcome: outcome || "", left: ended ? "" : "1" })}`);
+  }
+
+  function teardown() {
+    clearInterval(qualityTimer);
+    clearTimeout(pollTimer);
+    window.removeEventListener("online", onOnline);
+    window.removeEventListener("offline", onOffline);
+    call?.leave?.();
+    chat?.stop();
+    host?.stop();
+    stopStream(localStream);
+    stopStream(examStream);
+  }
+
+  const onOffline = () => { ctx.setBanner("reconnecting"); setStatus("reconnecting"); };
+  const onOnline = () => { call?.retryNow(); };
+  window.addEventListener("offline", onOffline);
+  window.addEventListener("online", onOnline);
+
+  /** Without a signaling socket (or before admission) the REST view tells us about an end. */
+  async function poll() {
+    if (closed) return;
+    try {
+      // An invitee reads with the session token it got for the spent invite (none yet: skip).
+      const tok = session.get(`room_token_${cid}`) || (opts.token ? null : session.token);
+      if (tok) consultation = await request("GET", `/api/v1/consultations/${cid}`, undefined, { token: tok });
+      if (consultation?.state === "ended") { finish(consultation.outcome, true); return; }
+      renderParticipants();
+    } catch (e) {
+      if (!isNetworkError(e)) error.textContent = e.message;
+    }
+    if (call?.state !== "admitted") pollTimer = setTimeout(poll, 4000);
+  }
+
+  async function start() {
+    session.set("consultation", cid);
+    if (!opts.token) {
+      try {
+        consultation = await api.consultation(cid);
+      } catch (e) {
+        error.textContent = e.message;
+        return;
+      }
+      if (consultation.state === "ended") { finish(consultation.outcome, true); return; }
+    }
+    const withVideo = (consultation?.channel || opts.channel || "video") === "video";
+    heading.textContent = "";
+    tr(heading, withVideo ? "room_title" : "room_title_chat");
+    if (withVideo) {
+      localStream = takeKeptStream();
+      if (!localStream) {
+        try { localStream = await getLocalMedia({ video: true, audio: true }); } catch (e) {
+          error.textContent = t("media_denied", { reason: e.name || e.message });
+          try { localStream = await getLocalMedia({ video: false, audio: true }); } catch { localStream = null; }
+        }
+      }
+      selfVideo.srcObject = localStream;
+    } else {
+      selfTile.hidden = true;
+      stage.classList.add("chat-only");
+      remote.hidden = true;
+    }
+    if (closed) { stopStream(localStream); return; }
+    buildControls(withVideo);
+    side.append(chatSection.element, participantsSection);
+    if (isHost) {
+      host = hostPanel({ cid, onEnded: (outcome) => finish(outcome, true), error });
+      side.append(host.element);
+    }
+    renderParticipants();
+
+    call = new Call({ consultationId: cid, token, displayName: opts.displayName || session.user?.name || "",
+      localStream });
+    window.nettlegeCall = call; // for the browser tests (getStats) and debugging
+    call.addEventListener("state", (e) => {
+      const { state, outcome } = e.detail;
+      if (state === "admitted") {
+        ctx.setBanner(null);
+        setStatus("connected");
+        clearTimeout(pollTimer);
+        opts.onAdmitted?.();
+      } else if (state === "lobby") setStatus("in_lobby");
+      else if (state === "reconnecting") { ctx.setBanner("reconnecting"); setStatus("reconnecting"); }
+      else if (state === "ended") finish(outcome, true);
+      else if (state === "denied") { opts.onDenied ? opts.onDenied() : null; setStatus("denied"); teardown(); }
+      else if (state === "failed") { setStatus("call_failed"); ctx.setBanner(null); poll(); }
+    });
+    call.addEventListener("welcome", (e) => {
+      if (e.detail.session_token) session.set(`room_token_${cid}`, e.detail.session_token);
+      startChat(e.detail.session_token || token);
+    });
+    call.addEventListener("track", (e) => onTrack(e.detail));
+    call.addEventListener("reset", () => { remote.replaceChildren(); tiles.clear(); prevStats.clear(); });
+    call.addEventListener("participants", () => {
+      tiles.forEach(captionFor);
+      renderParticipants();
+    });
+    call.addEventListener("error", (e) => { error.textContent = e.detail.message || e.detail.code; });
+    call.start();
+    qualityTimer = setInterval(() => measureQuality().catch(() => {}), QUALITY_MS);
+    poll();
+  }
+
+  const chatSection = chatPanel();
+  function startChat(chatToken) {
+    if (chat) return;
+    try {
+      chat = new Chat(chatToken, cid);
+      chatSection.attach(chat);
+      chat.start();
+    } catch (e) {
+      console.warn("chat", e);
+    }
+  }
+
+  start();
+  return () => { if (!closed) { closed = true; teardown(); } };
+}
