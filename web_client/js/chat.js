@@ -10,6 +10,14 @@ function connect(token) {
   return io({ path: "/socket.io", auth: { token }, transports: ["websocket"], reconnectionDelayMax: 3000 });
 }
 
+/** Stream ids "<ms>-<seq>": true when a is later than b. */
+function later(a, b) {
+  if (b === null) return true;
+  const [am, as] = String(a).split("-").map(Number);
+  const [bm, bs] = String(b).split("-").map(Number);
+  return am > bm || (am === bm && as > bs);
+}
+
 export class Chat extends EventTarget {
   constructor(token, consultationId) {
     super();
@@ -17,6 +25,7 @@ export class Chat extends EventTarget {
     this.cid = consultationId;
     this.socket = null;
     this.lastId = null;
+    this.participantId = null;
     this.seen = new Set();
     this.pending = new Map(); // client_id → {text}
     this.joined = false;
@@ -30,6 +39,7 @@ export class Chat extends EventTarget {
     this.socket.on("message", (m) => this._receive(m));
     this.socket.on("typing", (e) => this._emit("typing", e));
     this.socket.on("knock", (e) => this._emit("knock", e));
+    this.socket.on("ended", (e) => { if (e?.consultation_id === this.cid) this._emit("ended", e); });
   }
 
   stop() { this.socket?.disconnect(); this.socket = null; }
@@ -38,38 +48,43 @@ export class Chat extends EventTarget {
 
   async _join() {
     try {
-      const ack = await this.socket.timeout(ACK_TIMEOUT_MS).emitWithAck("join", { consultation_id: this.cid });
-      if (!ack?.ok) { this._emit("error", ack); return; }
+      const ack = await this.socket.timeout(ACK_TIMEOUT_MS).emitWithAck("join",
+        { consultation_id: this.cid, ...(this.lastId ? { after_id: this.lastId } : {}) });
+      if (!ack?.ok) { this._emit("state", { connected: false, error: ack }); return; }
+      this.participantId = ack.participant_id;
       this.joined = true;
-      if (this.lastId === null) (ack.history || []).forEach((m) => this._receive(m));
-      else {
-        const more = await this.socket.timeout(ACK_TIMEOUT_MS).emitWithAck("history",
-          { consultation_id: this.cid, after_id: this.lastId });
-        (more?.messages || []).forEach((m) => this._receive(m));
-      }
+      (ack.history || []).forEach((m) => this._receive(m));
       this._emit("state", { connected: true });
       for (const [clientId, p] of this.pending) this._trySend(clientId, p.text);
-    } catch (e) {
+    } catch {
       this._emit("state", { connected: false });
+      // not answered in time: try again while connected
+      setTimeout(() => { if (this.socket?.connected && !this.joined) this._join(); }, 1000);
     }
   }
 
+  isMine(m) { return !!m?.sender && m.sender.participant_id === this.participantId; }
+
   _receive(m) {
-    if (!m || m.consultation_id && m.consultation_id !== this.cid) return;
-    if (this.seen.has(m.id)) return;
+    if (!m || (m.consultation_id && m.consultation_id !== this.cid) || this.seen.has(m.id)) return;
     this.seen.add(m.id);
-    this.lastId = m.id;
-    if (m.client_id && this.pending.has(m.client_id)) {
-      this.pending.delete(m.client_id);
-      this._emit("delivered", { client_id: m.client_id, id: m.id, ts: m.ts });
-      return;
+    if (later(m.id, this.lastId)) this.lastId = m.id;
+    if (this.isMine(m)) {
+      // Our own message broadcast back, possibly before its ack: match a pending one by text.
+      for (const [clientId, p] of this.pending) {
+        if (p.text === m.text) {
+          this.pending.delete(clientId);
+          this._emit("delivered", { client_id: clientId, id: m.id, ts: m.ts });
+          return;
+        }
+      }
     }
     this._emit("message", m);
   }
 
-  /** Shows the message as pending at once; resolves when the server has stored it. */
+  /** Shows the message as pending at once; it is retried until the server has stored it. */
   send(text) {
-    const clientId = uuid();
+    const clientId = uuid().replace(/[^A-Za-z0-9_-]/g, "").slice(0, 64);
     this.pending.set(clientId, { text });
     this._emit("pending", { client_id: clientId, text });
     if (this.joined) this._trySend(clientId, text);
@@ -77,25 +92,35 @@ export class Chat extends EventTarget {
   }
 
   async _trySend(clientId, text) {
+    let ack;
     try {
-      const ack = await this.socket.timeout(ACK_TIMEOUT_MS).emitWithAck("message",
+      ack = await this.socket.timeout(ACK_TIMEOUT_MS).emitWithAck("message",
         { consultation_id: this.cid, client_id: clientId, text });
-      if (ack?.error) { this.pending.delete(clientId); this._emit("failed", { client_id: clientId, ...ack }); return; }
-      if (!this.pending.has(clientId)) return;
+    } catch {
+      ack = null; // no ack in time: retried below or on the next (re)join
+    }
+    if (!this.pending.has(clientId)) return; // delivered by the broadcast already
+    if (ack?.ok) {
       this.pending.delete(clientId);
       this.seen.add(ack.id);
-      this.lastId = ack.id;
+      if (later(ack.id, this.lastId)) this.lastId = ack.id;
       this._emit("delivered", { client_id: clientId, id: ack.id, ts: ack.ts });
-    } catch {
-      // no ack in time: retried on the next (re)join, or now if still connected
-      if (this.joined && this.pending.has(clientId)) setTimeout(() => this._trySend(clientId, text), 1000);
+      return;
     }
+    if (ack && !ack.retry_after_s && ack.error !== "unavailable") {
+      this.pending.delete(clientId);
+      this._emit("failed", { client_id: clientId, ...ack });
+      return;
+    }
+    const wait = 1000 * (ack?.retry_after_s || 1);
+    setTimeout(() => { if (this.joined && this.pending.has(clientId)) this._trySend(clientId, text); }, wait);
   }
 
-  typing() { if (this.joined) this.socket.emit("typing", { consultation_id: this.cid }); }
+  typing() { if (this.joined) this.socket.emit("typing", { consultation_id: this.cid, typing: true }); }
 }
 
-/** Queue events for a waiting citizen (queue_position, called): a hint to look again at once. */
+/** Queue events for a waiting citizen (watch_ticket → queue_position, called): a hint to look again
+ * at once; the waiting room also polls, so a missed event only costs a few seconds. */
 export class QueueEvents {
   constructor(token, ticketId, onChange) {
     this.token = token;
@@ -107,7 +132,13 @@ export class QueueEvents {
   start() {
     try {
       this.socket = connect(this.token);
-      for (const ev of ["queue_position", "called"]) this.socket.on(ev, () => this.onChange());
+      // (Re)connected: watch the ticket again; this also tells the server the owner is back.
+      this.socket.on("connect", () => {
+        this.socket.emit("watch_ticket", { ticket_id: this.ticketId }, () => this.onChange());
+      });
+      for (const ev of ["queue_position", "called"]) {
+        this.socket.on(ev, (e) => { if (!e?.ticket_id || e.ticket_id === this.ticketId) this.onChange(e); });
+      }
     } catch { /* polling still works */ }
   }
 

@@ -2,9 +2,8 @@
 // "sending" until the server has stored them.
 import { h, tr } from "../dom.js";
 import { t, getLang } from "../i18n.js";
-import { session } from "../session.js";
 
-export function chatPanel({ myParticipantId = () => null } = {}) {
+export function chatPanel() {
   const log = h("ol", { class: "chat-log", id: "chat-log", role: "log", "aria-live": "polite",
     "aria-relevant": "additions", tabindex: "0", i18nAttrs: { "aria-label": "chat_messages" } });
   const state = h("p", { class: "hint", id: "chat-state", i18n: "chat_connecting" });
@@ -22,17 +21,9 @@ export function chatPanel({ myParticipantId = () => null } = {}) {
   const time = (ts) => new Date((ts || Date.now() / 1000) * 1000)
     .toLocaleTimeString(getLang() === "en" ? "en-GB" : "nb-NO", { hour: "2-digit", minute: "2-digit" });
 
-  function isMine(m) {
-    const s = m.sender;
-    if (!s) return false;
-    if (typeof s === "string") return s === session.user?.sub || s === myParticipantId();
-    return s.participant_id === myParticipantId() || s.id === myParticipantId() || (s.subject && s.subject === session.user?.sub);
-  }
-
   function senderName(m) {
     const s = m.sender;
     if (!s) return "";
-    if (typeof s === "string") return s;
     return s.display_name || s.name || (s.role ? t(`role_${s.role}`) : "");
   }
 
@@ -51,17 +42,12 @@ export function chatPanel({ myParticipantId = () => null } = {}) {
   function attach(c) {
     chat = c;
     chat.addEventListener("state", (e) => {
-      tr(state, e.detail.connected ? "chat_connected" : "chat_reconnecting");
+      if (e.detail.error) state.textContent = e.detail.error.message || e.detail.error.error;
+      else tr(state, e.detail.connected ? "chat_connected" : "chat_reconnecting");
     });
     chat.addEventListener("message", (e) => {
       const m = e.detail;
-      const mine = isMine(m);
-      if (mine) {
-        // Our own message coming back (e.g. after a reconnect): match a pending one by text.
-        for (const [cid, li] of byClientId) {
-          if (li.querySelector(".msg-text").textContent === m.text) { delivered(cid); return; }
-        }
-      }
+      const mine = chat.isMine(m);
       item({ mine, name: senderName(m), text: m.text, ts: m.ts });
     });
     chat.addEventListener("pending", (e) => {

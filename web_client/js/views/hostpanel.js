@@ -8,7 +8,7 @@ import { sendLinkControl } from "./sendlink.js";
 
 const INVITE_ROLES = ["interpreter", "relative", "clinician"];
 const OUTCOMES = ["resolved", "physical-followup", "referred", "emergency", "no-show"];
-const POLL_MS = 3000;
+const POLL_MS = 15000; // a safety net: knocks arrive as signaling and chat events
 
 export function hostPanel({ cid, onEnded, error }) {
   const lobby = h("ul", { class: "lobby", id: "lobby", role: "list" });

@@ -69,11 +69,11 @@ export function render(root, [cid], ctx, opts = {}) {
   }
 
   // --- remote media ---------------------------------------------------------------------------
+  /** The server sets each forwarded track's msid to "<participant id> <track id>". */
   function ownerOf(track, stream) {
     for (const p of call?.participants || []) {
-      for (const x of p.tracks || []) {
-        if (x.id === track.id || x.id === stream?.id || x.stream_id === stream?.id) return { p, label: x.label };
-      }
+      const x = (p.tracks || []).find((tk) => tk.id === track.id);
+      if (x || p.id === stream?.id) return { p, label: x?.label || null };
     }
     return null;
   }
@@ -286,6 +286,8 @@ export function render(root, [cid], ctx, opts = {}) {
         ctx.setBanner(null);
         setStatus("connected");
         clearTimeout(pollTimer);
+        // Chat needs an admitted participant; never the raw invite token (that would spend it twice).
+        startChat(call.sessionToken || token);
         opts.onAdmitted?.();
       } else if (state === "lobby") setStatus("in_lobby");
       else if (state === "reconnecting") { ctx.setBanner("reconnecting"); setStatus("reconnecting"); }
@@ -295,7 +297,6 @@ export function render(root, [cid], ctx, opts = {}) {
     });
     call.addEventListener("welcome", (e) => {
       if (e.detail.session_token) session.set(`room_token_${cid}`, e.detail.session_token);
-      startChat(e.detail.session_token || token);
     });
     call.addEventListener("track", (e) => onTrack(e.detail));
     call.addEventListener("reset", () => { remote.replaceChildren(); tiles.clear(); prevStats.clear(); });
@@ -303,7 +304,12 @@ export function render(root, [cid], ctx, opts = {}) {
       tiles.forEach(captionFor);
       renderParticipants();
     });
-    call.addEventListener("error", (e) => { error.textContent = e.detail.message || e.detail.code; });
+    call.addEventListener("error", (e) => {
+      // Negotiation races the client resolves itself are not the user's business.
+      if (["offer_collision", "no_offer_outstanding", "not_admitted"].includes(e.detail.code)) return;
+      error.textContent = e.detail.message || e.detail.code;
+    });
+    call.addEventListener("knock", () => host?.refresh());
     call.start();
     qualityTimer = setInterval(() => measureQuality().catch(() => {}), QUALITY_MS);
     poll();
@@ -315,6 +321,8 @@ export function render(root, [cid], ctx, opts = {}) {
     try {
       chat = new Chat(chatToken, cid);
       chatSection.attach(chat);
+      chat.addEventListener("ended", (e) => finish(e.detail.outcome, true));
+      chat.addEventListener("knock", () => host?.refresh());
       chat.start();
     } catch (e) {
       console.warn("chat", e);
