@@ -109,9 +109,11 @@ def install_sender_packer(sender: RTCRtpSender, packer: Vp8Packer | OpusPacker |
     sender._send_keyframe = on_keyframe_request  # type: ignore[method-assign]
 
 
-def set_stream_id(sender: RTCRtpSender, stream_id: str) -> None:
-    """The msid stream id the subscriber sees (aiortc uses one random id per peer connection)."""
+def set_msid(sender: RTCRtpSender, stream_id: str, track_id: str) -> None:
+    """The msid ("<stream id> <track id>") the subscriber sees in the next offer; aiortc uses one random
+    stream id per peer connection and fixes the track id when the track is set."""
     sender._stream_id = stream_id
+    sender._track_id = track_id
 
 
 def negotiated_codec(transceiver: RTCRtpTransceiver) -> RTCRtpCodecParameters | None:

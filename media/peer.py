@@ -54,7 +54,8 @@ class Peer:
         self.pc = RTCPeerConnection(rtc_configuration(config.ice_servers))
         counters.peer_connections_opened += 1
         self.published: dict[str, PublishedTrack] = {}  # by mid
-        self._subscriptions: dict[str, _Subscription] = {}  # by published track id
+        self._slots: list[_Subscription] = []  # every subscriber m-line, bound to a track or free
+        self._subscriptions: dict[str, _Subscription] = {}  # bound slots by published track id
         self._lock = asyncio.Lock()
         self._first_offer_answered = False
         self._offer_outstanding = False
@@ -145,27 +146,43 @@ class Peer:
     # --- what the room calls ------------------------------------------------------------------------
 
     def subscribe(self, published: PublishedTrack) -> None:
-        if published.id in self._subscriptions or self.closed:
+        if published.id in self._subscriptions or self.closed or published.closed:
             return
-        max_frames = (self._config.video_queue_frames if published.kind == "video"
-                      else self._config.audio_queue_frames)
-        forwarder = TrackForwarder(published, self.participant_id, max_frames, self._counters)
-        published.add_forwarder(forwarder)
-        self._subscriptions[published.id] = _Subscription(forwarder)
+        slot = next((s for s in self._slots if s.forwarder.published is None and s.transceiver is not None
+                     and s.forwarder.kind == published.kind
+                     and s.forwarder.mime_type == published.codec.mimeType.lower()), None)
+        if slot is None:
+            max_frames = (self._config.video_queue_frames if published.kind == "video"
+                          else self._config.audio_queue_frames)
+            slot = _Subscription(TrackForwarder(published.kind, self.participant_id, max_frames,
+                                                self._counters))
+            self._slots.append(slot)
+        slot.forwarder.attach(published)
+        if slot.transceiver is not None:  # a free m-line from a participant who left: reuse it
+            slot.transceiver.direction = "sendonly"
+            passthrough.set_msid(slot.transceiver.sender, published.participant_id, published.id)
+        self._subscriptions[published.id] = slot
         self._schedule_negotiation()
 
     def unsubscribe(self, published: PublishedTrack) -> None:
-        subscription = self._subscriptions.pop(published.id, None)
-        if subscription is None:
+        slot = self._subscriptions.pop(published.id, None)
+        if slot is None:
             return
-        subscription.forwarder.stop()
-        if subscription.transceiver is not None:
-            # The m-line stays (aiortc cannot recycle it) but goes inactive in the next offer.
-            subscription.transceiver.direction = "inactive"
-            self._schedule_negotiation()
+        slot.forwarder.detach()
+        if slot.transceiver is None:  # never offered: forget it
+            slot.forwarder.stop()
+            self._slots.remove(slot)
+            return
+        # aiortc cannot remove an m-line; it goes inactive and waits for the next track of its kind.
+        slot.transceiver.direction = "inactive"
+        self._schedule_negotiation()
 
     def subscribed_tracks(self) -> list[TrackForwarder]:
         return [s.forwarder for s in self._subscriptions.values()]
+
+    def sdp_media_count(self) -> int:
+        """m-lines this peer connection has (published and subscribed, active or waiting for reuse)."""
+        return len(self.pc.getTransceivers())
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -181,7 +198,7 @@ class Peer:
         now = time.monotonic()
         elapsed = max(now - self._stats_at, 1e-3)
         bytes_in = sum(t.counters.bytes for t in self.published.values())
-        bytes_out = sum(s.forwarder.counters.bytes for s in self._subscriptions.values())
+        bytes_out = sum(s.forwarder.counters.bytes for s in self._slots)
         self.stats.bitrate_in_bps = 8 * (bytes_in - self._stats_bytes[0]) / elapsed
         self.stats.bitrate_out_bps = 8 * (bytes_out - self._stats_bytes[1]) / elapsed
         self._stats_at, self._stats_bytes = now, (bytes_in, bytes_out)
@@ -210,8 +227,9 @@ class Peer:
         self.closed = True
         if self._negotiation_task is not None:
             self._negotiation_task.cancel()
-        for subscription in self._subscriptions.values():
-            subscription.forwarder.stop()
+        for slot in self._slots:
+            slot.forwarder.stop()
+        self._slots.clear()
         self._subscriptions.clear()
         published = list(self.published.values())
         for track in published:
@@ -284,9 +302,9 @@ class Peer:
             if not self._negotiation_needed:
                 return
             self._negotiation_needed = False
-            for subscription in self._subscriptions.values():
-                if subscription.transceiver is None:
-                    subscription.transceiver = self._add_sender(subscription.forwarder)
+            for slot in self._slots:
+                if slot.transceiver is None and slot.forwarder.published is not None:
+                    slot.transceiver = self._add_sender(slot.forwarder)
             passthrough.restrict_gathering(self.pc, self._config.listen_ips, self._config.announced_ip)
             try:
                 offer = await self.pc.createOffer()
@@ -300,6 +318,7 @@ class Peer:
 
     def _add_sender(self, forwarder: TrackForwarder) -> RTCRtpTransceiver:
         published = forwarder.published
+        assert published is not None
         transceiver = self.pc.addTransceiver(forwarder, direction="sendonly")
         capabilities = RTCRtpSender.getCapabilities(published.kind).codecs
         mime = published.codec.mimeType.lower()
@@ -310,7 +329,7 @@ class Peer:
         passthrough.install_sender_packer(transceiver.sender, packer_for(mime), forwarder.on_packed,
                                           forwarder.on_keyframe_request)
         # The subscriber can tell whose track it is from the msid: "<participant id> <track id>".
-        passthrough.set_stream_id(transceiver.sender, published.participant_id)
+        passthrough.set_msid(transceiver.sender, published.participant_id, published.id)
         return transceiver
 
 

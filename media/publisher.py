@@ -61,9 +61,9 @@ class PublishedTrack:
             forwarder.push(encoded)
 
     def close(self) -> None:
-        """The publisher left or stopped sending: end every forwarder of this track."""
+        """The publisher left or stopped sending: its forwarders fall idle until reused or stopped."""
         self.closed = True
         self._keyframes.close()
         for forwarder in list(self._forwarders):
-            forwarder.stop()
+            forwarder.detach()
         self._forwarders.clear()

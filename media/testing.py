@@ -222,27 +222,40 @@ class MediaClient:
             self._changed.set()
 
     def _read_stream_ids(self, sdp: str) -> None:
-        """The msid stream id of each received track: the publisher's participant id."""
-        streams = {}
+        """Which published track each m-line now carries: msid "<publisher participant id> <track id>".
+        The server reuses a free m-line for a new track, so a changed msid starts a new record."""
+        msids: dict[str, tuple[str, str]] = {}
+        mid = None
         for line in sdp.splitlines():
-            if line.startswith("a=msid:"):
+            if line.startswith("m="):
+                mid = None
+            elif line.startswith("a=mid:"):
+                mid = line[len("a=mid:"):].strip()
+            elif line.startswith("a=msid:") and mid is not None:
                 stream_id, track_id = line[len("a=msid:"):].split()[:2]
-                streams[track_id] = stream_id
-        for received in self.received.values():
-            received.stream_id = streams.get(received.track_id, received.stream_id)
+                msids[mid] = (stream_id, track_id)
+        for mid, (stream_id, track_id) in msids.items():
+            received = self.received.get(mid)
+            if received is None:
+                continue
+            if received.stream_id is not None and received.track_id != track_id:
+                self.received[mid] = ReceivedTrack(track_id=track_id, kind=received.kind, stream_id=stream_id)
+            else:
+                received.track_id, received.stream_id = track_id, stream_id
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         transceiver = next(t for t in self.pc.getTransceivers() if t.receiver.track is track)
-        received = ReceivedTrack(track_id=track.id, kind=track.kind)
-        self.received[transceiver.mid or track.id] = received
-        task = asyncio.create_task(self._consume(track, received))
+        mid = transceiver.mid or track.id
+        self.received[mid] = ReceivedTrack(track_id=track.id, kind=track.kind)
+        task = asyncio.create_task(self._consume(track, mid))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _consume(self, track: MediaStreamTrack, received: ReceivedTrack) -> None:
+    async def _consume(self, track: MediaStreamTrack, mid: str) -> None:
         with contextlib.suppress(MediaStreamError):
             while True:
                 frame = await track.recv()
+                received = self.received[mid]
                 if received.first_frame_at is None:
                     received.first_frame_at = time.monotonic()
                 received.frames += 1

@@ -1,0 +1,241 @@
+"""End to end on loopback: aiortc clients publish marked video and a tone; subscribers decode and check."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+
+import pytest
+from aiortc import rtcrtpreceiver, rtcrtpsender
+
+from media import MediaConfig, Sfu
+from media.aiortc_passthrough import _FrameSink, _SenderPacker
+from tests.media.conftest import audio_from, connect, has_picture, video_from
+
+pytestmark = [pytest.mark.media, pytest.mark.timeout(60)]
+
+
+def candidate_addresses(sdp: str) -> set[str]:
+    return {line.split()[4] for line in sdp.splitlines() if line.startswith("a=candidate:")}
+
+
+async def test_one_to_one_forwards_video_and_audio_in_order_without_decoding_or_encoding(
+        sfu, make_client, monkeypatch) -> None:
+    encoders: list[object] = []
+    decoders: list[object] = []
+    real_get_encoder, real_get_decoder = rtcrtpsender.get_encoder, rtcrtpreceiver.get_decoder
+
+    def spy_encoder(codec):  # called by RTCRtpSender._next_encoded_frame: record which sender
+        import sys
+        encoders.append(sys._getframe(1).f_locals.get("self"))
+        return real_get_encoder(codec)
+
+    def spy_decoder(codec):  # called by the receiver's decoder thread: record its input queue
+        import sys
+        decoders.append(sys._getframe(1).f_locals.get("input_q"))
+        return real_get_decoder(codec)
+
+    monkeypatch.setattr(rtcrtpsender, "get_encoder", spy_encoder)
+    monkeypatch.setattr(rtcrtpreceiver, "get_decoder", spy_decoder)
+
+    room = sfu.room("c-1to1")
+    doctor, citizen = make_client("doctor", sender_id=1), make_client("citizen", sender_id=2)
+    await connect(room, doctor, role="clinician")
+    await connect(room, citizen)
+    await doctor.wait_for(has_picture(doctor, "citizen", frames=30), what="citizen's picture")
+    await citizen.wait_for(has_picture(citizen, "doctor", frames=30), what="doctor's picture")
+    await citizen.wait_for(lambda: audio_from(citizen, "doctor") and audio_from(citizen, "doctor")[0].loud_frames > 25)
+    await doctor.wait_for(lambda: audio_from(doctor, "citizen") and audio_from(doctor, "citizen")[0].loud_frames > 25)
+
+    for client, other_id in ((doctor, 2), (citizen, 1)):
+        [video] = client.tracks_by_kind("video")
+        assert {sender for sender, _ in video.markers} == {other_id}
+        assert video.counters_in_order()
+
+    # The server's senders and receivers are pass-through; only the clients' own codecs ever ran.
+    server_senders = {t.sender for p in (room.peer("doctor"), room.peer("citizen")) for t in p.pc.getTransceivers()}
+    server_receivers = [t.receiver for p in (room.peer("doctor"), room.peer("citizen"))
+                        for t in p.pc.getTransceivers()]
+    assert not server_senders & set(encoders)
+    assert not any(isinstance(q, _FrameSink) for q in decoders)
+    assert len(encoders) >= 4 and len(decoders) >= 4  # the clients' encoders and decoders: the spy works
+    assert all(isinstance(s._RTCRtpSender__encoder, _SenderPacker) for s in server_senders
+               if s._RTCRtpSender__encoder is not None)
+    assert sum(isinstance(r._RTCRtpReceiver__decoder_queue, _FrameSink) for r in server_receivers) == 4
+    assert sfu.counters.forwarded_packets > 100
+
+    # Privacy: the server only ever offers its own loopback address.
+    server_sdps = [m["sdp"] for c in (doctor, citizen) for m in c.messages if m["type"] in ("offer", "answer")]
+    assert server_sdps and all(candidate_addresses(s) == {"127.0.0.1"} for s in server_sdps)
+
+
+async def test_three_parties_subscribe_to_each_other_through_server_renegotiation(sfu, make_client) -> None:
+    room = sfu.room("c-3")
+    clients = [make_client(name, sender_id=i + 1) for i, name in enumerate(("doctor", "nurse", "interpreter"))]
+    for client in clients:
+        await connect(room, client)
+    for client in clients:
+        for other in clients:
+            if other is not client:
+                await client.wait_for(has_picture(client, other.name), what=f"{other.name} at {client.name}")
+                [video] = video_from(client, other.name)
+                assert {s for s, _ in video.markers} == {clients.index(other) + 1}
+                assert video.counters_in_order()
+                await client.wait_for(lambda c=client, o=other: bool(audio_from(c, o.name))
+                                      and audio_from(c, o.name)[0].loud_frames > 5)
+    assert all(c.server_offers >= 1 for c in clients)
+    assert not any(m["type"] == "error" for c in clients for m in c.messages)
+    # Every participant is listed with its tracks and connection stats.
+    await clients[0].wait_for(lambda: len(clients[0].participants) == 3
+                              and all(p["stats"]["bitrate_in_bps"] > 0 for p in clients[0].participants))
+    participant = clients[0].participants[0]
+    assert {"id", "role", "display_name", "tracks", "stats"} <= participant.keys()
+    assert {"bitrate_in_bps", "bitrate_out_bps", "packet_loss_in", "packet_loss_out", "rtt_s"} <= participant[
+        "stats"].keys()
+
+
+async def test_a_late_joiner_sees_picture_within_a_second_of_its_answer(sfu, make_client) -> None:
+    room = sfu.room("c-late")
+    doctor, citizen = make_client("doctor", sender_id=1), make_client("citizen", sender_id=2)
+    await connect(room, doctor)
+    await connect(room, citizen)
+    await citizen.wait_for(has_picture(citizen, "doctor", frames=60))  # well past the doctor's first keyframe
+    relative = make_client("relative", sender_id=3)
+    await connect(room, relative)
+    await relative.wait_for(has_picture(relative, "doctor") and has_picture(relative, "citizen"), within_s=5)
+    for publisher in ("doctor", "citizen"):
+        [video] = video_from(relative, publisher)
+        assert video.first_frame_at is not None and video.first_frame_at - video.started_at < 1.0
+        assert video.counters_in_order()
+    await doctor.wait_for(has_picture(doctor, "relative"))
+
+
+async def test_a_leave_removes_the_track_by_renegotiation_and_updates_participants(sfu, make_client) -> None:
+    room = sfu.room("c-leave")
+    clients = [make_client(n, sender_id=i + 1) for i, n in enumerate(("doctor", "citizen", "relative"))]
+    for client in clients:
+        await connect(room, client)
+    doctor = clients[0]
+    await doctor.wait_for(lambda: has_picture(doctor, "relative")() and has_picture(doctor, "citizen")())
+    offers_before = doctor.server_offers
+    relative_mids = {mid for mid, r in doctor.received.items() if r.stream_id == "relative"}
+    await room.leave("relative")
+    await doctor.wait_for(lambda: doctor.server_offers > offers_before
+                          and {p["id"] for p in doctor.participants} == {"doctor", "citizen"})
+    last_offer = [m["sdp"] for m in doctor.messages if m["type"] == "offer"][-1]
+    sections = last_offer.split("\r\nm=")[1:]
+    for section in sections:
+        mid = re.search(r"a=mid:(\S+)", section).group(1)
+        if mid in relative_mids:
+            assert "a=inactive" in section
+    # The citizen's media still flows to the doctor.
+    [video] = video_from(doctor, "citizen")
+    count = len(video.markers)
+    await doctor.wait_for(lambda: len(video.markers) > count + 10)
+    # A newcomer reuses the free m-lines instead of growing the doctor's SDP.
+    lines = room.peer("doctor").sdp_media_count()
+    newcomer = make_client("newcomer", sender_id=7)
+    await connect(room, newcomer)
+    await doctor.wait_for(has_picture(doctor, "newcomer"), what="newcomer on a reused m-line")
+    assert room.peer("doctor").sdp_media_count() == lines
+    [video] = video_from(doctor, "newcomer")
+    # aiortc's client jitter buffer releases a frame when the next one starts, so the relative's last frame
+    # can surface after the switch; everything after it is the newcomer's, in order.
+    newcomer_counters = [c for _, c in video.markers[1:]]
+    assert {s for s, _ in video.markers[1:]} == {7} and newcomer_counters == sorted(set(newcomer_counters))
+
+
+async def test_an_audio_only_participant_publishes_no_video_and_still_sees_others(sfu, make_client) -> None:
+    room = sfu.room("c-audio")
+    doctor = make_client("doctor", sender_id=1)
+    caller = make_client("caller", sender_id=2, video_labels=())
+    await connect(room, doctor)
+    await connect(room, caller)
+    await caller.wait_for(has_picture(caller, "doctor"))
+    await doctor.wait_for(lambda: bool(audio_from(doctor, "caller"))
+                          and audio_from(doctor, "caller")[0].loud_frames > 10)
+    assert video_from(doctor, "caller") == []
+    listed = {p["id"]: p for p in doctor.participants}
+    assert [t["kind"] for t in listed["caller"]["tracks"]] == ["audio"]
+
+
+async def test_a_nurse_publishes_an_exam_camera_beside_the_room_camera(sfu, make_client) -> None:
+    room = sfu.room("c-exam")
+    nurse = make_client("nurse", sender_id=10, video_labels=("camera", "exam-camera"))
+    doctor = make_client("doctor", sender_id=1)
+    await connect(room, nurse, role="nurse")
+    await connect(room, doctor, role="clinician")
+    await doctor.wait_for(has_picture(doctor, "nurse", count=2), what="both of the nurse's cameras")
+    labels = {t["id"]: t["label"] for p in doctor.participants if p["id"] == "nurse" for t in p["tracks"]}
+    assert sorted(labels.values()) == ["camera", "exam-camera", "microphone"]
+    for video in video_from(doctor, "nurse"):
+        expected_sender = 10 if labels[video.track_id] == "camera" else 11
+        assert {s for s, _ in video.markers} == {expected_sender}
+        assert video.counters_in_order()
+
+
+async def test_rejoining_with_the_same_participant_id_replaces_the_old_connection(sfu, make_client) -> None:
+    room = sfu.room("c-rejoin")
+    doctor, phone = make_client("doctor", sender_id=1), make_client("citizen", sender_id=2)
+    await connect(room, doctor)
+    await connect(room, phone)
+    await doctor.wait_for(has_picture(doctor, "citizen"))
+    old_pc = room.peer("citizen").pc
+    phone_on_4g = make_client("citizen", sender_id=5)
+    await connect(room, phone_on_4g)
+    assert old_pc.connectionState == "closed"
+    # The doctor's free m-line is reused (see the leave test for the one stray frame at the switch).
+    await doctor.wait_for(lambda: any(len(v.markers) > 5 and {s for s, _ in v.markers[1:]} == {5}
+                                      for v in video_from(doctor, "citizen")),
+                          what="the citizen's new connection")
+    assert len(room.participants()) == 2
+
+
+async def test_ending_sends_ended_and_closing_the_sfu_closes_every_peer_connection(sfu, make_client) -> None:
+    room = sfu.room("c-end")
+    doctor, citizen = make_client("doctor"), make_client("citizen", sender_id=2)
+    await connect(room, doctor)
+    await connect(room, citizen)
+    await doctor.wait_for(has_picture(doctor, "citizen"))
+    pcs = [room.peer("doctor").pc, room.peer("citizen").pc]
+    await room.close("resolved")
+    await doctor.wait_for(lambda: doctor.ended == {"type": "ended", "outcome": "resolved"})
+    assert all(pc.connectionState == "closed" for pc in pcs)
+    assert sfu.rooms() == []
+    other = sfu.room("c-other")
+    await connect(other, make_client("nurse"))
+    pc = other.peer("nurse").pc
+    await sfu.close()
+    assert pc.connectionState == "closed"
+    assert sfu.counters.peer_connections_opened == sfu.counters.peer_connections_closed
+
+
+async def test_the_sdp_announces_only_the_configured_address() -> None:
+    sfu = Sfu(MediaConfig(listen_ips=("127.0.0.1",), announced_ip="203.0.113.7"))
+    from media.testing import MediaClient
+    client = MediaClient("citizen")
+    try:
+        await connect(sfu.room("c-announce"), client)
+        await client.wait_for(lambda: any(m["type"] == "answer" for m in client.messages))
+        answer = next(m["sdp"] for m in client.messages if m["type"] == "answer")
+        assert candidate_addresses(answer) == {"203.0.113.7"}
+    finally:
+        await client.close()
+        await sfu.close()
+
+
+async def test_keyframe_requests_to_a_publisher_are_rate_limited(sfu, make_client) -> None:
+    room = sfu.room("c-pli")
+    doctor = make_client("doctor", sender_id=1)
+    await connect(room, doctor)
+    subscribers = [make_client(f"s{i}", sender_id=2 + i, video_labels=(), audio=False) for i in range(3)]
+    start = time.monotonic()
+    for s in subscribers:
+        await connect(room, s)
+    for s in subscribers:
+        await s.wait_for(has_picture(s, "doctor"))
+    await asyncio.sleep(0.5)
+    [published] = [t for t in room.peer("doctor").published.values() if t.kind == "video"]
+    elapsed = time.monotonic() - start
+    assert 1 <= published._keyframes.sent <= elapsed / sfu.config.keyframe_min_interval_s + 1

@@ -1,0 +1,45 @@
+import asyncio
+
+import pytest
+from aiortc.codecs import h264_depayload, vp8_depayload
+
+from media.keyframes import KeyframeRequester
+from media.payload import MAX_PAYLOAD, EncodedFrame, H264Packer, Vp8Packer, is_keyframe
+
+
+def test_vp8_packing_keeps_the_frame_bytes_and_marks_the_first_packet() -> None:
+    data = bytes([0x10]) + bytes(range(256)) * 20  # P bit 0: a keyframe
+    payloads = Vp8Packer().pack(EncodedFrame(data, 0, True))
+    assert len(payloads) == -(-len(data) // MAX_PAYLOAD)
+    assert payloads[0][0] & 0x10 and not payloads[1][0] & 0x10
+    assert b"".join(vp8_depayload(p) for p in payloads) == data
+    assert is_keyframe("video/VP8", data) and not is_keyframe("video/VP8", b"\x11")
+
+
+def test_h264_packing_round_trips_through_aiortcs_depayloader() -> None:
+    sps, idr = b"\x67" + b"\x01" * 10, b"\x65" + bytes(range(256)) * 12
+    stream = b"\x00\x00\x00\x01" + sps + b"\x00\x00\x00\x01" + idr
+    payloads = H264Packer().pack(EncodedFrame(stream, 0, True))
+    assert payloads[0] == sps and len(payloads) > 2  # single NAL, then FU-A fragments
+    assert b"".join(h264_depayload(p) for p in payloads) == stream
+    assert is_keyframe("video/H264", stream)
+    assert not is_keyframe("video/H264", b"\x00\x00\x00\x01\x41\x00")
+
+
+async def test_keyframe_requests_are_rate_limited_and_a_late_request_is_deferred_not_lost() -> None:
+    sent: list[float] = []
+    loop = asyncio.get_running_loop()
+
+    async def send_pli() -> bool:
+        sent.append(loop.time())
+        return True
+
+    requester = KeyframeRequester(send_pli, min_interval_s=0.2)
+    for _ in range(10):
+        requester.request()
+    await asyncio.sleep(0.05)
+    assert len(sent) == 1
+    requester.request()
+    await asyncio.sleep(0.3)
+    assert len(sent) == 2 and sent[1] - sent[0] == pytest.approx(0.2, abs=0.05)
+    requester.close()
