@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCRtpTransceiver, RTCSessionDescription
-from aiortc.sdp import candidate_from_sdp
+from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from media import aiortc_passthrough as passthrough
 from media.config import MediaConfig
@@ -82,6 +82,7 @@ class Peer:
                 raise MediaError("offer_collision",
                                  "The server's offer is waiting for an answer; roll back and answer it first.")
             self._labels = dict(track_labels or {})
+            _check_has_media(sdp)
             try:
                 await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
                 for transceiver in self.pc.getTransceivers():
@@ -331,6 +332,16 @@ class Peer:
         # The subscriber can tell whose track it is from the msid: "<participant id> <track id>".
         passthrough.set_msid(transceiver.sender, published.participant_id, published.id)
         return transceiver
+
+
+def _check_has_media(sdp: str) -> None:
+    try:
+        description = SessionDescription.parse(sdp)
+    except Exception as exc:
+        raise MediaError("sdp_invalid", f"The SDP could not be parsed: {exc}") from exc
+    if not any(m.kind in ("audio", "video") for m in description.media):
+        raise MediaError("sdp_invalid", "The offer has no audio or video section; "
+                         "offer a recvonly transceiver to only receive.")
 
 
 def _same_profile(ours: dict[str, Any], theirs: dict[str, Any]) -> bool:

@@ -51,3 +51,18 @@ def test_a_loopback_host_gathers_on_loopback_only() -> None:
     assert MediaConfig.for_host("localhost").listen_ips == ("127.0.0.1",)
     assert MediaConfig.for_host("0.0.0.0").listen_ips == ()
     assert MediaConfig.for_host("10.0.0.5", listen_ips=("10.0.0.5",)).listen_ips == ("10.0.0.5",)
+
+
+def test_sfu_counters_are_exposed_to_prometheus() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from media import Sfu
+    from media.metrics import register
+
+    sfu = Sfu()
+    sfu.counters.forwarded_packets = 42
+    registry = CollectorRegistry()
+    register(sfu, registry)
+    text = generate_latest(registry).decode()
+    assert "nettlege_media_forwarded_packets_total 42.0" in text
+    assert "nettlege_media_udp_receive_errors" in text

@@ -1,0 +1,58 @@
+"""Fails loudly if aiortc changes under `media.aiortc_passthrough` (written against aiortc 1.16)."""
+
+from __future__ import annotations
+
+import inspect
+
+import aiortc
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
+from aiortc.jitterbuffer import JitterBuffer
+
+from media import aiortc_passthrough
+from media.ice import rtc_configuration
+
+
+def test_aiortc_is_the_version_the_pass_through_was_written_against() -> None:
+    assert aiortc.__version__.startswith(aiortc_passthrough.AIORTC_VERSION), (
+        f"aiortc {aiortc.__version__}: re-check media/aiortc_passthrough.py against its receiver and sender")
+
+
+def test_the_receiver_still_hands_reassembled_frames_to_a_decoder_queue() -> None:
+    source = inspect.getsource(RTCRtpReceiver)
+    assert "self.__decoder_queue.put((codec, encoded_frame))" in source
+    assert "input_q.get()" in inspect.getsource(aiortc.rtcrtpreceiver.decoder_worker)
+    assert "if task is None:" in inspect.getsource(aiortc.rtcrtpreceiver.decoder_worker)
+    assert "_prefetch" in inspect.getsource(JitterBuffer)
+    assert callable(RTCRtpReceiver._send_rtcp_pli)
+
+
+def test_the_sender_still_packs_non_frames_with_its_lazily_created_encoder() -> None:
+    source = inspect.getsource(RTCRtpSender._next_encoded_frame)
+    assert "if self.__encoder is None:" in source
+    assert "self.__encoder.pack(data)" in source
+    assert "self._send_keyframe()" in inspect.getsource(RTCRtpSender._handle_rtcp_packet)
+    assert "transceiver.sender._stream_id" in inspect.getsource(aiortc.rtcpeerconnection)
+    assert "transceiver.sender._track_id" in inspect.getsource(aiortc.rtcpeerconnection)
+
+
+async def test_the_private_attributes_used_exist_on_fresh_objects() -> None:
+    pc = RTCPeerConnection(rtc_configuration([]))
+    try:
+        transceiver = pc.addTransceiver("video", direction="sendrecv")
+        receiver, sender = transceiver.receiver, transceiver.sender
+        assert receiver._RTCRtpReceiver__started is False
+        assert hasattr(receiver, "_RTCRtpReceiver__decoder_queue")
+        assert receiver._RTCRtpReceiver__jitter_buffer._prefetch == 0
+        assert sender._RTCRtpSender__started is False
+        assert sender._RTCRtpSender__encoder is None
+        assert isinstance(transceiver._codecs, list)
+        [connection] = list(aiortc_passthrough.ice_connections(pc))
+        for name in ("_local_candidates", "_local_candidates_start", "_local_candidates_end",
+                     "_transport_policy", "_components"):
+            assert hasattr(connection, name), name
+        assert "addresses" in inspect.signature(connection.get_component_candidates).parameters
+        aiortc_passthrough.restrict_gathering(pc, ["127.0.0.1"], None)
+        await connection.gather_candidates()
+        assert {c.host for c in connection.local_candidates} == {"127.0.0.1"}
+    finally:
+        await pc.close()
