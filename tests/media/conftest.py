@@ -4,7 +4,7 @@ to `media.Peer`, as the WebSocket adapter will."""
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -68,3 +68,61 @@ def has_picture(client: MediaClient, publisher: str, count: int = 1, frames: int
         tracks = video_from(client, publisher)
         return len(tracks) == count and all(len(t.markers) >= frames for t in tracks)
     return check
+
+
+# --- coturn ------------------------------------------------------------------------------------------
+
+import shutil  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+TURN_SECRET = "nettlege-test-secret"
+
+
+@dataclass(frozen=True)
+class Coturn:
+    port: int
+    secret: str
+    log: Path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def coturn(tmp_path: Path) -> Iterator[Coturn]:
+    """A private coturn on 127.0.0.1 with TURN REST (shared secret) auth, TCP and UDP, no TLS."""
+    binary = shutil.which("turnserver") or "/usr/bin/turnserver"
+    if not Path(binary).exists():
+        pytest.skip("coturn (turnserver) is not installed")
+    port = _free_port()
+    log = tmp_path / "turnserver.log"
+    process = subprocess.Popen(
+        [binary, "-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", f"--listening-port={port}",
+         "--use-auth-secret", f"--static-auth-secret={TURN_SECRET}", "--realm=nettlege", "--no-tls", "--no-dtls",
+         "--no-cli", "--allow-loopback-peers", "--min-port=49152", "--max-port=65535",
+         f"--log-file={log}", "--simple-log", f"--pidfile={tmp_path / 'turnserver.pid'}",
+         f"--db={tmp_path / 'turndb'}", "--no-software-attribute", "--fingerprint"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError(f"coturn did not start; see {log}") from None
+            time.sleep(0.05)
+    yield Coturn(port=port, secret=TURN_SECRET, log=log)
+    process.terminate()
+    try:
+        process.wait(5)
+    except subprocess.TimeoutExpired:
+        process.kill()
