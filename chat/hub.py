@@ -40,6 +40,7 @@ class EventHub:
         self._pattern = Keys("*").events("*")
         self.subscribed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def add(self, tenant: str, topic: str, listener: Listener) -> Callable[[], None]:
         self._listeners.setdefault((tenant, topic), set()).add(listener)
@@ -65,15 +66,16 @@ class EventHub:
             await asyncio.wait_for(self.subscribed.wait(), timeout_s)
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._task:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(self._task, 5)
 
     async def _run(self) -> None:
         delay = 0.2
         first = True
-        while True:
+        while not self._stopping:
             pubsub = self._r.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.psubscribe(self._pattern)

@@ -61,11 +61,14 @@ def setup_chat(app: web.Application, limits: ChatLimits | None = None) -> None:
         chat = ChatStore(store.redis, config.chat_key_bytes(), server.limits)
         app[CHAT] = chat
         await server.start(store, chat)
-        sweeper = asyncio.create_task(_shred_loop(app, chat), name="chat-retention-sweep")
+        stop = asyncio.Event()
+        sweeper = asyncio.create_task(_shred_loop(app, stop), name="chat-retention-sweep")
         yield
-        sweeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sweeper
+        stop.set()  # not cancel(): a cancel landing inside a Redis call can be swallowed there
+        try:
+            await asyncio.wait_for(sweeper, 5)
+        except (TimeoutError, asyncio.CancelledError):
+            pass
         await server.stop()
 
     app.cleanup_ctx.append(chat_ctx)
@@ -84,10 +87,11 @@ async def shred_expired(app: web.Application) -> list[str]:
     return shredded
 
 
-async def _shred_loop(app: web.Application, _chat: ChatStore) -> None:
-    while True:
+async def _shred_loop(app: web.Application, stop: asyncio.Event) -> None:
+    while not stop.is_set():
         try:
             await shred_expired(app)
         except Exception as exc:  # Redis briefly away: next round
             log.warning("chat retention sweep failed: %s", type(exc).__name__)
-        await asyncio.sleep(SHRED_INTERVAL_S)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), SHRED_INTERVAL_S)
