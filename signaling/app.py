@@ -17,6 +17,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
+from media import MediaConfig, Sfu
 from rooms.audit import Action
 from rooms.events import queue_topic
 from rooms.store import Store, connect
@@ -29,6 +30,8 @@ from .config import Config
 from .http import error_middleware, error_response
 from .metrics import METRICS, Metrics
 from .openapi import build_openapi
+from .placement import setup_placement
+from .signal_ws import SIGNAL_OPENAPI, SIGNAL_SESSIONS, setup_signaling
 
 log = logging.getLogger(__name__)
 WEB_CLIENT_DIR = Path(__file__).resolve().parent.parent / "web_client"
@@ -159,9 +162,11 @@ def build_app(config: Config) -> web.Application:
     app[METRICS] = Metrics()
     app.cleanup_ctx.append(_resources)
     app.cleanup_ctx.append(_sweeper)
+    setup_signaling(app, Sfu(MediaConfig.for_host(config.host, announced_ip=config.announced_ip)))
+    setup_placement(app, load=lambda: float(len(app.get(SIGNAL_SESSIONS, {}))))
     api = build_api()
     api.add_to(app)
-    app[OPENAPI] = build_openapi(api)
+    app[OPENAPI] = build_openapi(api, extra_paths=SIGNAL_OPENAPI)
     app.router.add_get("/api/v1/openapi.json", openapi)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

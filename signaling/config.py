@@ -89,7 +89,7 @@ class Config(_Strict):
     issuers: list[IssuerConfig] = []
     ice_servers: list[IceServer] = []
     turn: TurnConfig | None = None
-    announced_addresses: list[str] = []
+    announced_ip: str | None = None  # address written into SDP instead of the bound one (1:1 NAT)
     sms_webhook_url: str | None = None
     limits: Limits = Limits()
     tenants: list[Tenant] = Field(min_length=1)

@@ -120,7 +120,21 @@ async def app_client(make_config, redis_url) -> AsyncIterator[TestClient]:  # ty
     client = TestClient(TestServer(build_app(make_config()), host="127.0.0.1"))
     await client.start_server()
     yield client
-    await client.close()
+    await close_app(client)
+
+
+async def close_app(client: TestClient, timeout_s: float = 15.0) -> None:
+    """Close a test app; if its shutdown hangs, fail with the stacks of the tasks still running."""
+    import asyncio
+    import io
+
+    try:
+        await asyncio.wait_for(client.close(), timeout_s)
+    except TimeoutError:
+        out = io.StringIO()
+        for task in asyncio.all_tasks():
+            task.print_stack(limit=6, file=out)
+        pytest.fail(f"app shutdown hung for {timeout_s}s; tasks:\n{out.getvalue()}")
 
 
 async def dev_token(client: TestClient, sub: str, role: str, tenant: str = "oslo", name: str | None = None) -> str:

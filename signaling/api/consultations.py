@@ -18,7 +18,8 @@ from rooms.models import (
 
 from ..appkeys import CONFIG, STORE
 from ..http import Api, ApiError, require_tenant
-from .queue import write_allowed
+from ..placement import NODE
+from .limits import write_allowed
 from .schemas import (
     ConsultationOut,
     CreateConsultationIn,
@@ -33,6 +34,13 @@ from .schemas import (
 api = Api()
 CREATORS = (Role.CLINICIAN, Role.NURSE, Role.OPERATOR, Role.BOOKING)
 HOSTS = frozenset({Role.CLINICIAN, Role.NURSE, Role.OPERATOR})  # may invite, admit, deny, end
+
+
+async def view(request: web.Request, c: Consultation, subject: str) -> ConsultationOut:
+    """The consultation as its caller sees it, with the signaling URL of the node holding its media."""
+    out = consultation_out(c, subject)
+    out.signal_url = await request.app[NODE].signal_url(c.tenant, c.id)
+    return out
 
 
 async def load(request: web.Request, principal: Principal, *, host: bool = False) -> Consultation:
@@ -70,7 +78,7 @@ async def create(request: web.Request, principal: Principal, body: CreateConsult
         c = await store.consultations.get(body.tenant, c.id)
     await store.audit.record(body.tenant, Action.CONSULTATION_CREATED, actor=principal.subject,
                              role=principal.role, consultation_id=c.id)
-    return consultation_out(c, principal.subject)
+    return await view(request, c, principal.subject)
 
 
 @api.route("GET", "/api/v1/consultations/{consultation_id}", summary="A consultation I take part in",
@@ -79,7 +87,7 @@ async def get(request: web.Request, principal: Principal, _b: None) -> Consultat
     c = await load(request, principal)
     await request.app[STORE].audit.record(principal.tenant, Action.CONSULTATION_VIEWED, actor=principal.subject,
                                           role=principal.role, consultation_id=c.id)
-    return consultation_out(c, principal.subject)
+    return await view(request, c, principal.subject)
 
 
 @api.route("POST", "/api/v1/consultations/{consultation_id}/end", summary="End with an outcome",
@@ -93,7 +101,7 @@ async def end(request: web.Request, principal: Principal, body: EndIn) -> Consul
                              role=principal.role, consultation_id=c.id, outcome=body.outcome.value)
     await store.events.publish(principal.tenant, consultation_topic(c.id),
                                {"type": "ended", "outcome": body.outcome.value})
-    return consultation_out(c, principal.subject)
+    return await view(request, c, principal.subject)
 
 
 @api.route("POST", "/api/v1/consultations/{consultation_id}/invites", summary="Create a single-use invite",

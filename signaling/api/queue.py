@@ -15,7 +15,9 @@ from rooms.tenants import Service, closed_message
 
 from ..appkeys import CONFIG, STORE
 from ..http import Api, ApiError, require_tenant
-from .schemas import JoinQueueIn, PriorityIn, TakeOut, TicketOut, consultation_out, ticket_out
+from .consultations import view
+from .limits import write_allowed
+from .schemas import JoinQueueIn, PriorityIn, TakeOut, TicketOut, ticket_out
 
 api = Api()
 QUEUERS = (Role.CITIZEN, Role.NURSE)
@@ -31,11 +33,6 @@ def _service(request: web.Request, principal: Principal) -> Service:
     if service is None:
         raise ApiError(404, "service_not_found", "Fant ikke denne tjenesten.")
     return service
-
-
-async def write_allowed(request: web.Request, principal: Principal, bucket: str = "write") -> None:
-    limit = request.app[CONFIG].limits.writes_per_minute
-    await request.app[STORE].rate.hit(principal.tenant, principal.subject, bucket, limit=limit, window_s=60)
 
 
 async def _ticket_view(store: Store, request: web.Request, ticket: Ticket, principal: Principal) -> TicketOut:
@@ -112,7 +109,7 @@ async def take_next(request: web.Request, principal: Principal, _b: None) -> Tak
     await store.events.publish(principal.tenant, consultation_topic(consultation.id), {"type": "changed"})
     return TakeOut(ticket_id=ticket.id, consultation_id=consultation.id,
                    ticket=ticket_out(ticket, None, None, staff_view=True),
-                   consultation=consultation_out(consultation, principal.subject))
+                   consultation=await view(request, consultation, principal.subject))
 
 
 @api.route("GET", "/api/v1/tickets/{ticket_id}", summary="A ticket with its place and estimated wait",

@@ -1,0 +1,368 @@
+"""The signaling WebSocket: `GET /api/v1/consultations/{id}/signal` (protocol in docs/protocol.md).
+
+A thin adapter between the browser and the SFU: it authenticates `hello`, keeps people who were not
+pre-authorised in the lobby until a clinician admits them, and passes offers, answers and candidates
+to the participant's `media.Peer`. One connection per participant: a new one replaces the old (a
+phone moving from Wi-Fi to 4G); a dropped one is removed from the room after a grace period unless
+it comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from media import MediaError, Peer, Sfu
+from media.ice import turn_rest_credentials
+from rooms.audit import Action
+from rooms.errors import DomainError, Gone, NotFound
+from rooms.events import consultation_topic
+from rooms.models import ConsultationState, ParticipantState, Principal
+
+from .appkeys import AUTH, CONFIG, STORE
+from .auth import AuthError
+from .config import Config
+from .http import error_response
+from .identity import identify
+
+log = logging.getLogger(__name__)
+
+SFU = web.AppKey("sfu", Sfu)
+SIGNAL_SESSIONS = web.AppKey("signal_sessions", dict)
+
+HELLO_TIMEOUT_S = 10.0
+MAX_FRAME_BYTES = 256 * 1024
+RATE_BURST = 60  # messages; trickle ICE sends a burst of candidates at the start
+RATE_PER_S = 10.0
+DROP_GRACE_S = 20.0
+
+# Close codes: 4400 bad request, 4401 unauthenticated, 4403 refused, 4404 unknown consultation,
+# 4409 replaced by a newer connection, 4410 consultation ended, 4429 too many messages.
+CLOSE_BAD, CLOSE_AUTH, CLOSE_REFUSED, CLOSE_UNKNOWN = 4400, 4401, 4403, 4404
+CLOSE_REPLACED, CLOSE_ENDED, CLOSE_RATE = 4409, 4410, 4429
+
+
+def ice_servers_for(config: Config, user: str) -> list[dict[str, Any]]:
+    """The RTCIceServer list handed to one participant in `welcome` (`[]` in the embedded default)."""
+    servers = [s.model_dump(exclude_none=True) for s in config.ice_servers]
+    if config.turn is not None:
+        username, credential = turn_rest_credentials(config.turn.secret, user, config.turn.ttl_s)
+        servers.append({"urls": list(config.turn.urls), "username": username, "credential": credential})
+    return servers
+
+
+class _Fatal(Exception):
+    def __init__(self, code: str, message: str, close_code: int) -> None:
+        super().__init__(message)
+        self.code, self.message, self.close_code = code, message, close_code
+
+
+@dataclass
+class _Bucket:
+    """Token bucket for incoming messages."""
+
+    tokens: float = RATE_BURST
+    at: float = field(default_factory=time.monotonic)
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(RATE_BURST, self.tokens + (now - self.at) * RATE_PER_S)
+        self.at = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+class SignalSession:
+    def __init__(self, app: web.Application, ws: web.WebSocketResponse, consultation_id: str) -> None:
+        self.app = app
+        self.ws = ws
+        self.cid = consultation_id
+        self.principal: Principal | None = None
+        self.participant_id: str | None = None
+        self.peer: Peer | None = None
+        self.admitted = asyncio.Event()
+        self.left = False
+        self.ended = False
+        self.bucket = _Bucket()
+        self._events: asyncio.Task[None] | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        assert self.principal and self.participant_id
+        return (self.principal.tenant, self.cid, self.participant_id)
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if not self.ws.closed:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await self.ws.send_json(message)
+
+    async def error(self, code: str, message: str) -> None:
+        await self.send({"type": "error", "code": code, "message": message})
+
+    async def run(self) -> None:
+        try:
+            await self._hello()
+            await self._loop()
+        except _Fatal as f:
+            await self.error(f.code, f.message)
+            await self.ws.close(code=f.close_code, message=f.code.encode())
+
+    # --- hello, welcome, lobby -------------------------------------------------------------------
+
+    async def _hello(self) -> None:
+        try:
+            msg = await self.ws.receive(timeout=HELLO_TIMEOUT_S)
+        except TimeoutError:
+            raise _Fatal("hello_timeout", "Fikk ikke hello i tide.", CLOSE_BAD) from None
+        hello = self._parse(msg)
+        if hello is None or hello.get("type") != "hello" or not isinstance(hello.get("token"), str):
+            raise _Fatal("hello_expected", "Første melding må være hello med token.", CLOSE_BAD)
+        name = hello.get("display_name") if isinstance(hello.get("display_name"), str) else ""
+        try:
+            identity = await identify(self.app, hello["token"], name)
+        except AuthError as e:
+            raise _Fatal(e.code, e.message, CLOSE_AUTH) from None
+        except Gone as e:
+            raise _Fatal(e.code, e.message, CLOSE_REFUSED) from None
+        except NotFound as e:
+            raise _Fatal(e.code, e.message, CLOSE_UNKNOWN) from None
+        principal = self.principal = identity.principal
+        if principal.consultation_id and principal.consultation_id != self.cid:
+            raise _Fatal("consultation_not_found", "Fant ikke denne konsultasjonen.", CLOSE_UNKNOWN)
+        store = self.app[STORE]
+        try:
+            consultation = await store.consultations.get(principal.tenant, self.cid)
+        except NotFound as e:
+            raise _Fatal(e.code, e.message, CLOSE_UNKNOWN) from None
+        if consultation.state == ConsultationState.ENDED:
+            raise _Fatal("consultation_ended", "Konsultasjonen er avsluttet.", CLOSE_ENDED)
+        participant = identity.participant or consultation.participant_for(principal.subject)
+        # Subscribe before reading the lobby state, so an admit that lands in between is not missed.
+        subscribed = asyncio.Event()
+        self._events = asyncio.create_task(self._follow_events(subscribed), name=f"signal-events-{self.cid}")
+        await subscribed.wait()
+        if participant is None:
+            participant = await store.consultations.add_participant(
+                principal.tenant, self.cid, subject=principal.subject, role=principal.role,
+                display_name=principal.name, state=ParticipantState.LOBBY)
+            await store.audit.record(principal.tenant, Action.CONSULTATION_KNOCKED, actor=principal.subject,
+                                     role=principal.role, consultation_id=self.cid)
+            await store.events.publish(principal.tenant, consultation_topic(self.cid),
+                                       {"type": "knock", "participant_id": participant.id,
+                                        "role": participant.role.value, "display_name": participant.display_name})
+        if participant.state == ParticipantState.DENIED:
+            raise _Fatal("denied", "Du ble ikke sluppet inn i denne konsultasjonen.", CLOSE_REFUSED)
+        self.participant_id = participant.id
+        self._register()
+        session_token = identity.session_token or self.app[AUTH].issue_session_token(
+            principal, self.cid, participant.id)
+        await self.send({"type": "welcome", "participant_id": participant.id, "role": principal.role.value,
+                         "state": participant.state.value, "session_token": session_token,
+                         "ice_servers": ice_servers_for(self.app[CONFIG], principal.subject)})
+        if participant.state == ParticipantState.ADMITTED:
+            await self._enter_room()
+        else:
+            # the admit may have happened between our read and the subscription
+            fresh = (await store.consultations.get(principal.tenant, self.cid)).participant(participant.id)
+            if fresh and fresh.state == ParticipantState.ADMITTED:
+                await self.send({"type": "admitted"})
+                await self._enter_room()
+
+    def _register(self) -> None:
+        sessions: dict[tuple[str, str, str], SignalSession] = self.app[SIGNAL_SESSIONS]
+        old = sessions.get(self.key)
+        sessions[self.key] = self
+        if old is not None and old is not self:
+            asyncio.get_running_loop().create_task(old.replaced())
+
+    async def replaced(self) -> None:
+        await self.error("replaced", "Du koblet til fra et annet sted; denne tilkoblingen er lukket.")
+        await self.ws.close(code=CLOSE_REPLACED, message=b"replaced")
+
+    async def _enter_room(self) -> None:
+        if self.peer is not None:
+            return
+        assert self.principal and self.participant_id
+        room = self.app[SFU].room(self.cid)
+        self.peer = await room.join(self.participant_id, self.principal.role.value, self.principal.name, self.send)
+        self.admitted.set()
+        store = self.app[STORE]
+        await store.audit.record(self.principal.tenant, Action.CONSULTATION_JOINED, actor=self.principal.subject,
+                                 role=self.principal.role, consultation_id=self.cid)
+        if len(room.participants()) >= 2 and await store.consultations.activate(self.principal.tenant, self.cid):
+            await store.events.publish(self.principal.tenant, consultation_topic(self.cid), {"type": "changed"})
+
+    async def _follow_events(self, subscribed: asyncio.Event) -> None:
+        assert self.principal
+        async with self.app[STORE].events.subscribe(self.principal.tenant, consultation_topic(self.cid)) as events:
+            subscribed.set()
+            async for event in events:
+                await self._on_event(event)
+
+    async def _on_event(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        mine = event.get("participant_id") == self.participant_id
+        if kind == "admitted" and mine and self.peer is None:
+            await self.send({"type": "admitted"})
+            await self._enter_room()
+        elif kind == "denied" and mine:
+            await self.send({"type": "denied"})
+            await self.ws.close(code=CLOSE_REFUSED, message=b"denied")
+        elif kind == "ended":
+            self.ended = True
+            await self.send({"type": "ended", "outcome": event.get("outcome")})
+            await self.ws.close(code=CLOSE_ENDED, message=b"ended")
+        elif kind == "knock" and self.peer is not None and self.principal and self.principal.is_staff:
+            await self.send({"type": "knock", "participant_id": event.get("participant_id"),
+                             "role": event.get("role"), "display_name": event.get("display_name")})
+
+    # --- offer/answer loop -----------------------------------------------------------------------
+
+    def _parse(self, msg: Any) -> dict[str, Any] | None:
+        if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+            raise _Fatal("closed", "Tilkoblingen ble lukket.", WSCloseCode.OK)
+        if msg.type != WSMsgType.TEXT:
+            raise _Fatal("text_expected", "Bare JSON-tekstmeldinger støttes.", CLOSE_BAD)
+        try:
+            data = json.loads(msg.data)
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) and isinstance(data.get("type"), str) else None
+
+    async def _loop(self) -> None:
+        async for msg in self.ws:
+            if msg.type != WSMsgType.TEXT:
+                raise _Fatal("text_expected", "Bare JSON-tekstmeldinger støttes.", CLOSE_BAD)
+            if not self.bucket.take():
+                raise _Fatal("rate_limited", "For mange meldinger.", CLOSE_RATE)
+            data = self._parse(msg)
+            if data is None:
+                await self.error("bad_message", "Meldingen er ikke gyldig JSON med en type.")
+                continue
+            try:
+                await self._dispatch(data)
+            except MediaError as e:
+                await self.error(e.code, e.message)
+            except DomainError as e:
+                await self.error(e.code, e.message)
+            if self.left:
+                await self.ws.close(code=WSCloseCode.OK, message=b"left")
+                return
+
+    async def _dispatch(self, data: dict[str, Any]) -> None:
+        kind = data["type"]
+        if kind == "leave":
+            self.left = True
+            return
+        if kind not in ("offer", "answer", "candidate"):
+            await self.error("unknown_type", f"Ukjent meldingstype: {kind[:40]}.")
+            return
+        if self.peer is None:
+            await self.error("not_admitted", "Du er ikke sluppet inn ennå.")
+            return
+        if kind == "candidate":
+            candidate = data.get("candidate")
+            if candidate is not None and not isinstance(candidate, dict):
+                await self.error("bad_candidate", "candidate må være et objekt eller null.")
+                return
+            await self.peer.add_candidate(candidate)
+            return
+        sdp = data.get("sdp")
+        if not isinstance(sdp, str) or not sdp:
+            await self.error("bad_sdp", "sdp mangler.")
+            return
+        if kind == "offer":
+            labels = data.get("track_labels")
+            labels = {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else None
+            await self.peer.handle_offer(sdp, labels)  # the peer sends the answer itself
+        else:
+            await self.peer.handle_answer(sdp)
+
+    # --- teardown --------------------------------------------------------------------------------
+
+    async def cleanup(self) -> None:
+        if self._events is not None:
+            self._events.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._events
+        if self.participant_id is None or self.principal is None:
+            return
+        sessions: dict[tuple[str, str, str], SignalSession] = self.app[SIGNAL_SESSIONS]
+        if sessions.get(self.key) is not self:
+            return  # replaced by a newer connection, which now owns the peer
+        if self.left or self.ended:
+            del sessions[self.key]
+            await self.app[SFU].room(self.cid).leave(self.participant_id)
+            return
+        # Dropped: keep the place for a grace period, then remove the participant unless it came back.
+        key, pid = self.key, self.participant_id
+
+        async def remove_later() -> None:
+            await asyncio.sleep(self.app[CONFIG].signal_drop_grace_s)
+            if sessions.get(key) is self:
+                del sessions[key]
+                await self.app[SFU].room(self.cid).leave(pid)
+
+        pending: set[asyncio.Task[None]] = self.app[_PENDING]
+        task = asyncio.get_running_loop().create_task(remove_later())
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+
+_PENDING = web.AppKey("signal_pending_removals", set)
+
+
+async def signal(request: web.Request) -> web.StreamResponse:
+    config = request.app[CONFIG]
+    origin = request.headers.get("Origin")
+    if origin is not None and origin.rstrip("/") not in config.origins():
+        return error_response(403, "origin_not_allowed", "Tilkobling fra denne nettsiden er ikke tillatt.")
+    ws = web.WebSocketResponse(heartbeat=15.0, max_msg_size=MAX_FRAME_BYTES)
+    await ws.prepare(request)
+    session = SignalSession(request.app, ws, request.match_info["consultation_id"])
+    try:
+        await session.run()
+    except Exception:
+        log.exception("signaling session failed")
+        await session.error("internal", "Noe gikk galt hos oss.")
+        await ws.close(code=WSCloseCode.INTERNAL_ERROR)
+    finally:
+        await session.cleanup()
+    return ws
+
+
+async def _sfu_ctx(app: web.Application) -> Any:
+    app[SIGNAL_SESSIONS] = {}
+    app[_PENDING] = set()
+    sfu = app[SFU]
+    yield
+    for task in app[_PENDING]:
+        task.cancel()
+    for session in list(app[SIGNAL_SESSIONS].values()):
+        await session.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+    await sfu.close()
+
+
+SIGNAL_OPENAPI = {"/api/v1/consultations/{consultation_id}/signal": {"get": {
+    "summary": "Signaling WebSocket (JSON messages; see docs/protocol.md)", "operationId": "signal",
+    "tags": ["media"],
+    "parameters": [{"name": "consultation_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+    "responses": {"101": {"description": "Switching to the WebSocket protocol"},
+                  "403": {"description": "Origin not allowed",
+                          "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}},
+}}}
+
+
+def setup_signaling(app: web.Application, sfu: Sfu) -> None:
+    app[SFU] = sfu
+    app.router.add_get("/api/v1/consultations/{consultation_id}/signal", signal)
+    app.cleanup_ctx.append(_sfu_ctx)
