@@ -61,8 +61,8 @@ class SignalClient:
             await self.media.offer()
         return first
 
-    async def wait_admitted(self, timeout: float = 10) -> None:
-        await asyncio.wait_for(self._admitted.wait(), timeout)
+    async def wait_admitted(self, within_s: float = 10) -> None:
+        await asyncio.wait_for(self._admitted.wait(), within_s)
 
     async def _send(self, message: dict[str, Any]) -> None:
         if self.ws is not None and not self.ws.closed:
@@ -91,8 +91,8 @@ class SignalClient:
     def event_types(self) -> list[str]:
         return [e.get("type", "") for e in self.events]
 
-    async def wait_event(self, kind: str, timeout: float = 10) -> dict[str, Any]:
-        deadline = asyncio.get_running_loop().time() + timeout
+    async def wait_event(self, kind: str, within_s: float = 10) -> dict[str, Any]:
+        deadline = asyncio.get_running_loop().time() + within_s
         while True:
             for e in self.events:
                 if e.get("type") == kind:

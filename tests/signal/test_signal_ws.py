@@ -49,7 +49,7 @@ async def test_citizen_and_clinician_see_and_hear_each_other(live, participants)
 
 
 async def test_lobby_knock_admit_then_media(live, participants):
-    cid, ct, dt = await take_consultation(live)
+    cid, _, dt = await take_consultation(live)
     invite = await (await live.post(f"/api/v1/consultations/{cid}/invites", json={"role": "interpreter"},
                                     headers=bearer(dt))).json()
     doctor = participants(cid, dt, "doctor", sender_id=1)
