@@ -40,7 +40,7 @@ export function levelMeter(stream, onLevel) {
     let sum = 0;
     for (const v of data) sum += v * v;
     const rms = Math.sqrt(sum / data.length);
-    onLevel(Math.min(1, rms * 4));
+    onLevel(Math.min(1, rms * 8));
   }, 100);
   ctx.resume().catch(() => {});
   return () => { clearInterval(timer); ctx.close().catch(() => {}); };

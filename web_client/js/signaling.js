@@ -131,8 +131,14 @@ export class Call extends EventTarget {
     this._closePeer();
     if (this.ws) { const ws = this.ws; this.ws = null; ws.onclose = null; ws.close(); }
     clearTimeout(this.retryTimer);
+    if (!navigator.onLine) return; // retryNow() when the browser is back online
     this.retryTimer = setTimeout(() => this._open(), this.backoff);
     this.backoff = Math.min(MAX_BACKOFF_MS, this.backoff * 2);
+  }
+
+  /** The browser says the network is gone (or changed): drop the connection now, come back when online. */
+  networkLost() {
+    if (["connecting", "lobby", "admitted"].includes(this.state)) this._reconnect();
   }
 
   /** The page came back online: try at once instead of waiting for the backoff. */
@@ -226,7 +232,13 @@ export class Call extends EventTarget {
 
   async _offer(pc) {
     if (this.pc !== pc || pc.signalingState !== "stable") return;
-    await pc.setLocalDescription(await pc.createOffer());
+    const offer = await pc.createOffer();
+    try {
+      await pc.setLocalDescription({ type: "offer", sdp: alignHeaderExtensions(offer.sdp) });
+    } catch (e) {
+      console.warn("header extension ids kept as offered", e);
+      await pc.setLocalDescription(offer);
+    }
     this._send({ type: "offer", sdp: pc.localDescription.sdp, track_labels: this.trackLabels() });
   }
 
@@ -257,6 +269,30 @@ export class Call extends EventTarget {
     this._closePeer();
     if (this.ws) { const ws = this.ws; this.ws = null; ws.onclose = null; try { ws.close(1000); } catch { /* closed */ } }
   }
+}
+
+/**
+ * The SFU (aiortc) offers the m-lines it adds for forwarded tracks with fixed RTP header extension
+ * ids (mid 1, ssrc-audio-level 2, abs-send-time 3). In one BUNDLE group an id must mean the same
+ * extension everywhere, and Chromium refuses a remote offer that reassigns one. So our offer uses
+ * those ids for those extensions and moves every other extension out of their way.
+ */
+const SFU_EXTENSION_IDS = {
+  "urn:ietf:params:rtp-hdrext:sdes:mid": 1,
+  "urn:ietf:params:rtp-hdrext:ssrc-audio-level": 2,
+  "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time": 3,
+};
+
+export function alignHeaderExtensions(sdp) {
+  const re = /^a=extmap:(\d+)(\/\w+)? (\S+)(.*)$/gm;
+  const ids = new Map(Object.entries(SFU_EXTENSION_IDS));
+  let next = 4;
+  for (const m of sdp.matchAll(re)) {
+    const uri = m[3];
+    if (!ids.has(uri)) ids.set(uri, next++);
+  }
+  if (next > 15) return sdp; // would need two-byte ids; leave the offer as it is
+  return sdp.replace(re, (_all, _id, dir = "", uri, rest) => `a=extmap:${ids.get(uri)}${dir} ${uri}${rest}`);
 }
 
 /** Receive quality of one remote track from two getStats() snapshots: "good" | "fair" | "poor". */

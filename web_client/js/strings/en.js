@@ -75,7 +75,7 @@ export const en = {
   waiting_video_hint: "You will be connected to the doctor by video when it is your turn. Stay on this page.",
   waiting_chat_hint: "You will be connected to the doctor in a chat when it is your turn. Stay on this page.",
   back_to_services: "To the services",
-  reconnecting: "Connection lost. Reconnecting …",
+  reconnecting: "Connection lost. Reconnecting\u00a0…",
   reconnected: "Connected again.",
 
   precall_title: "Check your equipment",

@@ -75,7 +75,7 @@ export const nb = {
   waiting_video_hint: "Du blir koblet til legen på video når det er din tur. Bli på denne siden.",
   waiting_chat_hint: "Du blir koblet til legen i chat når det er din tur. Bli på denne siden.",
   back_to_services: "Til tjenestene",
-  reconnecting: "Mistet forbindelsen. Kobler til igjen …",
+  reconnecting: "Mistet forbindelsen. Kobler til igjen\u00a0…",
   reconnected: "Tilkoblet igjen.",
 
   precall_title: "Sjekk utstyret ditt",

@@ -4,7 +4,7 @@ import { h, tr } from "../dom.js";
 import { t, getLang } from "../i18n.js";
 
 export function chatPanel() {
-  const log = h("ol", { class: "chat-log", id: "chat-log", role: "log", "aria-live": "polite",
+  const log = h("div", { class: "chat-log", id: "chat-log", role: "log", "aria-live": "polite",
     "aria-relevant": "additions", tabindex: "0", i18nAttrs: { "aria-label": "chat_messages" } });
   const state = h("p", { class: "hint", id: "chat-state", i18n: "chat_connecting" });
   const input = h("textarea", { id: "chat-input", rows: 2, maxLength: 2000, "aria-describedby": "chat-help" });
@@ -30,7 +30,7 @@ export function chatPanel() {
   function item({ mine, name, text, ts, pending }) {
     const status = h("span", { class: "msg-status" });
     if (pending) tr(status, "sending");
-    const li = h("li", { class: `msg ${mine ? "msg-mine" : "msg-theirs"}${pending ? " pending" : ""}` },
+    const li = h("div", { class: `msg ${mine ? "msg-mine" : "msg-theirs"}${pending ? " pending" : ""}` },
       h("p", { class: "msg-meta" }, h("span", { class: "msg-sender" }, mine ? t("you") : name), " · ",
         h("time", {}, time(ts)), " ", status),
       h("p", { class: "msg-text" }, text));

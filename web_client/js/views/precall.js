@@ -8,6 +8,7 @@ export function precallCheck({ video = true } = {}) {
   const preview = h("video", { class: "preview", autoplay: true, muted: true, playsInline: true,
     i18nAttrs: { "aria-label": "camera_preview" } });
   preview.muted = true;
+  preview.hidden = true; // shown once the check has a camera
   const meter = h("meter", { id: "mic-level", min: 0, max: 1, low: 0.05, high: 0.9, optimum: 0.5, value: 0 });
   const results = h("ul", { class: "checks", role: "list", "aria-live": "polite" });
   const camItem = h("li", { id: "check-camera" });
@@ -40,6 +41,7 @@ export function precallCheck({ video = true } = {}) {
       stream = await getLocalMedia({ video, audio: true });
       if (video) {
         preview.srcObject = stream;
+        preview.hidden = false;
         const vt = stream.getVideoTracks()[0];
         mark(camItem, !!vt && vt.readyState === "live", vt ? "camera_ok" : "camera_missing");
       }

@@ -220,7 +220,7 @@ export function render(root, [cid], ctx, opts = {}) {
     stopStream(examStream);
   }
 
-  const onOffline = () => { ctx.setBanner("reconnecting"); setStatus("reconnecting"); };
+  const onOffline = () => { ctx.setBanner("reconnecting"); setStatus("reconnecting"); call?.networkLost(); };
   const onOnline = () => { call?.retryNow(); };
   window.addEventListener("offline", onOffline);
   window.addEventListener("online", onOnline);

@@ -19,7 +19,7 @@ export function render(root, [ticketId], { navigate, setBanner }) {
   const extra = h("div", { class: "stack" });
   const error = h("p", { class: "error", role: "alert" });
   const leave = h("button", { type: "button", class: "btn btn-danger", id: "leave-queue", i18n: "leave_queue" });
-  root.append(h("section", { class: "stack", "aria-labelledby": "wait-h" },
+  root.append(h("section", { class: "stack page-medium", "aria-labelledby": "wait-h" },
     h("h1", { id: "wait-h", i18n: "waiting_title" }),
     status, error, extra, leave));
 
