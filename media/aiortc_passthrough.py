@@ -106,7 +106,12 @@ def install_sender_packer(sender: RTCRtpSender, packer: Vp8Packer | OpusPacker |
     if sender._RTCRtpSender__started:  # type: ignore[attr-defined]
         raise RuntimeError("sender already started")
     sender._RTCRtpSender__encoder = _SenderPacker(packer, on_packed)  # type: ignore[attr-defined]
-    sender._send_keyframe = on_keyframe_request  # type: ignore[method-assign]
+    on_keyframe_request_from_remote(sender, on_keyframe_request)
+
+
+def on_keyframe_request_from_remote(sender: RTCRtpSender, callback: Callable[[], None]) -> None:
+    """Call `callback` when the remote side sends PLI or FIR for this sender's stream."""
+    sender._send_keyframe = callback  # type: ignore[method-assign]
 
 
 def set_msid(sender: RTCRtpSender, stream_id: str, track_id: str) -> None:
