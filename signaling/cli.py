@@ -12,6 +12,7 @@ from aiohttp import web
 
 from .app import build_app
 from .config import ConfigError, load_config
+from .workers import supervise
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--config", help="TOML config file (default: the built-in demo municipality)")
     serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default $NETTLEGE_PORT or 8080)")
+    serve.add_argument("--workers", type=int, default=1,
+                       help="run N processes on ports PORT..PORT+N-1 sharing REDIS_URL (one core each)")
     serve.add_argument("--tls-cert", help="PEM certificate: serve https (browsers allow cameras only on https)")
     serve.add_argument("--tls-key", help="PEM private key for --tls-cert")
     args = parser.parse_args(argv)
@@ -32,6 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"nettlege: {exc}", file=sys.stderr)
         return 2
+    if args.workers > 1:
+        if not config.redis_url:
+            print("nettlege: --workers needs REDIS_URL: the workers share their state in Redis", file=sys.stderr)
+            return 2
+        child = ["serve", *(["--config", args.config] if args.config else []), "--host", config.host]
+        return supervise(config, args.workers, child)
     ssl_context = None
     if args.tls_cert or args.tls_key:
         if not (args.tls_cert and args.tls_key):

@@ -77,6 +77,7 @@ class Config(_Strict):
     port: int = Field(default=8080, ge=0, le=65535)
     public_url: str | None = None
     node_url: str | None = None  # this process's own base URL when several nodes share Redis
+    node_timeout_s: float = Field(default=6.0, gt=0)  # a node silent this long is taken out
     redis_url: str | None = None
     secret_key: str | None = None
     chat_master_key: str | None = None  # base64 of 32 bytes
@@ -133,6 +134,7 @@ _ENV = {
     "NETTLEGE_PORT": "port",
     "NETTLEGE_PUBLIC_URL": "public_url",
     "NETTLEGE_NODE_URL": "node_url",
+    "NETTLEGE_NODE_TIMEOUT_S": "node_timeout_s",
 }
 
 

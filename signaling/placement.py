@@ -21,7 +21,6 @@ from rooms.nodes import NodeRegistry
 from .appkeys import CONFIG, STORE
 
 log = logging.getLogger(__name__)
-HEARTBEAT_S = 2.0
 
 
 @dataclass
@@ -55,7 +54,9 @@ def node_address(app: web.Application) -> str:
 
 def setup_placement(app: web.Application, load: Callable[[], float]) -> None:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        registry = NodeRegistry(app[STORE].redis)
+        config = app[CONFIG]
+        registry = NodeRegistry(app[STORE].redis, timeout_s=config.node_timeout_s)
+        interval = config.node_timeout_s / 3
         node = ThisNode(id=secrets.token_hex(6), address=node_address(app), registry=registry, load=load)
         app[NODE] = node
 
@@ -65,7 +66,7 @@ def setup_placement(app: web.Application, load: Callable[[], float]) -> None:
                     await registry.heartbeat(node.id, node.address, load())
                 except Exception:  # Redis away for a moment: the next beat tries again; /readyz reports it
                     log.warning("node heartbeat failed")
-                await asyncio.sleep(HEARTBEAT_S)
+                await asyncio.sleep(interval)
 
         task = asyncio.create_task(beat(), name="node-heartbeat")
         yield

@@ -31,6 +31,7 @@ from .auth import AuthError
 from .config import Config
 from .http import error_response
 from .identity import identify
+from .placement import NODE
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +45,10 @@ RATE_PER_S = 10.0
 DROP_GRACE_S = 20.0
 
 # Close codes: 4400 bad request, 4401 unauthenticated, 4403 refused, 4404 unknown consultation,
-# 4409 replaced by a newer connection, 4410 consultation ended, 4429 too many messages.
+# 4409 replaced by a newer connection, 4410 consultation ended, 4421 media lives on another node
+# (reconnect to the `signal_url` in the error), 4429 too many messages.
 CLOSE_BAD, CLOSE_AUTH, CLOSE_REFUSED, CLOSE_UNKNOWN = 4400, 4401, 4403, 4404
-CLOSE_REPLACED, CLOSE_ENDED, CLOSE_RATE = 4409, 4410, 4429
+CLOSE_REPLACED, CLOSE_ENDED, CLOSE_RATE, CLOSE_WRONG_NODE = 4409, 4410, 4429, 4421
 
 
 def ice_servers_for(config: Config, user: str) -> list[dict[str, Any]]:
@@ -56,6 +58,10 @@ def ice_servers_for(config: Config, user: str) -> list[dict[str, Any]]:
         username, credential = turn_rest_credentials(config.turn.secret, user, config.turn.ttl_s)
         servers.append({"urls": list(config.turn.urls), "username": username, "credential": credential})
     return servers
+
+
+class _Done(Exception):
+    """The session ended normally before the message loop (e.g. redirected to another node)."""
 
 
 class _Fatal(Exception):
@@ -115,6 +121,8 @@ class SignalSession:
         except _Fatal as f:
             await self.error(f.code, f.message)
             await self.ws.close(code=f.close_code, message=f.code.encode())
+        except _Done:
+            pass
 
     # --- hello, welcome, lobby -------------------------------------------------------------------
 
@@ -145,6 +153,13 @@ class SignalSession:
             raise _Fatal(e.code, e.message, CLOSE_UNKNOWN) from None
         if consultation.state == ConsultationState.ENDED:
             raise _Fatal("consultation_ended", "Konsultasjonen er avsluttet.", CLOSE_ENDED)
+        elsewhere = await self.app[NODE].owner_elsewhere(principal.tenant, self.cid)
+        if elsewhere is not None:
+            # The consultation's media lives on another node: tell the client where to go.
+            await self.send({"type": "error", "code": "wrong_node", "signal_url": elsewhere,
+                             "message": "Koble til på nytt via signal_url."})
+            await self.ws.close(code=CLOSE_WRONG_NODE, message=b"wrong_node")
+            raise _Done
         participant = identity.participant or consultation.participant_for(principal.subject)
         # Subscribe before reading the lobby state, so an admit that lands in between is not missed.
         subscribed = asyncio.Event()
