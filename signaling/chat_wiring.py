@@ -74,13 +74,13 @@ def setup_chat(app: web.Application, limits: ChatLimits | None = None) -> None:
     app.cleanup_ctx.append(chat_ctx)
 
 
-async def shred_expired(app: web.Application) -> list[str]:
+async def shred_expired(app: web.Application, now: float | None = None) -> list[str]:
     """One retention round over every tenant: delete data keys past retention; audited. Idempotent."""
     config, store, chat = app[CONFIG], app[STORE], app[CHAT]
     retention_s = config.retention_days * 86400
     shredded: list[str] = []
     for tenant in config.tenants:
-        for cid in await chat.messages.shred_expired(tenant.id, retention_s):
+        for cid in await chat.messages.shred_expired(tenant.id, retention_s, now):
             await store.audit.record(tenant.id, Action.CHAT_SHREDDED, actor="system", role="system",
                                      consultation_id=cid)
             shredded.append(cid)

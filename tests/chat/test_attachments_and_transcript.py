@@ -66,7 +66,7 @@ async def test_jpeg_is_recognised_and_bad_attachments_get_a_code(joined):
     assert pdf["error"] == "attachment_type"
     big = await citizen.call("attachment", {"consultation_id": pair.cid, "client_id": "x3",
                                             "data": JPEG[:4] + b"\x00" * (5 * 1024 * 1024), "name": "stor.jpg"},
-                             timeout=20)
+                             wait_s=20)
     assert big["error"] == "attachment_too_large"
     empty = await citizen.call("attachment", {"consultation_id": pair.cid, "client_id": "x4", "data": b""})
     assert empty["error"] == "attachment_empty"
@@ -119,7 +119,7 @@ async def test_clinician_exports_the_transcript_as_json_text_and_pdf_audited(cha
 
 
 async def test_after_the_end_the_chat_is_readable_but_closed(chat_app, joined):
-    pair, doctor, citizen = joined
+    pair, _doctor, citizen = joined
     await citizen.send(pair.cid, "takk")
     await chat_app.post(f"/api/v1/consultations/{pair.cid}/end", json={"outcome": "resolved"},
                         headers=bearer(pair.doctor))

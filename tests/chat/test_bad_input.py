@@ -131,7 +131,7 @@ async def test_a_flood_is_rate_limited_with_retry_after(joined):
     ("attachment", {"consultation_id": "c_x", "client_id": "a", "data": "not bytes"}, "not_joined"),
 ])
 async def test_malformed_events_get_an_error_code(joined, event, payload, code):
-    pair, doctor, citizen = joined
+    pair, _doctor, citizen = joined
     ack = await citizen.call(event, payload)
     assert ack["ok"] is False and ack["error"] == code, ack
     assert (await citizen.send(pair.cid, "fortsatt her"))["ok"]
