@@ -131,6 +131,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     m, store, config = request.app[METRICS], request.app[STORE], request.app[CONFIG]
+    m.signal_sessions.set(len(request.app[SIGNAL_SESSIONS]))
     now = time.time()
     for tenant in config.tenants:
         for s in tenant.services:

@@ -25,6 +25,10 @@ class Metrics:
                                  ["tenant", "service"], registry=r)
         self.tickets_abandoned = Counter("nettlege_tickets_abandoned", "Tickets dropped after the grace period",
                                          ["tenant"], registry=r)
+        self.signal_errors = Counter("nettlege_signal_errors", "Signaling error events sent, by code", ["code"],
+                                     registry=r)
+        self.signal_sessions = Gauge("nettlege_signal_sessions", "Open signaling WebSockets (participants)",
+                                     registry=r)
         self.request_seconds = Histogram("nettlege_http_request_seconds", "HTTP request latency", registry=r)
 
     def render(self) -> web.Response:

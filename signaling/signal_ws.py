@@ -20,6 +20,7 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from media import MediaError, Peer, Sfu
+from media import metrics as media_metrics
 from media.ice import turn_rest_credentials
 from rooms.audit import Action
 from rooms.errors import DomainError, Gone, NotFound
@@ -31,6 +32,7 @@ from .auth import AuthError
 from .config import Config
 from .http import error_response
 from .identity import identify
+from .metrics import METRICS
 from .placement import NODE
 
 log = logging.getLogger(__name__)
@@ -112,6 +114,7 @@ class SignalSession:
                 await self.ws.send_json(message)
 
     async def error(self, code: str, message: str) -> None:
+        self.app[METRICS].signal_errors.labels(code).inc()
         await self.send({"type": "error", "code": code, "message": message})
 
     async def run(self) -> None:
@@ -379,5 +382,6 @@ SIGNAL_OPENAPI = {"/api/v1/consultations/{consultation_id}/signal": {"get": {
 
 def setup_signaling(app: web.Application, sfu: Sfu) -> None:
     app[SFU] = sfu
+    media_metrics.register(sfu, app[METRICS].registry)
     app.router.add_get("/api/v1/consultations/{consultation_id}/signal", signal)
     app.cleanup_ctx.append(_sfu_ctx)

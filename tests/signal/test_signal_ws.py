@@ -211,3 +211,19 @@ async def test_bad_input_gets_errors_and_server_keeps_serving(live, participants
     await doctor.connect()
     await citizen.connect()
     await _sees(doctor, 2, frames=5)
+
+
+async def test_metrics_count_forwarded_media_and_sessions(live, participants):
+    cid, ct, dt = await take_consultation(live)
+    doctor = participants(cid, dt, "doctor", sender_id=1)
+    citizen = participants(cid, ct, "citizen", sender_id=2)
+    await doctor.connect()
+    await citizen.connect()
+    await _sees(doctor, 2, frames=5)
+    text = await (await live.get("/metrics")).text()
+    values = {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines()
+              if line and not line.startswith("#")}
+    assert values["nettlege_media_forwarded_packets_total"] > 0
+    assert values["nettlege_media_rooms"] == 1
+    assert values["nettlege_media_peer_connections"] == 2
+    assert values["nettlege_signal_sessions"] == 2
