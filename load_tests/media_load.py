@@ -199,8 +199,10 @@ class LoadClient:
 
 
 async def snapshot(clients: list[LoadClient]) -> dict[str, Any]:
+    at = time.monotonic()
     inbound = await asyncio.gather(*(c.inbound() for c in clients))
     return {
+        "at": at,
         "video_frames": sum(c.received.frames["video"] for c in clients),
         "audio_frames": sum(c.received.frames["audio"] for c in clients),
         "bytes": sum(c.received.bytes for c in clients),
@@ -233,9 +235,9 @@ async def run(url: str, consultations: int, prefix: str, measure_at: float, dura
             "first_frame_s": first_frames,
             "no_picture": sum(c.received.first_video_at is None for c in clients),
             "errors": sum(len(c.errors) for c in clients),
-            "duration": duration,
+            "duration": end["at"] - start["at"],
             "published_video_kbps": video.bitrate / 1000,
-            **{k: end[k] - start[k] for k in end},
+            **{k: end[k] - start[k] for k in end if k != "at"},
         }
         await asyncio.gather(*(c.close() for c in clients))
     return result

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
 import logging
 import os
+import signal as signals
 import socket
 from dataclasses import asdict
 from typing import Any
@@ -95,10 +97,23 @@ def main() -> None:
     parser.add_argument("--mode", choices=["sfu", "baseline"], default="sfu")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    signals.signal(signals.SIGTERM, _interrupt)
+    profile_path = os.environ.get("NETTLEGE_MEDIA_PROFILE")  # cProfile output, for finding hot spots
+    profiler = cProfile.Profile() if profile_path else None
     try:
+        if profiler:
+            profiler.enable()
         asyncio.run(serve(args.mode))
     except KeyboardInterrupt:
         pass
+    finally:
+        if profiler and profile_path:
+            profiler.disable()
+            profiler.dump_stats(profile_path)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":
