@@ -151,11 +151,13 @@ class MediaClient:
     def __init__(self, name: str, *, sender_id: int = 1, video_labels: tuple[str, ...] = ("camera",),
                  audio: bool = True, ice_servers: list[dict[str, Any]] | None = None,
                  relay_only: bool = False, size: tuple[int, int] = (320, 240), noise: bool = False,
-                 listen_ips: tuple[str, ...] = ("127.0.0.1",), decode: bool = True) -> None:
+                 listen_ips: tuple[str, ...] = ("127.0.0.1",), decode: bool = True,
+                 video_codec: str = "video/vp8") -> None:
         self.name = name
         self.pc = RTCPeerConnection(rtc_configuration(ice_servers or [], relay_only=relay_only))
         self._listen_ips = listen_ips
         self._decode = decode
+        self._video_codec = video_codec
         self.video_tracks = [MarkerVideoTrack(sender_id + i, *size, noise=noise) for i in range(len(video_labels))]
         self.video_labels = video_labels
         self.audio_track = ToneAudioTrack() if audio else None
@@ -184,7 +186,7 @@ class MediaClient:
         labels: dict[str, str] = {}
         for track, label in zip(self.video_tracks, self.video_labels, strict=True):
             transceiver = self.pc.addTransceiver(track, direction="sendonly")
-            _prefer(transceiver, "video/vp8")
+            _prefer(transceiver, self._video_codec)
             labels[track.id] = label
         if self.audio_track is not None:
             transceiver = self.pc.addTransceiver(self.audio_track, direction="sendonly")

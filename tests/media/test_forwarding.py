@@ -225,6 +225,44 @@ async def test_the_sdp_announces_only_the_configured_address() -> None:
         await sfu.close()
 
 
+async def test_h264_is_forwarded_as_it_comes_when_the_publisher_offers_only_h264(sfu, make_client) -> None:
+    room = sfu.room("c-h264")
+    doctor = make_client("doctor", sender_id=1, video_codec="video/h264")
+    citizen = make_client("citizen", sender_id=2)
+    await connect(room, doctor)
+    await connect(room, citizen)
+    await citizen.wait_for(has_picture(citizen, "doctor", frames=20), what="H264 picture")
+    [video] = video_from(citizen, "doctor")
+    assert {s for s, _ in video.markers} == {1} and video.counters_in_order()
+    [published] = [t for t in room.peer("doctor").published.values() if t.kind == "video"]
+    assert published.codec.mimeType.lower() == "video/h264"
+    assert "H264/90000" in [m["sdp"] for m in citizen.messages if m["type"] == "offer"][-1]
+
+
+async def test_a_subscribers_picture_loss_indication_reaches_the_publisher(sfu, make_client) -> None:
+    room = sfu.room("c-sub-pli")
+    doctor, citizen = make_client("doctor", sender_id=1), make_client("citizen", sender_id=2)
+    await connect(room, doctor)
+    await connect(room, citizen)
+    await citizen.wait_for(has_picture(citizen, "doctor", frames=20))
+    [doctor_video_sender] = [s for s in doctor.pc.getSenders() if s.kind == "video" and s.track is not None]
+    requests_at_doctor: list[float] = []
+    original = doctor_video_sender._send_keyframe
+
+    def spy() -> None:
+        requests_at_doctor.append(time.monotonic())
+        original()
+
+    doctor_video_sender._send_keyframe = spy
+    [published] = [t for t in room.peer("doctor").published.values() if t.kind == "video"]
+    sent_before = published._keyframes.sent
+    [receiver] = [t.receiver for t in citizen.pc.getTransceivers() if t.kind == "video" and t.receiver.track]
+    [source] = [s.source for s in receiver.getSynchronizationSources()]
+    await receiver._send_rtcp_pli(source)  # what the citizen's decoder does after a loss
+    await citizen.wait_for(lambda: bool(requests_at_doctor), within_s=2, what="the PLI at the publisher")
+    assert published._keyframes.sent == sent_before + 1
+
+
 async def test_keyframe_requests_to_a_publisher_are_rate_limited(sfu, make_client) -> None:
     room = sfu.room("c-pli")
     doctor = make_client("doctor", sender_id=1)
