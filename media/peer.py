@@ -297,6 +297,14 @@ class Peer:
         self._negotiation_task = asyncio.create_task(self._negotiate())
 
     async def _negotiate(self) -> None:
+        try:
+            await self._offer_changes()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # logged, not lost in an unawaited task; the next change retries
+            log.exception("server offer to %s failed", self.participant_id)
+
+    async def _offer_changes(self) -> None:
         async with self._lock:
             if self.closed or not self._first_offer_answered or self._offer_outstanding:
                 return  # handle_offer / handle_answer reschedule
@@ -307,13 +315,10 @@ class Peer:
                 if slot.transceiver is None and slot.forwarder.published is not None:
                     slot.transceiver = self._add_sender(slot.forwarder)
             passthrough.restrict_gathering(self.pc, self._config.listen_ips, self._config.announced_ip)
-            try:
-                offer = await self.pc.createOffer()
-                await self.pc.setLocalDescription(offer)
-            except Exception:
-                if self.closed:
-                    return
-                raise
+            offer = await self.pc.createOffer()
+            await self.pc.setLocalDescription(offer)
+            if self.closed:
+                return
             self._offer_outstanding = True
             await self._send({"type": "offer", "sdp": self.pc.localDescription.sdp})
 

@@ -198,6 +198,15 @@ class MediaClient:
         assert self.to_server is not None
         await self.to_server({"type": "offer", "sdp": self.pc.localDescription.sdp, "track_labels": labels})
 
+    async def stop_publishing(self, label: str) -> None:
+        """Stop sending the video track labelled `label` and re-offer, as a client closing its exam camera."""
+        track = self.video_tracks[self.video_labels.index(label)]
+        transceiver = next(t for t in self.pc.getTransceivers() if t.sender.track is track)
+        transceiver.direction = "inactive"
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        assert self.to_server is not None
+        await self.to_server({"type": "offer", "sdp": self.pc.localDescription.sdp})
+
     async def _run(self) -> None:
         while True:
             message = await self._inbox.get()

@@ -175,6 +175,24 @@ async def test_a_nurse_publishes_an_exam_camera_beside_the_room_camera(sfu, make
         assert video.counters_in_order()
 
 
+async def test_closing_the_exam_camera_by_a_new_client_offer_removes_it_for_subscribers(sfu, make_client) -> None:
+    room = sfu.room("c-exam-off")
+    nurse = make_client("nurse", sender_id=10, video_labels=("camera", "exam-camera"))
+    doctor = make_client("doctor", sender_id=1)
+    await connect(room, nurse, role="nurse")
+    await connect(room, doctor, role="clinician")
+    await doctor.wait_for(has_picture(doctor, "nurse", count=2))
+    offers = doctor.server_offers
+    await nurse.stop_publishing("exam-camera")
+    await doctor.wait_for(lambda: doctor.server_offers > offers and [
+        t["label"] for p in doctor.participants if p["id"] == "nurse" for t in p["tracks"]] == ["camera", "microphone"],
+        what="the exam camera gone")
+    assert [p["label"] for p in room.participants()[0]["tracks"]] == ["camera", "microphone"]
+    assert doctor.messages[-1]["type"] != "error" and nurse.messages[-1]["type"] != "error"
+    last_offer = [m["sdp"] for m in doctor.messages if m["type"] == "offer"][-1]
+    assert last_offer.count("a=inactive") == 1
+
+
 async def test_rejoining_with_the_same_participant_id_replaces_the_old_connection(sfu, make_client) -> None:
     room = sfu.room("c-rejoin")
     doctor, phone = make_client("doctor", sender_id=1), make_client("citizen", sender_id=2)
