@@ -157,6 +157,11 @@ class ConsultationStore:
             _raise_script_error(exc)
         return Participant.from_json(raw)
 
+    async def open(self, tenant: str, cid: str) -> bool:
+        """scheduled -> waiting, when the first participant arrives for a booked slot."""
+        result = await self._run_transition(tenant, cid, "scheduled", ConsultationState.WAITING, "opened_at", "")
+        return result == "ok"
+
     async def activate(self, tenant: str, cid: str) -> bool:
         """waiting/scheduled -> active, when the conversation starts. False if it already had."""
         result = await self._run_transition(tenant, cid, "scheduled,waiting", ConsultationState.ACTIVE,

@@ -216,8 +216,12 @@ class SignalSession:
         store = self.app[STORE]
         await store.audit.record(self.principal.tenant, Action.CONSULTATION_JOINED, actor=self.principal.subject,
                                  role=self.principal.role, consultation_id=self.cid)
-        if len(room.participants()) >= 2 and await store.consultations.activate(self.principal.tenant, self.cid):
-            await store.events.publish(self.principal.tenant, consultation_topic(self.cid), {"type": "changed"})
+        tenant = self.principal.tenant
+        changed = await store.consultations.open(tenant, self.cid)
+        if len(room.participants()) >= 2:
+            changed = await store.consultations.activate(tenant, self.cid) or changed
+        if changed:
+            await store.events.publish(tenant, consultation_topic(self.cid), {"type": "changed"})
 
     async def _follow_events(self, subscribed: asyncio.Event) -> None:
         assert self.principal
