@@ -4,22 +4,30 @@ Knows nothing of Redis or HTTP. The signaling WebSocket (`signaling/signal_ws.py
 
     sfu = Sfu(MediaConfig.for_host(host, ice_servers=[...]))     # one per process, closed in cleanup_ctx
     room = sfu.room(consultation_id)                              # created on demand
-    peer = await room.join(participant_id, role, display_name, send=ws_send_json)
-        # `send(dict)` delivers the server's messages to this participant: {"type": "answer"}, server
-        # {"type": "offer"} (renegotiation, never two outstanding), {"type": "participants"}, {"type": "ended"}.
-        # Joining again with the same participant id replaces the old peer connection.
+    peer = await room.join(participant_id, role, display_name, send=ws_send_json)   # once admitted
     # client messages:
-    await peer.handle_offer(msg["sdp"], msg.get("track_labels"))  # sends the answer itself via `send`
+    await peer.handle_offer(msg["sdp"], msg.get("track_labels"))  # sends {"type": "answer"} itself via `send`
     await peer.handle_answer(msg["sdp"])                           # answer to the server's offer
-    await peer.add_candidate(msg["candidate"])                     # RTCIceCandidateInit or None
+    await peer.add_candidate(msg.get("candidate"))                 # RTCIceCandidateInit or None
     await room.leave(participant_id)                               # "leave", or the grace period expired
     await room.close(outcome)                                      # consultation ended: "ended" to everyone
     room.participants()   # [{"id", "role", "display_name", "tracks": [{"id", "kind", "label"}], "stats"}]
     await sfu.close()     # shutdown: closes every RTCPeerConnection
 
-Every bad input raises `MediaError(code, message)`; `error.as_event()` is the signaling `error` event.
-The track ids in `participants` are the msid track ids the subscriber sees, and the msid stream id is the
-publisher's participant id, so a client can label what it receives (`camera`, `exam-camera`, `microphone`).
+`send(dict)` delivers, in order, everything the server says to that participant: `answer` (to the client's
+offer), `offer` (server-initiated renegotiation when subscribed tracks change; never two outstanding; it also
+carries `"tracks": [{"mid", "participant_id", "id", "kind", "label"}]` because browsers see mids, not msid
+track ids), `participants` (on every change and every `stats_interval_s` with per-participant `stats`),
+`ended`. A failing `send` (closed socket) is logged and ignored; removing the participant is the adapter's
+call. Joining again with the same participant id replaces the old peer connection (Wi-Fi to 4G).
+
+Every bad input raises `MediaError(code, message)`; `error.as_event()` is the signaling `error` event. Codes:
+`sdp_invalid`, `sdp_too_large`, `no_offer_outstanding`, `offer_collision` (the client offered while the
+server's offer was unanswered: the server is impolite, the client rolls back and answers), `codec_unsupported`,
+`candidate_invalid`, `participant_left`, `consultation_ended`, `room_full`. None of them is fatal for the
+connection; the peer keeps working after one.
+`track_labels` (optional in the client's offer message) maps a track id (msid) or mid to a label such as
+`exam-camera`; the msid of what a subscriber receives is "<publisher participant id> <track id>".
 
 Modules: `sfu` (rooms of a process), `room` (who is connected, who subscribes to what), `peer` (one
 participant's peer connection and negotiation), `publisher` (`PublishedTrack`, fan-out), `forwarder`

@@ -25,7 +25,7 @@ class MediaConfig:
     sdp_max_bytes: int = 64 * 1024
     max_participants: int = 6
     # How often per-participant stats are sampled and pushed in a `participants` update.
-    stats_interval_s: float = 2.0
+    stats_interval_s: float = 3.0
 
     @classmethod
     def for_host(cls, host: str, **kwargs: Any) -> MediaConfig:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -161,7 +162,7 @@ class Peer:
         slot.forwarder.attach(published)
         if slot.transceiver is not None:  # a free m-line from a participant who left: reuse it
             slot.transceiver.direction = "sendonly"
-            passthrough.set_msid(slot.transceiver.sender, published.participant_id, published.id)
+            passthrough.set_msid(slot.transceiver.sender, _msid_token(published.participant_id), published.id)
         self._subscriptions[published.id] = slot
         self._schedule_negotiation()
 
@@ -320,7 +321,17 @@ class Peer:
             if self.closed:
                 return
             self._offer_outstanding = True
-            await self._send({"type": "offer", "sdp": self.pc.localDescription.sdp})
+            await self._send({"type": "offer", "sdp": self.pc.localDescription.sdp, "tracks": self._track_map()})
+
+    def _track_map(self) -> list[dict[str, str]]:
+        """Which m-line carries whose track: browsers expose the mid, not the msid track id."""
+        tracks = []
+        for slot in self._slots:
+            published = slot.forwarder.published
+            if published is not None and slot.transceiver is not None and slot.transceiver.mid is not None:
+                tracks.append({"mid": slot.transceiver.mid, "participant_id": published.participant_id,
+                               **published.describe()})
+        return tracks
 
     def _add_sender(self, forwarder: TrackForwarder) -> RTCRtpTransceiver:
         published = forwarder.published
@@ -335,8 +346,13 @@ class Peer:
         passthrough.install_sender_packer(transceiver.sender, packer_for(mime), forwarder.on_packed,
                                           forwarder.on_keyframe_request)
         # The subscriber can tell whose track it is from the msid: "<participant id> <track id>".
-        passthrough.set_msid(transceiver.sender, published.participant_id, published.id)
+        passthrough.set_msid(transceiver.sender, _msid_token(published.participant_id), published.id)
         return transceiver
+
+
+def _msid_token(value: str) -> str:
+    """An msid id is 1-64 token characters (RFC 8830); participant ids normally are already."""
+    return re.sub(r"[^A-Za-z0-9!#$%&'*+\-.^_`{|}~]", "-", value)[:64] or "-"
 
 
 def _check_has_media(sdp: str) -> None:

@@ -169,6 +169,12 @@ async def test_a_nurse_publishes_an_exam_camera_beside_the_room_camera(sfu, make
     await doctor.wait_for(has_picture(doctor, "nurse", count=2), what="both of the nurse's cameras")
     labels = {t["id"]: t["label"] for p in doctor.participants if p["id"] == "nurse" for t in p["tracks"]}
     assert sorted(labels.values()) == ["camera", "exam-camera", "microphone"]
+    # The server's offer also says which m-line carries which track (browsers see mids, not msid track ids).
+    offer = [m for m in doctor.messages if m["type"] == "offer"][-1]
+    by_mid = {t["mid"]: t for t in offer["tracks"]}
+    for mid, received in doctor.received.items():
+        assert by_mid[mid]["id"] == received.track_id and by_mid[mid]["participant_id"] == "nurse"
+        assert by_mid[mid]["label"] == labels[received.track_id]
     for video in video_from(doctor, "nurse"):
         expected_sender = 10 if labels[video.track_id] == "camera" else 11
         assert {s for s, _ in video.markers} == {expected_sender}
