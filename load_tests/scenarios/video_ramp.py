@@ -1,0 +1,297 @@
+"""Video ramp: 1:1 consultations of aiortc clients through the real server, added step by step until the
+picture degrades; then, in the same invocation, the same ramp against aiortc's transcoding relay.
+
+    python -m load_tests.scenarios.video_ramp [--steps 2,4,8,...] [--measure-s 5] [--baseline-steps 1,2,3,4,5]
+
+What runs where (all on 127.0.0.1): a private redis-server; one `nettlege serve` process (REDIS_URL set) pinned
+to CPU 0; one load-generator process (`video_load`) pinned to the other CPU(s), with Redis. Each consultation is
+set up as in production: the citizen joins the queue, a clinician takes the ticket, both open the signaling
+WebSocket (hello/welcome, offer/answer) and publish VP8 640x480 ~800 kbps at 30 fps plus Opus. The clients send a
+clip encoded once and count received frames without decoding (one sample consultation per run sends live 320x240
+marker video and decodes it, to check order and sender). The baseline is `load_tests.media_server --mode
+baseline` (aiortc `MediaRelay`: every video track decoded and re-encoded per subscriber) behind the same
+offer/answer messages, pinned to the same CPU, driven by the same load generator.
+
+Per step: join->first-frame times of the consultations added in that step, then `--measure-s` seconds of server
+CPU (psutil, % of one core), delivered fps per client, RTP packet loss, and the kernel's UDP receive-buffer drop
+counter. A step is degraded when first-frame p95 > 0.8 s, mean delivered fps < 90 % of the 30 sent, packet
+loss > 1 %, a client never gets a picture, or a setup fails; the ramp stops at the first degraded step.
+Capacity = the last good step; consultations per core = capacity / server processes (one Python process uses
+at most one core). Also reported: server CPU per consultation over the good steps and 100 % divided by it (the
+linear estimate), and whether the load generator's CPU was saturated (then the limit may be the generator's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from load_tests._procs import nettlege_server, redis_server
+
+from .common import (
+    CpuMeter,
+    LoadProcess,
+    cpu_plan,
+    machine,
+    percentile,
+    pin,
+    plot_path,
+    pyplot,
+    r4,
+    redis_pid,
+    udp_rcvbuf_errors,
+    write_result,
+)
+
+SENT_FPS = 30
+FIRST_FRAME_P95_MAX_S = 0.8
+FPS_MIN_FRACTION = 0.9
+LOSS_MAX = 0.01
+
+
+def ramp(label: str, base: str, mode: str, server_pids: dict[str, int], other_pids: dict[str, int],
+         loads: list[LoadProcess], load_cpus: list[int], steps: list[int], measure_s: float, settle_s: float,
+         gap_s: float, stop_on_degraded: bool = True) -> dict[str, Any]:
+    """Add consultations up to each step in turn, measure, stop at the first degraded step."""
+    records: list[dict[str, Any]] = []
+    server_meter = CpuMeter(server_pids)
+    other_meter = CpuMeter({**other_pids, **{f"load{i}": lp.pid for i, lp in enumerate(loads)}})
+    current = 0
+    nodes: dict[str, int] = {}
+    for step_index, target in enumerate(steps):
+        delta = target - current
+        shares = [delta // len(loads) + (i < delta % len(loads)) for i in range(len(loads))]
+        added = []
+        for i, (lp, n) in enumerate(zip(loads, shares, strict=True)):
+            if n:
+                lp.send(cmd="add", base=base, n=n, mode=mode, sample=step_index == 0 and i == 0, gap_s=gap_s)
+        for lp, n in zip(loads, shares, strict=True):
+            if n:
+                added.append(lp.receive())
+        current = target
+        first = [f for a in added for f in a.get("first_frame_s", [])]
+        errors = [e for a in added for e in a.get("errors", [])] + [a["error"] for a in added if "error" in a]
+        no_picture = sum(a.get("no_picture", 0) for a in added)
+        for a in added:
+            for node, count in a.get("nodes", {}).items():
+                nodes[node] = nodes.get(node, 0) + count
+        time.sleep(settle_s)
+        udp0 = udp_rcvbuf_errors()
+        server_meter.start()
+        other_meter.start()
+        for lp in loads:
+            lp.send(cmd="measure", duration=measure_s)
+        measured = [lp.receive() for lp in loads]
+        server_cpu = server_meter.stop()
+        other_cpu = other_meter.stop()
+        udp_drops = udp_rcvbuf_errors() - udp0
+        clients = sum(m["clients"] for m in measured)
+        fps_mean = sum(m["fps_mean"] * m["clients"] for m in measured) / clients if clients else 0.0
+        received = sum(m["packets_received"] for m in measured)
+        lost = sum(m["packets_lost"] for m in measured)
+        loss = lost / (received + lost) if received + lost else 0.0
+        sample = {k: sum(m["sample"][k] for m in measured) for k in measured[0]["sample"]}
+        total_cpu = sum(server_cpu.values())
+        load_cpu = sum(v for k, v in other_cpu.items() if k.startswith("load"))
+        ff_p95 = percentile(first, 95)
+        reasons = []
+        if ff_p95 is None or ff_p95 > FIRST_FRAME_P95_MAX_S:
+            reasons.append(f"first_frame_p95 {ff_p95}")
+        if fps_mean < FPS_MIN_FRACTION * SENT_FPS:
+            reasons.append(f"fps {fps_mean:.1f}")
+        if loss > LOSS_MAX:
+            reasons.append(f"loss {loss:.3f}")
+        if no_picture:
+            reasons.append(f"no_picture {no_picture}")
+        if errors:
+            reasons.append(f"errors {errors[:2]}")
+        record = {
+            "consultations": target, "server_cpu_pct": round(total_cpu, 1), "server_cpu_by_process": server_cpu,
+            "server_cpu_pct_per_consultation": round(total_cpu / target, 2),
+            "load_cpu_pct": round(load_cpu, 1), "redis_cpu_pct": other_cpu.get("redis"),
+            "first_frame_p50_s": r4(percentile(first, 50)), "first_frame_p95_s": r4(ff_p95),
+            "delivered_fps": round(fps_mean, 2), "delivered_fps_min": r4(min(m["fps_min"] for m in measured)),
+            "clients_below_27fps": sum(m["clients_below_27fps"] for m in measured), "packet_loss": r4(loss),
+            "udp_rcvbuf_drops_machine": udp_drops, "no_picture": no_picture, "errors": len(errors),
+            "sample_markers": sample, "degraded": reasons,
+            "load_generator_saturated": load_cpu > 90 * len(load_cpus),
+        }
+        records.append(record)
+        print(f"[{label}] {record}", file=sys.stderr, flush=True)
+        if reasons and stop_on_degraded:
+            break
+    good = [r for r in records if not r["degraded"]]
+    per_consult = statistics.median(r["server_cpu_pct_per_consultation"] for r in good) if good else None
+    capacity = good[-1]["consultations"] if good else 0  # never degraded: at least the last step
+    return {
+        "label": label, "steps": records, "capacity": capacity,
+        "capacity_is_lower_bound": bool(good) and len(good) == len(records),
+        "degraded_at": next((r["consultations"] for r in records if r["degraded"]), None),
+        "degraded_because": next((r["degraded"] for r in records if r["degraded"]), None),
+        "server_cpu_pct_per_consultation": r4(per_consult),
+        "consultations_per_core_cpu_estimate": round(100 / per_consult, 1) if per_consult else None,
+        "load_generator_saturated_at_limit": records[-1]["load_generator_saturated"] if records else None,
+        "nodes": nodes,
+    }
+
+
+@contextlib.contextmanager
+def baseline_server(cpu_list: list[int]) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    proc = subprocess.Popen([sys.executable, "-m", "load_tests.media_server", "--mode", "baseline"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline())
+        pin(proc.pid, cpu_list)
+        yield f"http://127.0.0.1:{port}", proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def start_loads(count: int, cpu_list: list[int], width: int, height: int, kbps: int,
+                ) -> tuple[list[LoadProcess], dict[str, Any]]:
+    loads = [LoadProcess("load_tests.scenarios.video_load", cpu_list) for _ in range(count)]
+    for lp in loads:
+        lp.send(cmd="setup", width=width, height=height, kbps=kbps)
+    clips = [lp.receive() for lp in loads]
+    return loads, clips[0]
+
+
+def close_loads(loads: list[LoadProcess]) -> None:
+    for lp in loads:
+        lp.close()
+
+
+def run_sfu(args: argparse.Namespace, server_cpus: list[int], load_cpus: list[int]) -> tuple[dict, dict, dict]:
+    with redis_server() as redis_url, nettlege_server(redis_url) as (base, proc):
+        pin(proc.pid, server_cpus)
+        rpid = redis_pid(redis_url)
+        if rpid:
+            pin(rpid, load_cpus)
+        loads, clip = start_loads(args.load_processes, load_cpus, *args.size, args.kbps)
+        try:
+            result = ramp("sfu", base, "nettlege", {"nettlege": proc.pid}, {"redis": rpid or 0}, loads, load_cpus,
+                          args.steps, args.measure_s, args.settle_s, args.gap_s)
+        finally:
+            close_loads(loads)
+    where = {"server": f"1 nettlege serve process (pid {proc.pid}, REDIS_URL set) on CPUs {server_cpus}",
+             "redis": f"private redis-server on CPUs {load_cpus}",
+             "load": f"{len(loads)} video_load process(es) (pids {[lp.pid for lp in loads]}) on CPUs {load_cpus}"}
+    return result, clip, where
+
+
+def run_baseline(args: argparse.Namespace, server_cpus: list[int], load_cpus: list[int]) -> tuple[dict, dict]:
+    with baseline_server(server_cpus) as (base, proc):
+        loads, _ = start_loads(args.load_processes, load_cpus, *args.size, args.kbps)
+        try:
+            result = ramp("baseline", base, "bare", {"media_relay": proc.pid}, {}, loads, load_cpus,
+                          args.baseline_steps, args.measure_s, args.settle_s, args.gap_s)
+        finally:
+            close_loads(loads)
+    where = {"baseline": f"1 load_tests.media_server --mode baseline process (pid {proc.pid}) on CPUs {server_cpus}"}
+    return result, where
+
+
+def plot(name: str, runs: list[dict[str, Any]], title: str) -> str:
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
+    for run in runs:
+        xs = [s["consultations"] for s in run["steps"]]
+        axes[0].plot(xs, [s["server_cpu_pct"] for s in run["steps"]], "o-", label=run["label"])
+        axes[1].plot(xs, [s["first_frame_p95_s"] for s in run["steps"]], "o-", label=run["label"])
+        axes[2].plot(xs, [s["delivered_fps"] for s in run["steps"]], "o-", label=run["label"])
+    axes[0].axhline(100, color="grey", ls=":", lw=1)
+    axes[0].set(xlabel="concurrent 1:1 consultations", ylabel="server CPU (% of one core)", title="server CPU")
+    axes[1].axhline(FIRST_FRAME_P95_MAX_S, color="red", ls="--", lw=1, label="limit")
+    axes[1].set(xlabel="concurrent 1:1 consultations", ylabel="seconds", title="join → first frame, p95")
+    axes[2].axhline(FPS_MIN_FRACTION * SENT_FPS, color="red", ls="--", lw=1, label="limit")
+    axes[2].set(xlabel="concurrent 1:1 consultations", ylabel="fps", title="delivered video fps (30 sent)")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = plot_path(name)
+    fig.savefig(path, dpi=90)
+    return str(path)
+
+
+def parse_steps(text: str) -> list[int]:
+    steps = [int(x) for x in text.split(",") if x]
+    if not steps or steps != sorted(set(steps)) or steps[0] < 1 or steps[-1] > 200:
+        raise argparse.ArgumentTypeError("increasing integers 1..200")
+    return steps
+
+
+def add_common_args(parser: argparse.ArgumentParser, steps: str) -> None:
+    parser.add_argument("--steps", type=parse_steps, default=parse_steps(steps),
+                        help=f"concurrent consultations at each step (default {steps})")
+    parser.add_argument("--measure-s", type=float, default=5.0, help="measured seconds per step")
+    parser.add_argument("--settle-s", type=float, default=1.5, help="seconds after adding, before measuring")
+    parser.add_argument("--gap-s", type=float, default=0.1, help="seconds between consultation starts")
+    parser.add_argument("--size", type=int, nargs=2, default=[640, 480], metavar=("W", "H"))
+    parser.add_argument("--kbps", type=int, default=800, help="target bitrate of the pre-encoded VP8 clip")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_args(parser, "2,4,8,12,16,20,24,28,32,36,40")
+    parser.add_argument("--baseline-steps", type=parse_steps, default=parse_steps("1,2,3,4,5,6"))
+    parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--load-processes", type=int, default=1)
+    args = parser.parse_args()
+    before = machine()
+    server_cpus_list, load_cpus = cpu_plan(1)
+    server_cpus = server_cpus_list[0]
+    t0 = time.monotonic()
+    sfu, clip, where = run_sfu(args, server_cpus, load_cpus)
+    runs = [sfu]
+    baseline = None
+    if not args.skip_baseline:
+        baseline, where_b = run_baseline(args, server_cpus, load_cpus)
+        where.update(where_b)
+        runs.append(baseline)
+    result: dict[str, Any] = {
+        "scenario": "video_ramp", "video": clip, "thresholds": {
+            "first_frame_p95_max_s": FIRST_FRAME_P95_MAX_S, "delivered_fps_min": FPS_MIN_FRACTION * SENT_FPS,
+            "packet_loss_max": LOSS_MAX},
+        "capacity_consultations": sfu["capacity"], "capacity_is_lower_bound": sfu["capacity_is_lower_bound"],
+        "consultations_per_core": sfu["capacity"],
+        "degraded_at": sfu["degraded_at"], "degraded_because": sfu["degraded_because"],
+        "server_cpu_pct_per_consultation": sfu["server_cpu_pct_per_consultation"],
+        "consultations_per_core_cpu_estimate": sfu["consultations_per_core_cpu_estimate"],
+        "load_generator_saturated_at_limit": sfu["load_generator_saturated_at_limit"],
+    }
+    if baseline is not None:
+        result.update({
+            "baseline": "aiortc MediaRelay (decode + re-encode per subscriber)",
+            "baseline_capacity_consultations": baseline["capacity"],
+            "baseline_degraded_at": baseline["degraded_at"],
+            "baseline_server_cpu_pct_per_consultation": baseline["server_cpu_pct_per_consultation"],
+            "cpu_ratio_baseline_over_sfu": (round(baseline["server_cpu_pct_per_consultation"]
+                                                  / sfu["server_cpu_pct_per_consultation"], 1)
+                                            if baseline["server_cpu_pct_per_consultation"]
+                                            and sfu["server_cpu_pct_per_consultation"] else None),
+            "capacity_ratio_sfu_over_baseline": (round(sfu["capacity"] / baseline["capacity"], 1)
+                                                 if sfu["capacity"] and baseline["capacity"] else None),
+        })
+    title = (f"video_ramp: nettlege SFU vs aiortc MediaRelay, 1 server process on CPU {server_cpus}, load on "
+             f"{load_cpus}; loadavg {before['loadavg_1_5_15']}")
+    result["plot"] = plot("video_ramp", runs, title)
+    result.update({"runs": runs, "where": {**where, "network": "127.0.0.1", **machine(), "loadavg_before": before[
+        "loadavg_1_5_15"]}, "wall_s": round(time.monotonic() - t0, 1)})
+    write_result("video_ramp", result)
+
+
+if __name__ == "__main__":
+    main()
