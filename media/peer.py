@@ -62,7 +62,7 @@ class Peer:
         self._offer_outstanding = False
         self._negotiation_needed = False
         self._negotiation_task: asyncio.Task[None] | None = None
-        self._new_tracks: list[PublishedTrack] = []
+        self._pending: dict[str, PublishedTrack] = {}  # received m-lines not yet in an accepted offer
         self._labels: dict[str, str] = {}
         self._stats_at = time.monotonic()
         self._stats_bytes = (0, 0)
@@ -87,26 +87,28 @@ class Peer:
             try:
                 await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
                 for transceiver in self.pc.getTransceivers():
-                    if transceiver.mid and transceiver.mid in self.published:
+                    mid = transceiver.mid or ""
+                    if mid in self.published:
                         passthrough.keep_codecs(transceiver, FORWARDABLE)
-                for track in self._new_tracks:
-                    if track.codec is None:
-                        raise MediaError("codec_unsupported", f"No forwardable {track.kind} codec offered "
-                                         f"(supported: {', '.join(FORWARDABLE)}).")
+                    elif mid in self._pending:
+                        passthrough.keep_codecs(transceiver, FORWARDABLE)
+                        track = self._pending[mid]
+                        track.codec = passthrough.negotiated_codec(transceiver)  # type: ignore[assignment]
+                        if track.codec is None:
+                            raise MediaError("codec_unsupported", f"No forwardable {track.kind} codec offered "
+                                             f"(supported: {', '.join(FORWARDABLE)}).")
                 passthrough.restrict_gathering(self.pc, self._config.listen_ips, self._config.announced_ip)
                 answer = await self.pc.createAnswer()
                 await self.pc.setLocalDescription(answer)
             except MediaError:
-                self._new_tracks.clear()
                 raise
             except Exception as exc:  # aiortc raises ValueError, OperationError, InvalidStateError, ...
-                self._new_tracks.clear()
                 raise MediaError("sdp_invalid", f"The offer could not be applied: {exc}") from exc
             answer_sdp = self.pc.localDescription.sdp
             await self._send({"type": "answer", "sdp": answer_sdp})
             self._first_offer_answered = True
-            added, self._new_tracks = self._new_tracks, []
             removed = self._unpublish_stopped()
+            added = self._announce_pending()
         if added or removed:
             await self._on_tracks_changed(self, added, removed)
         if self._negotiation_needed:
@@ -143,7 +145,10 @@ class Peer:
                 parsed.sdpMLineIndex = 0
         except Exception as exc:
             raise MediaError("candidate_invalid", f"The ICE candidate could not be read: {exc}") from exc
-        await self.pc.addIceCandidate(parsed)
+        try:
+            await self.pc.addIceCandidate(parsed)
+        except ValueError as exc:
+            raise MediaError("candidate_invalid", f"The ICE candidate was refused: {exc}") from exc
 
     # --- what the room calls ------------------------------------------------------------------------
 
@@ -237,9 +242,9 @@ class Peer:
         for track in published:
             track.close()
         self.published.clear()
-        for track in self._new_tracks:
+        for track in self._pending.values():
             track.close()
-        self._new_tracks.clear()
+        self._pending.clear()
         await self.pc.close()
         self._counters.peer_connections_closed += 1
         return published
@@ -267,18 +272,29 @@ class Peer:
         transceiver = next((t for t in self.pc.getTransceivers() if t.receiver.track is track), None)
         if transceiver is None:
             return
+        mid = transceiver.mid or ""
         passthrough.keep_codecs(transceiver, FORWARDABLE)
         codec = passthrough.negotiated_codec(transceiver)
-        mid = transceiver.mid or ""
         label = self._labels.get(mid) or self._labels.get(track.id) or DEFAULT_LABELS[track.kind]
         receiver = transceiver.receiver
         published = PublishedTrack(
             track_id=uuid.uuid4().hex, kind=track.kind, label=label, participant_id=self.participant_id,
             codec=codec, send_pli=lambda: passthrough.send_pli(receiver),  # type: ignore[arg-type]
             keyframe_min_interval_s=self._config.keyframe_min_interval_s, counters=self._counters)
+        # Installed now, before aiortc starts the receiver; frames only reach subscribers once announced.
         passthrough.install_receiver_sink(receiver, published.on_frame)
-        self.published[mid] = published
-        self._new_tracks.append(published)
+        self._pending[mid] = published
+
+    def _announce_pending(self) -> list[PublishedTrack]:
+        """Received m-lines of the accepted offer become published tracks (a failed offer left them pending)."""
+        added = []
+        for transceiver in self.pc.getTransceivers():
+            mid = transceiver.mid or ""
+            if mid in self._pending and transceiver.currentDirection in ("recvonly", "sendrecv"):
+                track = self._pending.pop(mid)
+                self.published[mid] = track
+                added.append(track)
+        return added
 
     def _unpublish_stopped(self) -> list[PublishedTrack]:
         """Tracks whose m-line the client no longer sends on (it removed the track or stopped it)."""

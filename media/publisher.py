@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 class PublishedTrack:
     def __init__(self, *, track_id: str, kind: str, label: str, participant_id: str,
-                 codec: RTCRtpCodecParameters, send_pli: Callable[[], Awaitable[bool]],
+                 codec: RTCRtpCodecParameters | None, send_pli: Callable[[], Awaitable[bool]],
                  keyframe_min_interval_s: float, counters: SfuCounters) -> None:
         self.id = track_id
         self.kind = kind

@@ -116,3 +116,41 @@ async def test_no_task_peer_connection_or_memory_leak_after_100_join_leave_cycle
     assert memory_growth < 3_000_000, f"memory grew by {memory_growth} bytes over 100 cycles"
     assert room.peer("doctor").sdp_media_count() <= 3  # its own audio + one reused audio m-line (+ slack)
     assert sfu.counters.peer_connections_opened - sfu.counters.peer_connections_closed == 1
+
+
+async def make_offer(codec: str) -> tuple[RTCPeerConnection, str]:
+    from aiortc import RTCRtpSender
+
+    from media.aiortc_passthrough import restrict_gathering
+    from media.ice import rtc_configuration
+    from media.testing import ToneAudioTrack
+
+    pc = RTCPeerConnection(rtc_configuration([]))
+    transceiver = pc.addTransceiver(ToneAudioTrack(), direction="sendonly")
+    transceiver.setCodecPreferences([c for c in RTCRtpSender.getCapabilities("audio").codecs
+                                     if c.mimeType.lower() == codec])
+    restrict_gathering(pc, ["127.0.0.1"], None)
+    await pc.setLocalDescription(await pc.createOffer())
+    return pc, pc.localDescription.sdp
+
+
+async def test_an_offer_without_a_forwardable_codec_is_refused_and_a_good_one_then_works(sfu) -> None:
+    sent: list[dict] = []
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    peer = await sfu.room("c-codec").join("caller", "citizen", "Caller", send)
+    pcmu_pc, pcmu_offer = await make_offer("audio/pcmu")
+    opus_pc, opus_offer = await make_offer("audio/opus")
+    try:
+        with pytest.raises(MediaError) as error:
+            await peer.handle_offer(pcmu_offer)
+        assert error.value.code == "codec_unsupported"
+        assert peer.published == {}
+        await peer.handle_offer(opus_offer)
+        assert [m["type"] for m in sent if m["type"] == "answer"] == ["answer"]
+        assert [t.codec.mimeType.lower() for t in peer.published.values()] == ["audio/opus"]
+    finally:
+        await pcmu_pc.close()
+        await opus_pc.close()
