@@ -3,6 +3,8 @@
 // peer and rolls back on glare), trickle candidates, participants, ended. A dropped socket or a
 // failed peer connection reconnects with the session token into the same consultation.
 
+import { alignHeaderExtensions, keepPayloadTypes, useSfuPayloadTypes } from "./sdp.js";
+
 const FATAL_CLOSE = (code) => code >= 4400 && code < 4500;
 const MAX_BACKOFF_MS = 5000;
 
@@ -234,9 +236,9 @@ export class Call extends EventTarget {
     if (this.pc !== pc || pc.signalingState !== "stable") return;
     const offer = await pc.createOffer();
     try {
-      await pc.setLocalDescription({ type: "offer", sdp: alignHeaderExtensions(offer.sdp) });
+      await pc.setLocalDescription({ type: "offer", sdp: useSfuPayloadTypes(alignHeaderExtensions(offer.sdp)) });
     } catch (e) {
-      console.warn("header extension ids kept as offered", e);
+      console.warn("offer kept as the browser made it", e);
       await pc.setLocalDescription(offer);
     }
     this._send({ type: "offer", sdp: pc.localDescription.sdp, track_labels: this.trackLabels() });
@@ -249,7 +251,13 @@ export class Call extends EventTarget {
       // Glare: the server is impolite, we roll back ours and negotiate it again afterwards.
       await pc.setLocalDescription({ type: "rollback" });
     }
-    await pc.setRemoteDescription({ type: "offer", sdp });
+    const previous = pc.currentLocalDescription?.sdp;
+    try {
+      await pc.setRemoteDescription({ type: "offer", sdp: keepPayloadTypes(sdp, previous) });
+    } catch (e) {
+      console.warn("offer applied as sent", e);
+      await pc.setRemoteDescription({ type: "offer", sdp });
+    }
     await pc.setLocalDescription(await pc.createAnswer());
     this._send({ type: "answer", sdp: pc.localDescription.sdp });
   }
@@ -269,30 +277,6 @@ export class Call extends EventTarget {
     this._closePeer();
     if (this.ws) { const ws = this.ws; this.ws = null; ws.onclose = null; try { ws.close(1000); } catch { /* closed */ } }
   }
-}
-
-/**
- * The SFU (aiortc) offers the m-lines it adds for forwarded tracks with fixed RTP header extension
- * ids (mid 1, ssrc-audio-level 2, abs-send-time 3). In one BUNDLE group an id must mean the same
- * extension everywhere, and Chromium refuses a remote offer that reassigns one. So our offer uses
- * those ids for those extensions and moves every other extension out of their way.
- */
-const SFU_EXTENSION_IDS = {
-  "urn:ietf:params:rtp-hdrext:sdes:mid": 1,
-  "urn:ietf:params:rtp-hdrext:ssrc-audio-level": 2,
-  "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time": 3,
-};
-
-export function alignHeaderExtensions(sdp) {
-  const re = /^a=extmap:(\d+)(\/\w+)? (\S+)(.*)$/gm;
-  const ids = new Map(Object.entries(SFU_EXTENSION_IDS));
-  let next = 4;
-  for (const m of sdp.matchAll(re)) {
-    const uri = m[3];
-    if (!ids.has(uri)) ids.set(uri, next++);
-  }
-  if (next > 15) return sdp; // would need two-byte ids; leave the offer as it is
-  return sdp.replace(re, (_all, _id, dir = "", uri, rest) => `a=extmap:${ids.get(uri)}${dir} ${uri}${rest}`);
 }
 
 /** Receive quality of one remote track from two getStats() snapshots: "good" | "fair" | "poor". */
