@@ -301,3 +301,20 @@ async def test_keyframe_requests_to_a_publisher_are_rate_limited(sfu, make_clien
     [published] = [t for t in room.peer("doctor").published.values() if t.kind == "video"]
     elapsed = time.monotonic() - start
     assert 1 <= published._keyframes.sent <= elapsed / sfu.config.keyframe_min_interval_s + 1
+
+
+async def test_six_participants_each_receive_all_five_others(sfu, make_client) -> None:
+    room = sfu.room("c-6")
+    names = ["doctor", "nurse", "patient", "interpreter", "relative", "student"]
+    clients = [make_client(n, sender_id=i + 1, size=(160, 120)) for i, n in enumerate(names)]
+    for client in clients:
+        await connect(room, client)
+    for client in clients:
+        for i, other in enumerate(clients):
+            if other is not client:
+                await client.wait_for(has_picture(client, other.name, frames=5), within_s=20,
+                                      what=f"{other.name} at {client.name}")
+                [video] = video_from(client, other.name)
+                assert {s for s, _ in video.markers} == {i + 1}
+        assert len(client.tracks_by_kind("audio")) == 5
+    assert len(room.participants()) == 6
