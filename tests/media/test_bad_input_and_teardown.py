@@ -9,7 +9,7 @@ import tracemalloc
 import pytest
 from aiortc import RTCPeerConnection
 
-from media import MediaError
+from media import MediaError, Peer
 from media.testing import MediaClient
 from tests.media.conftest import connect
 
@@ -113,7 +113,9 @@ async def test_no_task_peer_connection_or_memory_leak_after_100_join_leave_cycle
     tracemalloc.stop()
     assert len(asyncio.all_tasks()) <= tasks_before + 2
     assert live_peer_connections() <= pcs_before
-    assert memory_growth < 3_000_000, f"memory grew by {memory_growth} bytes over 100 cycles"
+    assert sum(isinstance(o, Peer) for o in gc.get_objects()) == 1  # the doctor's
+    # ~0.4 MB measured: packets in flight in bounded buffers (jitter buffers, retransmission history).
+    assert memory_growth < 2_000_000, f"memory grew by {memory_growth} bytes over 100 cycles"
     assert room.peer("doctor").sdp_media_count() <= 3  # its own audio + one reused audio m-line (+ slack)
     assert sfu.counters.peer_connections_opened - sfu.counters.peer_connections_closed == 1
 
