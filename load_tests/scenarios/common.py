@@ -3,6 +3,7 @@ subprocesses spoken to in JSON lines, dev tokens, JSON output and plot paths."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -55,6 +56,7 @@ class CpuMeter:
     """CPU of some processes over a window, in % of one core (user + system)."""
 
     def __init__(self, pids: dict[str, int]) -> None:
+        self.waited: dict[str, float] = {}  # % of the window spent runnable but not running (CPU taken by others)
         self.procs = {name: psutil.Process(pid) for name, pid in pids.items() if pid}
         self._start: dict[str, float] = {}
         self._t0 = 0.0
@@ -67,14 +69,45 @@ class CpuMeter:
         except psutil.Error:
             return 0.0
 
+    @staticmethod
+    def _waited(p: psutil.Process) -> float:
+        """Seconds this process's threads spent runnable but waiting for a CPU (/proc/PID/task/*/schedstat)."""
+        total = 0
+        for task in Path(f"/proc/{p.pid}/task").glob("*/schedstat"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                total += int(task.read_text().split()[1])
+        return total / 1e9
+
     def start(self) -> None:
         self._t0 = time.monotonic()
         self._start = {name: self._seconds(p) for name, p in self.procs.items()}
+        self._wait0 = {name: self._waited(p) for name, p in self.procs.items()}
 
     def stop(self) -> dict[str, float]:
         elapsed = time.monotonic() - self._t0
+        self.waited = {name: round(100 * (self._waited(p) - self._wait0[name]) / elapsed, 1)
+                       for name, p in self.procs.items()}
         return {name: round(100 * (self._seconds(p) - self._start[name]) / elapsed, 1)
                 for name, p in self.procs.items()}
+
+
+class MachineMeter:
+    """Busy % of each CPU over a window (all processes, anyone's): with the server's own CPU subtracted, what
+    other people's work took from the cores the benchmark thought it had."""
+
+    @staticmethod
+    def _busy() -> list[tuple[float, float]]:
+        return [(t.user + t.system + t.nice + t.irq + t.softirq + getattr(t, "steal", 0.0),
+                 t.user + t.system + t.nice + t.irq + t.softirq + getattr(t, "steal", 0.0) + t.idle + t.iowait)
+                for t in psutil.cpu_times(percpu=True)]
+
+    def start(self) -> None:
+        self._start = self._busy()
+
+    def stop(self) -> list[float]:
+        end = self._busy()
+        return [round(100 * (b1 - b0) / max(t1 - t0, 1e-9), 1)
+                for (b0, t0), (b1, t1) in zip(self._start, end, strict=True)]
 
 
 def machine() -> dict[str, Any]:

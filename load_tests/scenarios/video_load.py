@@ -238,7 +238,8 @@ class VideoLoad:
             pair = [Participant(i, role, self._media(is_sample, sid), is_sample, sid)
                     for role, sid in zip(("clinician", "citizen"), ids, strict=True)]
             try:
-                await (self._one_nettlege if mode == "nettlege" else self._one_bare)(base, i, pair)
+                join = self._one_nettlege if mode == "nettlege" else self._one_bare
+                await asyncio.wait_for(join(base, i, pair), 20)
             except Exception as exc:
                 errors.append(f"{type(exc).__name__}: {exc}")
             new += pair

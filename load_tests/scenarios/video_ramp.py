@@ -37,6 +37,7 @@ from load_tests._procs import nettlege_server, redis_server
 from .common import (
     CpuMeter,
     LoadProcess,
+    MachineMeter,
     cpu_plan,
     machine,
     percentile,
@@ -61,6 +62,7 @@ def ramp(label: str, base: str, mode: str, server_pids: dict[str, int], other_pi
     """Add consultations up to each step in turn, measure, stop at the first degraded step."""
     records: list[dict[str, Any]] = []
     server_meter = CpuMeter(server_pids)
+    machine_meter = MachineMeter()
     other_meter = CpuMeter({**other_pids, **{f"load{i}": lp.pid for i, lp in enumerate(loads)}})
     current = 0
     nodes: dict[str, int] = {}
@@ -68,12 +70,12 @@ def ramp(label: str, base: str, mode: str, server_pids: dict[str, int], other_pi
         delta = target - current
         shares = [delta // len(loads) + (i < delta % len(loads)) for i in range(len(loads))]
         added = []
+        # One load process at a time: consultations come from one queue, and a clinician in one process must
+        # not take the ticket of a citizen in another.
         for i, (lp, n) in enumerate(zip(loads, shares, strict=True)):
             if n:
-                lp.send(cmd="add", base=base, n=n, mode=mode, sample=step_index == 0 and i == 0, gap_s=gap_s)
-        for lp, n in zip(loads, shares, strict=True):
-            if n:
-                added.append(lp.receive())
+                added.append(lp.call(cmd="add", base=base, n=n, mode=mode, sample=step_index == 0 and i == 0,
+                                     gap_s=gap_s))
         current = target
         first = [f for a in added for f in a.get("first_frame_s", [])]
         errors = [e for a in added for e in a.get("errors", [])] + [a["error"] for a in added if "error" in a]
@@ -85,11 +87,13 @@ def ramp(label: str, base: str, mode: str, server_pids: dict[str, int], other_pi
         udp0 = udp_rcvbuf_errors()
         server_meter.start()
         other_meter.start()
+        machine_meter.start()
         for lp in loads:
             lp.send(cmd="measure", duration=measure_s)
         measured = [lp.receive() for lp in loads]
         server_cpu = server_meter.stop()
         other_cpu = other_meter.stop()
+        busy = machine_meter.stop()
         udp_drops = udp_rcvbuf_errors() - udp0
         clients = sum(m["clients"] for m in measured)
         fps_mean = sum(m["fps_mean"] * m["clients"] for m in measured) / clients if clients else 0.0
@@ -121,6 +125,9 @@ def ramp(label: str, base: str, mode: str, server_pids: dict[str, int], other_pi
             "udp_rcvbuf_drops_machine": udp_drops, "no_picture": no_picture, "errors": len(errors),
             "sample_markers": sample, "degraded": reasons,
             "load_generator_saturated": load_cpu > 90 * len(load_cpus),
+            "machine_busy_pct_per_cpu": busy,
+            "runqueue_wait_pct": {**server_meter.waited, **other_meter.waited},
+            "others_cpu_pct": round(max(0.0, sum(busy) - total_cpu - sum(other_cpu.values())), 1),
         }
         records.append(record)
         print(f"[{label}] {record}", file=sys.stderr, flush=True)

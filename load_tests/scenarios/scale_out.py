@@ -1,0 +1,163 @@
+"""Scale-out: the video ramp (see video_ramp) with 1 and with 2 server processes on this machine, sharing Redis.
+
+    python -m load_tests.scenarios.scale_out [--steps-1 4,8,...] [--steps-2 8,16,...] [--measure-s 5]
+
+1 process: `nettlege serve` pinned to CPU 0, one load-generator process and Redis on the other CPU(s).
+2 processes: `nettlege serve --workers 2` (the supervisor and its two workers on consecutive ports, REDIS_URL
+set to a private redis-server), worker i pinned to CPU i. Consultations are created through the first worker's
+REST API; `GET /api/v1/consultations/{id}` hands out the `signal_url` of the node the placement logic chose (the
+least-loaded live node by its heartbeat), and the clients open their WebSocket and media there. The heartbeat
+interval is a third of NETTLEGE_NODE_TIMEOUT_S (set to 2.4 s here, so 0.8 s) and consultations start
+`--gap-s-2` (0.9 s) apart, so that each placement sees the previous one. Load generators (2 processes) float
+over all CPUs in this configuration: on a 2-CPU machine there is no free core left for them, so the 2-process
+capacity measured here is bounded by the machine, not by nettlege. The figure that transfers to a machine with
+more cores is the scaling efficiency: server CPU per consultation with 1 process divided by the same with 2
+(1.0 = the second process costs nothing extra), and how evenly placement spread the consultations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from load_tests._procs import TENANTS_TOML, _wait_port, redis_server
+
+from .common import SECRET, cpu_plan, machine, pin, plot_path, pyplot, redis_pid, write_result
+from .video_ramp import FIRST_FRAME_P95_MAX_S, add_common_args, close_loads, parse_steps, ramp, run_sfu, start_loads
+
+
+def _free_pair() -> int:
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        with contextlib.suppress(OSError), socket.socket() as s2:
+            s2.bind(("127.0.0.1", port + 1))
+            return port
+    raise RuntimeError("no two consecutive free ports")
+
+
+@contextlib.contextmanager
+def workers_server(redis_url: str, workers: int) -> Iterator[tuple[list[str], int, list[int]]]:
+    """`nettlege serve --workers N`; yields (worker base URLs, supervisor pid, worker pids)."""
+    port = _free_pair()
+    config = Path(tempfile.mkdtemp(prefix="nettlege-scale-")) / "bench.toml"
+    config.write_text(TENANTS_TOML)
+    env = {**os.environ, "NETTLEGE_ENV": "test", "NETTLEGE_SECRET_KEY": SECRET, "NETTLEGE_LOG_LEVEL": "WARNING",
+           "REDIS_URL": redis_url, "NETTLEGE_NODE_TIMEOUT_S": "2.4"}
+    proc = subprocess.Popen([sys.executable, "-m", "signaling.cli", "serve", "--workers", str(workers), "--config",
+                             str(config), "--port", str(port)], env=env, stdout=subprocess.DEVNULL)
+    try:
+        for i in range(workers):
+            _wait_port(port + i, 30)
+        children = psutil.Process(proc.pid).children()
+        time.sleep(1.0)  # every worker has sent a heartbeat
+        yield [f"http://127.0.0.1:{port + i}" for i in range(workers)], proc.pid, sorted(c.pid for c in children)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        shutil.rmtree(config.parent, ignore_errors=True)
+
+
+def run_two(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, str]]:
+    server_cpus, load_cpus = cpu_plan(2)
+    with redis_server() as redis_url, workers_server(redis_url, 2) as (bases, sup_pid, pids):
+        for pid, cpu_list in zip(pids, server_cpus, strict=False):
+            pin(pid, cpu_list)
+        rpid = redis_pid(redis_url)
+        loads, _ = start_loads(args.load_processes_2, load_cpus, *args.size, args.kbps)
+        try:
+            result = ramp("2 processes", bases[0], "nettlege", {f"worker{i}": pid for i, pid in enumerate(pids)},
+                          {"redis": rpid or 0, "supervisor": sup_pid}, loads, load_cpus, args.steps_2,
+                          args.measure_s, args.settle_s, args.gap_s_2)
+        finally:
+            close_loads(loads)
+    where = {"servers_2": f"nettlege serve --workers 2: supervisor pid {sup_pid}, workers {pids} on CPUs "
+                          f"{server_cpus} (one each), REST via {bases[0]}",
+             "load_2": f"{len(loads)} video_load processes (pids {[lp.pid for lp in loads]}) floating on CPUs "
+                       f"{load_cpus}, with redis-server"}
+    return result, where
+
+
+def plot(one: dict[str, Any], two: dict[str, Any]) -> str:
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
+    for run in (one, two):
+        xs = [s["consultations"] for s in run["steps"]]
+        axes[0].plot(xs, [s["server_cpu_pct"] for s in run["steps"]], "o-", label=f"{run['label']}: all servers")
+        axes[1].plot(xs, [s["first_frame_p95_s"] for s in run["steps"]], "o-", label=run["label"])
+        axes[2].plot(xs, [s["delivered_fps"] for s in run["steps"]], "o-", label=run["label"])
+    for name in sorted(two["steps"][0]["server_cpu_by_process"]):
+        axes[0].plot([s["consultations"] for s in two["steps"]],
+                     [s["server_cpu_by_process"][name] for s in two["steps"]], ".:", label=f"2 processes: {name}")
+    axes[0].axhline(100, color="grey", ls=":", lw=1)
+    axes[0].set(xlabel="concurrent 1:1 consultations", ylabel="% of one core", title="server CPU")
+    axes[1].axhline(FIRST_FRAME_P95_MAX_S, color="red", ls="--", lw=1, label="limit")
+    axes[1].set(xlabel="concurrent 1:1 consultations", ylabel="seconds", title="join → first frame, p95")
+    axes[2].axhline(27, color="red", ls="--", lw=1, label="limit")
+    axes[2].set(xlabel="concurrent 1:1 consultations", ylabel="fps", title="delivered video fps (30 sent)")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"scale_out: 1 vs 2 nettlege processes sharing Redis on a {os.cpu_count()}-CPU machine "
+                 "(2 processes: load generators share the servers' CPUs)", fontsize=10)
+    fig.tight_layout()
+    path = plot_path("scale_out")
+    fig.savefig(path, dpi=90)
+    return str(path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_args(parser, "4,8,12,16,20,24,28,32,36,40")
+    parser.add_argument("--steps-2", type=parse_steps, default=parse_steps("8,16,24,32,40,48,56"))
+    parser.add_argument("--gap-s-2", type=float, default=0.9, help="seconds between starts with 2 processes")
+    parser.add_argument("--load-processes-2", type=int, default=2)
+    args = parser.parse_args()
+    args.load_processes = 1
+    before = machine()
+    t0 = time.monotonic()
+    server_cpus, load_cpus = cpu_plan(1)
+    one, _, where = run_sfu(args, server_cpus[0], load_cpus)
+    one["label"] = "1 process"
+    two, where_two = run_two(args)
+    where.update(where_two)
+    per1, per2 = one["server_cpu_pct_per_consultation"], two["server_cpu_pct_per_consultation"]
+    nodes = list(two["nodes"].values())
+    result = {
+        "scenario": "scale_out",
+        "capacity_1_process": one["capacity"], "capacity_2_processes": two["capacity"],
+        "capacity_ratio": round(two["capacity"] / one["capacity"], 2) if one["capacity"] else None,
+        "degraded_at_1": one["degraded_at"], "degraded_because_1": one["degraded_because"],
+        "degraded_at_2": two["degraded_at"], "degraded_because_2": two["degraded_because"],
+        "capacity_2_is_lower_bound": two["capacity_is_lower_bound"],
+        "server_cpu_pct_per_consultation_1": per1, "server_cpu_pct_per_consultation_2": per2,
+        "scaling_efficiency": round(per1 / per2, 2) if per1 and per2 else None,
+        "placement": two["nodes"],
+        "placement_balance": round(min(nodes) / max(nodes), 2) if nodes and max(nodes) else None,
+        "load_generator_saturated_at_limit_2": two["load_generator_saturated_at_limit"],
+    }
+    result["plot"] = plot(one, two)
+    result.update({"runs": [one, two], "where": {**where, "network": "127.0.0.1", **machine(),
+                                                 "loadavg_before": before["loadavg_1_5_15"]},
+                   "wall_s": round(time.monotonic() - t0, 1)})
+    write_result("scale_out", result)
+
+
+if __name__ == "__main__":
+    main()
