@@ -54,6 +54,7 @@ SENT_FPS = 30
 FIRST_FRAME_P95_MAX_S = 0.8
 FPS_MIN_FRACTION = 0.9
 LOSS_MAX = 0.01
+CONTENDED_WAIT_PCT = 25.0
 
 
 def ramp(label: str, base: str, mode: str, server_pids: dict[str, int], other_pids: dict[str, int],
@@ -129,18 +130,32 @@ def ramp(label: str, base: str, mode: str, server_pids: dict[str, int], other_pi
             "runqueue_wait_pct": {**server_meter.waited, **other_meter.waited},
             "others_cpu_pct": round(max(0.0, sum(busy) - total_cpu - sum(other_cpu.values())), 1),
         }
+        # Other people's processes on a shared machine: a degraded step whose server or load generator spent more
+        # than CONTENDED_WAIT_PCT of the window waiting for a CPU does not end the ramp unless the next one also
+        # degrades (two in a row); the step is kept and marked.
+        waits = {**server_meter.waited, **{k: v for k, v in other_meter.waited.items() if k.startswith("load")}}
+        record["contended"] = max(waits.values(), default=0.0) > CONTENDED_WAIT_PCT
         records.append(record)
         print(f"[{label}] {record}", file=sys.stderr, flush=True)
-        if reasons and stop_on_degraded:
+        previous_degraded = len(records) > 1 and bool(records[-2]["degraded"])
+        if reasons and stop_on_degraded and (not record["contended"] or previous_degraded):
             break
     good = [r for r in records if not r["degraded"]]
     per_consult = statistics.median(r["server_cpu_pct_per_consultation"] for r in good) if good else None
-    capacity = good[-1]["consultations"] if good else 0  # never degraded: at least the last step
+    last = records[-1] if records else None
+    stopped = last is not None and bool(last["degraded"])
+    # the last good step before the step that ended the ramp (or the last step if none did)
+    capacity = max((r["consultations"] for r in good if not stopped or r["consultations"] < last["consultations"]),
+                   default=0)
+    if stopped and len(records) > 1 and records[-2]["degraded"]:
+        capacity = max((r["consultations"] for r in good if r["consultations"] < records[-2]["consultations"]),
+                       default=0)
     return {
         "label": label, "steps": records, "capacity": capacity,
-        "capacity_is_lower_bound": bool(good) and len(good) == len(records),
-        "degraded_at": next((r["consultations"] for r in records if r["degraded"]), None),
-        "degraded_because": next((r["degraded"] for r in records if r["degraded"]), None),
+        "capacity_is_lower_bound": not stopped,
+        "degraded_at": last["consultations"] if stopped else None,
+        "degraded_because": last["degraded"] if stopped else None,
+        "contended_steps": [r["consultations"] for r in records if r["contended"]],
         "server_cpu_pct_per_consultation": r4(per_consult),
         "consultations_per_core_cpu_estimate": round(100 / per_consult, 1) if per_consult else None,
         "load_generator_saturated_at_limit": records[-1]["load_generator_saturated"] if records else None,

@@ -1,0 +1,377 @@
+"""Pilot day: the morning peak of a 20-municipality pilot, compressed in time: citizens queue for video or chat,
+clinicians take them, video and chat consultations run side by side on one server process.
+
+    python -m load_tests.scenarios.pilot_day [--municipalities 20] [--time-scale 60] [--uptake 1.5]
+
+Rates (all in real time; the run divides every duration by --time-scale, so the number of consultations
+running at once is the real one while setups, ends and queue operations come --time-scale times faster):
+- population = municipalities x --inhabitants (15,000, a middling Norwegian municipality) = 300,000 by default;
+- national peak 250 concurrent consultations for 5.6 M inhabitants, scaled to the pilot population and
+  multiplied by --uptake (1.5: pilot municipalities are the keen ones): ~20 concurrent at peak;
+- 60 % video (mean 12 min), 40 % chat (mean 20 min, one message per side every 20 s); arrival rate at peak =
+  concurrent share / mean duration; the morning 08:00-10:00: rate rising from 30 % to 100 % over 08:00-08:30,
+  peak until 09:45, no new arrivals after that;
+- clinicians = 1.2 x peak concurrency; each takes the next ticket, runs the consultation, ends it, takes the next.
+Each video consultation: both sides join the signaling WebSocket and publish VP8 640x480 ~800 kbps + Opus (the
+pre-encoded clip of `video_load`, received frames counted, not decoded). Each chat consultation: two Socket.IO
+clients, send -> deliver latency per message. Citizens poll their ticket every 30 s while waiting.
+
+Server: one `nettlege serve` process (private redis-server, REDIS_URL) pinned to CPU 0. Load: one generator
+process pinned to the other CPU(s), with Redis. Targets: queue join and take p99 <= 0.5 s, video join->first
+frame p95 <= 0.8 s, mean delivered fps >= 27 of 30, chat send->deliver p99 <= 0.5 s, no failed setups.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import multiprocessing as mp
+import random
+import sys
+import time
+from multiprocessing.connection import Connection
+from typing import Any
+
+from load_tests._procs import nettlege_server, redis_server
+
+from .common import (
+    ORIGIN,
+    SERVICE,
+    TENANT,
+    CpuMeter,
+    cpu_plan,
+    dev_token,
+    machine,
+    percentile,
+    pin,
+    plot_path,
+    pyplot,
+    r4,
+    redis_pid,
+    write_result,
+)
+
+NATIONAL_PEAK = 250
+POPULATION = 5_600_000
+DAY_START_H, DAY_END_H = 8.0, 10.0
+TARGETS = {"join_p99_max_s": 0.5, "take_p99_max_s": 0.5, "first_frame_p95_max_s": 0.8, "delivered_fps_min": 27.0,
+           "chat_deliver_p99_max_s": 0.5}
+
+
+def rate_factor(hour: float) -> float:
+    if hour < 8.5:
+        return 0.3 + 0.7 * (hour - 8.0) / 0.5
+    return 1.0 if hour < 9.75 else 0.0
+
+
+async def day(base: str, p: dict[str, Any]) -> dict[str, Any]:
+    import aiohttp
+    import socketio
+
+    from load_tests.media_load import encode_audio_clip, encode_video_clip
+    from load_tests.signal_client import SignalClient
+
+    from .video_load import PreEncodedMedia
+
+    scale = p["time_scale"]
+    rng = random.Random(11)
+    video_clip, audio_clip = encode_video_clip(), encode_audio_clip()
+    http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+    tag = f"{int(time.time())}"
+    queue_url = f"{base}/api/v1/tenants/{TENANT}/services/{SERVICE}/queue"
+    lat: dict[str, list[float]] = {k: [] for k in ("join", "take", "poll", "end", "chat_ack", "chat_deliver")}
+    first_frames: list[tuple[float, float]] = []  # (hour, seconds)
+    fps: list[tuple[float, float]] = []
+    chat_points: list[tuple[float, float]] = []
+    errors: dict[str, int] = {}
+    tickets: dict[str, tuple[str, float]] = {}  # ticket id -> (citizen token, joined at)
+    active = {"video": 0, "chat": 0}
+    timeline: list[tuple[float, int, int, int]] = []  # hour, video, chat, queue length
+    counts = {"arrived": 0, "video_done": 0, "chat_done": 0}
+    t0 = time.monotonic()
+    run_s = (DAY_END_H - DAY_START_H) * 3600 / scale
+
+    def hour() -> float:
+        return DAY_START_H + (time.monotonic() - t0) * scale / 3600
+
+    def err(kind: str) -> None:
+        errors[kind] = errors.get(kind, 0) + 1
+
+    async def call(op: str, method: str, url: str, token: str, body: Any = None) -> tuple[Any, Any]:
+        t = time.monotonic()
+        try:
+            async with http.request(method, url, json=body, headers={"Authorization": f"Bearer {token}"}) as r:
+                data = await r.json() if r.status in (200, 201) else None
+                status = r.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return type(exc).__name__, None
+        lat[op].append(time.monotonic() - t)
+        return status, data
+
+    async def citizen(i: int, channel: str) -> None:
+        token = dev_token(f"day-{tag}-{i}", "citizen")
+        status, data = await call("join", "POST", queue_url, token, {"channel": channel, "reason": "hoste"})
+        if status != 201:
+            err(f"join {status}")
+            return
+        ticket = data["ticket_id"]
+        tickets[ticket] = (token, time.monotonic())
+        while time.monotonic() - t0 < run_s:
+            await asyncio.sleep(30 / scale)
+            status, data = await call("poll", "GET", f"{base}/api/v1/tickets/{ticket}", token)
+            if status != 200 or data["state"] != "waiting":
+                return
+
+    async def video(cid: str, doctor: str, citizen_token: str, duration: float) -> None:
+        status, data = await call("poll", "GET", f"{base}/api/v1/consultations/{cid}", doctor)
+        signal_url = data["signal_url"] if status == 200 else None
+        pair = [SignalClient(http, base, cid, tok, PreEncodedMedia(video_clip, audio_clip), signal_url=signal_url)
+                for tok in (doctor, citizen_token)]
+        start = time.monotonic()
+        active["video"] += 1
+        try:
+            await asyncio.wait_for(asyncio.gather(*(c.connect() for c in pair)), 20)
+            await asyncio.sleep(duration)
+            for c in pair:
+                if c.media.first_video_at is None:
+                    err("video no picture")
+                    continue
+                first_frames.append((hour(), c.media.first_video_at - start))
+                shown = time.monotonic() - c.media.first_video_at
+                if shown > 2:
+                    fps.append((hour(), c.media.frames["video"] / shown))
+        except Exception as exc:
+            err(f"video {type(exc).__name__}")
+        finally:
+            active["video"] -= 1
+            for c in pair:
+                await c.close()
+        counts["video_done"] += 1
+
+    async def chat(cid: str, doctor: str, citizen_token: str, duration: float) -> None:
+        sent: dict[str, float] = {}
+        clients = []
+        active["chat"] += 1
+        try:
+            for tok in (doctor, citizen_token):
+                sio = socketio.AsyncClient(reconnection=False, http_session=http)
+
+                @sio.on("message")
+                def on_message(m: dict[str, Any]) -> None:
+                    t = sent.pop(m.get("text", ""), None)
+                    if t is not None:
+                        d = time.monotonic() - t
+                        lat["chat_deliver"].append(d)
+                        chat_points.append((hour(), d))
+
+                await sio.connect(base, auth={"token": tok}, headers={"Origin": ORIGIN}, transports=["websocket"],
+                                  wait_timeout=20)
+                ack = await sio.call("join", {"consultation_id": cid}, timeout=20)
+                if not ack.get("ok"):
+                    raise RuntimeError(f"chat join refused: {ack.get('error')}")
+                clients.append(sio)
+            end_at = time.monotonic() + duration
+            seq = 0
+            while time.monotonic() < end_at:
+                key = f"{cid}:{seq}"
+                sent[key] = t = time.monotonic()
+                ack = await clients[seq % 2].call("message", {"consultation_id": cid, "client_id": f"m{seq}",
+                                                              "text": key}, timeout=20)
+                if ack.get("id"):
+                    lat["chat_ack"].append(time.monotonic() - t)
+                else:
+                    err(f"chat message {ack.get('error')}")
+                seq += 1
+                await asyncio.sleep(10 / scale)  # one message per side every 20 s
+        except Exception as exc:
+            err(f"chat {type(exc).__name__}")
+        finally:
+            active["chat"] -= 1
+            for sio in clients:
+                await sio.disconnect()
+        counts["chat_done"] += 1
+
+    async def clinician(j: int) -> None:
+        token = dev_token(f"daydr-{tag}-{j}", "clinician")
+        await asyncio.sleep(rng.uniform(0, 5 / scale))
+        while time.monotonic() - t0 < run_s:
+            status, data = await call("take", "POST", f"{queue_url}/take", token)
+            if status != 200:
+                await asyncio.sleep(10 / scale)
+                continue
+            owner = tickets.get(data["ticket_id"])
+            if owner is None:
+                err("take: unknown ticket")
+                continue
+            channel = data["ticket"]["channel"]
+            mean = p["video_min"] if channel == "video" else p["chat_min"]
+            minutes = min(max(rng.expovariate(1 / mean), 3), 40)
+            duration = minutes * 60 / scale
+            await (video if channel == "video" else chat)(data["consultation_id"], token, owner[0], duration)
+            status, _ = await call("end", "POST", f"{base}/api/v1/consultations/{data['consultation_id']}/end", token,
+                                   {"outcome": "resolved"})
+            if status != 200:
+                err(f"end {status}")
+
+    async def arrivals() -> None:
+        i = 0
+        tasks = []
+        while True:
+            h = hour()
+            if h >= DAY_END_H:
+                break
+            f = rate_factor(h)
+            if f <= 0:
+                await asyncio.sleep(1 / scale * 60)
+                continue
+            per_s = p["peak_arrivals_per_min"] * f / 60 * scale
+            await asyncio.sleep(rng.expovariate(per_s))
+            channel = "video" if rng.random() < p["video_share"] else "chat"
+            tasks.append(asyncio.create_task(citizen(i, channel)))
+            counts["arrived"] += 1
+            i += 1
+        await asyncio.gather(*tasks)
+
+    async def watch() -> None:
+        while time.monotonic() - t0 < run_s:
+            async with http.get(f"{base}/api/v1/services") as r:
+                services = await r.json()
+            waiting = sum(s["queue_length"] for s in services if s["tenant"] == TENANT)
+            timeline.append((hour(), active["video"], active["chat"], waiting))
+            await asyncio.sleep(0.5)
+
+    workers = [asyncio.create_task(clinician(j)) for j in range(p["clinicians"])]
+    await asyncio.gather(arrivals(), watch())
+    await asyncio.gather(*workers)
+    await http.close()
+    return {"lat": lat, "first_frames": first_frames, "fps": fps, "chat_points": chat_points, "errors": errors,
+            "timeline": timeline, "counts": counts, "wall_s": time.monotonic() - t0}
+
+
+def _worker(conn: Connection, base: str, params: dict[str, Any]) -> None:
+    conn.send(asyncio.run(day(base, params)))
+
+
+def plot(res: dict[str, Any], cpu: list[tuple[float, float]], title: str) -> str:
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    tl = res["timeline"]
+    axes[0].plot([t[0] for t in tl], [t[1] for t in tl], label="video consultations")
+    axes[0].plot([t[0] for t in tl], [t[2] for t in tl], label="chat consultations")
+    axes[0].plot([t[0] for t in tl], [t[3] for t in tl], label="tickets waiting")
+    axes[0].set(xlabel="hour of day (simulated)", ylabel="count", title="load")
+    axes[1].plot([h for h, _ in cpu], [c for _, c in cpu], label="server CPU % of one core")
+    axes[1].set(xlabel="hour of day (simulated)", ylabel="%", title="server CPU", ylim=(0, 105))
+    axes[2].plot([h for h, _ in res["first_frames"]], [s for _, s in res["first_frames"]], ".",
+                 label="video join → first frame")
+    axes[2].plot([h for h, _ in res["chat_points"]], [s for _, s in res["chat_points"]], ",", alpha=0.5,
+                 label="chat send → deliver")
+    axes[2].axhline(TARGETS["first_frame_p95_max_s"], color="red", ls="--", lw=1, label="first-frame target (p95)")
+    axes[2].axhline(TARGETS["chat_deliver_p99_max_s"], color="purple", ls=":", lw=1, label="chat target (p99)")
+    axes[2].set(xlabel="hour of day (simulated)", ylabel="seconds", yscale="log", title="latencies")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = plot_path("pilot_day")
+    fig.savefig(path, dpi=90)
+    return str(path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--municipalities", type=int, default=20)
+    parser.add_argument("--inhabitants", type=int, default=15_000, help="per municipality")
+    parser.add_argument("--uptake", type=float, default=1.5, help="pilot uptake relative to the national average")
+    parser.add_argument("--video-share", type=float, default=0.6)
+    parser.add_argument("--video-min", type=float, default=12.0, help="mean video consultation (real minutes)")
+    parser.add_argument("--chat-min", type=float, default=20.0, help="mean chat consultation (real minutes)")
+    parser.add_argument("--time-scale", type=float, default=60.0)
+    args = parser.parse_args()
+    run_s = (DAY_END_H - DAY_START_H) * 3600 / args.time_scale
+    if run_s > 240 or args.time_scale > 120:
+        parser.error("the run ((10:00-08:00) / --time-scale) must be <= 240 s and --time-scale <= 120")
+    peak = NATIONAL_PEAK * args.municipalities * args.inhabitants / POPULATION * args.uptake
+    mean_min = args.video_share * args.video_min + (1 - args.video_share) * args.chat_min
+    # Little's law per channel: arrivals/min = concurrent share / mean duration.
+    peak_arrivals = peak * args.video_share / args.video_min + peak * (1 - args.video_share) / args.chat_min
+    video_share_of_arrivals = (peak * args.video_share / args.video_min) / peak_arrivals
+    params = {"time_scale": args.time_scale, "peak_arrivals_per_min": peak_arrivals,
+              "video_share": video_share_of_arrivals, "video_min": args.video_min, "chat_min": args.chat_min,
+              "clinicians": math.ceil(1.2 * peak)}
+    before = machine()
+    server_cpus, load_cpus = cpu_plan(1)
+    with redis_server() as redis_url, nettlege_server(redis_url, extra_toml=f'allowed_origins = ["{ORIGIN}"]\n') \
+            as (base, proc):
+        pin(proc.pid, server_cpus[0])
+        rpid = redis_pid(redis_url)
+        if rpid:
+            pin(rpid, load_cpus)
+        ctx = mp.get_context("spawn")
+        parent, child = ctx.Pipe()
+        worker = ctx.Process(target=_worker, args=(child, base, params), daemon=True)
+        worker.start()
+        pin(worker.pid, load_cpus)
+        meter = CpuMeter({"server": proc.pid, "redis": rpid or 0, "load": worker.pid})
+        meter.start()
+        t0 = time.monotonic()
+        series = []
+        sample = CpuMeter({"server": proc.pid})
+        sample.start()
+        while not parent.poll(1.0):
+            series.append((DAY_START_H + (time.monotonic() - t0) * args.time_scale / 3600, sample.stop()["server"]))
+            sample.start()
+        res = parent.recv()
+        cpu = meter.stop()
+        waited = meter.waited
+        worker.join(10)
+    lat = res["lat"]
+    ff = [s for _, s in res["first_frames"]]
+    fps = [f for _, f in res["fps"]]
+    figures = {
+        "join_p99_s": r4(percentile(lat["join"], 99)), "take_p99_s": r4(percentile(lat["take"], 99)),
+        "first_frame_p95_s": r4(percentile(ff, 95)), "delivered_fps_mean": r4(sum(fps) / len(fps)) if fps else None,
+        "chat_deliver_p99_s": r4(percentile(lat["chat_deliver"], 99)),
+    }
+    checks = {
+        "join_p99_s": figures["join_p99_s"] is not None and figures["join_p99_s"] <= TARGETS["join_p99_max_s"],
+        "take_p99_s": figures["take_p99_s"] is not None and figures["take_p99_s"] <= TARGETS["take_p99_max_s"],
+        "first_frame_p95_s": ff != [] and figures["first_frame_p95_s"] <= TARGETS["first_frame_p95_max_s"],
+        "delivered_fps_mean": fps != [] and figures["delivered_fps_mean"] >= TARGETS["delivered_fps_min"],
+        "chat_deliver_p99_s": lat["chat_deliver"] != []
+        and figures["chat_deliver_p99_s"] <= TARGETS["chat_deliver_p99_max_s"],
+        "no_errors": not res["errors"],
+    }
+    tl = res["timeline"]
+    result = {
+        "scenario": "pilot_day", "time_scale": args.time_scale, "simulated": "08:00-10:00",
+        "municipalities": args.municipalities, "population": args.municipalities * args.inhabitants,
+        "peak_concurrent_model": round(peak, 1), "mean_consultation_min": round(mean_min, 1),
+        "peak_arrivals_per_min_real": round(peak_arrivals, 2), "clinicians": params["clinicians"],
+        "within_targets": all(checks.values()), "checks": checks, "targets": TARGETS, **figures,
+        "join_p50_s": r4(percentile(lat["join"], 50)), "take_p50_s": r4(percentile(lat["take"], 50)),
+        "poll_p99_s": r4(percentile(lat["poll"], 99)), "end_p99_s": r4(percentile(lat["end"], 99)),
+        "first_frame_p50_s": r4(percentile(ff, 50)), "delivered_fps_min": r4(min(fps)) if fps else None,
+        "chat_deliver_p50_s": r4(percentile(lat["chat_deliver"], 50)),
+        "chat_ack_p99_s": r4(percentile(lat["chat_ack"], 99)), "chat_messages": len(lat["chat_deliver"]),
+        "peak_video_concurrent": max((t[1] for t in tl), default=0),
+        "peak_chat_concurrent": max((t[2] for t in tl), default=0),
+        "peak_queue_length": max((t[3] for t in tl), default=0), **res["counts"], "errors": res["errors"],
+        "server_cpu_pct": cpu.get("server"), "server_cpu_pct_peak_1s": max((c for _, c in series), default=None),
+        "redis_cpu_pct": cpu.get("redis"), "load_cpu_pct": cpu.get("load"), "runqueue_wait_pct": waited,
+    }
+    result["plot"] = plot(res, series, f"pilot_day: {args.municipalities} municipalities, 08:00-10:00 at "
+                                       f"{args.time_scale:g}x, one nettlege process on CPU {server_cpus[0]}")
+    result["where"] = {"server": f"1 nettlege serve process (pid {proc.pid}, REDIS_URL set) on CPUs {server_cpus[0]}",
+                       "redis": f"private redis-server on CPUs {load_cpus}",
+                       "load": f"1 load-generator process (pid {worker.pid}: aiortc, Socket.IO, aiohttp) on CPUs "
+                               f"{load_cpus}", "network": "127.0.0.1", **machine(),
+                       "loadavg_before": before["loadavg_1_5_15"]}
+    print({k: v for k, v in result.items() if k not in ("where", "targets")}, file=sys.stderr)
+    write_result("pilot_day", result)
+
+
+if __name__ == "__main__":
+    main()
