@@ -132,3 +132,17 @@ export function keepPayloadTypes(offerSdp, previousLocalSdp) {
   });
   return [...head, ...out.flat()].join("\r\n");
 }
+
+/** The msid ("<stream id> <track id>") the remote description gives the m-line with this mid. The SFU
+ * sets it to "<participant id> <published track id>"; a browser's receiver track keeps its own id. */
+export function msidOf(sdp, mid) {
+  if (!sdp || mid === null || mid === undefined) return null;
+  for (const section of splitSections(sdp).sections) {
+    if (midOf(section) !== String(mid)) continue;
+    const line = section.find((l) => l.startsWith("a=msid:"));
+    if (!line) return null;
+    const [stream, track] = line.slice(7).split(" ");
+    return { stream, track };
+  }
+  return null;
+}

@@ -66,10 +66,15 @@ export class Call extends EventTarget {
       }
     }
     if (stream) this.extra.set(label, stream); else this.extra.delete(label);
-    if (stream && this.pc) stream.getTracks().forEach((tr) => this.pc.addTrack(tr, stream));
+    // A new m-line of its own: addTrack() would reuse the receive-only m-line of a track the SFU
+    // forwards to us, and the SFU does not take media on those.
+    if (stream && this.pc) {
+      stream.getTracks().forEach((tr) => this.pc.addTransceiver(tr, { direction: "sendonly", streams: [stream] }));
+    }
   }
 
-  /** Which label a local track is published under (the server learns it from the offer). */
+  /** Which label a local track is published under (the server learns it from the offer), by track id
+   * and by mid. */
   trackLabels() {
     const labels = {};
     for (const [label, stream] of this.extra) {
@@ -78,6 +83,11 @@ export class Call extends EventTarget {
     }
     this.localStream?.getVideoTracks().forEach((tr) => { labels[tr.id] = "camera"; });
     this.localStream?.getAudioTracks().forEach((tr) => { labels[tr.id] = "microphone"; });
+    // By mid too: the SFU (aiortc) does not learn our track ids, but it knows its m-lines.
+    for (const t of this.pc?.getTransceivers() || []) {
+      const id = t.sender.track?.id;
+      if (t.mid !== null && id && labels[id]) labels[t.mid] = labels[id];
+    }
     return labels;
   }
 
@@ -224,7 +234,10 @@ export class Call extends EventTarget {
     let published = 0;
     for (const stream of [this.localStream, ...this.extra.values()]) {
       if (!stream) continue;
-      for (const tr of stream.getTracks()) { pc.addTrack(tr, stream); published++; }
+      for (const tr of stream.getTracks()) {
+        pc.addTransceiver(tr, { direction: "sendrecv", streams: [stream] });
+        published++;
+      }
     }
     if (!published) {
       pc.addTransceiver("audio", { direction: "recvonly" });

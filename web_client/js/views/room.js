@@ -6,6 +6,7 @@ import { announce, h, tr, trAttrs } from "../dom.js";
 import { t } from "../i18n.js";
 import { session } from "../session.js";
 import { Call, qualityOf } from "../signaling.js";
+import { msidOf } from "../sdp.js";
 import { Chat } from "../chat.js";
 import { getLocalMedia, listCameras, stopStream, takeKeptStream } from "../media.js";
 import { chatPanel } from "./chatpanel.js";
@@ -69,17 +70,22 @@ export function render(root, [cid], ctx, opts = {}) {
   }
 
   // --- remote media ---------------------------------------------------------------------------
-  /** The server sets each forwarded track's msid to "<participant id> <track id>". */
-  function ownerOf(track, stream) {
+  /** Whose track this is and its label ("exam-camera"): the SFU sets each forwarded m-line's msid to
+   * "<participant id> <published track id>" (read again on every change: m-lines are reused). */
+  function ownerOf(entry) {
+    const msid = msidOf(call?.pc?.remoteDescription?.sdp, entry.mid);
+    const streamId = msid?.stream || entry.stream?.id;
+    const trackId = msid?.track || entry.track.id;
     for (const p of call?.participants || []) {
-      const x = (p.tracks || []).find((tk) => tk.id === track.id);
-      if (x || p.id === stream?.id) return { p, label: x?.label || null };
+      const x = (p.tracks || []).find((tk) => tk.id === trackId);
+      if (x || p.id === streamId) return { p, label: x?.label || null };
     }
     return null;
   }
 
   function captionFor(entry) {
-    const owner = ownerOf(entry.track, entry.stream);
+    if (entry.audio) return;
+    const owner = ownerOf(entry);
     const name = owner ? (owner.p.display_name || t(`role_${owner.p.role}`)) : t("participant");
     const label = owner?.label === "exam-camera" ? ` – ${t("exam_camera")}` : "";
     entry.caption.textContent = `${name}${label}`;
@@ -87,13 +93,21 @@ export function render(root, [cid], ctx, opts = {}) {
     entry.tile.classList.toggle("tile-exam", owner?.label === "exam-camera");
   }
 
-  function onTrack({ track, streams }) {
+  function onTrack({ track, streams, mid }) {
     const stream = streams[0] || new MediaStream([track]);
+    const known = tiles.get(track.id);
+    if (known) { // an m-line the SFU reuses for another track: same receiver track, new msid
+      Object.assign(known, { stream, mid });
+      if (!known.tile.isConnected) remote.append(known.tile);
+      captionFor(known);
+      return;
+    }
     if (track.kind === "audio") {
       const audio = h("audio", { autoplay: true });
       audio.srcObject = new MediaStream([track]);
       remote.append(audio);
-      track.addEventListener("ended", () => audio.remove());
+      tiles.set(track.id, { track, stream, mid, tile: audio, audio: true, caption: null, video: null });
+      track.addEventListener("ended", () => { audio.remove(); tiles.delete(track.id); });
       return;
     }
     const video = h("video", { autoplay: true, playsInline: true, muted: true, class: "remote-video" });
@@ -101,13 +115,13 @@ export function render(root, [cid], ctx, opts = {}) {
     video.srcObject = new MediaStream([track]);
     const caption = h("figcaption");
     const tile = h("figure", { class: "tile", dataset: { track: track.id } }, video, caption);
-    const entry = { track, stream, video, caption, tile };
+    const entry = { track, stream, video, caption, tile, mid };
     tiles.set(track.id, entry);
     captionFor(entry);
     remote.append(tile);
-    const gone = () => { tile.remove(); tiles.delete(track.id); };
-    track.addEventListener("ended", gone);
-    stream.addEventListener?.("removetrack", (e) => { if (e.track === track) gone(); });
+    track.addEventListener("ended", () => { tile.remove(); tiles.delete(track.id); });
+    // An m-line the SFU stops using goes inactive: hide its tile until the line is reused.
+    stream.addEventListener?.("removetrack", (e) => { if (e.track === track) tile.remove(); });
   }
 
   async function measureQuality() {
@@ -120,7 +134,7 @@ export function render(root, [cid], ctx, opts = {}) {
       const q = qualityOf(prevStats.get(id), s);
       prevStats.set(id, s);
       const entry = tiles.get(id);
-      const owner = entry ? ownerOf(entry.track, entry.stream)?.p : null;
+      const owner = entry ? ownerOf(entry)?.p : null;
       if (owner && q) {
         const worse = { good: 0, fair: 1, poor: 2 };
         if (!next.has(owner.id) || worse[q] > worse[next.get(owner.id)]) next.set(owner.id, q);
