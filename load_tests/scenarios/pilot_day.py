@@ -12,9 +12,11 @@ running at once is the real one while setups, ends and queue operations come --t
   concurrent share / mean duration; the morning 08:00-10:00: rate rising from 30 % to 100 % over 08:00-08:30,
   peak until 09:45, no new arrivals after that;
 - clinicians = 1.2 x peak concurrency; each takes the next ticket, runs the consultation, ends it, takes the next.
-Each video consultation: both sides join the signaling WebSocket and publish VP8 640x480 ~800 kbps + Opus (the
-pre-encoded clip of `video_load`, received frames counted, not decoded). Each chat consultation: two Socket.IO
-clients, send -> deliver latency per message. Citizens poll their ticket every 30 s while waiting.
+As run, a video consultation lasts at least 6 s and a chat side sends at most 2 messages/s (below the chat's
+30 per 10 s limit). Each video consultation: both sides join the signaling WebSocket and publish VP8 640x480
+~800 kbps + Opus (the pre-encoded clip of `video_load`, received frames counted, not decoded). Each chat
+consultation: two Socket.IO clients, send -> deliver latency per message. Citizens poll their ticket every 30 s
+while waiting.
 
 Server: one `nettlege serve` process (private redis-server, REDIS_URL) pinned to CPU 0. Load: one generator
 process pinned to the other CPU(s), with Redis. Targets: queue join and take p99 <= 0.5 s, video join->first
@@ -55,6 +57,8 @@ from .common import (
 NATIONAL_PEAK = 250
 POPULATION = 5_600_000
 DAY_START_H, DAY_END_H = 8.0, 10.0
+MIN_CHAT_GAP_S = 0.25  # between messages of a consultation (both sides), as run
+MIN_VIDEO_S = 6.0  # shortest video consultation as run
 TARGETS = {"join_p99_max_s": 0.5, "take_p99_max_s": 0.5, "first_frame_p95_max_s": 0.8, "delivered_fps_min": 27.0,
            "chat_deliver_p99_max_s": 0.5}
 
@@ -183,7 +187,9 @@ async def day(base: str, p: dict[str, Any]) -> dict[str, Any]:
                 else:
                     err(f"chat message {ack.get('error')}")
                 seq += 1
-                await asyncio.sleep(10 / scale)  # one message per side every 20 s
+                # one message per side every 20 s, but never faster than 2/s per side: the chat's own limit is
+                # 30 per 10 s per participant, and time compression must not turn the pilot into a flood
+                await asyncio.sleep(max(10 / scale, MIN_CHAT_GAP_S))
         except Exception as exc:
             err(f"chat {type(exc).__name__}")
         finally:
@@ -208,6 +214,8 @@ async def day(base: str, p: dict[str, Any]) -> dict[str, Any]:
             mean = p["video_min"] if channel == "video" else p["chat_min"]
             minutes = min(max(rng.expovariate(1 / mean), 3), 40)
             duration = minutes * 60 / scale
+            if channel == "video":
+                duration = max(duration, MIN_VIDEO_S)  # long enough to see a picture and count frames
             await (video if channel == "video" else chat)(data["consultation_id"], token, owner[0], duration)
             status, _ = await call("end", "POST", f"{base}/api/v1/consultations/{data['consultation_id']}/end", token,
                                    {"outcome": "resolved"})

@@ -15,10 +15,14 @@ offer/answer messages, pinned to the same CPU, driven by the same load generator
 Per step: join->first-frame times of the consultations added in that step, then `--measure-s` seconds of server
 CPU (psutil, % of one core), delivered fps per client, RTP packet loss, and the kernel's UDP receive-buffer drop
 counter. A step is degraded when first-frame p95 > 0.8 s, mean delivered fps < 90 % of the 30 sent, packet
-loss > 1 %, a client never gets a picture, or a setup fails; the ramp stops at the first degraded step.
-Capacity = the last good step; consultations per core = capacity / server processes (one Python process uses
-at most one core). Also reported: server CPU per consultation over the good steps and 100 % divided by it (the
-linear estimate), and whether the load generator's CPU was saturated (then the limit may be the generator's).
+loss > 1 %, a client never gets a picture, or a setup fails; the ramp stops at the first degraded step, except
+on a shared machine: a degraded step during which the server or the load generator spent > 25 % of the window
+waiting for a CPU (run-queue time from /proc/PID/task/*/schedstat, i.e. someone else's processes ran there) is
+marked `contended` and the ramp stops only if the next step degrades too. Each step also reports every CPU's busy
+% and the CPU other people's processes took (`others_cpu_pct`), so a reader can tell a noisy run.
+Capacity = the last good step before the stop; consultations per core = capacity / server processes (one Python
+process uses at most one core). Also reported: server CPU per consultation over the good steps and 100 % divided
+by it (the linear estimate), and whether the load generator's CPU was saturated (then the limit may be the generator's).
 """
 
 from __future__ import annotations
