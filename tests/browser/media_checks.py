@@ -47,6 +47,26 @@ async def wait_for_more_frames(page: Any, than: int, timeout_ms: int = 20_000) -
 
 async def wait_for_video(page: Any, selector: str = "#remote-videos video", timeout_ms: int = 20_000) -> None:
     """Frames decoded > 0 by getStats() and a non-black picture in a remote <video>."""
-    await page.wait_for_function(FRAMES_DECODED.replace("return frames;", "return frames > 0;"),
-                                 timeout=timeout_ms)
-    await page.wait_for_function(f"() => ({PIXEL_VARIANCE})({selector!r}) > 10", timeout=timeout_ms)
+    try:
+        await page.wait_for_function(FRAMES_DECODED.replace("return frames;", "return frames > 0;"),
+                                     timeout=timeout_ms)
+        await page.wait_for_function(f"() => ({PIXEL_VARIANCE})({selector!r}) > 10", timeout=timeout_ms)
+    except Exception as exc:
+        raise AssertionError(f"no picture in {selector}: {await describe_video(page, selector)}") from exc
+
+
+async def describe_video(page: Any, selector: str) -> dict[str, Any]:
+    """What the page has, for a failure message: frames, picture variance, each video's size."""
+    return {
+        "frames_decoded": await frames_decoded(page),
+        "variance": await page.evaluate(f"() => ({PIXEL_VARIANCE})({selector!r})"),
+        "videos": await page.evaluate(
+            "(sel) => [...document.querySelectorAll(sel)].map(v => [v.videoWidth, v.videoHeight, v.paused, "
+            "v.srcObject && v.srcObject.getTracks().map(t => t.readyState + (t.muted ? ' muted' : ''))])",
+            selector),
+        "inbound": await page.evaluate(
+            """async () => { const o = []; const pc = window.nettlegeCall && window.nettlegeCall.pc;
+               if (pc) (await pc.getStats()).forEach(s => { if (s.type === 'inbound-rtp')
+                 o.push([s.kind, s.mid, s.packetsReceived, s.framesDecoded, s.keyFramesDecoded]); });
+               return o; }"""),
+    }

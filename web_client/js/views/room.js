@@ -98,7 +98,11 @@ export function render(root, [cid], ctx, opts = {}) {
     const known = tiles.get(track.id);
     if (known) { // an m-line the SFU reuses for another track: same receiver track, new msid
       Object.assign(known, { stream, mid });
-      if (!known.tile.isConnected) remote.append(known.tile);
+      if (!known.tile.isConnected) {
+        remote.append(known.tile);
+        const media = known.audio ? known.tile : known.video;
+        media.play().catch(() => {}); // taken out of the page, it paused
+      }
       captionFor(known);
       return;
     }
