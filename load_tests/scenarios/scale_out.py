@@ -35,7 +35,16 @@ import psutil
 from load_tests._procs import TENANTS_TOML, _wait_port, redis_server
 
 from .common import SECRET, cpu_plan, machine, pin, plot_path, pyplot, redis_pid, write_result
-from .video_ramp import FIRST_FRAME_P95_MAX_S, add_common_args, close_loads, parse_steps, ramp, run_sfu, start_loads
+from .video_ramp import (
+    FIRST_FRAME_P95_MAX_S,
+    add_common_args,
+    close_loads,
+    mark_contended,
+    parse_steps,
+    ramp,
+    run_sfu,
+    start_loads,
+)
 
 
 def _free_pair() -> int:
@@ -102,6 +111,7 @@ def plot(one: dict[str, Any], two: dict[str, Any]) -> str:
         axes[0].plot(xs, [s["server_cpu_pct"] for s in run["steps"]], "o-", label=f"{run['label']}: all servers")
         axes[1].plot(xs, [s["first_frame_p95_s"] for s in run["steps"]], "o-", label=run["label"])
         axes[2].plot(xs, [s["delivered_fps"] for s in run["steps"]], "o-", label=run["label"])
+        mark_contended(axes, run["steps"], label=run is one)
     for name in sorted(two["steps"][0]["server_cpu_by_process"]):
         axes[0].plot([s["consultations"] for s in two["steps"]],
                      [s["server_cpu_by_process"][name] for s in two["steps"]], ".:", label=f"2 processes: {name}")

@@ -236,6 +236,7 @@ def plot(name: str, runs: list[dict[str, Any]], title: str) -> str:
         axes[0].plot(xs, [s["server_cpu_pct"] for s in run["steps"]], "o-", label=run["label"])
         axes[1].plot(xs, [s["first_frame_p95_s"] for s in run["steps"]], "o-", label=run["label"])
         axes[2].plot(xs, [s["delivered_fps"] for s in run["steps"]], "o-", label=run["label"])
+        mark_contended(axes, run["steps"], label=run is runs[0])
     axes[0].axhline(100, color="grey", ls=":", lw=1)
     axes[0].set(xlabel="concurrent 1:1 consultations", ylabel="server CPU (% of one core)", title="server CPU")
     axes[1].axhline(FIRST_FRAME_P95_MAX_S, color="red", ls="--", lw=1, label="limit")
@@ -250,6 +251,15 @@ def plot(name: str, runs: list[dict[str, Any]], title: str) -> str:
     path = plot_path(name)
     fig.savefig(path, dpi=90)
     return str(path)
+
+
+def mark_contended(axes: Any, steps: list[dict[str, Any]], label: bool = True) -> None:
+    """Circle the steps during which the server or load generator waited > 25 % of the time for a CPU (other
+    processes, or their own threads, held it)."""
+    hot = [s for s in steps if s.get("contended")]
+    for ax, key in zip(axes, ("server_cpu_pct", "first_frame_p95_s", "delivered_fps"), strict=True):
+        ax.plot([s["consultations"] for s in hot], [s[key] for s in hot], "o", ms=12, mfc="none", mec="grey",
+                label="contended: waited > 25 % for a CPU" if hot and label else None)
 
 
 def parse_steps(text: str) -> list[int]:
