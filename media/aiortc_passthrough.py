@@ -12,6 +12,11 @@ SRTP, NACK/RTX, receiver reports and retransmission history:
   is redirected to the SFU.
 - gathering: aioice offers every non-loopback interface and no way to choose, so the connection's
   `gather_candidates` is replaced by one that binds only the configured addresses.
+- server offers: aiortc's `createOffer()` renumbers every m-line with its own payload types and header
+  extension ids, including m-lines the client negotiated with other numbers (a browser's opus is 111, aiortc's
+  96). A browser then switches the numbers it sends with while the receiver started with the old ones, and
+  refuses reassigned extension ids. `keep_negotiated_numbering` restores the negotiated numbers and gives new
+  m-lines the same numbers for the same codecs, so one number means one codec in the whole BUNDLE.
 
 `tests/media/test_aiortc_passthrough.py` checks every attribute used here, so an aiortc upgrade fails loudly.
 """
@@ -31,6 +36,7 @@ from aiortc.codecs import is_rtx
 from aiortc.codecs.base import Encoder
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.sdp import SessionDescription
 
 from media.payload import EncodedFrame, H264Packer, OpusPacker, Vp8Packer
 
@@ -176,3 +182,82 @@ def keep_codecs(transceiver: RTCRtpTransceiver, mime_types: Sequence[str]) -> No
     base_types = {c.payloadType for c in kept}
     kept += [c for c in transceiver._codecs if is_rtx(c) and c.parameters.get("apt") in base_types]
     transceiver._codecs = kept
+
+
+Negotiated = dict[RTCRtpTransceiver, tuple[list[RTCRtpCodecParameters], list[Any]]]
+
+
+def negotiated_parameters(pc: RTCPeerConnection) -> Negotiated:
+    """Codecs and header extensions of every m-line already negotiated; take it before `createOffer()`."""
+    return {t: (list(t._codecs), list(t._headerExtensions)) for t in pc.getTransceivers()
+            if t.currentDirection is not None and t.mid is not None}
+
+
+def _codec_key(codec: RTCRtpCodecParameters, by_pt: dict[int, RTCRtpCodecParameters]) -> tuple[Any, ...]:
+    if is_rtx(codec):
+        base = by_pt.get(codec.parameters.get("apt"))  # type: ignore[arg-type]
+        return ("rtx", _codec_key(base, by_pt) if base is not None and not is_rtx(base) else None)
+    params: tuple[str, ...] = ()
+    if codec.mimeType.lower() == "video/h264":
+        params = (str(codec.parameters.get("profile-level-id", "")).lower()[:2],
+                  str(codec.parameters.get("packetization-mode", "0")))
+    return (codec.mimeType.lower(), codec.clockRate, codec.channels or 1, params)
+
+
+def keep_negotiated_numbering(pc: RTCPeerConnection, sdp: str, negotiated: Negotiated) -> str:
+    """Rewrite the offer `createOffer()` just made (see the module docstring); returns the offer's SDP."""
+    pt_of: dict[tuple[Any, ...], int] = {}
+    key_of: dict[int, tuple[Any, ...]] = {}
+    ext_id: dict[str, int] = {}
+    for codecs, extensions in negotiated.values():
+        by_pt = {c.payloadType: c for c in codecs}
+        for codec in codecs:
+            key = _codec_key(codec, by_pt)
+            pt_of.setdefault(key, codec.payloadType)
+            key_of.setdefault(codec.payloadType, key)
+        for extension in extensions:
+            ext_id.setdefault(extension.uri, extension.id)
+
+    for transceiver in pc.getTransceivers():
+        if transceiver in negotiated:
+            transceiver._codecs, transceiver._headerExtensions = (list(x) for x in negotiated[transceiver])
+            continue
+        by_pt = {c.payloadType: c for c in transceiver._codecs}
+        keys = {c.payloadType: _codec_key(c, by_pt) for c in transceiver._codecs}
+        renumbered: dict[int, int] = {}
+        for codec in sorted(transceiver._codecs, key=is_rtx):  # base codecs first: RTX refers to them
+            key = keys[codec.payloadType]
+            pt = pt_of.get(key)
+            if pt is None:
+                pt = codec.payloadType
+                if key_of.get(pt, key) != key:  # taken by another codec in this session
+                    pt = next(p for p in range(96, 128) if p not in key_of)
+                pt_of[key], key_of[pt] = pt, key
+            renumbered[codec.payloadType] = pt
+        codecs = []
+        for codec in transceiver._codecs:
+            codec = copy.deepcopy(codec)  # aiortc's codec objects are shared module state
+            codec.payloadType = renumbered[codec.payloadType]
+            if is_rtx(codec):
+                codec.parameters["apt"] = renumbered.get(codec.parameters["apt"], codec.parameters["apt"])
+            codecs.append(codec)
+        transceiver._codecs = codecs
+        extensions = []
+        for extension in transceiver._headerExtensions:
+            if extension.uri not in ext_id:
+                ext_id[extension.uri] = next(i for i in range(1, 15) if i not in ext_id.values())
+            extension = copy.copy(extension)
+            extension.id = ext_id[extension.uri]
+            extensions.append(extension)
+        transceiver._headerExtensions = extensions
+
+    description = SessionDescription.parse(sdp)
+    # New transceivers get their mid only in setLocalDescription; createOffer has set every m-line index.
+    by_index = {t._get_mline_index(): t for t in pc.getTransceivers()}
+    for index, media in enumerate(description.media):
+        transceiver = by_index.get(index)
+        if media.kind in ("audio", "video") and transceiver is not None:
+            media.rtp.codecs = list(transceiver._codecs)
+            media.fmt = [c.payloadType for c in transceiver._codecs]
+            media.rtp.headerExtensions = list(transceiver._headerExtensions)
+    return str(description)

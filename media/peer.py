@@ -332,8 +332,10 @@ class Peer:
                 if slot.transceiver is None and slot.forwarder.published is not None:
                     slot.transceiver = self._add_sender(slot.forwarder)
             passthrough.restrict_gathering(self.pc, self._config.listen_ips, self._config.announced_ip)
+            negotiated = passthrough.negotiated_parameters(self.pc)
             offer = await self.pc.createOffer()
-            await self.pc.setLocalDescription(offer)
+            sdp = passthrough.keep_negotiated_numbering(self.pc, offer.sdp, negotiated)
+            await self.pc.setLocalDescription(RTCSessionDescription(sdp=sdp, type="offer"))
             if self.closed:
                 return
             self._offer_outstanding = True

@@ -152,12 +152,13 @@ class MediaClient:
                  audio: bool = True, ice_servers: list[dict[str, Any]] | None = None,
                  relay_only: bool = False, size: tuple[int, int] = (320, 240), noise: bool = False,
                  listen_ips: tuple[str, ...] = ("127.0.0.1",), decode: bool = True,
-                 video_codec: str = "video/vp8") -> None:
+                 video_codec: str = "video/vp8", rewrite_offer: Callable[[str], str] | None = None) -> None:
         self.name = name
         self.pc = RTCPeerConnection(rtc_configuration(ice_servers or [], relay_only=relay_only))
         self._listen_ips = listen_ips
         self._decode = decode
         self._video_codec = video_codec
+        self._rewrite_offer = rewrite_offer  # e.g. to number payload types the way a browser does
         self.video_tracks = [MarkerVideoTrack(sender_id + i, *size, noise=noise) for i in range(len(video_labels))]
         self.video_labels = video_labels
         self.audio_track = ToneAudioTrack() if audio else None
@@ -195,8 +196,11 @@ class MediaClient:
             self.pc.addTransceiver("video", direction="recvonly")
         aiortc_passthrough.restrict_gathering(self.pc, self._listen_ips, None)
         await self.pc.setLocalDescription(await self.pc.createOffer())
+        sdp = self.pc.localDescription.sdp
+        if self._rewrite_offer is not None:
+            sdp = self._rewrite_offer(sdp)
         assert self.to_server is not None
-        await self.to_server({"type": "offer", "sdp": self.pc.localDescription.sdp, "track_labels": labels})
+        await self.to_server({"type": "offer", "sdp": sdp, "track_labels": labels})
 
     async def stop_publishing(self, label: str) -> None:
         """Stop sending the video track labelled `label` and re-offer, as a client closing its exam camera."""
