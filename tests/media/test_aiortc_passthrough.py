@@ -35,6 +35,17 @@ def test_the_sender_still_packs_non_frames_with_its_lazily_created_encoder() -> 
     assert "transceiver.sender._track_id" in inspect.getsource(aiortc.rtcpeerconnection)
 
 
+def test_create_offer_still_renumbers_every_m_line_without_yielding() -> None:
+    """`keep_negotiated_numbering` undoes this right after createOffer; no await may sit in between, or
+    aiortc could start a receiver with the reset numbers."""
+    source = inspect.getsource(RTCPeerConnection.createOffer)
+    assert "transceiver._headerExtensions = HEADER_EXTENSIONS[transceiver.kind][:]" in source
+    assert "transceiver._codecs = filter_preferred_codecs(" in source
+    assert "await " not in source
+    assert "transceiver._set_mline_index(next_mline_index())" in source
+    assert "headerExtensions=transceiver._headerExtensions" in inspect.getsource(aiortc.rtcpeerconnection)
+
+
 async def test_the_private_attributes_used_exist_on_fresh_objects() -> None:
     pc = RTCPeerConnection(rtc_configuration([]))
     try:
