@@ -7,8 +7,9 @@
 set to a private redis-server), worker i pinned to CPU i. Consultations are created through the first worker's
 REST API; `GET /api/v1/consultations/{id}` hands out the `signal_url` of the node the placement logic chose (the
 least-loaded live node by its heartbeat), and the clients open their WebSocket and media there. The heartbeat
-interval is a third of NETTLEGE_NODE_TIMEOUT_S (set to 2.4 s here, so 0.8 s) and consultations start
-`--gap-s-2` (0.9 s) apart, so that each placement sees the previous one. Load generators (2 processes) float
+interval is a third of NETTLEGE_NODE_TIMEOUT_S (set to 4.5 s here, so 1.5 s; short enough for placement to see
+the load move, long enough that a busy worker is not declared dead) and consultations start `--gap-s-2` (0.8 s)
+apart, so each heartbeat carries one or two new placements. Load generators (2 processes) float
 over all CPUs in this configuration: on a 2-CPU machine there is no free core left for them, so the 2-process
 capacity measured here is bounded by the machine, not by nettlege. The figure that transfers to a machine with
 more cores is the scaling efficiency: server CPU per consultation with 1 process divided by the same with 2
@@ -65,7 +66,7 @@ def workers_server(redis_url: str, workers: int) -> Iterator[tuple[list[str], in
     config = Path(tempfile.mkdtemp(prefix="nettlege-scale-")) / "bench.toml"
     config.write_text(TENANTS_TOML)
     env = {**os.environ, "NETTLEGE_ENV": "test", "NETTLEGE_SECRET_KEY": SECRET, "NETTLEGE_LOG_LEVEL": "WARNING",
-           "REDIS_URL": redis_url, "NETTLEGE_NODE_TIMEOUT_S": "2.4"}
+           "REDIS_URL": redis_url, "NETTLEGE_NODE_TIMEOUT_S": "4.5"}
     proc = subprocess.Popen([sys.executable, "-m", "signaling.cli", "serve", "--workers", str(workers), "--config",
                              str(config), "--port", str(port)], env=env, stdout=subprocess.DEVNULL)
     try:
@@ -136,7 +137,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(parser, "4,8,12,16,20,24,28,32,36,40")
     parser.add_argument("--steps-2", type=parse_steps, default=parse_steps("8,16,24,32,40,48,56"))
-    parser.add_argument("--gap-s-2", type=float, default=0.9, help="seconds between starts with 2 processes")
+    parser.add_argument("--gap-s-2", type=float, default=0.8, help="seconds between starts with 2 processes")
     parser.add_argument("--load-processes-2", type=int, default=2)
     args = parser.parse_args()
     args.load_processes = 1
