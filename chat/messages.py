@@ -129,9 +129,6 @@ class MessageStore:
         """Store a message once per (sender, client_id); a repeat returns the first answer."""
         k = Keys(tenant)
         dedupe = f"{sender.participant_id}:{client_id}"
-        known = await self._r.hget(k.chat_client_ids(cid), dedupe)
-        if known:  # the common retry path, without encrypting again
-            return _stored(known, created=False)
         data_key = await self.keys.get_or_create(tenant, cid)
         now = self._clock()
         ts = f"{now:.3f}"

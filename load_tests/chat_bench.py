@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import gc
 import json
 import multiprocessing as mp
 import os
@@ -115,6 +116,11 @@ async def _worker_main(conn: Connection, base: str, consultations: list[dict[str
 
     t0 = time.perf_counter()
     await asyncio.gather(*[setup(c) for c in consultations])
+    # The clients' own garbage collection must not show up as server latency: keep what setup built
+    # out of the collector's way and collect young objects only during the bounded run.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 1_000_000)
     conn.send({"ready": len(clients), "setup_s": time.perf_counter() - t0})
     duration = conn.recv()["go"]
 
@@ -139,6 +145,8 @@ async def _worker_main(conn: Connection, base: str, consultations: list[dict[str
                                         timeout=30)
                 if ack.get("ok"):
                     ack_lat.append(time.perf_counter() - t)
+                    if os.environ.get("CHAT_BENCH_DEBUG") and ack_lat[-1] > 0.1:
+                        print(f"slow ack {ack_lat[-1]:.3f}s at +{t - started:.2f}s seq {seq}", flush=True)
                     acked[key] = (c["cid"], ack["id"])
                 else:
                     errors[ack.get("error", "?")] = errors.get(ack.get("error", "?"), 0) + 1
@@ -175,6 +183,17 @@ def _worker(conn: Connection, base: str, consultations: list[dict[str, str]], in
             connect_concurrency: int) -> None:
     if cpus and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, cpus)
+    if os.environ.get("CHAT_BENCH_DEBUG"):
+        import sys
+        marks: dict[str, float] = {}
+
+        def trace(phase: str, info: dict[str, int]) -> None:
+            if phase == "start":
+                marks["s"] = time.perf_counter()
+            elif time.perf_counter() - marks["s"] > 0.02:
+                ms = 1000 * (time.perf_counter() - marks["s"])
+                sys.stderr.write(f"load GC gen{info['generation']} {ms:.0f} ms\n")
+        gc.callbacks.append(trace)
     asyncio.run(_worker_main(conn, base, consultations, interval, connect_concurrency))
 
 
