@@ -71,9 +71,11 @@ def run_once(mode: str, consultations: int, duration: float, workers: int) -> di
             _pin(load.pid, load_cores)
             loads.append(load)
         time.sleep(max(0.0, measure_at - time.time()))
+        psutil.cpu_percent()  # starts the host-wide measurement
         cpu_start, stats_start, t_start = _cpu_seconds(process), _server_stats(port), time.monotonic()
         time.sleep(duration)
         cpu_end, stats_end, t_end = _cpu_seconds(process), _server_stats(port), time.monotonic()
+        host_cpu_pct = psutil.cpu_percent() * (os.cpu_count() or 1)
         results = []
         for load in loads:
             out, _ = load.communicate(timeout=60 + duration)
@@ -99,6 +101,11 @@ def run_once(mode: str, consultations: int, duration: float, workers: int) -> di
         "errors": sum(r["errors"] for r in results),
         "packet_loss": lost / (received + lost) if received + lost else None,
         "delivered_fps": sum(r["video_frames"] for r in results) / clients / results[0]["duration"],
+        # What the load generators managed to send: below 30 means they were starved of CPU, not the server.
+        "published_fps": sum(r["published_video_frames"] for r in results) / clients / results[0]["duration"],
+        # Every process on the machine during the window, % of one core; a shared machine skews figures.
+        "host_cpu_pct": host_cpu_pct,
+        "loadavg_1m": os.getloadavg()[0],
         "received_video_kbps": 8 * sum(r["bytes"] for r in results) / clients / results[0]["duration"] / 1000,
         "published_video_kbps": results[0]["published_video_kbps"],
         "server_cores": len(server_cores),
@@ -133,7 +140,8 @@ def main() -> None:
             print(json.dumps({"run": run, "server": "baseline", **baseline_runs[-1]}), file=sys.stderr, flush=True)
 
     keys = ["cpu_pct_per_consult", "us_per_packet", "first_frame_p50_s", "first_frame_p95_s", "packet_loss",
-            "delivered_fps", "received_video_kbps", "forwarded_pps", "cpu_pct"]
+            "delivered_fps", "published_fps", "received_video_kbps", "forwarded_pps", "cpu_pct", "host_cpu_pct",
+            "loadavg_1m"]
     result: dict[str, Any] = {"consultations": args.consultations, "runs": args.runs, "duration_s": args.duration}
     result.update({k: _median(sfu_runs, k) for k in keys})
     result["no_picture"] = max(r["no_picture"] for r in sfu_runs)

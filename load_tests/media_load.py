@@ -204,6 +204,7 @@ async def snapshot(clients: list[LoadClient]) -> dict[str, Any]:
     return {
         "at": at,
         "video_frames": sum(c.received.frames["video"] for c in clients),
+        "published_video_frames": sum(t._sent for c in clients for t in c.tracks if t.kind == "video"),
         "audio_frames": sum(c.received.frames["audio"] for c in clients),
         "bytes": sum(c.received.bytes for c in clients),
         "packets_received": sum(r for r, _ in inbound),
