@@ -208,6 +208,12 @@ export class Call extends EventTarget {
         this._teardown();
         break;
       case "error":
+        if (msg.code === "not_admitted" && this.state === "admitted") {
+          // Our first offer overtook the server's own admission (it says "admitted" a moment before
+          // it is ready for media): offer again shortly.
+          this._retryOffer();
+          break;
+        }
         this._emit("error", msg);
         break;
       default:
@@ -255,6 +261,17 @@ export class Call extends EventTarget {
       await pc.setLocalDescription(offer);
     }
     this._send({ type: "offer", sdp: pc.localDescription.sdp, track_labels: this.trackLabels() });
+  }
+
+  _retryOffer() {
+    const pc = this.pc;
+    setTimeout(() => {
+      this.ops = this.ops.then(async () => {
+        if (this.pc !== pc || pc.signalingState !== "have-local-offer") return;
+        await pc.setLocalDescription({ type: "rollback" });
+        await this._offer(pc);
+      }).catch((e) => console.warn("offer retry", e));
+    }, 300);
   }
 
   async _onOffer(sdp) {
