@@ -77,3 +77,19 @@ async def test_server_offers_keep_a_browsers_payload_types_and_extension_ids(sfu
     new_mids = [mid for mid in per_mid if mid not in ("0", "1")]
     assert new_mids and all(set(per_mid[mid].items()) <= {("vp8/90000", "96"), ("rtx/90000", "97"),
                                                            ("opus/48000/2", "111")} for mid in new_mids)
+
+
+async def test_a_new_m_line_moves_off_a_payload_type_the_client_uses_for_another_codec(sfu, make_client) -> None:
+    # The client sends video only, with VP8 on 96, which is aiortc's number for opus.
+    room = sfu.room("c-collision")
+    browser = make_client("citizen", sender_id=2, audio=False, rewrite_offer=number_like_a_browser)
+    doctor = make_client("doctor", sender_id=1)
+    await connect(room, browser)
+    await connect(room, doctor)
+    await browser.wait_for(lambda: any(r.kind == "audio" and r.frames > 10 for r in browser.received.values()),
+                           what="the doctor's audio at the browser-like client")
+    offer = [m["sdp"] for m in browser.messages if m["type"] == "offer"][-1]
+    codecs, _, per_mid = numbering(offer)
+    assert all(len(names) == 1 for names in codecs.values()), codecs
+    assert per_mid["0"]["vp8/90000"] == "96"
+    assert all(pts.get("opus/48000/2") not in (None, "96") for pts in per_mid.values() if "opus/48000/2" in pts)
