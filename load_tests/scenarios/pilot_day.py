@@ -12,8 +12,9 @@ running at once is the real one while setups, ends and queue operations come --t
   concurrent share / mean duration; the morning 08:00-10:00: rate rising from 30 % to 100 % over 08:00-08:30,
   peak until 09:45, no new arrivals after that;
 - clinicians = 1.2 x peak concurrency; each takes the next ticket, runs the consultation, ends it, takes the next.
-As run, a video consultation lasts at least 6 s and a chat side sends at most 2 messages/s (below the chat's
-30 per 10 s limit). Each video consultation: both sides join the signaling WebSocket and publish VP8 640x480
+As run, a clinician facing an empty queue looks again after 10 s real but at least 1.5 s (the per-subject write
+limit is 60/min), a video consultation lasts at least 6 s and a chat side sends at most 2 messages/s (below the
+chat's 30 per 10 s limit). Each video consultation: both sides join the signaling WebSocket and publish VP8 640x480
 ~800 kbps + Opus (the pre-encoded clip of `video_load`, received frames counted, not decoded). Each chat
 consultation: two Socket.IO clients, send -> deliver latency per message. Citizens poll their ticket every 30 s
 while waiting.
@@ -59,6 +60,7 @@ POPULATION = 5_600_000
 DAY_START_H, DAY_END_H = 8.0, 10.0
 MIN_CHAT_GAP_S = 0.25  # between messages of a consultation (both sides), as run
 MIN_VIDEO_S = 6.0  # shortest video consultation as run
+MIN_TAKE_RETRY_S = 1.5  # a clinician facing an empty queue looks again after this long at the least
 TARGETS = {"join_p99_max_s": 0.5, "take_p99_max_s": 0.5, "first_frame_p95_max_s": 0.8, "delivered_fps_min": 27.0,
            "chat_deliver_p99_max_s": 0.5}
 
@@ -111,6 +113,8 @@ async def day(base: str, p: dict[str, Any]) -> dict[str, Any]:
         except (aiohttp.ClientError, TimeoutError) as exc:
             return type(exc).__name__, None
         lat[op].append(time.monotonic() - t)
+        if status not in (200, 201, 204):
+            err(f"{op} {status}")
         return status, data
 
     async def citizen(i: int, channel: str) -> None:
@@ -204,7 +208,8 @@ async def day(base: str, p: dict[str, Any]) -> dict[str, Any]:
         while time.monotonic() - t0 < run_s:
             status, data = await call("take", "POST", f"{queue_url}/take", token)
             if status != 200:
-                await asyncio.sleep(10 / scale)
+                # look again in 10 s, but not faster than the per-subject write limit (60/min) allows
+                await asyncio.sleep(max(10 / scale, MIN_TAKE_RETRY_S))
                 continue
             owner = tickets.get(data["ticket_id"])
             if owner is None:

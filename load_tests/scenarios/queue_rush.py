@@ -118,7 +118,7 @@ async def rush(base: str, p: dict[str, Any]) -> dict[str, Any]:
         while now() < stop_at:
             status, data = await call("take", "POST", f"{queue_url}/take", token)
             if status != 200:
-                await asyncio.sleep(10 / scale)
+                await asyncio.sleep(max(10 / scale, 1.5))  # not faster than the 60/min write limit allows
                 continue
             waits.append((now(), now() - joined_at.get(data["ticket_id"], now())))
             await asyncio.sleep(min(rng.expovariate(1 / p["service_s"]) / scale, max(0.0, stop_at - now())))
