@@ -18,7 +18,7 @@ from rooms.models import Principal
 from ..appkeys import CONFIG, HTTP
 from ..http import Api, ApiError, Body
 from .consultations import load
-from .queue import write_allowed
+from .limits import write_allowed
 from .schemas import PHONE
 
 log = logging.getLogger(__name__)
@@ -39,8 +39,10 @@ class SmsOut(BaseModel):
 async def send_sms(request: web.Request, principal: Principal, body: SmsIn) -> SmsOut:
     c = await load(request, principal, host=True)
     config = request.app[CONFIG]
-    if "/#/invite/" not in body.url:
-        raise ApiError(422, "not_an_invite", "Bare invitasjonslenker kan sendes på SMS.")
+    base = (config.public_url or f"{request.scheme}://{request.host}").rstrip("/")
+    # Only our own invite links: the SMS gateway must not carry anyone's text or links to other sites.
+    if not body.url.startswith(f"{base}/#/invite/"):
+        raise ApiError(422, "not_an_invite", "Bare invitasjonslenker fra denne tjenesten kan sendes på SMS.")
     await write_allowed(request, principal)
     if not config.sms_webhook_url:
         log.info("invite link for consultation %s handed out on screen (no SMS webhook)", c.id)

@@ -145,3 +145,21 @@ async def test_citizen_sees_who_accessed_their_consultation(app_client):
     assert actions == [("ticket.taken", "hpr-123"), ("consultation.viewed", "hpr-123"),
                        ("consultation.ended", "hpr-123")]
     assert all(e["consultation_id"] == taken["consultation_id"] for e in log)
+
+
+async def test_sms_sends_only_our_own_invite_links(app_client):
+    doc = await dev_token(app_client, "op1", "operator")
+    c = await _consultation(app_client, doc)
+    inv = await (await app_client.post(f"/api/v1/consultations/{c['id']}/invites", json={"role": "citizen"},
+                                       headers=bearer(doc))).json()
+    ok = await app_client.post(f"/api/v1/consultations/{c['id']}/sms",
+                               json={"phone": "+47 912 34 567", "url": inv["url"]}, headers=bearer(doc))
+    assert ok.status == 200 and (await ok.json()) == {"sent": False}  # no webhook in tests: shown on screen
+    phishing = await app_client.post(f"/api/v1/consultations/{c['id']}/sms",
+                                     json={"phone": "+47 912 34 567", "url": "https://evil.example/#/invite/x"},
+                                     headers=bearer(doc))
+    assert phishing.status == 422 and (await phishing.json())["error"] == "not_an_invite"
+    citizen = await dev_token(app_client, "kari", "citizen")
+    assert (await app_client.post(f"/api/v1/consultations/{c['id']}/sms",
+                                  json={"phone": "+47 912 34 567", "url": inv["url"]},
+                                  headers=bearer(citizen))).status == 404
