@@ -7,6 +7,9 @@ SRTP, NACK/RTX, receiver reports and retransmission history:
 
 - receiver: its `__decoder_queue` (a `queue.Queue` read by the decoder thread) becomes a sink that hands the
   encoded frame to the SFU on the event loop; the decoder thread exits at once because the sink yields no work.
+  Its jitter buffer, which releases a frame only when the next one starts (one frame interval late, 33 ms of
+  video), is replaced by one that releases a frame at its last packet (the RTP marker bit for video; every
+  Opus packet is a whole frame).
 - sender: its lazily created `__encoder` is preset to a packer, so aiortc calls `encoder.pack(frame)` (its path
   for pre-encoded `av.Packet`s) and never `get_encoder()`; its `_send_keyframe` (PLI/FIR from the subscriber)
   is redirected to the SFU.
@@ -34,7 +37,7 @@ from aioice.ice import Connection, TransportPolicy
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
 from aiortc.codecs import is_rtx
 from aiortc.codecs.base import Encoder
-from aiortc.jitterbuffer import JitterFrame
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.sdp import SessionDescription
 
@@ -74,9 +77,33 @@ def install_receiver_sink(receiver: RTCRtpReceiver, on_frame: FrameHandler) -> _
         raise RuntimeError("receiver already started; install the sink from the 'track' event")
     sink = _FrameSink(on_frame)
     receiver._RTCRtpReceiver__decoder_queue = sink  # type: ignore[attr-defined]
-    # aiortc holds 4 audio frames (80 ms) for its decoder; a forwarder has no decoder to smooth for.
-    receiver._RTCRtpReceiver__jitter_buffer._prefetch = 0  # type: ignore[attr-defined]
+    # aiortc also holds 4 audio frames (80 ms) for its decoder; a forwarder has no decoder to smooth for.
+    old: JitterBuffer = receiver._RTCRtpReceiver__jitter_buffer  # type: ignore[attr-defined]
+    receiver._RTCRtpReceiver__jitter_buffer = _ForwardingJitterBuffer(  # type: ignore[attr-defined]
+        old.capacity, is_video=old._is_video)
     return sink
+
+
+class _ForwardingJitterBuffer(JitterBuffer):
+    """aiortc's reordering and loss handling, but a frame leaves as soon as its last packet is in."""
+
+    def _remove_frame(self, sequence_number: int) -> JitterFrame | None:
+        packets: list[Any] = []
+        timestamp = None
+        for count in range(self.capacity):
+            packet = self._packets[(self._origin + count) % self._capacity]
+            if packet is None:
+                return None  # a gap: wait for the retransmission (NACK) or give up on overflow, as aiortc does
+            if timestamp is not None and packet.timestamp != timestamp:
+                # The previous frame ended without a marker bit: it is complete now.
+                self.remove(count)
+                return JitterFrame(b"".join(p._data for p in packets), timestamp)
+            timestamp = packet.timestamp
+            packets.append(packet)
+            if packet.marker or not self._is_video:
+                self.remove(count + 1)
+                return JitterFrame(b"".join(p._data for p in packets), timestamp)
+        return None
 
 
 async def send_pli(receiver: RTCRtpReceiver) -> bool:

@@ -22,7 +22,10 @@ def test_the_receiver_still_hands_reassembled_frames_to_a_decoder_queue() -> Non
     assert "self.__decoder_queue.put((codec, encoded_frame))" in source
     assert "input_q.get()" in inspect.getsource(aiortc.rtcrtpreceiver.decoder_worker)
     assert "if task is None:" in inspect.getsource(aiortc.rtcrtpreceiver.decoder_worker)
-    assert "_prefetch" in inspect.getsource(JitterBuffer)
+    jitter = inspect.getsource(JitterBuffer)
+    for name in ("self._packets", "self._origin", "self._capacity", "self._is_video", "def remove(",
+                 "return pli_flag, self._remove_frame(packet.sequence_number)"):
+        assert name in jitter, name
     assert callable(RTCRtpReceiver._send_rtcp_pli)
 
 
@@ -53,7 +56,7 @@ async def test_the_private_attributes_used_exist_on_fresh_objects() -> None:
         receiver, sender = transceiver.receiver, transceiver.sender
         assert receiver._RTCRtpReceiver__started is False
         assert hasattr(receiver, "_RTCRtpReceiver__decoder_queue")
-        assert receiver._RTCRtpReceiver__jitter_buffer._prefetch == 0
+        assert receiver._RTCRtpReceiver__jitter_buffer._is_video is True
         assert sender._RTCRtpSender__started is False
         assert sender._RTCRtpSender__encoder is None
         assert isinstance(transceiver._codecs, list)

@@ -43,3 +43,24 @@ async def test_keyframe_requests_are_rate_limited_and_a_late_request_is_deferred
     await asyncio.sleep(0.3)
     assert len(sent) == 2 and sent[1] - sent[0] == pytest.approx(0.2, abs=0.05)
     requester.close()
+
+
+def test_the_forwarding_jitter_buffer_releases_a_video_frame_at_its_marker_bit_and_waits_for_gaps() -> None:
+    from aiortc.rtp import RtpPacket
+
+    from media.aiortc_passthrough import _ForwardingJitterBuffer
+
+    def packet(seq: int, ts: int, marker: bool, data: bytes) -> RtpPacket:
+        p = RtpPacket(sequence_number=seq, timestamp=ts, marker=int(marker))
+        p._data = data
+        return p
+
+    buffer = _ForwardingJitterBuffer(64, is_video=True)
+    assert buffer.add(packet(10, 3000, False, b"a"))[1] is None
+    frame = buffer.add(packet(11, 3000, True, b"b"))[1]
+    assert frame is not None and frame.data == b"ab" and frame.timestamp == 3000  # no wait for the next frame
+    assert buffer.add(packet(13, 6000, True, b"d"))[1] is None  # 12 is missing
+    frame = buffer.add(packet(12, 6000, False, b"c"))[1]  # the retransmission fills the gap
+    assert frame is not None and frame.data == b"cd"
+    audio = _ForwardingJitterBuffer(16, is_video=False)
+    assert audio.add(packet(1, 960, False, b"opus"))[1].data == b"opus"
