@@ -64,6 +64,7 @@ class TrackForwarder(MediaStreamTrack):
     def push(self, frame: EncodedFrame) -> None:
         if not self._started or self.published is None:
             return
+        self._sfu_counters.offered_frames += 1
         if self._waiting_for_keyframe:
             if not frame.keyframe:
                 self._drop(1)
@@ -102,6 +103,7 @@ class TrackForwarder(MediaStreamTrack):
         self.counters.frames += 1
         self.counters.packets += packets
         self.counters.bytes += nbytes
+        self._sfu_counters.forwarded_frames += 1
         self._sfu_counters.forwarded_packets += packets
         self._sfu_counters.forwarded_bytes += nbytes
 

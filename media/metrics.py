@@ -24,6 +24,9 @@ class SfuCollector(Collector):
             ("nettlege_media_received_frames", "Encoded frames received from publishers", c.received_frames),
             ("nettlege_media_received_bytes", "Encoded bytes received from publishers", c.received_bytes),
             ("nettlege_media_dropped_frames", "Frames dropped for slow subscribers", c.dropped_frames),
+            ("nettlege_media_offered_frames", "Frames handed to subscribers' forwarders", c.offered_frames),
+            ("nettlege_media_forwarded_frames", "Frames sent to subscribers (delivered ratio: / offered)",
+             c.forwarded_frames),
             ("nettlege_media_keyframe_requests", "Keyframe requests (before rate limiting)", c.keyframe_requests),
         ):
             yield CounterMetricFamily(name, doc, value=value)

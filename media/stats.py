@@ -11,6 +11,8 @@ class SfuCounters:
 
     forwarded_packets: int = 0
     forwarded_bytes: int = 0
+    offered_frames: int = 0    # frames handed to subscribers' forwarders
+    forwarded_frames: int = 0  # of those, frames sent (the rest were dropped): delivered ratio
     received_frames: int = 0
     received_bytes: int = 0
     dropped_frames: int = 0

@@ -64,6 +64,7 @@ async def test_one_to_one_forwards_video_and_audio_in_order_without_decoding_or_
                if s._RTCRtpSender__encoder is not None)
     assert sum(isinstance(r._RTCRtpReceiver__decoder_queue, _FrameSink) for r in server_receivers) == 4
     assert sfu.counters.forwarded_packets > 100
+    assert 0.9 < sfu.counters.forwarded_frames / sfu.counters.offered_frames <= 1
 
     # Privacy: the server only ever offers its own loopback address.
     server_sdps = [m["sdp"] for c in (doctor, citizen) for m in c.messages if m["type"] in ("offer", "answer")]

@@ -66,3 +66,4 @@ def test_sfu_counters_are_exposed_to_prometheus() -> None:
     text = generate_latest(registry).decode()
     assert "nettlege_media_forwarded_packets_total 42.0" in text
     assert "nettlege_media_udp_receive_errors" in text
+    assert "nettlege_media_forwarded_frames_total" in text and "nettlege_media_offered_frames_total" in text
