@@ -21,7 +21,7 @@ export function render(root, _params, { navigate, homeFor }) {
     for (const issuer of config.issuers) {
       body.append(h("button", { type: "button", class: "btn btn-primary wide",
         onclick: () => startLogin(issuer, session.get("after_login")) },
-      t("login_with", { name: issuer.name || issuer.issuer })));
+      t("login_with", { name: issuerName(issuer) })));
     }
     if (config.dev_login) body.append(devForm(services));
     if (!config.dev_login && !config.issuers.length) body.append(h("p", { i18n: "login_none" }));
@@ -62,6 +62,10 @@ export function render(root, _params, { navigate, homeFor }) {
     });
     return h("div", { class: "stack" }, config_divider(), form);
   }
+}
+
+function issuerName(issuer) {
+  try { return new URL(issuer.issuer).hostname; } catch { return issuer.issuer; }
 }
 
 function config_divider() {
