@@ -172,6 +172,20 @@ async def test_interpreter_joins_by_invite_through_the_lobby(media_server, pages
     await wait_for_video(interpreter)
     await wait_for_video(doctor)
 
+    # A relative knocks with a second link and is denied.
+    await doctor.select_option("#invite-role", "relative")
+    await doctor.click("#create-invite")
+    await doctor.wait_for_function("(old) => document.querySelector('#invite-result input').value !== old", arg=link)
+    relative_link = await doctor.locator("#invite-result input").input_value()
+    relative = await pages.open(relative_link, phone=True)
+    await relative.fill("#invitee-name", "Rolf Pårørende")
+    await relative.click("#join-invite")
+    await relative.locator("#room-status").get_by_text("venter i lobbyen").wait_for(timeout=15_000)
+    await doctor.locator("#lobby li", has_text="Rolf Pårørende").get_by_role(
+        "button", name="Avvis Rolf Pårørende").click()
+    await relative.get_by_role("heading", name="Du ble ikke sluppet inn").wait_for(timeout=15_000)
+    await screen(relative, "invite-denied")
+
     # The link was single use: opened again elsewhere it is refused.
     other = await pages.open(link)
     await other.fill("#invitee-name", "Noen Andre")

@@ -24,11 +24,13 @@ export function render(root, [cid], ctx, opts = {}) {
   const statusLine = h("p", { class: "room-status", id: "room-status", role: "status", "aria-live": "polite" });
   const error = h("p", { class: "error", role: "alert" });
   const remote = h("div", { class: "videos", id: "remote-videos" });
+  const audios = h("div", { class: "audios", hidden: true }); // remote sound; plays while not shown
   const selfVideo = h("video", { class: "self-video", autoplay: true, muted: true, playsInline: true });
   selfVideo.muted = true;
   const selfTile = h("figure", { class: "tile tile-self" }, selfVideo, h("figcaption", { i18n: "you" }));
   const controls = h("div", { class: "controls", role: "toolbar", i18nAttrs: { "aria-label": "call_controls" } });
-  const stage = h("section", { class: "stage", i18nAttrs: { "aria-label": "video_area" } }, remote, selfTile, controls);
+  const stage = h("section", { class: "stage", i18nAttrs: { "aria-label": "video_area" } },
+    h("div", { class: "screens" }, remote, selfTile), audios, controls);
   const side = h("div", { class: "side" });
   const heading = h("h1", { id: "room-h", i18n: "room_title" });
   root.append(h("div", { class: "room" }, h("div", { class: "room-head" }, heading, statusLine), error,
@@ -99,7 +101,7 @@ export function render(root, [cid], ctx, opts = {}) {
     if (known) { // an m-line the SFU reuses for another track: same receiver track, new msid
       Object.assign(known, { stream, mid });
       if (!known.tile.isConnected) {
-        remote.append(known.tile);
+        (known.audio ? audios : remote).append(known.tile);
         const media = known.audio ? known.tile : known.video;
         media.play().catch(() => {}); // taken out of the page, it paused
       }
@@ -109,7 +111,7 @@ export function render(root, [cid], ctx, opts = {}) {
     if (track.kind === "audio") {
       const audio = h("audio", { autoplay: true });
       audio.srcObject = new MediaStream([track]);
-      remote.append(audio);
+      audios.append(audio);
       tiles.set(track.id, { track, stream, mid, tile: audio, audio: true, caption: null, video: null });
       track.addEventListener("ended", () => { audio.remove(); tiles.delete(track.id); });
       return;
@@ -282,9 +284,7 @@ export function render(root, [cid], ctx, opts = {}) {
       }
       selfVideo.srcObject = localStream;
     } else {
-      selfTile.hidden = true;
       stage.classList.add("chat-only");
-      remote.hidden = true;
     }
     if (closed) { stopStream(localStream); return; }
     buildControls(withVideo);
@@ -317,7 +317,12 @@ export function render(root, [cid], ctx, opts = {}) {
       if (e.detail.session_token) session.set(`room_token_${cid}`, e.detail.session_token);
     });
     call.addEventListener("track", (e) => onTrack(e.detail));
-    call.addEventListener("reset", () => { remote.replaceChildren(); tiles.clear(); prevStats.clear(); });
+    call.addEventListener("reset", () => {
+      remote.replaceChildren();
+      audios.replaceChildren();
+      tiles.clear();
+      prevStats.clear();
+    });
     call.addEventListener("participants", () => {
       tiles.forEach(captionFor);
       renderParticipants();
