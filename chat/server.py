@@ -48,6 +48,11 @@ from .store import ChatStore
 log = logging.getLogger(__name__)
 
 ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# Broadcasts in flight at once. With REDIS_URL every broadcast is also a PUBLISH on the AsyncRedisManager's own
+# redis-py client, whose pool (redis-py 8: 100 connections, non-blocking) fails with "Too many connections"
+# beyond that -- and python-socketio then drops the publish and reconnects its listener. A FIFO semaphore
+# keeps well under the pool and keeps broadcasts in arrival order.
+MAX_BROADCASTS_IN_FLIGHT = 48
 HOST_ROLES = STAFF_ROLES  # get knock events for consultations they joined
 
 
@@ -126,6 +131,7 @@ class ChatServer:
         self.sessions: dict[str, Session] = {}
         self._consultation_watch: dict[tuple[str, str], tuple[int, Callable[[], None]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._broadcasts = asyncio.Semaphore(MAX_BROADCASTS_IN_FLIGHT)
         self.sio.on("connect", self._on_connect)
         self.sio.on("disconnect", self._on_disconnect)
         for event, fn in (("join", self._join), ("leave", self._leave), ("message", self._message),
@@ -229,7 +235,9 @@ class ChatServer:
                 err = e
             except DomainError as e:
                 err = ChatError(e.code, e.message)
-            except (aioredis.ConnectionError, aioredis.TimeoutError, OSError):
+            except (aioredis.ConnectionError, aioredis.TimeoutError, OSError) as exc:
+                log.warning("chat event %s: store unavailable (%s: %s)", event, type(exc).__name__,
+                            str(exc)[:120] if isinstance(exc, aioredis.RedisError) else "")
                 err = ChatError("unavailable", "Tjenesten er midlertidig utilgjengelig. Prøv igjen.",
                                 retry_after_s=1)
             except Exception as exc:  # never echo: the exception text could carry message content
@@ -353,7 +361,8 @@ class ChatServer:
         """To every socket in the consultation on every process. Best effort: the stream is the truth,
         and clients resync with `history`."""
         try:
-            await self.sio.emit(event, data, room=room(tenant, cid))
+            async with self._broadcasts:
+                await self.sio.emit(event, data, room=room(tenant, cid))
         except Exception as exc:
             log.warning("broadcast of %s failed: %s", event, type(exc).__name__)
 
@@ -378,8 +387,10 @@ class ChatServer:
             return {"sent": False}
         s.last_typing = now
         try:
-            await self.sio.emit("typing", {"consultation_id": cid, "participant_id": me.id, "role": me.role.value,
-                                           "typing": typing}, room=room(s.principal.tenant, cid), skip_sid=sid)
+            async with self._broadcasts:
+                await self.sio.emit("typing", {"consultation_id": cid, "participant_id": me.id,
+                                               "role": me.role.value, "typing": typing},
+                                    room=room(s.principal.tenant, cid), skip_sid=sid)
         except Exception as exc:
             log.warning("typing broadcast failed: %s", type(exc).__name__)
         return {"sent": True}
