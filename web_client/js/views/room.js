@@ -33,8 +33,9 @@ export function render(root, [cid], ctx, opts = {}) {
     h("div", { class: "screens" }, remote, selfTile), audios, controls);
   const side = h("div", { class: "side" });
   const heading = h("h1", { id: "room-h", i18n: "room_title" });
-  root.append(h("div", { class: "room" }, h("div", { class: "room-head" }, heading, statusLine), error,
-    h("div", { class: "room-grid" }, stage, side)));
+  const roomEl = h("div", { class: "room" }, h("div", { class: "room-head" }, heading, statusLine), error,
+    h("div", { class: "room-grid" }, stage, side));
+  root.append(roomEl);
 
   let call = null;
   let chat = null;
@@ -300,6 +301,7 @@ export function render(root, [cid], ctx, opts = {}) {
     window.nettlegeCall = call; // for the browser tests (getStats) and debugging
     call.addEventListener("state", (e) => {
       const { state, outcome } = e.detail;
+      roomEl.classList.toggle("in-lobby", state === "lobby");
       if (state === "admitted") {
         ctx.setBanner(null);
         setStatus("connected");
