@@ -99,6 +99,8 @@ export const en = {
 
   room_title: "Video consultation",
   room_title_chat: "Chat consultation",
+  room_title_phone: "Phone consultation",
+  call_back_on: "Call the citizen on",
   connecting: "Connecting …",
   connected: "Connected",
   in_lobby: "You are waiting in the lobby. The doctor will let you in soon.",

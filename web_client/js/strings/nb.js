@@ -99,6 +99,8 @@ export const nb = {
 
   room_title: "Videokonsultasjon",
   room_title_chat: "Chatkonsultasjon",
+  room_title_phone: "Telefonkonsultasjon",
+  call_back_on: "Ring innbyggeren på",
   connecting: "Kobler til …",
   connected: "Tilkoblet",
   in_lobby: "Du venter i lobbyen. Legen slipper deg inn snart.",

@@ -121,6 +121,6 @@ export function linkBox(url, roleKey) {
     tr(copied, "copied");
   } });
   return h("div", { class: "field link-box" },
-    h("label", { for: id, i18n: "invite_link_for", i18nParams: { role: t(`role_${roleKey}`) } }),
+    h("label", { for: id, i18n: "invite_link_for", i18nParams: { role: t(`role_${roleKey}`).toLowerCase() } }),
     h("div", { class: "btn-row" }, input, copy), copied);
 }

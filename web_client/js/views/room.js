@@ -172,8 +172,8 @@ export function render(root, [cid], ctx, opts = {}) {
 
   function buildControls(withVideo) {
     controls.replaceChildren();
-    controls.append(toggleButton("mute", "mute", "unmute", (on) => call?.setMuted(on)));
     if (withVideo) {
+      controls.append(toggleButton("mute", "mute", "unmute", (on) => call?.setMuted(on)));
       controls.append(toggleButton("camera", "camera_off", "camera_on", (on) => {
         call?.setCameraOff(on);
         selfTile.classList.toggle("camera-off", on);
@@ -272,9 +272,19 @@ export function render(root, [cid], ctx, opts = {}) {
       }
       if (consultation.state === "ended") { finish(consultation.outcome, true); return; }
     }
-    const withVideo = (consultation?.channel || opts.channel || "video") === "video";
+    const channel = consultation?.channel || opts.channel || "video";
+    const withVideo = channel === "video";
+    if (channel === "phone" && isHost && consultation?.ticket_id) {
+      // A phone consultation: the clinician calls the citizen back; chat stays available.
+      api.ticket(consultation.ticket_id).then((tk) => {
+        if (!tk.callback_phone) return;
+        error.before(h("p", { class: "notice", id: "call-back" },
+          h("span", { i18n: "call_back_on" }), " ",
+          h("a", { href: `tel:${tk.callback_phone.replace(/ /g, "")}`, class: "tel" }, tk.callback_phone)));
+      }).catch(() => {});
+    }
     heading.textContent = "";
-    tr(heading, withVideo ? "room_title" : "room_title_chat");
+    tr(heading, withVideo ? "room_title" : channel === "phone" ? "room_title_phone" : "room_title_chat");
     if (withVideo) {
       localStream = takeKeptStream();
       if (!localStream) {
