@@ -125,7 +125,7 @@ export const en = {
   exam_camera_off: "The exam camera is off.",
   camera_n: "Camera {n}",
   in_use: "in use",
-  leave: "Leave the call",
+  leave: "Leave the consultation",
   end_consultation: "End consultation",
   participants: "Participants",
   quality_good: "Good connection",

@@ -125,7 +125,7 @@ export const nb = {
   exam_camera_off: "Undersøkelseskameraet er av.",
   camera_n: "Kamera {n}",
   in_use: "i bruk",
-  leave: "Forlat samtalen",
+  leave: "Forlat konsultasjonen",
   end_consultation: "Avslutt konsultasjon",
   participants: "Deltakere",
   quality_good: "God forbindelse",
