@@ -138,3 +138,40 @@ async def test_pages_run_under_the_servers_content_security_policy(server, pages
     await page.locator("#check-connection.ok").wait_for()
     assert not violations, violations
     assert await page.evaluate("() => window.__csp") == []
+
+
+async def test_login_and_joining_the_queue_work_with_the_keyboard_alone(server, pages) -> None:
+    base, _ = server
+    page = await pages.open(base + "/", phone=True)
+    await page.wait_for_selector("#dev-name")
+    await page.focus("#skip-link")  # the first stop on the page
+    await page.keyboard.press("Enter")
+    assert await page.evaluate("document.activeElement.id") == "main"
+    await page.keyboard.press("Tab")  # from the start of the main content to the first field
+    assert await page.evaluate("document.activeElement.id") == "dev-name"
+    await page.keyboard.type("Tastatur Bruker")
+    await page.keyboard.press("Tab")
+    assert await page.evaluate("document.activeElement.id") == "dev-role"
+    await page.keyboard.press("Tab")
+    assert await page.evaluate("document.activeElement.id") == "dev-tenant"
+    await page.keyboard.press("Tab")
+    await page.keyboard.press("Enter")
+    await page.get_by_role("heading", name="Kontakt legen").wait_for()
+    # Focus moves to the new view's heading, so a screen reader starts there.
+    assert await page.evaluate("document.activeElement.tagName") == "H1"
+    link = page.get_by_role("link", name="Kontakt Legevakt")
+    await link.focus()
+    await page.keyboard.press("Enter")
+    await page.locator("#ch-video").wait_for()
+    await page.focus("#ch-video")
+    await page.keyboard.press("ArrowDown")  # radio group: arrow keys choose
+    assert await page.is_checked("#ch-chat")
+    await page.focus("#reason")
+    await page.keyboard.type("Utslett")
+    await page.keyboard.press("Tab")
+    await page.keyboard.press("Enter")
+    await page.locator("#queue-position").get_by_text("nummer 1").wait_for()
+    # A visible focus indicator on buttons.
+    await page.focus("#leave-queue")
+    outline = await page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline == "solid"

@@ -82,9 +82,15 @@ async def test_citizen_and_clinician_complete_a_video_consultation(media_server,
     await citizen.context.set_offline(True)
     await citizen.locator("#conn-banner").get_by_text("Kobler til igjen").wait_for(timeout=10_000)
     await screen(citizen, "room-reconnecting")
+    await doctor.fill("#chat-input", "Er du der fortsatt?")  # sent while the citizen is away
+    await doctor.press("#chat-input", "Enter")
+    await doctor.locator("#chat-log .msg-mine:not(.pending)", has_text="Er du der fortsatt?").wait_for()
     await citizen.context.set_offline(False)
     await citizen.locator("#room-status").get_by_text("Tilkoblet").wait_for(timeout=30_000)
+    await citizen.locator("#conn-banner").wait_for(state="hidden")
     assert citizen.url == room_url
+    await citizen.locator("#chat-log").get_by_text("Er du der fortsatt?").wait_for(timeout=15_000)
+    assert await citizen.locator("#chat-log .msg").count() == 3  # resynced, nothing twice
     await wait_for_video(citizen)
     await wait_for_video(doctor)
     await wait_for_more_frames(doctor, await frames_decoded(doctor))
