@@ -84,15 +84,15 @@ class TranscodingPeer:
 class TranscodingRoom:
     def __init__(self) -> None:
         self.relay = MediaRelay()
-        self.peers: dict[str, TranscodingPeer] = {}
+        self._peers: dict[str, TranscodingPeer] = {}
 
     async def join(self, participant_id: str, role: str, display_name: str, send: Send) -> TranscodingPeer:
         peer = TranscodingPeer(self, participant_id, send)
-        self.peers[participant_id] = peer
+        self._peers[participant_id] = peer
         return peer
 
     def published(self, publisher: TranscodingPeer) -> None:
-        for peer in self.peers.values():
+        for peer in self._peers.values():
             if peer is not publisher:
                 for track in publisher.tracks:
                     peer.subscribe(track)
@@ -100,15 +100,18 @@ class TranscodingRoom:
                     publisher.subscribe(track)
 
     def peer(self, participant_id: str) -> TranscodingPeer | None:
-        return self.peers.get(participant_id)
+        return self._peers.get(participant_id)
+
+    def peers(self) -> list[TranscodingPeer]:
+        return list(self._peers.values())
 
     async def leave(self, participant_id: str) -> None:
-        peer = self.peers.pop(participant_id, None)
+        peer = self._peers.pop(participant_id, None)
         if peer is not None:
             await peer.pc.close()
 
     async def close(self, outcome: str | None = None) -> None:
-        for participant_id in list(self.peers):
+        for participant_id in list(self._peers):
             await self.leave(participant_id)
 
 
@@ -119,6 +122,9 @@ class TranscodingSfu:
 
     def room(self, consultation_id: str) -> TranscodingRoom:
         return self._rooms.setdefault(consultation_id, TranscodingRoom())
+
+    def rooms(self) -> list[TranscodingRoom]:
+        return list(self._rooms.values())
 
     async def close(self) -> None:
         for room in self._rooms.values():

@@ -72,9 +72,12 @@ def run_once(mode: str, consultations: int, duration: float, workers: int) -> di
             loads.append(load)
         time.sleep(max(0.0, measure_at - time.time()))
         psutil.cpu_percent()  # starts the host-wide measurement
-        cpu_start, stats_start, t_start = _cpu_seconds(process), _server_stats(port), time.monotonic()
+        # /stats costs the server CPU (getStats on every peer connection): keep it outside the CPU window.
+        stats_start = _server_stats(port)
+        cpu_start, t_start = _cpu_seconds(process), time.monotonic()
         time.sleep(duration)
-        cpu_end, stats_end, t_end = _cpu_seconds(process), _server_stats(port), time.monotonic()
+        cpu_end, t_end = _cpu_seconds(process), time.monotonic()
+        stats_end = _server_stats(port)
         host_cpu_pct = psutil.cpu_percent() * (os.cpu_count() or 1)
         results = []
         for load in loads:
@@ -88,6 +91,10 @@ def run_once(mode: str, consultations: int, duration: float, workers: int) -> di
     forwarded = stats_end["forwarded_packets"] - stats_start["forwarded_packets"]
     received = sum(r["packets_received"] for r in results)
     lost = sum(r["packets_lost"] for r in results)
+    up_received = stats_end["inbound_packets_received"] - stats_start["inbound_packets_received"]
+    up_lost = stats_end["inbound_packets_lost"] - stats_start["inbound_packets_lost"]
+    uplink = up_lost / (up_received + up_lost) if up_received + up_lost > 0 else 0.0
+    downlink = lost / (received + lost) if received + lost else 0.0
     first_frames = [f for r in results for f in r["first_frame_s"]]
     clients = sum(r["clients"] for r in results)
     return {
@@ -99,7 +106,13 @@ def run_once(mode: str, consultations: int, duration: float, workers: int) -> di
         "first_frame_p95_s": _percentile(first_frames, 0.95),
         "no_picture": sum(r["no_picture"] for r in results),
         "errors": sum(r["errors"] for r in results),
-        "packet_loss": lost / (received + lost) if received + lost else None,
+        # Publisher -> server (the server's receivers) and server -> subscriber (the clients' receivers).
+        # Forwarding renumbers packets, so a subscriber never sees what the server lost: both are needed.
+        "packet_loss": 1 - (1 - uplink) * (1 - downlink),
+        "packet_loss_uplink": uplink,
+        "packet_loss_downlink": downlink,
+        # Datagrams the kernel dropped because a receive buffer was full (host-wide, all processes).
+        "udp_rcvbuf_errors": stats_end["udp_rcvbuf_errors"] - stats_start["udp_rcvbuf_errors"],
         "delivered_fps": sum(r["video_frames"] for r in results) / clients / results[0]["duration"],
         # What the load generators managed to send: below 30 means they were starved of CPU, not the server.
         "published_fps": sum(r["published_video_frames"] for r in results) / clients / results[0]["duration"],
@@ -140,8 +153,8 @@ def main() -> None:
             print(json.dumps({"run": run, "server": "baseline", **baseline_runs[-1]}), file=sys.stderr, flush=True)
 
     keys = ["cpu_pct_per_consult", "us_per_packet", "first_frame_p50_s", "first_frame_p95_s", "packet_loss",
-            "delivered_fps", "published_fps", "received_video_kbps", "forwarded_pps", "cpu_pct", "host_cpu_pct",
-            "loadavg_1m"]
+            "packet_loss_uplink", "packet_loss_downlink", "udp_rcvbuf_errors", "delivered_fps", "published_fps",
+            "received_video_kbps", "forwarded_pps", "cpu_pct", "host_cpu_pct", "loadavg_1m"]
     result: dict[str, Any] = {"consultations": args.consultations, "runs": args.runs, "duration_s": args.duration}
     result.update({k: _median(sfu_runs, k) for k in keys})
     result["no_picture"] = max(r["no_picture"] for r in sfu_runs)

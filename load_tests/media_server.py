@@ -19,6 +19,7 @@ from aiohttp import WSMsgType, web
 
 from load_tests.media_baseline import TranscodingSfu
 from media import MediaConfig, MediaError, Sfu
+from media.metrics import udp_receive_errors
 
 SFU_KEY = web.AppKey("sfu", object)
 
@@ -59,8 +60,18 @@ async def signal(request: web.Request) -> web.WebSocketResponse:
 
 
 async def stats(request: web.Request) -> web.Response:
+    """Counters, plus what the server's receivers lost on the way from the publishers (uplink)."""
     sfu: Any = request.app[SFU_KEY]
-    return web.json_response({"pid": os.getpid(), **asdict(sfu.counters)})
+    received = lost = 0
+    for room in sfu.rooms():
+        for peer in room.peers():
+            for report in (await peer.pc.getStats()).values():
+                if report.type == "inbound-rtp":
+                    received += report.packetsReceived
+                    lost += max(report.packetsLost, 0)
+    return web.json_response({"pid": os.getpid(), "inbound_packets_received": received,
+                              "inbound_packets_lost": lost, "udp_rcvbuf_errors": udp_receive_errors(),
+                              **asdict(sfu.counters)})
 
 
 def build_app(mode: str) -> web.Application:

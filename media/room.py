@@ -85,6 +85,9 @@ class Room:
     def peer(self, participant_id: str) -> Peer | None:
         return self._peers.get(participant_id)
 
+    def peers(self) -> list[Peer]:
+        return list(self._peers.values())
+
     async def _remove(self, peer: Peer) -> None:
         published = await peer.close()
         for other in self._peers.values():
