@@ -177,6 +177,8 @@ async def test_interpreter_joins_by_invite_through_the_lobby(media_server, pages
     await doctor.locator("#participants").get_by_text("Ali Tolk").wait_for(timeout=15_000)
     await wait_for_video(interpreter)
     await wait_for_video(doctor)
+    # The spent invite's session token is the interpreter's login in this tab.
+    await interpreter.locator("#whoami").get_by_text("Ali Tolk · Tolk").wait_for()
 
     # A relative knocks with a second link and is denied.
     await doctor.select_option("#invite-role", "relative")

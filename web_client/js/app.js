@@ -125,6 +125,7 @@ async function boot() {
     history.replaceState(null, "", `/${next || ""}`);
   }
   window.addEventListener("hashchange", render);
+  window.addEventListener("nettlege-session", updateTopbar);
   render();
 }
 

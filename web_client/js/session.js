@@ -24,10 +24,12 @@ class Session {
   get token() { return this.data.token || null; }
   get user() { return this.data.user || null; }
 
-  /** Log in with a JWT. `user` overrides claims (for issuers whose claim names differ). */
-  login(token, user = {}) {
+  /** Log in with a JWT. `user` overrides claims (for issuers whose claim names differ); `keep` keeps
+   * what this tab is doing (an invitee taking its session token as its login). */
+  login(token, user = {}, { keep = false } = {}) {
     const c = decodeClaims(token);
     this.data = {
+      ...(keep ? this.data : {}),
       token,
       user: {
         sub: c.sub,
@@ -37,6 +39,7 @@ class Session {
       },
     };
     this.save();
+    window.dispatchEvent(new Event("nettlege-session"));
   }
 
   logout() { this.data = {}; this.save(); }

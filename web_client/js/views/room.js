@@ -326,7 +326,11 @@ export function render(root, [cid], ctx, opts = {}) {
       else if (state === "failed") { setStatus("call_failed"); ctx.setBanner(null); poll(); }
     });
     call.addEventListener("welcome", (e) => {
-      if (e.detail.session_token) session.set(`room_token_${cid}`, e.detail.session_token);
+      if (!e.detail.session_token) return;
+      session.set(`room_token_${cid}`, e.detail.session_token);
+      // An invitee has no login of their own: the session token (bound to this consultation) is it,
+      // so a second clinician can use the host actions too.
+      if (opts.token && !session.token) session.login(e.detail.session_token, {}, { keep: true });
     });
     call.addEventListener("track", (e) => onTrack(e.detail));
     call.addEventListener("reset", () => {
