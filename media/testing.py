@@ -59,13 +59,13 @@ class MarkerVideoTrack(VideoStreamTrack):
             y[b:2 * b, i * b:(i + 1) * b] = 255 if (self.sender_id >> (SENDER_BITS - 1 - i)) & 1 else 0
         frame = av.VideoFrame(self.width, self.height, "yuv420p")
         for plane, data in zip(frame.planes, (y, self._u, self._v), strict=True):
-            _write_plane(plane, data)
+            write_plane(plane, data)
         frame.pts, frame.time_base = pts, time_base
         self.counter = (self.counter + 1) % (1 << COUNTER_BITS)
         return frame
 
 
-def _write_plane(plane: Any, data: np.ndarray) -> None:
+def write_plane(plane: Any, data: np.ndarray) -> None:
     stride = plane.line_size
     if stride == data.shape[1]:
         plane.update(data.tobytes())
