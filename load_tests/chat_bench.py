@@ -199,20 +199,21 @@ def _worker(conn: Connection, base: str, consultations: list[dict[str, str]], in
 
 # --- the driver -------------------------------------------------------------------------------------
 
-def _cpu_plan(workers: int) -> tuple[list[int], list[int]]:
+def _cpu_plan(pin: bool) -> tuple[list[int], list[int]]:
     """(server CPUs, load CPUs): the server gets CPU 0 to itself when there is more than one."""
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    if len(cpus) < 2:
+    if len(cpus) < 2 or not pin:
         return cpus, cpus
     return cpus[:1], cpus[1:]
 
 
-def run(consultations: int, duration: float, interval: float, workers: int, connect_concurrency: int) -> dict:
+def run(consultations: int, duration: float, interval: float, workers: int, connect_concurrency: int,
+        pin: bool = True) -> dict:
     import psutil
 
     from ._procs import nettlege_server, percentile, redis_server
 
-    server_cpus, load_cpus = _cpu_plan(workers)
+    server_cpus, load_cpus = _cpu_plan(pin)
     env = {"NETTLEGE_ALLOWED_ORIGINS": ORIGIN, "NETTLEGE_CHAT_MASTER_KEY": MASTER_KEY}
     with redis_server() as redis_url, nettlege_server(redis_url, env=env) as (base, proc):
         redis_pid = None
@@ -220,7 +221,7 @@ def run(consultations: int, duration: float, interval: float, workers: int, conn
             if p.info["name"] == "redis-server" and redis_url.rsplit(":", 1)[1].split("/")[0] in \
                     " ".join(p.info["cmdline"] or []):
                 redis_pid = p.pid
-        if server_cpus and hasattr(os, "sched_setaffinity"):
+        if pin and server_cpus != load_cpus and hasattr(os, "sched_setaffinity"):
             os.sched_setaffinity(proc.pid, server_cpus)
             if redis_pid:
                 os.sched_setaffinity(redis_pid, load_cpus)
@@ -246,9 +247,13 @@ def run(consultations: int, duration: float, interval: float, workers: int, conn
         for lp in load_ps:
             lp.cpu_percent(None)
         server_rss_before = server.memory_info().rss
+        load_before = os.getloadavg()[0]
+        psutil.cpu_percent(None)
         for pipe in pipes:
             pipe.send({"go": duration})
         results = [pipe.recv() for pipe in pipes]
+        machine_busy = psutil.cpu_percent(None) * (os.cpu_count() or 1)  # % of one core, all processes
+        load_after = os.getloadavg()[0]
         server_cpu = server.cpu_percent(None)
         redis_cpu = redis_proc.cpu_percent(None) if redis_proc else None
         load_cpu = sum(lp.cpu_percent(None) for lp in load_ps)
@@ -278,9 +283,13 @@ def run(consultations: int, duration: float, interval: float, workers: int, conn
         "deliver_max_s": max(deliver) if deliver else None,
         "baseline_whoami_rtt_p50_s": percentile(whoami, 50), "baseline_whoami_rtt_p99_s": percentile(whoami, 99),
         "server_cpu_pct": server_cpu, "redis_cpu_pct": redis_cpu, "load_cpu_pct": load_cpu,
+        "machine_cpu_busy_pct": round(machine_busy, 1),
+        "other_processes_cpu_pct": round(machine_busy - server_cpu - (redis_cpu or 0) - load_cpu, 1),
+        "loadavg_1m_before_after": [round(load_before, 2), round(load_after, 2)],
         "server_rss_mb": round(server_rss / 2**20, 1),
         "server_rss_growth_mb": round((server_rss - server_rss_before) / 2**20, 1),
         "where": {"server": f"1 nettlege serve process (REDIS_URL set, AsyncRedisManager) on CPUs {server_cpus}",
+                  "pinned": pin and server_cpus != load_cpus,
                   "load": f"{workers} load-generator process(es) on CPUs {load_cpus}",
                   "redis": f"private redis-server (no AOF) on CPUs {load_cpus}", "network": "127.0.0.1",
                   "cpus_total": os.cpu_count()},
@@ -294,10 +303,12 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=2.0, help="seconds between messages per consultation")
     parser.add_argument("--workers", type=int, default=1, help="load-generator processes")
     parser.add_argument("--connect-concurrency", type=int, default=100)
+    parser.add_argument("--no-pin", action="store_true", help="let the OS place server and load (shared machines)")
     args = parser.parse_args()
     if not 1 <= args.consultations <= 5000 or not 1 <= args.duration <= 600:
         parser.error("--consultations 1..5000, --duration 1..600")
-    result = run(args.consultations, args.duration, args.interval, args.workers, args.connect_concurrency)
+    result = run(args.consultations, args.duration, args.interval, args.workers, args.connect_concurrency,
+                 pin=not args.no_pin)
     print(json.dumps(result), flush=True)
 
 
