@@ -81,6 +81,9 @@ class Session:
     joined: dict[str, Participant] = field(default_factory=dict)  # consultation id -> me there
     watching: dict[str, Watch] = field(default_factory=dict)  # ticket id -> watch
     last_typing: float = 0.0
+    # python-socketio runs each event in its own task: without this, two messages sent back to back on one
+    # connection could be stored in the other order.
+    sending: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 def _obj(data: Any) -> dict[str, Any]:
@@ -325,10 +328,11 @@ class ChatServer:
         text = self._text(d)
         me = self._me(s, cid)
         sender = Sender(me.id, me.role.value, me.display_name)
-        stored = await self.chat.messages.append(s.principal.tenant, cid, sender, client_id, text)
-        if stored.created:
-            msg = Message(stored.id, cid, sender, text, stored.ts)
-            await self._broadcast(s.principal.tenant, cid, "message", msg.public())
+        async with s.sending:
+            stored = await self.chat.messages.append(s.principal.tenant, cid, sender, client_id, text)
+            if stored.created:
+                msg = Message(stored.id, cid, sender, text, stored.ts)
+                await self._broadcast(s.principal.tenant, cid, "message", msg.public())
         return {"id": stored.id, "ts": stored.ts, "duplicate": not stored.created}
 
     async def _attachment(self, _sid: str, s: Session, d: dict[str, Any]) -> dict[str, Any]:
@@ -340,13 +344,20 @@ class ChatServer:
         sender = Sender(me.id, me.role.value, me.display_name)
         att = self.chat.attachments
         content_type = att.check(d.get("data"))
+        async with s.sending:
+            return await self._store_attachment(tenant, cid, sender, client_id, caption, d, content_type)
+
+    async def _store_attachment(self, tenant: str, cid: str, sender: Sender, client_id: str, caption: str,
+                                d: dict[str, Any], content_type: str) -> dict[str, Any]:
+        att = self.chat.attachments
         aid = await att.put(tenant, cid, bytes(d["data"]), content_type)
         meta = {"id": aid, "content_type": content_type, "size": len(d["data"]),
                 "name": safe_name(d.get("name"), content_type)}
         try:
             stored = await self.chat.messages.append(tenant, cid, sender, client_id, caption, attachment=meta)
-        except BaseException:
-            await att.discard(tenant, cid, aid)
+        except Exception:
+            with contextlib.suppress(Exception):
+                await att.discard(tenant, cid, aid)
             raise
         if not stored.created:  # a retry: the first upload is the one kept
             await att.discard(tenant, cid, aid)

@@ -102,3 +102,13 @@ async def test_read_receipt_tells_the_citizen_the_doctor_has_read(joined):
     assert far["up_to_id"] is None
     await asyncio.sleep(0.1)
     assert len(citizen.got("read")) == 1
+
+
+async def test_messages_sent_back_to_back_keep_their_order(joined):
+    pair, doctor, citizen = joined
+    acks = await asyncio.gather(*[citizen.send(pair.cid, f"raskt {i}") for i in range(15)])
+    assert all(a["ok"] for a in acks)
+    history = await doctor.call("history", {"consultation_id": pair.cid, "after_id": None})
+    assert [m["text"] for m in history["messages"]] == [f"raskt {i}" for i in range(15)]
+    await doctor.wait_for("message", 15)
+    assert [m["text"] for m in doctor.got("message")] == [f"raskt {i}" for i in range(15)]
