@@ -158,6 +158,7 @@ class MediaClient:
         self._listen_ips = listen_ips
         self._decode = decode
         self._video_codec = video_codec
+        self._size = size
         self._rewrite_offer = rewrite_offer  # e.g. to number payload types the way a browser does
         self.video_tracks = [MarkerVideoTrack(sender_id + i, *size, noise=noise) for i in range(len(video_labels))]
         self.video_labels = video_labels
@@ -201,6 +202,18 @@ class MediaClient:
             sdp = self._rewrite_offer(sdp)
         assert self.to_server is not None
         await self.to_server({"type": "offer", "sdp": sdp, "track_labels": labels})
+
+    async def start_publishing(self, label: str, sender_id: int) -> None:
+        """Add a video track labelled `label` and re-offer, as a nurse turning on the exam camera."""
+        track = MarkerVideoTrack(sender_id, *self._size)
+        self.video_tracks.append(track)
+        self.video_labels = (*self.video_labels, label)
+        transceiver = self.pc.addTransceiver(track, direction="sendonly")
+        _prefer(transceiver, self._video_codec)
+        aiortc_passthrough.restrict_gathering(self.pc, self._listen_ips, None)
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        assert self.to_server is not None
+        await self.to_server({"type": "offer", "sdp": self.pc.localDescription.sdp, "track_labels": {track.id: label}})
 
     async def stop_publishing(self, label: str) -> None:
         """Stop sending the video track labelled `label` and re-offer, as a client closing its exam camera."""

@@ -182,6 +182,22 @@ async def test_a_nurse_publishes_an_exam_camera_beside_the_room_camera(sfu, make
         assert video.counters_in_order()
 
 
+async def test_turning_on_the_exam_camera_later_adds_it_for_subscribers(sfu, make_client) -> None:
+    room = sfu.room("c-exam-on")
+    nurse = make_client("nurse", sender_id=10)
+    doctor = make_client("doctor", sender_id=1)
+    await connect(room, nurse, role="nurse")
+    await connect(room, doctor, role="clinician")
+    await doctor.wait_for(has_picture(doctor, "nurse"))
+    await nurse.wait_for(has_picture(nurse, "doctor"))  # the server's offer is answered: no glare
+    await nurse.start_publishing("exam-camera", sender_id=11)
+    await doctor.wait_for(has_picture(doctor, "nurse", count=2), what="the exam camera turned on")
+    labels = {t["id"]: t["label"] for p in doctor.participants if p["id"] == "nurse" for t in p["tracks"]}
+    for video in video_from(doctor, "nurse"):
+        assert {s for s, _ in video.markers} == {10 if labels[video.track_id] == "camera" else 11}
+    assert sorted(labels.values()) == ["camera", "exam-camera", "microphone"]
+
+
 async def test_closing_the_exam_camera_by_a_new_client_offer_removes_it_for_subscribers(sfu, make_client) -> None:
     room = sfu.room("c-exam-off")
     nurse = make_client("nurse", sender_id=10, video_labels=("camera", "exam-camera"))
@@ -189,6 +205,7 @@ async def test_closing_the_exam_camera_by_a_new_client_offer_removes_it_for_subs
     await connect(room, nurse, role="nurse")
     await connect(room, doctor, role="clinician")
     await doctor.wait_for(has_picture(doctor, "nurse", count=2))
+    await nurse.wait_for(has_picture(nurse, "doctor"))  # the server's offer is answered: no glare
     offers = doctor.server_offers
     await nurse.stop_publishing("exam-camera")
     await doctor.wait_for(lambda: doctor.server_offers > offers and [
