@@ -156,3 +156,44 @@ async def test_an_offer_without_a_forwardable_codec_is_refused_and_a_good_one_th
     finally:
         await pcmu_pc.close()
         await opus_pc.close()
+
+
+async def test_glare_the_client_offering_while_the_servers_offer_is_unanswered_is_refused_then_recovers(
+        sfu, make_client) -> None:
+    from aiortc import RTCSessionDescription
+
+    from media.aiortc_passthrough import restrict_gathering
+    from media.ice import rtc_configuration
+
+    room = sfu.room("c-glare")
+    sent: list[dict] = []
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    pc = RTCPeerConnection(rtc_configuration([]))
+    try:
+        pc.addTransceiver("video", direction="recvonly")
+        restrict_gathering(pc, ["127.0.0.1"], None)
+        await pc.setLocalDescription(await pc.createOffer())
+        peer = await room.join("citizen", "citizen", "Citizen", send)
+        await peer.handle_offer(pc.localDescription.sdp)
+        await pc.setRemoteDescription(RTCSessionDescription(sent[-1]["sdp"], "answer"))
+        await connect(room, make_client("doctor"))  # its tracks make the server offer to the citizen
+        for _ in range(100):
+            if any(m["type"] == "offer" for m in sent):
+                break
+            await asyncio.sleep(0.05)
+        server_offer = next(m for m in sent if m["type"] == "offer")
+        with pytest.raises(MediaError) as error:
+            await peer.handle_offer(pc.localDescription.sdp)  # the citizen's offer crossed the server's
+        assert error.value.code == "offer_collision"
+        # The polite client rolls back, answers the server, and offers again.
+        await pc.setRemoteDescription(RTCSessionDescription(server_offer["sdp"], "offer"))
+        await pc.setLocalDescription(await pc.createAnswer())
+        await peer.handle_answer(pc.localDescription.sdp)
+        await pc.setLocalDescription(await pc.createOffer())
+        answer = await peer.handle_offer(pc.localDescription.sdp)
+        assert sent[-1] == {"type": "answer", "sdp": answer} or any(m.get("sdp") == answer for m in sent)
+    finally:
+        await pc.close()
