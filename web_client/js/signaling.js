@@ -47,6 +47,12 @@ export class Call extends EventTarget {
     this._teardown();
   }
 
+  /** The lobby decision arrived another way (the REST view): same as the server's `denied`. */
+  denied() {
+    this._setState("denied");
+    this._teardown();
+  }
+
   /** Mute or unmute the microphone. */
   setMuted(muted) {
     this.localStream?.getAudioTracks().forEach((tr) => { tr.enabled = !muted; });
@@ -183,8 +189,7 @@ export class Call extends EventTarget {
         await this._admitted();
         break;
       case "denied":
-        this._setState("denied");
-        this._teardown();
+        this.denied();
         break;
       case "answer":
         if (this.pc && this.pc.signalingState === "have-local-offer") {

@@ -99,6 +99,7 @@ export const en = {
 
   room_title: "Video consultation",
   room_title_chat: "Chat consultation",
+  no_video_yet: "Waiting for the others' picture …",
   room_title_phone: "Phone consultation",
   call_back_on: "Call the citizen on",
   connecting: "Connecting …",

@@ -99,6 +99,7 @@ export const nb = {
 
   room_title: "Videokonsultasjon",
   room_title_chat: "Chatkonsultasjon",
+  no_video_yet: "Venter på bilde fra de andre …",
   room_title_phone: "Telefonkonsultasjon",
   call_back_on: "Ring innbyggeren på",
   connecting: "Kobler til …",

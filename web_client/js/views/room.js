@@ -30,7 +30,8 @@ export function render(root, [cid], ctx, opts = {}) {
   const selfTile = h("figure", { class: "tile tile-self" }, selfVideo, h("figcaption", { i18n: "you" }));
   const controls = h("div", { class: "controls", role: "toolbar", i18nAttrs: { "aria-label": "call_controls" } });
   const stage = h("section", { class: "stage", i18nAttrs: { "aria-label": "video_area" } },
-    h("div", { class: "screens" }, remote, selfTile), audios, controls);
+    h("div", { class: "screens" }, remote, h("p", { class: "no-video", i18n: "no_video_yet" }), selfTile),
+    audios, controls);
   const side = h("div", { class: "side" });
   const heading = h("h1", { id: "room-h", i18n: "room_title" });
   const roomEl = h("div", { class: "room" }, h("div", { class: "room-head" }, heading, statusLine), error,
@@ -254,6 +255,10 @@ export function render(root, [cid], ctx, opts = {}) {
       const tok = session.get(`room_token_${cid}`) || (opts.token ? null : session.token);
       if (tok) consultation = await request("GET", `/api/v1/consultations/${cid}`, undefined, { token: tok });
       if (consultation?.state === "ended") { finish(consultation.outcome, true); return; }
+      // Waiting in the lobby: the decision is in the store even if its event passed us by.
+      const mine = consultation?.participants.find((p) => p.id === consultation.me);
+      if (call?.state === "lobby" && mine?.state === "denied") { call.denied(); return; }
+      if (call?.state === "lobby" && mine?.state === "admitted") call.networkLost(); // a fresh welcome
       renderParticipants();
     } catch (e) {
       if (!isNetworkError(e)) error.textContent = e.message;
