@@ -222,6 +222,12 @@ async def test_operator_sends_a_link_and_sees_the_callers_camera(media_server, p
     await wait_for_video(operator)
     await operator.locator("#participants").get_by_text("Innringer").wait_for()
     await screen(operator, "room-operator")
+    # The caller leaves; the operator's room goes on without them.
+    await caller.click("#leave-call")
+    await caller.get_by_role("heading", name="Du har forlatt samtalen").wait_for()
+    await screen(caller, "left-caller")
+    await operator.locator("#participants").get_by_text("Innringer").wait_for(state="detached", timeout=15_000)
+    assert await operator.locator("#room-status").inner_text() == "Tilkoblet"
 
 
 async def test_chat_consultation_without_camera_in_english(media_server, pages) -> None:

@@ -181,12 +181,11 @@ export function render(root, [cid], ctx, opts = {}) {
       }));
     }
     if (role === "nurse" && withVideo) controls.append(examCameraControl());
+    controls.append(h("button", { type: "button", class: isHost ? "btn" : "btn btn-danger", id: "leave-call",
+      i18n: "leave", onclick: () => leave() }));
     if (isHost) {
-      controls.append(h("button", { type: "button", class: "btn btn-danger", id: "end-consultation", i18n: "end_consultation",
-        onclick: () => host.openEnd() }));
-    } else {
-      controls.append(h("button", { type: "button", class: "btn btn-danger", id: "leave-call", i18n: "leave",
-        onclick: () => leave() }));
+      controls.append(h("button", { type: "button", class: "btn btn-danger", id: "end-consultation",
+        i18n: "end_consultation", onclick: () => host.openEnd() }));
     }
   }
 
