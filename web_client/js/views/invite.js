@@ -6,6 +6,7 @@ import { h, tr } from "../dom.js";
 import { session } from "../session.js";
 import { field } from "./login.js";
 import { render as renderRoom } from "./room.js";
+import { precallCheck } from "./precall.js";
 
 export const titleKey = "invite_title";
 
@@ -15,6 +16,7 @@ export function render(root, [token], ctx) {
   root.append(h("section", { class: "card narrow", "aria-labelledby": "invite-h" },
     h("h1", { id: "invite-h", i18n: "invite_title" }), error, body));
   let roomCleanup = null;
+  let check = null;
   const spent = session.get(`invite_${token}`);
 
   if (spent) {
@@ -35,9 +37,11 @@ export function render(root, [token], ctx) {
           return;
         }
         session.set(`invite_${token}`, { cid: inv.consultation_id, role: inv.role, name: name.value.trim() });
+        check.stop(true); // the tested camera and microphone go on into the consultation
         open(inv.consultation_id, inv.role, name.value.trim(), token);
       });
-      body.append(form);
+      check = precallCheck({ video: true });
+      body.append(form, check.element);
       name.focus();
     }).catch((e) => { error.textContent = e.message; });
   }
@@ -53,5 +57,5 @@ export function render(root, [token], ctx) {
     });
   }
 
-  return () => roomCleanup?.();
+  return () => { check?.stop(false); roomCleanup?.(); };
 }
