@@ -322,7 +322,7 @@ class ChatServer:
             raise ChatError("invalid_event", "Feltet client_id mangler eller er ugyldig (1-64 tegn A-Z, 0-9, _ -).")
         return v
 
-    async def _message(self, _sid: str, s: Session, d: dict[str, Any]) -> dict[str, Any]:
+    async def _message(self, sid: str, s: Session, d: dict[str, Any]) -> dict[str, Any]:
         cid = _id(d, "consultation_id")
         client_id = self._client_id(d)
         text = self._text(d)
@@ -332,10 +332,10 @@ class ChatServer:
             stored = await self.chat.messages.append(s.principal.tenant, cid, sender, client_id, text)
             if stored.created:
                 msg = Message(stored.id, cid, sender, text, stored.ts)
-                await self._broadcast(s.principal.tenant, cid, "message", msg.public())
+                await self._broadcast(s.principal.tenant, cid, "message", msg.public(), skip_sid=sid)
         return {"id": stored.id, "ts": stored.ts, "duplicate": not stored.created}
 
-    async def _attachment(self, _sid: str, s: Session, d: dict[str, Any]) -> dict[str, Any]:
+    async def _attachment(self, sid: str, s: Session, d: dict[str, Any]) -> dict[str, Any]:
         cid = _id(d, "consultation_id")
         client_id = self._client_id(d)
         caption = self._text(d, required=False)
@@ -345,10 +345,10 @@ class ChatServer:
         att = self.chat.attachments
         content_type = att.check(d.get("data"))
         async with s.sending:
-            return await self._store_attachment(tenant, cid, sender, client_id, caption, d, content_type)
+            return await self._store_attachment(sid, tenant, cid, sender, client_id, caption, d, content_type)
 
-    async def _store_attachment(self, tenant: str, cid: str, sender: Sender, client_id: str, caption: str,
-                                d: dict[str, Any], content_type: str) -> dict[str, Any]:
+    async def _store_attachment(self, sid: str, tenant: str, cid: str, sender: Sender, client_id: str,
+                                caption: str, d: dict[str, Any], content_type: str) -> dict[str, Any]:
         att = self.chat.attachments
         aid = await att.put(tenant, cid, bytes(d["data"]), content_type)
         meta = {"id": aid, "content_type": content_type, "size": len(d["data"]),
@@ -365,15 +365,16 @@ class ChatServer:
             return {"id": stored.id, "ts": stored.ts, "duplicate": True,
                     "attachment": first.attachment if first else None}
         msg = Message(stored.id, cid, sender, caption, stored.ts, meta)
-        await self._broadcast(tenant, cid, "message", msg.public())
+        await self._broadcast(tenant, cid, "message", msg.public(), skip_sid=sid)
         return {"id": stored.id, "ts": stored.ts, "duplicate": False, "attachment": meta}
 
-    async def _broadcast(self, tenant: str, cid: str, event: str, data: dict[str, Any]) -> None:
-        """To every socket in the consultation on every process. Best effort: the stream is the truth,
-        and clients resync with `history`."""
+    async def _broadcast(self, tenant: str, cid: str, event: str, data: dict[str, Any],
+                         skip_sid: str | None = None) -> None:
+        """To every socket in the consultation on every process (but `skip_sid`, which has its ack). Best
+        effort: the stream is the truth, and clients resync with `history`."""
         try:
             async with self._broadcasts:
-                await self.sio.emit(event, data, room=room(tenant, cid))
+                await self.sio.emit(event, data, room=room(tenant, cid), skip_sid=skip_sid)
         except Exception as exc:
             log.warning("broadcast of %s failed: %s", event, type(exc).__name__)
 

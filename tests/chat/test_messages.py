@@ -17,6 +17,7 @@ async def test_message_is_stored_acked_and_broadcast_with_sender(joined):
                                                "display_name": "Kari Nordmann"}}
     history = await doctor.call("history", {"consultation_id": pair.cid, "after_id": None})
     assert [m["id"] for m in history["messages"]] == [ack["id"]]
+    assert citizen.got("message") == []  # the sending connection has the ack, not an echo
 
 
 async def test_same_client_id_is_stored_once_acked_alike_and_broadcast_once(joined):
