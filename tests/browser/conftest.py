@@ -66,7 +66,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     reason = reason or _ensure_built()
     for item in mine:
         item.add_marker(pytest.mark.browser)
-        if reason:
+        if reason and "browser" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.skip(reason=reason))
 
 
