@@ -248,8 +248,11 @@ async def day(base: str, p: dict[str, Any]) -> dict[str, Any]:
 
     async def watch() -> None:
         while time.monotonic() - t0 < run_s:
-            async with http.get(f"{base}/api/v1/services") as r:
-                services = await r.json()
+            try:
+                async with http.get(f"{base}/api/v1/services") as r:
+                    services = await r.json() if r.status == 200 else []
+            except (aiohttp.ClientError, TimeoutError):
+                services = []  # an overloaded server: the sample is lost, the run goes on
             waiting = sum(s["queue_length"] for s in services if s["tenant"] == TENANT)
             timeline.append((hour(), active["video"], active["chat"], waiting))
             await asyncio.sleep(0.5)
@@ -334,6 +337,8 @@ def main() -> None:
         sample = CpuMeter({"server": proc.pid})
         sample.start()
         while not parent.poll(1.0):
+            if not worker.is_alive():
+                raise RuntimeError(f"load generator {worker.pid} died ({worker.exitcode}); see its traceback above")
             series.append((DAY_START_H + (time.monotonic() - t0) * args.time_scale / 3600, sample.stop()["server"]))
             sample.start()
         res = parent.recv()

@@ -129,8 +129,11 @@ async def rush(base: str, p: dict[str, Any]) -> dict[str, Any]:
 
     async def watch() -> None:
         while now() < stop_at:
-            async with http.get(f"{base}/api/v1/services") as r:
-                services = await r.json()
+            try:
+                async with http.get(f"{base}/api/v1/services") as r:
+                    services = await r.json() if r.status == 200 else []
+            except (aiohttp.ClientError, TimeoutError):
+                services = []  # an overloaded server: the sample is lost, the run goes on
             queue_len.append((now(), sum(s["queue_length"] for s in services
                                          if s["tenant"] == TENANT and s["service"] == SERVICE)))
             await asyncio.sleep(0.5)
@@ -210,6 +213,8 @@ def main() -> None:
         sample = CpuMeter({"server": proc.pid})
         sample.start()
         while not parent.poll(1.0):
+            if not worker.is_alive():
+                raise RuntimeError(f"load generator {worker.pid} died ({worker.exitcode}); see its traceback above")
             series.append((time.monotonic() - t0, sample.stop()["server"]))
             sample.start()
         res = parent.recv()
