@@ -133,7 +133,10 @@ async def rush(base: str, p: dict[str, Any]) -> dict[str, Any]:
                 async with http.get(f"{base}/api/v1/services") as r:
                     services = await r.json() if r.status == 200 else []
             except (aiohttp.ClientError, TimeoutError):
-                services = []  # an overloaded server: the sample is lost, the run goes on
+                services = []
+            if not services:  # an overloaded server: this sample is lost, the run goes on
+                await asyncio.sleep(0.5)
+                continue
             queue_len.append((now(), sum(s["queue_length"] for s in services
                                          if s["tenant"] == TENANT and s["service"] == SERVICE)))
             await asyncio.sleep(0.5)
