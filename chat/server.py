@@ -215,9 +215,11 @@ class ChatServer:
             return
         for cid in list(s.joined):
             self._unwatch_consultation(s.principal.tenant, cid)
-        for watch in s.watching.values():
+        for tid, watch in s.watching.items():
             for remove in watch.remove:
                 remove()
+            if any(tid in other.watching for other in self.sessions.values()):
+                continue  # another tab of the owner on this process still watches it
             with contextlib.suppress(Exception):
                 # The owner's live connection dropped: the ticket keeps its place for the grace period.
                 await self.store.queue.disconnected(watch.ticket.tenant, watch.ticket.id)
