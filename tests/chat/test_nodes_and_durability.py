@@ -89,6 +89,18 @@ async def _send_until_stored(client: Client, cid: str, text: str, client_id: str
         await asyncio.sleep(0.2)
 
 
+async def _until_nodes_linked(a: Client, b: Client, cid: str, wait_s: float = 15) -> None:
+    """Each node's AsyncRedisManager subscribes on its first connection, in the background: until then a
+    broadcast from the other node is not seen (the stream still has it). Typing goes the same way as messages,
+    so A types until B sees it -- in both directions."""
+    for x, y in ((a, b), (b, a)):
+        deadline = time.monotonic() + wait_s
+        while not y.got("typing"):
+            assert time.monotonic() < deadline, "nodes never linked through Redis"
+            await x.call("typing", {"consultation_id": cid, "typing": True})
+            await asyncio.sleep(0.35)
+
+
 async def test_redis_restart_between_two_messages_loses_nothing_acked(make_config, aof_redis):
     app = await start_app(make_config(redis_url=aof_redis.url, allowed_origins=[ORIGIN],
                                       chat_master_key=MASTER_KEY))
@@ -131,14 +143,12 @@ async def test_two_apps_sharing_redis_deliver_across_nodes(make_config, redis_ur
         citizen = await connect(base_url(node_b), pair.citizen)
         for c in (doctor, citizen):
             assert (await c.call("join", {"consultation_id": pair.cid}))["ok"]
-        await asyncio.sleep(0.3)  # each node's AsyncRedisManager subscribes on its first connection
+        await _until_nodes_linked(doctor, citizen, pair.cid)
         ack = await doctor.send(pair.cid, "fra node A")
         [msg] = await citizen.wait_for("message")
         assert msg["id"] == ack["id"] and msg["text"] == "fra node A"
         ack = await citizen.send(pair.cid, "fra node B")
         assert [m["id"] for m in await doctor.wait_for("message")] == [ack["id"]]  # no echo to the sender
-        await doctor.call("typing", {"consultation_id": pair.cid, "typing": True})
-        await citizen.wait_for("typing")
         await doctor.close()
         await citizen.close()
     finally:
@@ -193,7 +203,7 @@ async def test_two_nettlege_serve_processes_deliver_across_processes(serve_proce
     try:
         for c in (doctor, citizen):
             assert (await c.call("join", {"consultation_id": cid}))["ok"]
-        await asyncio.sleep(0.3)  # each process's AsyncRedisManager subscribes on its first connection
+        await _until_nodes_linked(doctor, citizen, cid)
         ack = await doctor.send(cid, "over prosessgrensen")
         [msg] = await citizen.wait_for("message")
         assert msg["id"] == ack["id"] and msg["text"] == "over prosessgrensen"
