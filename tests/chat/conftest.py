@@ -30,12 +30,12 @@ class Client:
     def got(self, event: str) -> list[Any]:
         return self.events.setdefault(event, [])
 
-    async def call(self, event: str, data: Any = None, wait_s: float = 5) -> Any:
+    async def call(self, event: str, data: Any = None, wait_s: float = 10) -> Any:
         if data is None:
             return await self.sio.call(event, timeout=wait_s)
         return await self.sio.call(event, data, timeout=wait_s)
 
-    async def wait_for(self, event: str, count: int = 1, wait_s: float = 5) -> list[Any]:
+    async def wait_for(self, event: str, count: int = 1, wait_s: float = 10) -> list[Any]:
         deadline = asyncio.get_running_loop().time() + wait_s
         while len(self.got(event)) < count:
             if asyncio.get_running_loop().time() > deadline:
@@ -138,7 +138,7 @@ async def joined(chat_app: TestClient) -> AsyncIterator[tuple[Pair, Client, Clie
     await citizen.close()
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], wait_s: float = 5) -> None:
+async def eventually(check: Callable[[], Awaitable[bool]], wait_s: float = 10) -> None:
     deadline = asyncio.get_running_loop().time() + wait_s
     while not await check():
         if asyncio.get_running_loop().time() > deadline:
