@@ -7,7 +7,7 @@ import pytest
 from aiohttp import ClientSession
 
 from .conftest import dev_login, has_route, screen, session_token
-from .media_checks import frames_decoded, wait_for_more_frames, wait_for_video
+from .media_checks import PIXEL_VARIANCE, frames_decoded, wait_for_more_frames, wait_for_video
 
 pytestmark = pytest.mark.browser
 
@@ -70,10 +70,12 @@ async def test_citizen_and_clinician_complete_a_video_consultation(media_server,
     await screen(citizen, "room-citizen")
     await screen(doctor, "room-clinician")
 
-    # Camera off and mute are toggle buttons with their state exposed.
+    # Camera off (audio only): the doctor's picture of the citizen goes black; on again, it comes back.
     await citizen.click("#camera")
     assert await citizen.get_attribute("#camera", "aria-pressed") == "true"
+    await doctor.wait_for_function(f"() => ({PIXEL_VARIANCE})('#remote-videos video') < 5", timeout=10_000)
     await citizen.click("#camera")
+    await doctor.wait_for_function(f"() => ({PIXEL_VARIANCE})('#remote-videos video') > 10", timeout=10_000)
     await citizen.click("#mute")
     assert await citizen.get_attribute("#mute", "aria-pressed") == "true"
 
@@ -159,6 +161,8 @@ async def test_interpreter_joins_by_invite_through_the_lobby(media_server, pages
     await doctor.click("#create-invite")
     link = await doctor.locator("#invite-result input").input_value()
     assert "/#/invite/" in link
+    await doctor.get_by_role("button", name="Kopier lenke").click()
+    await doctor.locator("#invite-result").get_by_text("Kopiert.").wait_for()
     await screen(doctor, "room-invite-link")
 
     interpreter = await pages.open(link, phone=True)
