@@ -249,9 +249,11 @@ def run(consultations: int, duration: float, interval: float, workers: int, conn
         server_rss_before = server.memory_info().rss
         load_before = os.getloadavg()[0]
         psutil.cpu_percent(None)
+        measure_start = time.perf_counter()
         for pipe in pipes:
             pipe.send({"go": duration})
         results = [pipe.recv() for pipe in pipes]
+        measured_s = time.perf_counter() - measure_start
         machine_busy = psutil.cpu_percent(None) * (os.cpu_count() or 1)  # % of one core, all processes
         load_after = os.getloadavg()[0]
         server_cpu = server.cpu_percent(None)
@@ -283,6 +285,10 @@ def run(consultations: int, duration: float, interval: float, workers: int, conn
         "deliver_max_s": max(deliver) if deliver else None,
         "baseline_whoami_rtt_p50_s": percentile(whoami, 50), "baseline_whoami_rtt_p99_s": percentile(whoami, 99),
         "server_cpu_pct": server_cpu, "redis_cpu_pct": redis_cpu, "load_cpu_pct": load_cpu,
+        # CPU the server spent per stored message (incl. its share of pings and pub/sub): less sensitive to a
+        # busy machine than the latencies are.
+        "server_cpu_ms_per_message": round(server_cpu / 100 * measured_s * 1000 / max(1, sum(r["acked"] for r in
+                                                                                           results)), 3),
         "machine_cpu_busy_pct": round(machine_busy, 1),
         "other_processes_cpu_pct": round(machine_busy - server_cpu - (redis_cpu or 0) - load_cpu, 1),
         "loadavg_1m_before_after": [round(load_before, 2), round(load_after, 2)],
