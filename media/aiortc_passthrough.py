@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -71,8 +72,10 @@ class _FrameSink:
         self._on_frame = None
 
 
-def install_receiver_sink(receiver: RTCRtpReceiver, on_frame: FrameHandler) -> _FrameSink:
-    """Route the receiver's encoded frames to `on_frame` instead of a decoder. Call before it starts."""
+def install_receiver_sink(receiver: RTCRtpReceiver, on_frame: FrameHandler,
+                          on_gap: Callable[[], None] | None = None) -> _FrameSink:
+    """Route the receiver's encoded frames to `on_frame` instead of a decoder. Call before it starts.
+    `on_gap` is called when frames were given up on (lost and not retransmitted in time)."""
     if receiver._RTCRtpReceiver__started:  # type: ignore[attr-defined]
         raise RuntimeError("receiver already started; install the sink from the 'track' event")
     sink = _FrameSink(on_frame)
@@ -80,12 +83,60 @@ def install_receiver_sink(receiver: RTCRtpReceiver, on_frame: FrameHandler) -> _
     # aiortc also holds 4 audio frames (80 ms) for its decoder; a forwarder has no decoder to smooth for.
     old: JitterBuffer = receiver._RTCRtpReceiver__jitter_buffer  # type: ignore[attr-defined]
     receiver._RTCRtpReceiver__jitter_buffer = _ForwardingJitterBuffer(  # type: ignore[attr-defined]
-        old.capacity, is_video=old._is_video)
+        old.capacity, is_video=old._is_video, on_gap=on_gap)
     return sink
 
 
+# How long a missing packet is waited for while later ones arrive: long enough for a NACK and its
+# retransmission (one RTT), short enough that one lost packet does not freeze the picture for the seconds
+# aiortc's own buffer would wait (until 512 packets have piled up behind it).
+MAX_GAP_WAIT_S = {True: 0.3, False: 0.1}
+
+
 class _ForwardingJitterBuffer(JitterBuffer):
-    """aiortc's reordering and loss handling, but a frame leaves as soon as its last packet is in."""
+    """aiortc's reordering and loss handling, but a frame leaves as soon as its last packet is in, and a
+    packet still missing after `MAX_GAP_WAIT_S` is given up on (with a keyframe request)."""
+
+    def __init__(self, capacity: int, is_video: bool, on_gap: Callable[[], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(capacity, is_video=is_video)
+        self._max_wait = MAX_GAP_WAIT_S[is_video]
+        self._on_gap = on_gap
+        self._clock = clock
+        self._stalled_since: float | None = None
+
+    def add(self, packet: Any) -> tuple[bool, JitterFrame | None]:
+        pli_flag, frame = super().add(packet)
+        if frame is not None or self._origin is None:
+            self._stalled_since = None
+            return pli_flag, frame
+        ahead = (packet.sequence_number - self._origin) & 0xFFFF
+        if not 0 < ahead < 0x8000:
+            return pli_flag, frame
+        # Packets beyond the oldest one and still no frame: a frame in progress, or a gap. A frame in
+        # progress completes within milliseconds; a gap lasts until its packet is retransmitted.
+        now = self._clock()
+        if self._stalled_since is None:
+            self._stalled_since = now
+        elif now - self._stalled_since >= self._max_wait and self._skip_gap():
+            self._stalled_since = None
+            if self._on_gap is not None:
+                self._on_gap()
+            return pli_flag or self._is_video, self._remove_frame(packet.sequence_number)
+        return pli_flag, frame
+
+    def _skip_gap(self) -> bool:
+        """Drop everything up to the first frame that starts after the first missing packet."""
+        packets = [self._packets[(self._origin + i) % self._capacity] for i in range(self._capacity)]
+        gap = next((i for i, p in enumerate(packets) if p is None), None)
+        if gap is None:
+            return False
+        for i in range(gap + 1, self._capacity):
+            previous = packets[i - 1]
+            if packets[i] is not None and (not self._is_video or (previous is not None and previous.marker)):
+                self.remove(i)
+                return True
+        return False
 
     def _remove_frame(self, sequence_number: int) -> JitterFrame | None:
         packets: list[Any] = []
@@ -93,7 +144,7 @@ class _ForwardingJitterBuffer(JitterBuffer):
         for count in range(self.capacity):
             packet = self._packets[(self._origin + count) % self._capacity]
             if packet is None:
-                return None  # a gap: wait for the retransmission (NACK) or give up on overflow, as aiortc does
+                return None  # a gap: wait for the retransmission (NACK), or for `add` to give up on it
             if timestamp is not None and packet.timestamp != timestamp:
                 # The previous frame ended without a marker bit: it is complete now.
                 self.remove(count)

@@ -95,6 +95,10 @@ class TrackForwarder(MediaStreamTrack):
         self._queue.append(frame)
         self._ready.set()
 
+    def wait_for_keyframe(self) -> None:
+        if self.kind == "video":
+            self._waiting_for_keyframe = True
+
     def _drop(self, frames: int) -> None:
         self.counters.dropped_frames += frames
         self._sfu_counters.dropped_frames += frames

@@ -282,7 +282,7 @@ class Peer:
             codec=codec, send_pli=lambda: passthrough.send_pli(receiver),  # type: ignore[arg-type]
             keyframe_min_interval_s=self._config.keyframe_min_interval_s, counters=self._counters)
         # Installed now, before aiortc starts the receiver; frames only reach subscribers once announced.
-        passthrough.install_receiver_sink(receiver, published.on_frame)
+        passthrough.install_receiver_sink(receiver, published.on_frame, published.on_gap)
         self._pending[mid] = published
 
     def _announce_pending(self) -> list[PublishedTrack]:

@@ -60,6 +60,13 @@ class PublishedTrack:
         for forwarder in self._forwarders:
             forwarder.push(encoded)
 
+    def on_gap(self) -> None:
+        """Frames were lost for good: later frames refer to them, so subscribers wait for a keyframe."""
+        self.counters.dropped_frames += 1
+        if self.kind == "video":
+            for forwarder in self._forwarders:
+                forwarder.wait_for_keyframe()
+
     def close(self) -> None:
         """The publisher left or stopped sending: its forwarders fall idle until reused or stopped."""
         self.closed = True

@@ -321,6 +321,7 @@ async def test_keyframe_requests_to_a_publisher_are_rate_limited(sfu, make_clien
     assert 1 <= published._keyframes.sent <= elapsed / sfu.config.keyframe_min_interval_s + 1
 
 
+@pytest.mark.timeout(120)
 async def test_six_participants_each_receive_all_five_others(sfu, make_client) -> None:
     room = sfu.room("c-6")
     names = ["doctor", "nurse", "patient", "interpreter", "relative", "student"]
@@ -330,9 +331,47 @@ async def test_six_participants_each_receive_all_five_others(sfu, make_client) -
     for client in clients:
         for i, other in enumerate(clients):
             if other is not client:
-                await client.wait_for(has_picture(client, other.name, frames=5), within_s=20,
+                await client.wait_for(has_picture(client, other.name, frames=5), within_s=40,
                                       what=f"{other.name} at {client.name}")
                 [video] = video_from(client, other.name)
                 assert {s for s, _ in video.markers} == {i + 1}
         assert len(client.tracks_by_kind("audio")) == 5
     assert len(room.participants()) == 6
+
+
+async def test_video_keeps_flowing_when_the_publishers_packets_are_lost_for_good(sfu, make_client) -> None:
+    room = sfu.room("c-loss")
+    doctor, citizen = make_client("doctor", sender_id=1), make_client("citizen", sender_id=2)
+    await connect(room, doctor)
+    await connect(room, citizen)
+    await citizen.wait_for(has_picture(citizen, "doctor", frames=10))
+    [transceiver] = [t for t in room.peer("doctor").pc.getTransceivers()
+                     if t.kind == "video" and t.currentDirection == "recvonly"]
+    receiver = transceiver.receiver
+    original = receiver._handle_rtp_packet
+    lost: set[int] = set()
+    seen = 0
+
+    async def lossy(packet, arrival_time_ms: int) -> None:  # every 40th packet, and its retransmissions
+        nonlocal seen
+        if packet.payload_type == 98:  # RTX (aiortc's numbering): the original sequence number comes first
+            if int.from_bytes(packet.payload[:2], "big") in lost:
+                return
+        else:
+            seen += 1
+            if seen % 40 == 0:
+                lost.add(packet.sequence_number)
+                return
+        await original(packet, arrival_time_ms)
+
+    receiver._handle_rtp_packet = lossy
+    [video] = video_from(citizen, "doctor")
+    before = len(video.markers)
+    await asyncio.sleep(4)
+    assert len(lost) >= 2
+    # aiortc's own buffer would wait for 512 more packets (~15 s here) after the first loss.
+    frames = len(video.markers) - before
+    assert frames > 50, f"the picture froze after a lost packet: {frames} frames in 4 s"
+    assert video.counters_in_order()
+    [published] = [t for t in room.peer("doctor").published.values() if t.kind == "video"]
+    assert published.counters.dropped_frames > 0

@@ -64,3 +64,32 @@ def test_the_forwarding_jitter_buffer_releases_a_video_frame_at_its_marker_bit_a
     assert frame is not None and frame.data == b"cd"
     audio = _ForwardingJitterBuffer(16, is_video=False)
     assert audio.add(packet(1, 960, False, b"opus"))[1].data == b"opus"
+
+
+def test_a_packet_missing_for_too_long_is_given_up_on_with_a_keyframe_request() -> None:
+    from aiortc.rtp import RtpPacket
+
+    from media.aiortc_passthrough import MAX_GAP_WAIT_S, _ForwardingJitterBuffer
+
+    def packet(seq: int, ts: int, marker: bool) -> RtpPacket:
+        p = RtpPacket(sequence_number=seq, timestamp=ts, marker=int(marker))
+        p._data = b"x"
+        return p
+
+    now = [0.0]
+    gaps: list[int] = []
+    buffer = _ForwardingJitterBuffer(512, is_video=True, on_gap=lambda: gaps.append(1), clock=lambda: now[0])
+    assert buffer.add(packet(100, 0, True))[1] is not None
+    # 101 (the first of frame 1, two packets) is lost and never retransmitted; frames 2, 3, ... follow.
+    results = []
+    for i, seq in enumerate(range(102, 130)):
+        now[0] = i * 0.033
+        results.append(buffer.add(packet(seq, 3000 * (i + 1), True)))
+        if now[0] >= MAX_GAP_WAIT_S[True]:
+            break
+    assert all(frame is None for _, frame in results[:-1])  # waiting for the retransmission
+    pli, frame = results[-1]
+    assert pli and gaps == [1] and frame is not None and frame.timestamp == 6000  # resumes at frame 2
+    assert buffer.add(packet(seq + 1, 999_000, True))[1] is not None
+    # A late packet from before the skipped gap changes nothing.
+    assert buffer.add(packet(101, 3000, False)) == (False, None)
