@@ -8,8 +8,9 @@ SRTP, NACK/RTX, receiver reports and retransmission history:
 - receiver: its `__decoder_queue` (a `queue.Queue` read by the decoder thread) becomes a sink that hands the
   encoded frame to the SFU on the event loop; the decoder thread exits at once because the sink yields no work.
   Its jitter buffer, which releases a frame only when the next one starts (one frame interval late, 33 ms of
-  video), is replaced by one that releases a frame at its last packet (the RTP marker bit for video; every
-  Opus packet is a whole frame).
+  video) and waits for a lost packet until 512 more have arrived (seconds of frozen picture), is replaced by
+  one that releases a frame at its last packet (the RTP marker bit for video; every Opus packet is a whole
+  frame) and gives up on a missing packet after `MAX_GAP_WAIT_S`, asking for a keyframe.
 - sender: its lazily created `__encoder` is preset to a packer, so aiortc calls `encoder.pack(frame)` (its path
   for pre-encoded `av.Packet`s) and never `get_encoder()`; its `_send_keyframe` (PLI/FIR from the subscriber)
   is redirected to the SFU.
