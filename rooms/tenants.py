@@ -101,7 +101,8 @@ def closed_message(tenant: Tenant, service: Service, now: datetime) -> str:
     nxt = service.opening_hours.next_opening(now)
     when = f" Den åpner igjen {nxt:%d.%m. kl. %H:%M}." if nxt else ""
     today = hours[WEEKDAYS[now.astimezone(OSLO).weekday()]]
+    today_text = "stengt hele dagen" if today == "closed" else f"åpningstid i dag: {today}"
     return (
-        f"{service.name} i {tenant.name} er stengt nå (åpningstid i dag: {today})."
+        f"{service.name} i {tenant.name} er stengt nå ({today_text})."
         f"{when} Ring legevakt på 116117, eller 113 ved fare for liv."
     )
