@@ -213,6 +213,10 @@ export class Call extends EventTarget {
         this._teardown();
         break;
       case "error":
+        if (msg.code === "denied") { // refused at hello (e.g. coming back after a deny we missed)
+          this.denied();
+          break;
+        }
         if (msg.code === "not_admitted" && this.state === "admitted") {
           // Our first offer overtook the server's own admission (it says "admitted" a moment before
           // it is ready for media): offer again shortly.

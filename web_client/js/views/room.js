@@ -256,7 +256,8 @@ export function render(root, [cid], ctx, opts = {}) {
       if (consultation?.state === "ended") { finish(consultation.outcome, true); return; }
       // Waiting in the lobby: the decision is in the store even if its event passed us by.
       const mine = consultation?.participants.find((p) => p.id === consultation.me);
-      if (call?.state === "lobby" && mine?.state === "denied") { call.denied(); return; }
+      const waiting = ["lobby", "reconnecting", "failed"].includes(call?.state);
+      if (waiting && mine?.state === "denied") { call.denied(); return; }
       if (call?.state === "lobby" && mine?.state === "admitted") call.networkLost(); // a fresh welcome
       renderParticipants();
     } catch (e) {
