@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+import socket
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -221,9 +222,12 @@ def ice_connections(pc: RTCPeerConnection) -> Iterable[Connection]:
             yield connection
 
 
-def restrict_gathering(pc: RTCPeerConnection, listen_ips: Sequence[str], announced_ip: str | None) -> None:
+def restrict_gathering(pc: RTCPeerConnection, listen_ips: Sequence[str], announced_ip: str | None,
+                       receive_buffer_bytes: int | None = None) -> None:
     """Gather host candidates only on `listen_ips` (all interfaces if empty) and write `announced_ip` into
-    the SDP instead of the listen address. Call before every setLocalDescription (new transports appear)."""
+    the SDP instead of the listen address. Call before every setLocalDescription (new transports appear).
+    `receive_buffer_bytes` enlarges the sockets' receive buffers (aioice asks for 256 KiB; the kernel caps
+    it at net.core.rmem_max), so a busy event loop loses fewer datagrams."""
     for connection in ice_connections(pc):
         if getattr(connection, "_nettlege_restricted", False) or connection._local_candidates_start:
             continue
@@ -241,6 +245,11 @@ def restrict_gathering(pc: RTCPeerConnection, listen_ips: Sequence[str], announc
                 connection._local_candidates_end = True
             else:
                 await original()
+            if receive_buffer_bytes:
+                for protocol in connection._protocols:
+                    sock = protocol.transport.get_extra_info("socket") if protocol.transport else None
+                    if sock is not None:
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer_bytes)
             if announced_ip:
                 connection._local_candidates = [_announce(c, announced_ip) for c in connection._local_candidates]
 

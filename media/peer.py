@@ -97,7 +97,8 @@ class Peer:
                         if track.codec is None:
                             raise MediaError("codec_unsupported", f"No forwardable {track.kind} codec offered "
                                              f"(supported: {', '.join(FORWARDABLE)}).")
-                passthrough.restrict_gathering(self.pc, self._config.listen_ips, self._config.announced_ip)
+                passthrough.restrict_gathering(self.pc, self._config.listen_ips, self._config.announced_ip,
+                                           self._config.udp_receive_buffer_bytes)
                 answer = await self.pc.createAnswer()
                 await self.pc.setLocalDescription(answer)
             except MediaError:
@@ -331,7 +332,8 @@ class Peer:
             for slot in self._slots:
                 if slot.transceiver is None and slot.forwarder.published is not None:
                     slot.transceiver = self._add_sender(slot.forwarder)
-            passthrough.restrict_gathering(self.pc, self._config.listen_ips, self._config.announced_ip)
+            passthrough.restrict_gathering(self.pc, self._config.listen_ips, self._config.announced_ip,
+                                           self._config.udp_receive_buffer_bytes)
             negotiated = passthrough.negotiated_parameters(self.pc)
             offer = await self.pc.createOffer()
             sdp = passthrough.keep_negotiated_numbering(self.pc, offer.sdp, negotiated)

@@ -12,6 +12,11 @@ from media import aiortc_passthrough
 from media.ice import rtc_configuration
 
 
+def _rmem_max() -> int:
+    with open("/proc/sys/net/core/rmem_max") as f:
+        return int(f.read())
+
+
 def test_aiortc_is_the_version_the_pass_through_was_written_against() -> None:
     assert aiortc.__version__.startswith(aiortc_passthrough.AIORTC_VERSION), (
         f"aiortc {aiortc.__version__}: re-check media/aiortc_passthrough.py against its receiver and sender")
@@ -65,8 +70,12 @@ async def test_the_private_attributes_used_exist_on_fresh_objects() -> None:
                      "_transport_policy", "_components"):
             assert hasattr(connection, name), name
         assert "addresses" in inspect.signature(connection.get_component_candidates).parameters
-        aiortc_passthrough.restrict_gathering(pc, ["127.0.0.1"], None)
+        aiortc_passthrough.restrict_gathering(pc, ["127.0.0.1"], None, receive_buffer_bytes=1 << 20)
         await connection.gather_candidates()
         assert {c.host for c in connection.local_candidates} == {"127.0.0.1"}
+        import socket
+        [protocol] = connection._protocols
+        buffer = protocol.transport.get_extra_info("socket").getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        assert buffer >= min(2 << 20, 2 * _rmem_max())  # Linux doubles what was asked, up to rmem_max
     finally:
         await pc.close()
