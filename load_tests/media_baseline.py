@@ -16,10 +16,13 @@ from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamTrack
 
 from media import aiortc_passthrough
+from media.config import MediaConfig
 from media.ice import rtc_configuration
 from media.stats import SfuCounters
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+RECEIVE_BUFFER = MediaConfig().udp_receive_buffer_bytes  # as the SFU's own sockets
 
 
 class TranscodingPeer:
@@ -40,7 +43,7 @@ class TranscodingPeer:
     async def handle_offer(self, sdp: str, track_labels: dict[str, str] | None = None) -> str:
         async with self._lock:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
-            aiortc_passthrough.restrict_gathering(self.pc, ["127.0.0.1"], None)
+            aiortc_passthrough.restrict_gathering(self.pc, ["127.0.0.1"], None, RECEIVE_BUFFER)
             await self.pc.setLocalDescription(await self.pc.createAnswer())
             await self._send({"type": "answer", "sdp": self.pc.localDescription.sdp})
             self._answered = True
@@ -75,7 +78,7 @@ class TranscodingPeer:
             for track in self._pending:
                 self.pc.addTransceiver(track, direction="sendonly")
             self._pending.clear()
-            aiortc_passthrough.restrict_gathering(self.pc, ["127.0.0.1"], None)
+            aiortc_passthrough.restrict_gathering(self.pc, ["127.0.0.1"], None, RECEIVE_BUFFER)
             await self.pc.setLocalDescription(await self.pc.createOffer())
             self._outstanding = True
             await self._send({"type": "offer", "sdp": self.pc.localDescription.sdp})

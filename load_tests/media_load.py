@@ -27,10 +27,13 @@ from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
 from media import aiortc_passthrough
+from media.config import MediaConfig
 from media.ice import rtc_configuration
 from media.testing import write_plane
 
 VIDEO_CLOCK = 90000
+
+RECEIVE_BUFFER = MediaConfig().udp_receive_buffer_bytes  # as the SFU's own sockets
 
 
 @dataclass(frozen=True)
@@ -162,7 +165,7 @@ class LoadClient:
             codecs = RTCRtpSender.getCapabilities(track.kind).codecs
             transceiver.setCodecPreferences([c for c in codecs if c.mimeType.lower() in (mime, f"{track.kind}/rtx")])
             aiortc_passthrough.on_keyframe_request_from_remote(transceiver.sender, track.request_keyframe)
-        aiortc_passthrough.restrict_gathering(self.pc, ["127.0.0.1"], None)
+        aiortc_passthrough.restrict_gathering(self.pc, ["127.0.0.1"], None, RECEIVE_BUFFER)
         await self.pc.setLocalDescription(await self.pc.createOffer())
         await self._ws.send_json({"type": "offer", "sdp": self.pc.localDescription.sdp})
 
@@ -174,7 +177,7 @@ class LoadClient:
                 await self.pc.setRemoteDescription(RTCSessionDescription(data["sdp"], "answer"))
             elif data["type"] == "offer":
                 await self.pc.setRemoteDescription(RTCSessionDescription(data["sdp"], "offer"))
-                aiortc_passthrough.restrict_gathering(self.pc, ["127.0.0.1"], None)
+                aiortc_passthrough.restrict_gathering(self.pc, ["127.0.0.1"], None, RECEIVE_BUFFER)
                 await self.pc.setLocalDescription(await self.pc.createAnswer())
                 await self._ws.send_json({"type": "answer", "sdp": self.pc.localDescription.sdp})
             elif data["type"] == "error":
