@@ -104,6 +104,15 @@ class AuditLog:
                 self._heads.pop(tenant, None)  # another process moved the head: read it again
         raise RuntimeError("audit chain head kept moving")  # pragma: no cover - 1000 lost races
 
+    async def record_access(self, tenant: str, action: Action, *, actor: str, role: str, consultation_id: str,
+                            window_s: int = 900) -> str | None:
+        """Record a read access once per actor, consultation and window: a page that refreshes its view
+        every few seconds leaves one entry per quarter hour, not hundreds. Returns the entry id if recorded."""
+        seen = Keys(tenant).audit_seen(action.value, actor, consultation_id)
+        if not await self._r.set(seen, "1", nx=True, ex=window_s):
+            return None
+        return await self.record(tenant, action, actor=actor, role=role, consultation_id=consultation_id)
+
     async def entries(self, tenant: str, start: str = "-", count: int | None = None) -> list[AuditEntry]:
         rows = await self._r.xrange(Keys(tenant).audit(), min=start, count=count)
         return [AuditEntry(i, f) for i, f in rows]

@@ -51,6 +51,9 @@ class Keys:
     def audit(self) -> str:
         return f"{self.prefix}audit"
 
+    def audit_seen(self, action: str, actor: str, cid: str) -> str:
+        return f"{self.prefix}audit:seen:{action}:{actor}:{cid}"
+
     def audit_head(self) -> str:
         return f"{self.prefix}audit:head"
 

@@ -35,6 +35,7 @@ class IssuerConfig(_Strict):
     """An OIDC issuer whose access tokens nettlege accepts (HelseID, ID-porten/Helsenorge, a booking system)."""
 
     issuer: str
+    name: str | None = None  # for people: "HelseID", "ID-porten"
     jwks_url: str
     audience: str
     algorithms: list[str] = ["RS256", "ES256", "PS256"]

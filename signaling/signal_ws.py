@@ -190,10 +190,13 @@ class SignalSession:
             await self._enter_room()
         else:
             # the admit may have happened between our read and the subscription
+            # A decision may have landed before we subscribed (an invite is spent before hello is answered).
             fresh = (await store.consultations.get(principal.tenant, self.cid)).participant(participant.id)
             if fresh and fresh.state == ParticipantState.ADMITTED:
-                await self.send({"type": "admitted"})
                 await self._enter_room()
+                await self.send({"type": "admitted"})
+            elif fresh and fresh.state == ParticipantState.DENIED:
+                raise _Fatal("denied", "Du ble ikke sluppet inn i denne konsultasjonen.", CLOSE_REFUSED)
 
     def _register(self) -> None:
         sessions: dict[tuple[str, str, str], SignalSession] = self.app[SIGNAL_SESSIONS]
@@ -234,8 +237,8 @@ class SignalSession:
         kind = event.get("type")
         mine = event.get("participant_id") == self.participant_id
         if kind == "admitted" and mine and self.peer is None:
+            await self._enter_room()  # the peer exists before the client hears it may offer
             await self.send({"type": "admitted"})
-            await self._enter_room()
         elif kind == "denied" and mine:
             await self.send({"type": "denied"})
             await self.ws.close(code=CLOSE_REFUSED, message=b"denied")

@@ -85,7 +85,7 @@ async def create(request: web.Request, principal: Principal, body: CreateConsult
            response=ConsultationOut, errors=(401, 404), tags=("consultations",), scoped=True)
 async def get(request: web.Request, principal: Principal, _b: None) -> ConsultationOut:
     c = await load(request, principal)
-    await request.app[STORE].audit.record(principal.tenant, Action.CONSULTATION_VIEWED, actor=principal.subject,
+    await request.app[STORE].audit.record_access(principal.tenant, Action.CONSULTATION_VIEWED, actor=principal.subject,
                                           role=principal.role, consultation_id=c.id)
     return await view(request, c, principal.subject)
 

@@ -50,3 +50,12 @@ async def test_entries_hold_no_names_or_text(store):
                              consultation_id="c_1")
     (entry,) = await store.audit.entries("oslo")
     assert set(entry.fields) == {"ts", "action", "actor", "role", "consultation_id", "prev", "hash"}
+
+
+async def test_repeated_reads_are_recorded_once_per_window(store, clock):
+    for _ in range(5):
+        await store.audit.record_access("oslo", Action.CONSULTATION_VIEWED, actor="d1", role="clinician",
+                                        consultation_id="c_1")
+    await store.audit.record_access("oslo", Action.CONSULTATION_VIEWED, actor="d2", role="clinician",
+                                    consultation_id="c_1")
+    assert [e.fields["actor"] for e in await store.audit.for_consultation("oslo", "c_1")] == ["d1", "d2"]

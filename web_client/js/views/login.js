@@ -65,6 +65,7 @@ export function render(root, _params, { navigate, homeFor }) {
 }
 
 function issuerName(issuer) {
+  if (issuer.name && issuer.name !== issuer.issuer) return issuer.name;
   try { return new URL(issuer.issuer).hostname; } catch { return issuer.issuer; }
 }
 
