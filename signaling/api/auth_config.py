@@ -67,7 +67,8 @@ class InvitePreviewOut(BaseModel):
            response=AuthConfigOut, tags=("auth",))
 async def auth_config(request: web.Request, _p: None, _b: None) -> AuthConfigOut:
     config = request.app[CONFIG]
-    issuers = [LoginIssuerOut(issuer=i.issuer, name=i.name or i.issuer, client_id=i.client_id, authorization_endpoint=i.authorization_endpoint,
+    issuers = [LoginIssuerOut(issuer=i.issuer, name=i.name or i.issuer, client_id=i.client_id,
+                              authorization_endpoint=i.authorization_endpoint,
                               scope=i.scope)
                for i in config.issuers if i.client_id and i.authorization_endpoint and i.token_endpoint]
     return AuthConfigOut(dev_login=config.dev_issuer_enabled, issuers=issuers, sms=bool(config.sms_webhook_url))
