@@ -15,10 +15,15 @@ export class Call extends EventTarget {
    * @param {string} o.token a JWT, a session token or an invite token (spent on first use)
    * @param {string} [o.displayName]
    * @param {MediaStream|null} [o.localStream] camera and microphone
+   * @param {() => Promise<string|null>} [o.resolveSignalUrl] asks the REST API where the consultation's
+   *   media lives (its `signal_url`); called before every (re)connect, so a client whose node died is
+   *   sent to the node that took the consultation over
    */
-  constructor({ consultationId, token, displayName = "", localStream = null }) {
+  constructor({ consultationId, token, displayName = "", localStream = null, resolveSignalUrl = null }) {
     super();
     this.cid = consultationId;
+    this.resolveSignalUrl = resolveSignalUrl;
+    this.signalUrl = null; // set by a `wrong_node` redirect
     this.token = token;
     this.sessionToken = null;
     this.displayName = displayName;
@@ -109,10 +114,22 @@ export class Call extends EventTarget {
     this._emit("state", { state, ...detail });
   }
 
-  _open() {
-    clearTimeout(this.retryTimer);
+  /** The WebSocket URL for a `signal_url` (a path on this origin or another node's base URL). */
+  _wsUrl(url) {
     const proto = location.protocol === "https:" ? "wss" : "ws";
-    const ws = new WebSocket(`${proto}://${location.host}/api/v1/consultations/${this.cid}/signal`);
+    if (!url) url = `/api/v1/consultations/${this.cid}/signal`;
+    if (url.startsWith("/")) return `${proto}://${location.host}${url}`;
+    return url.replace(/^http/, "ws");
+  }
+
+  async _open() {
+    clearTimeout(this.retryTimer);
+    let url = this.signalUrl;
+    this.signalUrl = null; // a redirect is used once; after that the REST API says where to go
+    if (!url && this.resolveSignalUrl) {
+      try { url = await this.resolveSignalUrl(); } catch { url = null; }
+    }
+    const ws = new WebSocket(this._wsUrl(url));
     this.ws = ws;
     if (this.state !== "reconnecting") this._setState("connecting");
     ws.onopen = () => {
@@ -134,7 +151,8 @@ export class Call extends EventTarget {
   _onClose(e) {
     this.ws = null;
     if (["ended", "left", "denied", "failed"].includes(this.state)) return;
-    if (FATAL_CLOSE(e.code) && !(this.sessionToken && e.code !== 4403)) {
+    const redirected = e.code === 4421 && this.signalUrl; // wrong_node: go where the server said
+    if (FATAL_CLOSE(e.code) && !redirected && !(this.sessionToken && e.code !== 4403)) {
       this._setState("failed", { code: e.code, reason: e.reason });
       this._teardown();
       return;
@@ -213,6 +231,11 @@ export class Call extends EventTarget {
         this._teardown();
         break;
       case "error":
+        if (msg.code === "wrong_node" && msg.signal_url) {
+          // The consultation's media lives on another server process: reconnect there at once.
+          this.signalUrl = msg.signal_url;
+          break;
+        }
         if (msg.code === "denied") { // refused at hello (e.g. coming back after a deny we missed)
           this.denied();
           break;

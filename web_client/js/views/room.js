@@ -312,7 +312,7 @@ export function render(root, [cid], ctx, opts = {}) {
     renderParticipants();
 
     call = new Call({ consultationId: cid, token, displayName: opts.displayName || session.user?.name || "",
-      localStream });
+      localStream, resolveSignalUrl: async () => (await api.consultation(cid)).signal_url });
     window.nettlegeCall = call; // for the browser tests (getStats) and debugging
     call.addEventListener("state", (e) => {
       const { state, outcome } = e.detail;
