@@ -21,7 +21,11 @@ ORIGIN = "http://load.test"
 
 
 def cpus() -> list[int]:
-    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    """This machine's CPUs, the server's first: CPU 0 unless NETTLEGE_BENCH_SERVER_CPU names another (the other
+    benchmarks in load_tests also put their server on CPU 0, so two of them at once contend there)."""
+    found = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    first = int(os.environ.get("NETTLEGE_BENCH_SERVER_CPU", found[0]))
+    return [first, *(c for c in found if c != first)] if first in found else found
 
 
 def cpu_plan(server_processes: int = 1) -> tuple[list[list[int]], list[int]]:
