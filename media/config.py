@@ -23,8 +23,10 @@ class MediaConfig:
     video_queue_frames: int = 30
     audio_queue_frames: int = 25
     sdp_max_bytes: int = 64 * 1024
-    # Receive buffer per media socket; the kernel caps it at net.core.rmem_max (raise that in production).
-    udp_receive_buffer_bytes: int = 4 * 1024 * 1024
+    # Receive buffer per media socket (one per peer connection). None keeps aioice's 256 KiB, which the
+    # kernel doubles: ~4 s of one participant's media. Larger only turns loss into delay when the event
+    # loop is starved; raise it (and net.core.rmem_max) for short stalls, e.g. long GC pauses.
+    udp_receive_buffer_bytes: int | None = None
     max_participants: int = 6
     # How often per-participant stats are sampled and pushed in a `participants` update.
     stats_interval_s: float = 3.0
