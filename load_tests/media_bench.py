@@ -93,8 +93,9 @@ def run_once(mode: str, consultations: int, duration: float, workers: int) -> di
     lost = sum(r["packets_lost"] for r in results)
     up_received = stats_end["inbound_packets_received"] - stats_start["inbound_packets_received"]
     up_lost = stats_end["inbound_packets_lost"] - stats_start["inbound_packets_lost"]
-    uplink = up_lost / (up_received + up_lost) if up_received + up_lost > 0 else 0.0
-    downlink = lost / (received + lost) if received + lost else 0.0
+    # aiortc's packetsLost can go down (late and duplicate packets), so a window's difference can be < 0.
+    uplink = max(0, up_lost) / (up_received + up_lost) if up_received + up_lost > 0 else 0.0
+    downlink = max(0, lost) / (received + lost) if received + lost > 0 else 0.0
     first_frames = [f for r in results for f in r["first_frame_s"]]
     clients = sum(r["clients"] for r in results)
     return {
