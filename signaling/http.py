@@ -15,6 +15,8 @@ from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from rooms.errors import Conflict, DomainError, Forbidden, Gone, NotFound, RateLimited
 from rooms.models import Principal, Role
@@ -69,6 +71,11 @@ async def error_middleware(request: web.Request,
         return error_response(status, e.code, e.message)
     except ValidationError as e:
         return error_response(422, "invalid_body", _validation_message(e))
+    except (RedisConnectionError, RedisTimeoutError):
+        # Redis away or every pooled connection busy: a clear, retryable answer instead of a 500.
+        log.warning("store unavailable on %s %s", request.method, request.path)
+        return error_response(503, "store_unavailable", "Tjenesten er midlertidig overbelastet. Prøv igjen.",
+                              {"Retry-After": "2"})
     except web.HTTPRequestEntityTooLarge:
         return error_response(413, "body_too_large", "Forespørselen er for stor.")
     except web.HTTPException as e:

@@ -80,12 +80,22 @@ async def join_queue(request: web.Request, principal: Principal, body: JoinQueue
     return await _ticket_view(store, request, ticket, principal)
 
 
+MAX_LIST = 500
+
+
 @api.route("GET", "/api/v1/tenants/{tenant}/services/{service}/queue", summary="The waiting queue (staff)",
-           roles=STAFF, response=list[TicketOut], errors=(401, 403, 404), tags=("queue",))
+           roles=STAFF, response=list[TicketOut], errors=(401, 403, 404, 422), tags=("queue",),
+           query={"limit": f"the first N tickets in serving order (default 100, at most {MAX_LIST})"})
 async def list_queue(request: web.Request, principal: Principal, _b: None) -> list[dict[str, object]]:
     service = _service(request, principal)
+    try:
+        limit = int(request.query.get("limit", "100"))
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= MAX_LIST:
+        raise ApiError(422, "invalid_limit", f"limit må være et tall fra 1 til {MAX_LIST}.")
     store = request.app[STORE]
-    tickets = await store.queue.waiting(principal.tenant, service.id)
+    tickets = await store.queue.waiting(principal.tenant, service.id, limit)
     return [ticket_out(t, i + 1, None, staff_view=True).model_dump(mode="json") for i, t in enumerate(tickets)]
 
 

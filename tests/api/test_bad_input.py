@@ -76,3 +76,30 @@ async def test_write_rate_limit(app_client, make_config):
     r = await app_client.post(f"{Q}/take", headers=bearer(token))
     assert r.status == 429 and int(r.headers["Retry-After"]) > 0
     assert (await r.json())["error"] == "rate_limited"
+
+
+async def test_queue_list_limit(app_client):
+    doc = await dev_token(app_client, "d", "clinician")
+    for i in range(3):
+        tok = await dev_token(app_client, f"c{i}", "citizen")
+        await app_client.post(Q, json={"channel": "video", "reason": "r"}, headers=bearer(tok))
+    assert len(await (await app_client.get(f"{Q}?limit=2", headers=bearer(doc))).json()) == 2
+    assert len(await (await app_client.get(Q, headers=bearer(doc))).json()) == 3
+    for bad in ("0", "501", "many"):
+        r = await app_client.get(f"{Q}?limit={bad}", headers=bearer(doc))
+        assert r.status == 422 and (await r.json())["error"] == "invalid_limit"
+
+
+async def test_store_outage_is_a_503_not_a_500(make_config):
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from signaling.app import build_app
+
+    client = TestClient(TestServer(build_app(make_config(redis_url="redis://127.0.0.1:1/0")), host="127.0.0.1"))
+    await client.start_server()
+    try:
+        tok = await dev_token(client, "a", "citizen")
+        r = await client.post(Q, json={"channel": "video", "reason": "r"}, headers=bearer(tok))
+        assert r.status == 503 and (await r.json())["error"] == "store_unavailable" and r.headers["Retry-After"]
+    finally:
+        await client.close()
