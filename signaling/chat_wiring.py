@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
-import os
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -30,12 +28,6 @@ from .identity import identify
 
 log = logging.getLogger(__name__)
 
-# Garbage collection with thousands of open Socket.IO connections (~220 tracked objects each): CPython's default
-# thresholds (700, 10, 10) made the server run a full collection every few seconds in the chat benchmark, each
-# stopping the event loop for ~0.6 s at 2,000 clients (p50 0.25 s, p99 2.2 s at 450 messages/s). With a larger
-# young generation full collections become rare (p50 2 ms, p99 0.29 s, same run). NETTLEGE_GC_TUNING=0 keeps
-# the defaults. Process-wide, so it belongs with `serve`; it sits here until it moves there.
-GC_THRESHOLDS = (50_000, 20, 100)
 CHAT = web.AppKey("chat", ChatStore)
 CHAT_SERVER = web.AppKey("chat_server", ChatServer)
 SHRED_INTERVAL_S = 600.0
@@ -65,9 +57,6 @@ def setup_chat(app: web.Application, limits: ChatLimits | None = None) -> None:
     app[NOTIFIER] = server
 
     async def chat_ctx(app: web.Application) -> AsyncIterator[None]:
-        if os.environ.get("NETTLEGE_GC_TUNING", "1") != "0":
-            gc.freeze()  # what start-up built (modules, schemas, config) lives as long as the process
-            gc.set_threshold(*GC_THRESHOLDS)
         store = app[STORE]
         chat = ChatStore(store.redis, config.chat_key_bytes(), server.limits)
         app[CHAT] = chat

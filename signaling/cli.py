@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import ssl
@@ -13,6 +14,19 @@ from aiohttp import web
 from .app import build_app
 from .config import ConfigError, load_config
 from .workers import supervise
+
+# Garbage collection with thousands of open Socket.IO connections (~220 tracked objects each): CPython's default
+# thresholds (700, 10, 10) made the server run a full collection every few seconds in the chat benchmark, each
+# stopping the event loop for ~0.6 s at 2,000 clients (p50 0.25 s, p99 2.2 s at 450 messages/s). With a larger
+# young generation full collections become rare (p50 2 ms, p99 0.29 s, same run). Process-wide, so it is set
+# here for a served process only, never in tests; NETTLEGE_GC_TUNING=0 keeps CPython's defaults.
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
+def _tune_gc() -> None:
+    if os.environ.get("NETTLEGE_GC_TUNING", "1") != "0":
+        gc.freeze()  # what start-up built (modules, schemas, config) lives as long as the process
+        gc.set_threshold(*GC_THRESHOLDS)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"nettlege: cannot load TLS certificate: {exc}", file=sys.stderr)
             return 2
     app = build_app(config)
+    _tune_gc()
     scheme = "https" if ssl_context else "http"
     url = config.public_url or f"{scheme}://{config.host}:{config.port}/"
     print(f"nettlege is running: open {url} in a browser (Ctrl-C stops it)", flush=True)
