@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,7 +17,20 @@ import pytest
 from load_tests._procs import free_port, redis_server
 
 
-def _wait_http(url: str, timeout: float = 30) -> None:
+def _two_free_ports() -> int:
+    """A port P with P+1 free too (the workers take consecutive ports)."""
+    for _ in range(50):
+        port = _two_free_ports()
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 1))
+                return port
+            except OSError:
+                continue
+    raise RuntimeError("no two consecutive free ports")
+
+
+def _wait_http(url: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -32,7 +46,7 @@ def two_workers(tmp_path) -> Iterator[tuple[str, str]]:  # type: ignore[no-untyp
     config = tmp_path / "n.toml"
     config.write_text('[[tenants]]\nid = "oslo"\nname = "Oslo"\n[[tenants.services]]\nid = "nettlege"\n'
                       'name = "Nettlege"\nopening_hours = { default = "24/7" }\n')
-    port = free_port()
+    port = _two_free_ports()
     with redis_server() as redis_url:
         env = {**os.environ, "REDIS_URL": redis_url, "NETTLEGE_ENV": "development", "NETTLEGE_LOG_LEVEL": "WARNING"}
         for key in ("NETTLEGE_SECRET_KEY", "NETTLEGE_CHAT_MASTER_KEY"):
