@@ -20,7 +20,7 @@ from load_tests._procs import free_port, redis_server
 def _two_free_ports() -> int:
     """A port P with P+1 free too (the workers take consecutive ports)."""
     for _ in range(50):
-        port = _two_free_ports()
+        port = free_port()
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port + 1))
