@@ -63,7 +63,7 @@ def setup_placement(app: web.Application, load: Callable[[], float]) -> None:
         async def beat() -> None:
             while True:
                 try:
-                    await registry.heartbeat(node.id, node.address, load())
+                    await registry.heartbeat(node.id, node.address, node.load())
                 except Exception:  # Redis away for a moment: the next beat tries again; /readyz reports it
                     log.warning("node heartbeat failed")
                 await asyncio.sleep(interval)

@@ -97,6 +97,7 @@ async def start_app(make_config, redis_url) -> AsyncIterator[Callable[..., Await
         servers.append(server)
         return f"http://127.0.0.1:{port}", app
 
+    start.servers = servers  # type: ignore[attr-defined]  # a test may stop one (node failover)
     yield start
     for server in servers:
         await server.close()

@@ -1,0 +1,46 @@
+"""Two server processes' worth of nodes sharing Redis, in the browser: pages are served by node A while the
+consultation's media lives on node B (the client follows `signal_url`); then B goes away and both
+browsers come back with video on A."""
+
+from __future__ import annotations
+
+import pytest
+
+from signaling.placement import NODE
+from signaling.signal_ws import SIGNAL_SESSIONS
+
+from .conftest import dev_login
+from .media_checks import frames_decoded, wait_for_more_frames, wait_for_video
+from .test_consultation import queue_citizen
+
+pytestmark = pytest.mark.browser
+
+
+async def test_media_on_another_node_and_failover_back(start_app, pages) -> None:
+    base_a, app_a = await start_app(node_timeout_s=1.5)
+    _, app_b = await start_app(node_timeout_s=1.5, allowed_origins=[base_a])
+    # A reports itself busy, so the placement puts the new consultation's media on B.
+    node_a, node_b = app_a[NODE], app_b[NODE]
+    node_a.load = lambda: 50.0
+    await node_a.registry.heartbeat(node_a.id, node_a.address, 50.0)
+    await node_b.registry.heartbeat(node_b.id, node_b.address, 0.0)
+
+    citizen = await queue_citizen(pages, base_a, "Kari Pasient")
+    doctor = await pages.open(base_a + "/")
+    await dev_login(doctor, "clinician", "Dr. Lege")
+    await doctor.select_option("#service-select", "legevakt")
+    await doctor.locator("#queue-table tbody tr").first.wait_for()
+    await doctor.click("#take-next")
+    await citizen.wait_for_function("() => location.hash.startsWith('#/room/')", timeout=15_000)
+    await wait_for_video(doctor)
+    await wait_for_video(citizen)
+    assert len(app_b[SIGNAL_SESSIONS]) == 2 and len(app_a[SIGNAL_SESSIONS]) == 0  # media on B, pages from A
+
+    # B stops; its heartbeat goes, A takes the consultation over, and both browsers reconnect there.
+    await next(s for s in start_app.servers if s.app is app_b).close()
+    node_a.load = lambda: 0.0
+    for page in (doctor, citizen):
+        before = await frames_decoded(page)
+        await page.locator("#room-status").get_by_text("Tilkoblet").wait_for(timeout=30_000)
+        await wait_for_more_frames(page, before, timeout_ms=30_000)
+    assert len(app_a[SIGNAL_SESSIONS]) == 2
