@@ -47,10 +47,10 @@ RATE_PER_S = 10.0
 DROP_GRACE_S = 20.0
 
 # Close codes: 4400 bad request, 4401 unauthenticated, 4403 refused, 4404 unknown consultation,
-# 4409 replaced by a newer connection, 4410 consultation ended, 4421 media lives on another node
-# (reconnect to the `signal_url` in the error), 4429 too many messages.
+# 4408 a server offer went unanswered, 4409 replaced by a newer connection, 4410 consultation ended,
+# 4421 media lives on another node (reconnect to the `signal_url` in the error), 4429 too many messages.
 CLOSE_BAD, CLOSE_AUTH, CLOSE_REFUSED, CLOSE_UNKNOWN = 4400, 4401, 4403, 4404
-CLOSE_REPLACED, CLOSE_ENDED, CLOSE_RATE, CLOSE_WRONG_NODE = 4409, 4410, 4429, 4421
+CLOSE_ANSWER_TIMEOUT, CLOSE_REPLACED, CLOSE_ENDED, CLOSE_RATE, CLOSE_WRONG_NODE = 4408, 4409, 4410, 4429, 4421
 
 
 def ice_servers_for(config: Config, user: str) -> list[dict[str, Any]]:
@@ -102,6 +102,8 @@ class SignalSession:
         self.ended = False
         self.bucket = _Bucket()
         self._events: asyncio.Task[None] | None = None
+        self._offer_sent_at: float | None = None  # a server offer waiting for the client's answer
+        self._watchdog: asyncio.Task[None] | None = None
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -109,6 +111,8 @@ class SignalSession:
         return (self.principal.tenant, self.cid, self.participant_id)
 
     async def send(self, message: dict[str, Any]) -> None:
+        if message.get("type") == "offer" and self._offer_sent_at is None:
+            self._offer_sent_at = time.monotonic()
         if not self.ws.closed:
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await self.ws.send_json(message)
@@ -215,6 +219,7 @@ class SignalSession:
         assert self.principal and self.participant_id
         room = self.app[SFU].room(self.cid)
         self.peer = await room.join(self.participant_id, self.principal.role.value, self.principal.name, self.send)
+        self._watchdog = asyncio.create_task(self._watch_answers(), name=f"signal-answers-{self.cid}")
         self.admitted.set()
         store = self.app[STORE]
         await store.audit.record(self.principal.tenant, Action.CONSULTATION_JOINED, actor=self.principal.subject,
@@ -249,6 +254,17 @@ class SignalSession:
         elif kind == "knock" and self.peer is not None and self.principal and self.principal.is_staff:
             await self.send({"type": "knock", "participant_id": event.get("participant_id"),
                              "role": event.get("role"), "display_name": event.get("display_name")})
+
+    async def _watch_answers(self) -> None:
+        """A client that never answers a server offer would block every later renegotiation (the server
+        never has two offers outstanding): close it, so it reconnects with a fresh peer connection."""
+        limit = self.app[CONFIG].signal_answer_timeout_s
+        while not self.ws.closed:
+            await asyncio.sleep(min(1.0, limit / 4))
+            if self._offer_sent_at is not None and time.monotonic() - self._offer_sent_at > limit:
+                await self.error("answer_timeout", "Svaret på serverens tilbud kom ikke i tide; kobler til på nytt.")
+                await self.ws.close(code=CLOSE_ANSWER_TIMEOUT, message=b"answer_timeout")
+                return
 
     # --- offer/answer loop -----------------------------------------------------------------------
 
@@ -311,10 +327,13 @@ class SignalSession:
             await self.peer.handle_offer(sdp, labels)  # the peer sends the answer itself
         else:
             await self.peer.handle_answer(sdp)
+            self._offer_sent_at = None
 
     # --- teardown --------------------------------------------------------------------------------
 
     async def cleanup(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
         if self._events is not None:
             self._events.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

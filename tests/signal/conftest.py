@@ -17,11 +17,14 @@ from tests.conftest import bearer, close_app, dev_token
 
 
 @pytest.fixture
-async def live(make_config, redis_url) -> AsyncIterator[TestClient]:  # type: ignore[no-untyped-def]
+async def live(make_config, redis_url, request) -> AsyncIterator[TestClient]:  # type: ignore[no-untyped-def]
+    """The app with a short drop grace; `@pytest.mark.app_config(key=value)` overrides more."""
     r = connect(redis_url)
     await r.flushdb()
     await r.aclose()
-    client = TestClient(TestServer(build_app(make_config(signal_drop_grace_s=0.5)), host="127.0.0.1"))
+    marker = request.node.get_closest_marker("app_config")
+    overrides = {"signal_drop_grace_s": 0.5, **(marker.kwargs if marker else {})}
+    client = TestClient(TestServer(build_app(make_config(**overrides)), host="127.0.0.1"))
     await client.start_server()
     yield client
     await close_app(client)

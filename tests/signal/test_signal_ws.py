@@ -227,3 +227,21 @@ async def test_metrics_count_forwarded_media_and_sessions(live, participants):
     assert values["nettlege_media_rooms"] == 1
     assert values["nettlege_media_peer_connections"] == 2
     assert values["nettlege_signal_sessions"] == 2
+
+
+@pytest.mark.app_config(signal_answer_timeout_s=1.0)
+async def test_a_client_that_never_answers_a_server_offer_is_closed(participants, live):
+    cid, ct, dt = await take_consultation(live)
+    doctor = participants(cid, dt, "doctor", sender_id=1)
+    await doctor.connect()
+    deliver = doctor.media.deliver
+
+    async def drop_offers(message):  # a broken client: takes server offers and never answers them
+        if message.get("type") != "offer":
+            await deliver(message)
+
+    doctor.media.deliver = drop_offers
+    citizen = participants(cid, ct, "citizen", sender_id=2)
+    await citizen.connect()  # its tracks make the server offer them to the doctor
+    await asyncio.wait_for(doctor.closed.wait(), 10)
+    assert doctor.close_code == 4408 and "answer_timeout" in [e.get("code") for e in doctor.events]
