@@ -103,6 +103,8 @@ async def test_no_task_peer_connection_or_memory_leak_after_100_join_leave_cycle
     await asyncio.sleep(0.5)
     tasks_before = len(asyncio.all_tasks())
     pcs_before = live_peer_connections()
+    # Counted here, not assumed to be 1: earlier tests in the same pytest process may still hold theirs.
+    peers_before = sum(isinstance(o, Peer) for o in gc.get_objects())
     tracemalloc.start()
     memory_before = tracemalloc.get_traced_memory()[0]
     for i in range(5, 105):
@@ -113,7 +115,7 @@ async def test_no_task_peer_connection_or_memory_leak_after_100_join_leave_cycle
     tracemalloc.stop()
     assert len(asyncio.all_tasks()) <= tasks_before + 2
     assert live_peer_connections() <= pcs_before
-    assert sum(isinstance(o, Peer) for o in gc.get_objects()) == 1  # the doctor's
+    assert sum(isinstance(o, Peer) for o in gc.get_objects()) <= peers_before  # none of the 100 survives
     # ~0.4 MB measured: packets in flight in bounded buffers (jitter buffers, retransmission history).
     assert memory_growth < 2_000_000, f"memory grew by {memory_growth} bytes over 100 cycles"
     assert room.peer("doctor").sdp_media_count() <= 3  # its own audio + one reused audio m-line (+ slack)
