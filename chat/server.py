@@ -116,6 +116,15 @@ def host_room(tenant: str, cid: str) -> str:
     return f"h:{tenant}:{cid}"
 
 
+@dataclass
+class ChatCounters:
+    """Plain counters, read by the Prometheus collector at scrape time (chat/metrics.py)."""
+
+    messages: int = 0
+    attachments: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+
+
 class ChatServer:
     def __init__(self, identify: Identify, *, origins: list[str], redis_url: str | None,
                  median_consultation_s: MedianConsultation, limits: ChatLimits | None = None) -> None:
@@ -135,6 +144,7 @@ class ChatServer:
         self._consultation_watch: dict[tuple[str, str], tuple[int, Callable[[], None]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._broadcasts = asyncio.Semaphore(MAX_BROADCASTS_IN_FLIGHT)
+        self.counters = ChatCounters()
         self.sio.on("connect", self._on_connect)
         self.sio.on("disconnect", self._on_disconnect)
         for event, fn in (("join", self._join), ("leave", self._leave), ("message", self._message),
@@ -249,6 +259,7 @@ class ChatServer:
                 log.error("chat event %s failed: %s", event, type(exc).__name__)
                 err = ChatError("internal", "Noe gikk galt hos oss. Prøv igjen.")
             payload = err.payload(event)
+            self.counters.errors[err.code] = self.counters.errors.get(err.code, 0) + 1
             with contextlib.suppress(Exception):
                 await self._emit_local("error", payload, sid)
             return payload
@@ -333,6 +344,7 @@ class ChatServer:
         async with s.sending:
             stored = await self.chat.messages.append(s.principal.tenant, cid, sender, client_id, text)
             if stored.created:
+                self.counters.messages += 1
                 msg = Message(stored.id, cid, sender, text, stored.ts)
                 await self._broadcast(s.principal.tenant, cid, "message", msg.public(), skip_sid=sid)
         return {"id": stored.id, "ts": stored.ts, "duplicate": not stored.created}
@@ -366,6 +378,7 @@ class ChatServer:
             first = await self.chat.messages.one(tenant, cid, stored.id)
             return {"id": stored.id, "ts": stored.ts, "duplicate": True,
                     "attachment": first.attachment if first else None}
+        self.counters.attachments += 1
         msg = Message(stored.id, cid, sender, caption, stored.ts, meta)
         await self._broadcast(tenant, cid, "message", msg.public(), skip_sid=sid)
         return {"id": stored.id, "ts": stored.ts, "duplicate": False, "attachment": meta}

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from chat import metrics as chat_metrics
 from chat.errors import ChatError
 from chat.limits import ChatLimits
 from chat.server import Authenticated, ChatServer
@@ -25,6 +26,7 @@ from rooms.errors import DomainError
 from .appkeys import CONFIG, NOTIFIER, STORE
 from .auth import AuthError
 from .identity import identify
+from .metrics import METRICS
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,7 @@ def setup_chat(app: web.Application, limits: ChatLimits | None = None) -> None:
     server.attach(app)
     app[CHAT_SERVER] = server
     app[NOTIFIER] = server
+    chat_metrics.register(server, app[METRICS].registry)
 
     async def chat_ctx(app: web.Application) -> AsyncIterator[None]:
         store = app[STORE]

@@ -113,3 +113,16 @@ async def test_messages_sent_back_to_back_keep_their_order(joined):
     assert [m["text"] for m in history["messages"]] == [f"raskt {i}" for i in range(15)]
     await doctor.wait_for("message", 15)
     assert [m["text"] for m in doctor.got("message")] == [f"raskt {i}" for i in range(15)]
+
+
+async def test_metrics_count_stored_messages_errors_and_connections(chat_app, joined):
+    pair, _doctor, citizen = joined
+    await citizen.send(pair.cid, "en", client_id="m-1")
+    await citizen.send(pair.cid, "en", client_id="m-1")  # a retry: stored once, counted once
+    await citizen.call("message", {"consultation_id": pair.cid, "client_id": "m-2", "text": ""})
+    text = await (await chat_app.get("/metrics")).text()
+    values = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+              if line and not line.startswith("#")}
+    assert values["nettlege_chat_messages_total"] == 1
+    assert values["nettlege_chat_connections"] == 2
+    assert sum(v for k, v in values.items() if k.startswith("nettlege_chat_errors_total")) >= 1
