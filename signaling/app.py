@@ -136,11 +136,8 @@ async def metrics(request: web.Request) -> web.Response:
     for tenant in config.tenants:
         for s in tenant.services:
             m.queue_length.labels(tenant.id, s.id).set(await store.queue.length(tenant.id, s.id))
-            oldest = await store.redis.zrange(f"nl:{{{tenant.id}}}:queue:{s.id}", 0, 0)
-            wait = 0.0
-            if oldest:
-                t = await store.queue.get(tenant.id, oldest[0])
-                wait = now - t.enqueued_at
+            oldest = await store.queue.waiting(tenant.id, s.id, limit=1)
+            wait = now - oldest[0].enqueued_at if oldest else 0.0
             m.oldest_wait.labels(tenant.id, s.id).set(wait)
     return m.render()
 

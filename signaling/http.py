@@ -26,9 +26,6 @@ from .auth import AuthError
 
 log = logging.getLogger(__name__)
 
-PRINCIPAL = web.RequestKey("principal", Principal) if hasattr(web, "RequestKey") else "principal"
-
-
 class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
@@ -45,8 +42,8 @@ def error_response(status: int, code: str, message: str, headers: dict[str, str]
     return web.json_response({"error": code, "message": message}, status=status, headers=headers)
 
 
-_DOMAIN_STATUS: list[tuple[type[DomainError], int]] = [
-    (NotFound, 404), (Forbidden, 403), (Gone, 410), (RateLimited, 429), (Conflict, 409)]
+# RateLimited is answered before these (it carries Retry-After); any other DomainError is a 400.
+_DOMAIN_STATUS: list[tuple[type[DomainError], int]] = [(NotFound, 404), (Forbidden, 403), (Gone, 410), (Conflict, 409)]
 
 
 def _validation_message(err: ValidationError) -> str:
@@ -66,8 +63,7 @@ async def error_middleware(request: web.Request,
     except RateLimited as e:
         return error_response(429, e.code, e.message, {"Retry-After": str(e.retry_after_s)})
     except DomainError as e:
-        status = next(s for kind, s in _DOMAIN_STATUS if isinstance(e, kind)) \
-            if any(isinstance(e, k) for k, _ in _DOMAIN_STATUS) else 400
+        status = next((s for kind, s in _DOMAIN_STATUS if isinstance(e, kind)), 400)
         return error_response(status, e.code, e.message)
     except ValidationError as e:
         return error_response(422, "invalid_body", _validation_message(e))

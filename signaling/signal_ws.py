@@ -32,6 +32,7 @@ from .auth import AuthError
 from .config import Config
 from .http import error_response
 from .identity import identify
+from .lobby import knock
 from .metrics import METRICS
 from .placement import NODE
 
@@ -173,14 +174,7 @@ class SignalSession:
         self._events = asyncio.create_task(self._follow_events(subscribed), name=f"signal-events-{self.cid}")
         await subscribed.wait()
         if participant is None:
-            participant = await store.consultations.add_participant(
-                principal.tenant, self.cid, subject=principal.subject, role=principal.role,
-                display_name=principal.name, state=ParticipantState.LOBBY)
-            await store.audit.record(principal.tenant, Action.CONSULTATION_KNOCKED, actor=principal.subject,
-                                     role=principal.role, consultation_id=self.cid)
-            await store.events.publish(principal.tenant, consultation_topic(self.cid),
-                                       {"type": "knock", "participant_id": participant.id,
-                                        "role": participant.role.value, "display_name": participant.display_name})
+            participant = await knock(store, principal, self.cid)
         if participant.state == ParticipantState.DENIED:
             raise _Fatal("denied", "Du ble ikke sluppet inn i denne konsultasjonen.", CLOSE_REFUSED)
         self.participant_id = participant.id
@@ -281,8 +275,6 @@ class SignalSession:
 
     async def _loop(self) -> None:
         async for msg in self.ws:
-            if msg.type != WSMsgType.TEXT:
-                raise _Fatal("text_expected", "Bare JSON-tekstmeldinger støttes.", CLOSE_BAD)
             if not self.bucket.take():
                 raise _Fatal("rate_limited", "For mange meldinger.", CLOSE_RATE)
             data = self._parse(msg)
