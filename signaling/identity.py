@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from rooms.audit import Action
-from rooms.events import consultation_topic
 from rooms.invites import parse_token
 from rooms.models import Participant, ParticipantState, Principal
 
 from .appkeys import AUTH, STORE
+from .lobby import announce_knock
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +42,6 @@ async def identify(app: web.Application, token: str, display_name: str = "") -> 
     await store.audit.record(invite.tenant, Action.INVITE_REDEEMED, actor=subject, role=invite.role,
                              consultation_id=invite.consultation_id, participant_id=participant.id)
     if participant.state == ParticipantState.LOBBY:
-        await store.events.publish(invite.tenant, consultation_topic(invite.consultation_id),
-                                   {"type": "knock", "participant_id": participant.id,
-                                    "role": participant.role.value, "display_name": participant.display_name})
+        await announce_knock(store, invite.tenant, invite.consultation_id, participant)
     session = app[AUTH].issue_session_token(principal, invite.consultation_id, participant.id)
     return Identity(principal, session, participant)

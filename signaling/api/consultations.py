@@ -16,6 +16,7 @@ from rooms.models import (
     Role,
 )
 
+from .. import lobby
 from ..appkeys import CONFIG, STORE
 from ..http import Api, ApiError, require_tenant
 from ..placement import NODE
@@ -133,14 +134,7 @@ async def knock(request: web.Request, principal: Principal, _b: None) -> KnockOu
     store = request.app[STORE]
     cid = request.match_info["consultation_id"]
     await write_allowed(request, principal)
-    p = await store.consultations.add_participant(principal.tenant, cid, subject=principal.subject,
-                                                  role=principal.role, display_name=principal.name,
-                                                  state=ParticipantState.LOBBY)
-    await store.audit.record(principal.tenant, Action.CONSULTATION_KNOCKED, actor=principal.subject,
-                             role=principal.role, consultation_id=cid)
-    await store.events.publish(principal.tenant, consultation_topic(cid),
-                               {"type": "knock", "participant_id": p.id, "role": p.role.value,
-                                "display_name": p.display_name})
+    p = await lobby.knock(store, principal, cid)
     return KnockOut(participant_id=p.id, state=p.state.value)
 
 
