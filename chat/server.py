@@ -34,13 +34,12 @@ import socketio
 
 from rooms.audit import Action
 from rooms.errors import DomainError
-from rooms.events import consultation_topic, queue_topic, ticket_topic
+from rooms.events import EventHub, consultation_topic, queue_topic, ticket_topic
 from rooms.models import STAFF_ROLES, Participant, ParticipantState, Principal, Ticket, TicketState
 from rooms.store import Store
 
 from .attachments import safe_name
 from .errors import ChatError
-from .hub import EventHub
 from .limits import ChatLimits
 from .messages import Message, Sender, valid_stream_id
 from .store import ChatStore
@@ -158,14 +157,11 @@ class ChatServer:
 
     # --- lifecycle ----------------------------------------------------------------------------
 
-    async def start(self, store: Store, chat: ChatStore) -> None:
-        self.store, self.chat = store, chat
-        self.hub = EventHub(store.redis)
-        await self.hub.start()
+    async def start(self, store: Store, chat: ChatStore, hub: EventHub) -> None:
+        """`hub` is the process's one event subscription, owned (started, stopped) by the composition root."""
+        self.store, self.chat, self.hub = store, chat, hub
 
     async def stop(self) -> None:
-        if self.hub is not None:
-            await self.hub.stop()
         for task in list(self._tasks):
             task.cancel()
         manager = self.sio.manager

@@ -19,11 +19,11 @@ from aiohttp import web
 
 from media import MediaConfig, Sfu
 from rooms.audit import Action
-from rooms.events import queue_topic
+from rooms.events import EventHub, queue_topic
 from rooms.store import Store, connect
 
 from .api import build_api
-from .appkeys import AUTH, CONFIG, HTTP, STORE
+from .appkeys import AUTH, CONFIG, HTTP, HUB, STORE
 from .auth import Authenticator
 from .chat_wiring import setup_chat
 from .config import Config
@@ -89,7 +89,10 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     app[STORE] = store
     app[HTTP] = session
     app[AUTH] = Authenticator(config, session)
+    hub = app[HUB] = EventHub(store.redis)
+    await hub.start()
     yield
+    await hub.stop()
     await session.close()
     await store.close()
 

@@ -7,6 +7,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from rooms.events import EventHub
 from rooms.store import Store
 
 from .auth import Authenticator
@@ -14,6 +15,7 @@ from .config import Config
 
 CONFIG = web.AppKey("config", Config)
 STORE = web.AppKey("store", Store)
+HUB = web.AppKey("hub", EventHub)  # the process's one Redis event subscription (chat and signaling)
 AUTH = web.AppKey("auth", Authenticator)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 NOTIFIER = web.AppKey("notifier", Any)  # chat/queue event fan-out, set when the chat server is attached

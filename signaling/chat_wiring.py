@@ -23,7 +23,7 @@ from chat.store import ChatStore
 from rooms.audit import Action
 from rooms.errors import DomainError
 
-from .appkeys import CONFIG, NOTIFIER, STORE
+from .appkeys import CONFIG, HUB, NOTIFIER, STORE
 from .auth import AuthError
 from .identity import identify
 from .metrics import METRICS
@@ -63,7 +63,7 @@ def setup_chat(app: web.Application, limits: ChatLimits | None = None) -> None:
         store = app[STORE]
         chat = ChatStore(store.redis, config.chat_key_bytes(), server.limits)
         app[CHAT] = chat
-        await server.start(store, chat)
+        await server.start(store, chat, app[HUB])
         stop = asyncio.Event()
         sweeper = asyncio.create_task(_shred_loop(app, stop), name="chat-retention-sweep")
         yield

@@ -27,7 +27,7 @@ from rooms.errors import DomainError, Gone, NotFound
 from rooms.events import consultation_topic
 from rooms.models import ConsultationState, ParticipantState, Principal
 
-from .appkeys import AUTH, CONFIG, STORE
+from .appkeys import AUTH, CONFIG, HUB, STORE
 from .auth import AuthError
 from .config import Config
 from .http import error_response
@@ -226,14 +226,34 @@ class SignalSession:
             await store.events.publish(tenant, consultation_topic(self.cid), {"type": "changed"})
 
     async def _follow_events(self, subscribed: asyncio.Event) -> None:
+        """This consultation's events through the process's one EventHub (no Redis connection of its own)."""
         assert self.principal
-        async with self.app[STORE].events.subscribe(self.principal.tenant, consultation_topic(self.cid)) as events:
+        with self.app[HUB].inbox(self.principal.tenant, consultation_topic(self.cid)) as events:
             subscribed.set()
-            async for event in events:
-                await self._on_event(event)
+            while True:
+                await self._on_event(await events.get())
+
+    async def _resync(self) -> None:
+        """Events may have been lost while the hub resubscribed: read the decision from the store."""
+        assert self.principal
+        try:
+            consultation = await self.app[STORE].consultations.get(self.principal.tenant, self.cid)
+        except NotFound:
+            return
+        me = consultation.participant(self.participant_id) if self.participant_id else None
+        if consultation.state == ConsultationState.ENDED:
+            outcome = consultation.outcome.value if consultation.outcome else None
+            await self._on_event({"type": "ended", "outcome": outcome})
+        elif me is not None and me.state == ParticipantState.ADMITTED:
+            await self._on_event({"type": "admitted", "participant_id": me.id})
+        elif me is not None and me.state == ParticipantState.DENIED:
+            await self._on_event({"type": "denied", "participant_id": me.id})
 
     async def _on_event(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
+        if kind == "resync":
+            await self._resync()
+            return
         mine = event.get("participant_id") == self.participant_id
         if kind == "admitted" and mine and self.peer is None:
             await self._enter_room()  # the peer exists before the client hears it may offer
@@ -296,11 +316,19 @@ class SignalSession:
         if kind == "leave":
             self.left = True
             return
-        if kind not in ("offer", "answer", "candidate"):
+        if kind not in ("offer", "answer", "candidate", "media_state"):
             await self.error("unknown_type", f"Ukjent meldingstype: {kind[:40]}.")
             return
         if self.peer is None:
             await self.error("not_admitted", "Du er ikke sluppet inn ennå.")
+            return
+        if kind == "media_state":  # the client muted or switched its camera off: shown on its tile
+            audio_off, video_off = data.get("audio_off"), data.get("video_off")
+            if not isinstance(audio_off, bool) or not isinstance(video_off, bool):
+                await self.error("bad_media_state", "audio_off og video_off må være true eller false.")
+                return
+            await self.app[SFU].room(self.cid).set_media_off(self.participant_id or "", audio=audio_off,
+                                                              video=video_off)
             return
         if kind == "candidate":
             candidate = data.get("candidate")
@@ -341,6 +369,8 @@ class SignalSession:
             return
         # Dropped: keep the place for a grace period, then remove the participant unless it came back.
         key, pid = self.key, self.participant_id
+        with contextlib.suppress(Exception):  # the others see "reconnecting" with the grace countdown
+            await self.app[SFU].room(self.cid).dropped(pid, self.app[CONFIG].signal_drop_grace_s)
 
         async def remove_later() -> None:
             await asyncio.sleep(self.app[CONFIG].signal_drop_grace_s)
