@@ -28,6 +28,10 @@ class Room:
         self._on_closed = on_closed
         self._peers: dict[str, Peer] = {}
         self._stats_task: asyncio.Task[None] | None = None
+        # Set by signaling, shown to everyone in `participants`: a dropped connection's grace period
+        # (participant id → loop time it ends) and what a participant has switched off itself.
+        self._dropped_until: dict[str, float] = {}
+        self._media_off: dict[str, dict[str, bool]] = {}
         self.closed = False
 
     async def join(self, participant_id: str, role: str, display_name: str, send: Send) -> Peer:
@@ -37,6 +41,7 @@ class Room:
         if self.closed:
             raise MediaError("consultation_ended", "This consultation has ended.")
         old = self._peers.pop(participant_id, None)
+        self._dropped_until.pop(participant_id, None)
         if old is not None:
             await self._remove(old)
         elif len(self._peers) >= self._config.max_participants:
@@ -56,6 +61,8 @@ class Room:
 
     async def leave(self, participant_id: str) -> None:
         peer = self._peers.pop(participant_id, None)
+        self._dropped_until.pop(participant_id, None)
+        self._media_off.pop(participant_id, None)
         if peer is None:
             return
         await self._remove(peer)
@@ -79,8 +86,30 @@ class Room:
         self._on_closed(self)
 
     def participants(self) -> list[dict[str, Any]]:
-        """`[{"id", "role", "display_name", "tracks": [{"id", "kind", "label"}], "stats": {...}}]`"""
-        return [peer.describe() for peer in self._peers.values()]
+        """`[{"id", "role", "display_name", "tracks": [{"id", "kind", "label"}], "stats": {...},
+        "presence": "connected"|"reconnecting", "grace_s"?: seconds left, "audio_off", "video_off"}]`"""
+        now = asyncio.get_running_loop().time() if self._dropped_until else 0.0
+        out = []
+        for pid, peer in self._peers.items():
+            d = peer.describe()
+            off = self._media_off.get(pid, {})
+            d.update(presence="connected", audio_off=off.get("audio", False), video_off=off.get("video", False))
+            if pid in self._dropped_until:
+                d.update(presence="reconnecting", grace_s=max(0, round(self._dropped_until[pid] - now)))
+            out.append(d)
+        return out
+
+    async def dropped(self, participant_id: str, grace_s: float) -> None:
+        """The participant's connection is gone; its place is kept for `grace_s` (others see a countdown)."""
+        if participant_id in self._peers:
+            self._dropped_until[participant_id] = asyncio.get_running_loop().time() + grace_s
+            await self._broadcast_participants()
+
+    async def set_media_off(self, participant_id: str, *, audio: bool, video: bool) -> None:
+        """The participant muted its microphone or turned its camera off (others see it on the tile)."""
+        if participant_id in self._peers and self._media_off.get(participant_id) != {"audio": audio, "video": video}:
+            self._media_off[participant_id] = {"audio": audio, "video": video}
+            await self._broadcast_participants()
 
     def peer(self, participant_id: str) -> Peer | None:
         return self._peers.get(participant_id)

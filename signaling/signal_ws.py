@@ -369,8 +369,9 @@ class SignalSession:
             return
         # Dropped: keep the place for a grace period, then remove the participant unless it came back.
         key, pid = self.key, self.participant_id
-        with contextlib.suppress(Exception):  # the others see "reconnecting" with the grace countdown
-            await self.app[SFU].room(self.cid).dropped(pid, self.app[CONFIG].signal_drop_grace_s)
+        if self.peer is not None:  # the others see "reconnecting" with the grace countdown
+            with contextlib.suppress(Exception):
+                await self.app[SFU].room(self.cid).dropped(pid, self.app[CONFIG].signal_drop_grace_s)
 
         async def remove_later() -> None:
             await asyncio.sleep(self.app[CONFIG].signal_drop_grace_s)
