@@ -3,6 +3,12 @@
 Stored sealed with the consultation's data key in one Redis hash per consultation
 (`Keys.chat_attachments`), so a shred reaches them together with the messages. The chat message that
 carries an attachment holds only its id, type, size and (sealed) file name.
+
+Bytes are budgeted: per participant, per consultation and per tenant, checked and added in the same script
+that stores the attachment (nothing is stored over a quota), and a global cap over all tenants checked just
+before (best effort: tenants live in different Redis Cluster slots, so one script cannot see them all).
+`Keys.chat_bytes` holds the consultation's usage (field `_total` and one field per participant);
+`Keys.chat_bytes_total` the tenant's, which the retention shred gives back.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import json
 import re
 import secrets
 from dataclasses import dataclass
+from typing import NoReturn
 
 import redis.asyncio as aioredis
 from cryptography.exceptions import InvalidTag
@@ -19,10 +26,53 @@ from rooms.keys import Keys
 
 from .crypto import DataKeys, open_sealed, seal
 from .errors import ChatError, HistoryShredded
+from .limits import Quotas
 
 JPEG_MAGIC = b"\xff\xd8\xff"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 ATTACHMENT_ID = re.compile(r"^a_[A-Za-z0-9_-]{16}$")
+
+# KEYS: attachments, consultation usage, tenant usage   ARGV: id, sealed json, size, participant id,
+# participant quota, consultation quota, tenant quota
+_PUT = """
+local size = tonumber(ARGV[3])
+if tonumber(redis.call('HGET', KEYS[2], ARGV[4]) or '0') + size > tonumber(ARGV[5]) then
+  return {err = 'quota_participant'} end
+if tonumber(redis.call('HGET', KEYS[2], '_total') or '0') + size > tonumber(ARGV[6]) then
+  return {err = 'quota_consultation'} end
+if tonumber(redis.call('GET', KEYS[3]) or '0') + size > tonumber(ARGV[7]) then
+  return {err = 'quota_tenant'} end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HINCRBY', KEYS[2], ARGV[4], size)
+redis.call('HINCRBY', KEYS[2], '_total', size)
+return redis.call('INCRBY', KEYS[3], size)
+"""
+
+# KEYS: attachments, consultation usage, tenant usage   ARGV: id, participant id
+_DISCARD = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return redis.call('GET', KEYS[3]) or 0 end
+local size = cjson.decode(raw)['size']
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('HINCRBY', KEYS[2], ARGV[2], -size)
+redis.call('HINCRBY', KEYS[2], '_total', -size)
+return redis.call('DECRBY', KEYS[3], size)
+"""
+
+
+_QUOTA_MESSAGES = {
+    "quota_participant": ("attachment_quota",
+                          "Du har sendt så mange bilder i denne konsultasjonen at det ikke er plass til flere."),
+    "quota_consultation": ("attachment_quota",
+                           "Denne konsultasjonen har ikke plass til flere bilder."),
+    "quota_tenant": ("storage_full", "Det er ikke plass til flere bilder akkurat nå. Prøv igjen senere."),
+    "quota_global": ("storage_full", "Det er ikke plass til flere bilder akkurat nå. Prøv igjen senere."),
+}
+
+
+def _quota_error(code: str) -> NoReturn:
+    wire, message = _QUOTA_MESSAGES[code]
+    raise ChatError(wire, message)
 
 
 def sniff(data: bytes) -> str | None:
@@ -54,10 +104,17 @@ def _aad(tenant: str, cid: str, aid: str, content_type: str) -> str:
 
 
 class AttachmentStore:
-    def __init__(self, redis: aioredis.Redis, keys: DataKeys, max_bytes: int) -> None:
+    def __init__(self, redis: aioredis.Redis, keys: DataKeys, max_bytes: int, quotas: Quotas | None = None,
+                 tenants: tuple[str, ...] = ()) -> None:
+        """`tenants`: every configured tenant, whose usage the global cap adds up."""
         self._r = redis
         self._keys = keys
         self.max_bytes = max_bytes
+        self.quotas = quotas or Quotas()
+        self.tenants = tenants
+        self._put = redis.register_script(_PUT)
+        self._discard = redis.register_script(_DISCARD)
+        self.stored_bytes: dict[str, int] = {}  # tenant -> bytes, as last seen (the Prometheus gauge)
 
     def check(self, data: object) -> str:
         """The content type of an acceptable attachment, else a ChatError saying what is wrong."""
@@ -73,16 +130,51 @@ class AttachmentStore:
             raise ChatError("attachment_type", "Bare bilder i JPEG- eller PNG-format kan sendes.")
         return content_type
 
-    async def put(self, tenant: str, cid: str, data: bytes, content_type: str) -> str:
+    async def usage(self, tenant: str) -> int:
+        """Attachment bytes the tenant stores now (also refreshes `stored_bytes`)."""
+        n = int(await self._r.get(Keys(tenant).chat_bytes_total()) or 0)
+        self.stored_bytes[tenant] = n
+        return n
+
+    async def global_usage(self, tenant: str) -> int:
+        """Attachment bytes all tenants store now (refreshes `stored_bytes`)."""
+        tenants = self.tenants or (tenant,)
+        async with self._r.pipeline(transaction=False) as p:  # one slot per tenant: not one transaction
+            for t in tenants:
+                p.get(Keys(t).chat_bytes_total())
+            values = await p.execute()
+        self.stored_bytes.update({t: int(v or 0) for t, v in zip(tenants, values, strict=True)})
+        return sum(int(v or 0) for v in values)
+
+    async def put(self, tenant: str, cid: str, data: bytes, content_type: str, *, owner: str) -> str:
+        """Store an attachment of participant `owner`, or refuse it (ChatError) when a quota would be exceeded."""
+        size = len(data)
+        q = self.quotas
+        if await self.global_usage(tenant) + size > q.global_bytes:
+            _quota_error("quota_global")
         aid = "a_" + secrets.token_urlsafe(12)
         key = await self._keys.get_or_create(tenant, cid)
         sealed = seal(key, bytes(data), _aad(tenant, cid, aid, content_type))
-        await self._r.hset(Keys(tenant).chat_attachments(cid), aid,
-                           json.dumps({"type": content_type, "size": len(data), "ct": sealed}))
+        k = Keys(tenant)
+        try:
+            total = await self._put(
+                keys=[k.chat_attachments(cid), k.chat_bytes(cid), k.chat_bytes_total()],
+                args=[aid, json.dumps({"type": content_type, "size": size, "ct": sealed, "owner": owner}), size,
+                      owner, q.participant_bytes, q.consultation_bytes, q.tenant_bytes])
+        except aioredis.ResponseError as exc:
+            code = next((c for c in _QUOTA_MESSAGES if c in str(exc)), None)
+            if code is None:
+                raise
+            _quota_error(code)
+        self.stored_bytes[tenant] = int(total)
         return aid
 
-    async def discard(self, tenant: str, cid: str, aid: str) -> None:
-        await self._r.hdel(Keys(tenant).chat_attachments(cid), aid)
+    async def discard(self, tenant: str, cid: str, aid: str, *, owner: str) -> None:
+        """Remove an attachment (a retry's second copy) and give its bytes back."""
+        k = Keys(tenant)
+        total = await self._discard(keys=[k.chat_attachments(cid), k.chat_bytes(cid), k.chat_bytes_total()],
+                                    args=[aid, owner])
+        self.stored_bytes[tenant] = int(total)
 
     async def get(self, tenant: str, cid: str, aid: str) -> Attachment:
         if not ATTACHMENT_ID.match(aid):

@@ -4,6 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Quotas:
+    """Attachment bytes one participant, one consultation, one tenant and all tenants together may store
+    (until the retention shred gives them back). A refusal comes before anything is stored."""
+
+    participant_bytes: int = 30 * MIB
+    consultation_bytes: int = 60 * MIB
+    tenant_bytes: int = 2048 * MIB
+    global_bytes: int = 6144 * MIB
+
 
 @dataclass(frozen=True, slots=True)
 class ChatLimits:
@@ -11,7 +24,8 @@ class ChatLimits:
     max_client_id_chars: int = 64
     messages_per_window: int = 30  # per participant and consultation, counted in Redis (all processes)
     window_s: int = 10
-    max_attachment_bytes: int = 5 * 1024 * 1024
+    max_attachment_bytes: int = 5 * MIB
+    quotas: Quotas = Quotas()
     max_history: int = 1000  # messages per history/join answer; `more` says when there are more
     typing_min_interval_s: float = 0.3
     data_key_cache_s: float = 60.0  # how long a process may keep an unwrapped data key after a shred

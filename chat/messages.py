@@ -69,6 +69,19 @@ redis.call('HSET', KEYS[1], ARGV[1], up_to)
 return up_to
 """
 
+# Crypto-shred one consultation's chat and give its attachment bytes back to the tenant's quota, at once.
+# KEYS: data key, client ids, reads, keyed index, messages, attachments, bytes, tenant bytes  ARGV: cid, ttl
+_SHRED = """
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('ZREM', KEYS[4], ARGV[1])
+redis.call('EXPIRE', KEYS[5], tonumber(ARGV[2]))
+redis.call('EXPIRE', KEYS[6], tonumber(ARGV[2]))
+local used = tonumber(redis.call('HGET', KEYS[7], '_total') or '0')
+if used > 0 then redis.call('DECRBY', KEYS[8], used) end
+redis.call('DEL', KEYS[7])
+return used
+"""
+
 _SCRIPT_ERRORS = {
     "consultation_not_found": "Fant ikke denne konsultasjonen.",
     "consultation_ended": "Konsultasjonen er avsluttet. Du kan lese samtalen, men ikke skrive mer.",
@@ -123,6 +136,7 @@ class MessageStore:
         self._clock = clock
         self._append = redis.register_script(_APPEND)
         self._read = redis.register_script(_READ)
+        self._shred = redis.register_script(_SHRED)
 
     async def append(self, tenant: str, cid: str, sender: Sender, client_id: str, text: str,
                      attachment: dict[str, Any] | None = None) -> Stored:
@@ -225,12 +239,10 @@ class MessageStore:
         due = [cid for cid, (state, ended_at) in zip(cids, states, strict=True)
                if state is None or (state == "ended" and ended_at and float(ended_at) + retention_s <= now)]
         for cid in due:
-            async with self._r.pipeline(transaction=True) as p:
-                p.delete(k.chat_data_key(cid), k.chat_client_ids(cid), k.chat_reads(cid))
-                p.zrem(k.chat_keyed(), cid)
-                for key in (k.chat_messages(cid), k.chat_attachments(cid)):
-                    p.expire(key, SHREDDED_TTL_S)
-                await p.execute()
+            await self._shred(keys=[k.chat_data_key(cid), k.chat_client_ids(cid), k.chat_reads(cid), k.chat_keyed(),
+                                    k.chat_messages(cid), k.chat_attachments(cid), k.chat_bytes(cid),
+                                    k.chat_bytes_total()],
+                              args=[cid, SHREDDED_TTL_S])
             self.keys.forget(tenant, cid)
         return due
 

@@ -23,6 +23,13 @@ class ChatCollector(Collector):
         for code, n in sorted(c.errors.items()):
             errors.add_metric([code], n)
         yield errors
+        stored = GaugeMetricFamily("nettlege_chat_attachment_bytes",
+                                   "Attachment bytes stored per tenant in the shared Redis (as last seen by this "
+                                   "process: refreshed on every upload and retention round)", labels=["tenant"])
+        chat = getattr(self._server, "chat", None)
+        for tenant, n in sorted(chat.attachments.stored_bytes.items() if chat else ()):
+            stored.add_metric([tenant], n)
+        yield stored
         yield GaugeMetricFamily("nettlege_chat_connections", "Open Socket.IO connections on this process",
                                 value=len(self._server.sessions))
 

@@ -360,17 +360,17 @@ class ChatServer:
     async def _store_attachment(self, sid: str, tenant: str, cid: str, sender: Sender, client_id: str,
                                 caption: str, d: dict[str, Any], content_type: str) -> dict[str, Any]:
         att = self.chat.attachments
-        aid = await att.put(tenant, cid, bytes(d["data"]), content_type)
+        aid = await att.put(tenant, cid, bytes(d["data"]), content_type, owner=sender.participant_id)
         meta = {"id": aid, "content_type": content_type, "size": len(d["data"]),
                 "name": safe_name(d.get("name"), content_type)}
         try:
             stored = await self.chat.messages.append(tenant, cid, sender, client_id, caption, attachment=meta)
         except Exception:
             with contextlib.suppress(Exception):
-                await att.discard(tenant, cid, aid)
+                await att.discard(tenant, cid, aid, owner=sender.participant_id)
             raise
         if not stored.created:  # a retry: the first upload is the one kept
-            await att.discard(tenant, cid, aid)
+            await att.discard(tenant, cid, aid, owner=sender.participant_id)
             first = await self.chat.messages.one(tenant, cid, stored.id)
             return {"id": stored.id, "ts": stored.ts, "duplicate": True,
                     "attachment": first.attachment if first else None}

@@ -15,8 +15,10 @@ from .messages import MessageStore
 
 class ChatStore:
     def __init__(self, redis: aioredis.Redis, master_key: bytes, limits: ChatLimits | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, tenants: tuple[str, ...] = ()) -> None:
+        """`tenants`: every configured tenant (the global attachment cap adds up their usage)."""
         self.limits = limits or ChatLimits()
         self.keys = DataKeys(redis, master_key, cache_s=self.limits.data_key_cache_s)
         self.messages = MessageStore(redis, self.keys, self.limits, clock)
-        self.attachments = AttachmentStore(redis, self.keys, self.limits.max_attachment_bytes)
+        self.attachments = AttachmentStore(redis, self.keys, self.limits.max_attachment_bytes,
+                                           self.limits.quotas, tenants)

@@ -85,3 +85,11 @@ class Keys:
     def chat_attachments(self, cid: str) -> str:
         """attachment id -> sealed attachment (a hash, so a shred reaches them all at once)."""
         return f"{self.prefix}chat:{cid}:attachments"
+
+    def chat_bytes(self, cid: str) -> str:
+        """Attachment bytes stored in a consultation: `_total` and participant id -> bytes (quotas)."""
+        return f"{self.prefix}chat:{cid}:bytes"
+
+    def chat_bytes_total(self) -> str:
+        """Attachment bytes the tenant stores (its quota and the global cap)."""
+        return f"{self.prefix}chat:bytes"

@@ -61,7 +61,8 @@ def setup_chat(app: web.Application, limits: ChatLimits | None = None) -> None:
 
     async def chat_ctx(app: web.Application) -> AsyncIterator[None]:
         store = app[STORE]
-        chat = ChatStore(store.redis, config.chat_key_bytes(), server.limits)
+        chat = ChatStore(store.redis, config.chat_key_bytes(), server.limits,
+                         tenants=tuple(t.id for t in config.tenants))
         app[CHAT] = chat
         await server.start(store, chat, app[HUB])
         stop = asyncio.Event()
@@ -87,6 +88,7 @@ async def shred_expired(app: web.Application, now: float | None = None) -> list[
             await store.audit.record(tenant.id, Action.CHAT_SHREDDED, actor="system", role="system",
                                      consultation_id=cid)
             shredded.append(cid)
+    await chat.attachments.global_usage(config.tenants[0].id)  # refresh the bytes-stored gauge
     return shredded
 
 
