@@ -32,11 +32,22 @@ class MediaConfig:
     stats_interval_s: float = 3.0
 
     @classmethod
-    def for_host(cls, host: str, **kwargs: Any) -> MediaConfig:
-        """A config whose candidates match the address the server is bound to: loopback stays loopback."""
-        try:
-            loopback = ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            loopback = host == "localhost"
-        listen = ("127.0.0.1",) if loopback else ()
-        return cls(listen_ips=kwargs.pop("listen_ips", listen), **kwargs)
+    def for_host(cls, host: str, listen_ips: tuple[str, ...] | None = None, **kwargs: Any) -> MediaConfig:
+        """A config whose candidates match the address the server is bound to, unless `listen_ips` is given:
+        a loopback host listens on loopback only, a specific address on that address only, a wildcard
+        (0.0.0.0, ::) or a host name on every non-loopback interface."""
+        if listen_ips is None:
+            listen_ips = default_listen_ips(host)
+        return cls(listen_ips=tuple(listen_ips), **kwargs)
+
+
+def default_listen_ips(host: str) -> tuple[str, ...]:
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return ("127.0.0.1",) if host == "localhost" else ()
+    if address.is_loopback:
+        return ("127.0.0.1",)
+    if address.is_unspecified:
+        return ()
+    return (str(address),)

@@ -1,12 +1,14 @@
 """Configuration: a TOML file plus environment variables, parsed and checked by pydantic.
 
 Environment wins over the file: REDIS_URL, NETTLEGE_ENV, NETTLEGE_SECRET_KEY, NETTLEGE_CHAT_MASTER_KEY,
-NETTLEGE_HOST, NETTLEGE_PORT, NETTLEGE_PUBLIC_URL, NETTLEGE_ALLOWED_ORIGINS (comma separated).
+NETTLEGE_HOST, NETTLEGE_PORT, NETTLEGE_PUBLIC_URL, NETTLEGE_ALLOWED_ORIGINS (comma separated),
+NETTLEGE_MEDIA_LISTEN_IPS (comma separated), NETTLEGE_MEDIA_ANNOUNCED_IP.
 """
 
 from __future__ import annotations
 
 import base64
+import ipaddress
 import logging
 import os
 import secrets
@@ -15,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from rooms.models import Role
 from rooms.tenants import Tenant
@@ -65,6 +67,31 @@ class IceServer(_Strict):
     credential: str | None = None
 
 
+def _ip(value: str) -> str:
+    return str(ipaddress.ip_address(value))  # ValueError names the bad value
+
+
+class MediaSettings(_Strict):
+    """Where the SFU's media sockets listen and what the SDP announces (like mediasoup's listen infos).
+
+    `listen_ips` unset: the `host` the server is bound to if it is a specific address, loopback for a
+    loopback host, every non-loopback interface for 0.0.0.0 or a host name. `announced_ip`: the address
+    written into candidates instead of the listen address (a server behind 1:1 NAT)."""
+
+    listen_ips: list[str] | None = None
+    announced_ip: str | None = None
+
+    @field_validator("listen_ips")
+    @classmethod
+    def _addresses(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else [_ip(v) for v in value]
+
+    @field_validator("announced_ip")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        return None if value is None else _ip(value)
+
+
 class Limits(_Strict):
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
     max_reason_chars: int = Field(default=200, gt=0)
@@ -92,7 +119,7 @@ class Config(_Strict):
     issuers: list[IssuerConfig] = []
     ice_servers: list[IceServer] = []
     turn: TurnConfig | None = None
-    announced_ip: str | None = None  # address written into SDP instead of the bound one (1:1 NAT)
+    media: MediaSettings = MediaSettings()
     sms_webhook_url: str | None = None
     limits: Limits = Limits()
     tenants: list[Tenant] = Field(min_length=1)
@@ -166,6 +193,11 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
             raw[key] = environ[var]
     if environ.get("NETTLEGE_ALLOWED_ORIGINS"):
         raw["allowed_origins"] = [o.strip() for o in environ["NETTLEGE_ALLOWED_ORIGINS"].split(",") if o]
+    if environ.get("NETTLEGE_MEDIA_LISTEN_IPS"):
+        raw.setdefault("media", {})["listen_ips"] = [
+            a.strip() for a in environ["NETTLEGE_MEDIA_LISTEN_IPS"].split(",") if a.strip()]
+    if environ.get("NETTLEGE_MEDIA_ANNOUNCED_IP"):
+        raw.setdefault("media", {})["announced_ip"] = environ["NETTLEGE_MEDIA_ANNOUNCED_IP"]
     raw.update({k: v for k, v in overrides.items() if v is not None})
     try:
         config = Config.model_validate(raw)
