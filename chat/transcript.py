@@ -18,6 +18,10 @@ from rooms.models import Consultation
 from .messages import Message
 
 OSLO = ZoneInfo("Europe/Oslo")
+# A PDF is rendered in pure Python (~1 s per few thousand lines on one core): longer chats are exported as text
+# or JSON instead, so one export cannot occupy a render thread for minutes.
+PDF_MAX_MESSAGES = 5000
+PDF_MAX_CHARS = 1_000_000
 FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/dejavu"))
 ROLE_NO = {"citizen": "innbygger", "clinician": "behandler", "nurse": "sykepleier", "operator": "operatør",
            "interpreter": "tolk", "relative": "pårørende", "admin": "administrator", "booking": "booking"}
@@ -101,9 +105,17 @@ def _font_path() -> Path | None:
     return None
 
 
+def fits_pdf(t: dict[str, Any]) -> bool:
+    """Whether a transcript is small enough to render as PDF (see PDF_MAX_MESSAGES, PDF_MAX_CHARS)."""
+    messages = t["messages"]
+    return len(messages) <= PDF_MAX_MESSAGES and sum(len(m["text"]) for m in messages) <= PDF_MAX_CHARS
+
+
 def as_pdf(t: dict[str, Any]) -> bytes:
     """A4 PDF of the text transcript. DejaVu Sans when installed (all of Unicode the text needs);
-    otherwise Helvetica with Latin-1 (æ, ø, å still print; other characters become '?')."""
+    otherwise Helvetica with Latin-1 (æ, ø, å still print; other characters become '?').
+
+    CPU-bound and blocking: call it off the event loop (the HTTP route runs it in a worker thread)."""
     pdf = FPDF(format="A4")
     pdf.set_title(f"Chat-logg {t['consultation_id']}")
     pdf.set_creator("nettlege")

@@ -2,11 +2,13 @@
 
 - GET .../transcript?format=json|text|pdf : the whole conversation with participants, times and outcome;
   only an admitted host (clinician, nurse, operator) of the consultation; audited (transcript.exported).
+  The PDF is rendered in a worker thread (never on the event loop), and only up to a size cap (413 beyond).
 - GET .../attachments/{attachment_id} : the image, to admitted participants only; audited (attachment.read).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -73,7 +75,7 @@ def _http_error(e: ChatError) -> ApiError:
 
 @api.route("GET", "/api/v1/consultations/{consultation_id}/transcript",
            summary="The chat transcript for the patient record (format=json, text or pdf); admitted hosts only",
-           response=TranscriptOut, errors=(401, 403, 404, 410, 422), tags=("chat",), scoped=True,
+           response=TranscriptOut, errors=(401, 403, 404, 410, 413, 422), tags=("chat",), scoped=True,
            query={"format": "json (default), text (text/plain; charset=utf-8) or pdf (application/pdf)"})
 async def export_transcript(request: web.Request, principal: Principal, _b: None) -> Any:
     fmt = request.query.get("format", "json")
@@ -89,6 +91,9 @@ async def export_transcript(request: web.Request, principal: Principal, _b: None
     me = c.participant_for(principal.subject)
     t = transcript.build(c, messages, reads, now=time.time(),
                          exported_by={"participant_id": me.id if me else "", "role": principal.role.value})
+    if fmt == "pdf" and not transcript.fits_pdf(t):
+        raise ApiError(413, "transcript_too_large",
+                       "Samtalen er for lang til PDF. Hent den som tekst (format=text) eller JSON.")
     await store.audit.record(principal.tenant, Action.TRANSCRIPT_EXPORTED, actor=principal.subject,
                              role=principal.role, consultation_id=c.id, format=fmt)
     headers = {"Cache-Control": "no-store"}
@@ -96,7 +101,8 @@ async def export_transcript(request: web.Request, principal: Principal, _b: None
         return web.Response(text=transcript.as_text(t), content_type="text/plain", charset="utf-8",
                             headers=headers)
     if fmt == "pdf":
-        return web.Response(body=transcript.as_pdf(t), content_type="application/pdf",
+        pdf = await asyncio.to_thread(transcript.as_pdf, t)  # seconds of CPU for a long chat: off the loop
+        return web.Response(body=pdf, content_type="application/pdf",
                             headers={**headers, "Content-Disposition": f'inline; filename="chat-{c.id}.pdf"'})
     return web.json_response(t, headers=headers)
 
