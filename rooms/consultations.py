@@ -13,6 +13,7 @@ from typing import NoReturn
 
 import redis.asyncio as aioredis
 
+from . import stats
 from .errors import Conflict, NotFound
 from .keys import Keys
 from .models import (
@@ -69,8 +70,9 @@ redis.call('HSET', KEYS[2], ARGV[1], raw)
 return raw
 """
 
-# KEYS: consultation. ARGV: from-states csv, to-state, timestamp field, now, outcome or ''
-_TRANSITION = """
+# KEYS: consultation, the Oslo day's stats prefix. ARGV: from-states csv, to-state, timestamp field, now,
+# outcome or ''. Ending counts the outcome (and the duration since start) in the service's stats hash.
+_TRANSITION = stats.LUA + """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {err = 'not_found'} end
 local allowed = false
@@ -78,6 +80,12 @@ for s in string.gmatch(ARGV[1], '[^,]+') do if s == state then allowed = true en
 if not allowed then return state end
 redis.call('HSET', KEYS[1], 'state', ARGV[2], ARGV[3], ARGV[4])
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'outcome', ARGV[5]) end
+if ARGV[2] == 'ended' then
+  local started = redis.call('HGET', KEYS[1], 'started_at')
+  local duration = nil
+  if started and started ~= '' then duration = tonumber(ARGV[4]) - tonumber(started) end
+  stats_end(KEYS[2] .. redis.call('HGET', KEYS[1], 'service') .. ':' .. ARGV[6], ARGV[5], duration)
+end
 return 'ok'
 """
 
@@ -178,8 +186,9 @@ class ConsultationStore:
     async def _run_transition(self, tenant: str, cid: str, from_states: str, to: ConsultationState,
                               ts_field: str, outcome: str) -> str:
         try:
-            return await self._transition(keys=[Keys(tenant).consultation(cid)],
-                                          args=[from_states, to.value, ts_field, self._clock(), outcome])
+            now = self._clock()
+            return await self._transition(keys=[Keys(tenant).consultation(cid), Keys(tenant).stats_prefix()],
+                                          args=[from_states, to.value, ts_field, now, outcome, stats.oslo_day(now)])
         except aioredis.ResponseError as exc:
             _raise_script_error(exc)
 

@@ -24,7 +24,32 @@ class Keys:
         return f"{self.prefix}clinicians:{service}"
 
     def service_stats(self, service: str, day: str) -> str:
-        return f"{self.prefix}stats:{service}:{day}"
+        """Anonymous counters of one service and Europe/Oslo day (rooms/stats.py); no ids inside."""
+        return f"{self.stats_prefix()}{service}:{day}"
+
+    def stats_prefix(self) -> str:
+        """Scripts that learn the service inside Lua append `service:day` to this."""
+        return f"{self.prefix}stats:"
+
+    def service_settings(self, service: str) -> str:
+        """Opening hours and closures an admin set at runtime (JSON); the config file is the default."""
+        return f"{self.prefix}settings:{service}"
+
+    def booking(self, cid: str) -> str:
+        """A booking system's slot: host, citizen, slot time, who booked it (rooms/bookings.py)."""
+        return f"{self.prefix}booking:{cid}"
+
+    def bookings_due(self) -> str:
+        """Booked consultations by the time they turn into a no-show if nobody came."""
+        return f"{self.prefix}bookings:due"
+
+    def bookings_by_day(self, subject: str, day: str) -> str:
+        """A host clinician's booked consultations on one Oslo day (the dashboard's list)."""
+        return f"{self.prefix}subject:{subject}:bookings:{day}"
+
+    def booking_changes(self, booker: str) -> str:
+        """A booking system's stream of state changes, read by polling with `since`."""
+        return f"{self.prefix}bookings:changes:{booker}"
 
     def consultation(self, cid: str) -> str:
         return f"{self.prefix}consultation:{cid}"
@@ -44,6 +69,10 @@ class Keys:
 
     def my_consultations(self, subject: str) -> str:
         return f"{self.prefix}subject:{subject}:consultations"
+
+    def subject_audit(self, subject: str) -> str:
+        """Audit entry ids outside consultations that touched this person's data (ticket reads)."""
+        return f"{self.prefix}subject:{subject}:audit"
 
     def invite(self, digest: str) -> str:
         return f"{self.prefix}invite:{digest}"

@@ -12,10 +12,10 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
 
+from . import stats
 from .consultations import ConsultationStore, new_consultation_fields, new_participant
 from .errors import Conflict, NotFound
 from .keys import Keys
@@ -29,21 +29,21 @@ def score(priority: Priority, enqueued_at: float) -> int:
     return priority.rank * RANK_SPAN + int(enqueued_at * 1000)
 
 
-_JOIN = """
+# ARGV: ticket id, score, Oslo hour (statistics), ticket fields...
+_JOIN = stats.LUA + """
 local open_key, ticket_key, queue_key, stats_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local existing = redis.call('GET', open_key)
 if existing then return {0, existing} end
-redis.call('HSET', ticket_key, unpack(ARGV, 3))
+redis.call('HSET', ticket_key, unpack(ARGV, 4))
 redis.call('ZADD', queue_key, ARGV[2], ARGV[1])
 redis.call('SET', open_key, ARGV[1])
-redis.call('HINCRBY', stats_key, 'joined', 1)
-redis.call('EXPIRE', stats_key, 400 * 86400)
+stats_join(stats_key, ARGV[3], redis.call('HGET', ticket_key, 'channel'), redis.call('HGET', ticket_key, 'owner_role'))
 return {1, redis.call('ZRANK', queue_key, ARGV[1])}
 """
 
 # KEYS: queue, clinicians, stats   ARGV: prefix, cid, now, clinician subject, ttl, consultation fields..., '|',
-# clinician participant json, citizen participant id
-_TAKE = """
+# clinician participant json, citizen participant id, Oslo hour (statistics)
+_TAKE = stats.LUA + """
 local queue_key, clinicians_key, stats_key = KEYS[1], KEYS[2], KEYS[3]
 local prefix, cid, now, who, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
 local popped = redis.call('ZPOPMIN', queue_key)
@@ -66,15 +66,13 @@ for _, p in ipairs({clinician, citizen}) do
   redis.call('HSET', ckey .. ':subjects', p['subject'], p['id'])
   redis.call('SADD', prefix .. 'subject:' .. p['subject'] .. ':consultations', cid)
 end
-redis.call('HINCRBY', stats_key, 'taken', 1)
+stats_take(stats_key, ARGV[sep + 3], now - tonumber(ticket['enqueued_at']), ticket['owner_role'])
 redis.call('HSET', tkey, 'state', 'taken', 'consultation_id', cid, 'taken_by', who, 'disconnected_at', '',
            'taken_seq', redis.call('INCR', queue_key .. ':taken_seq'))
 redis.call('EXPIRE', tkey, ttl)
 redis.call('DEL', prefix .. 'owner:' .. ticket['owner'] .. ':ticket:' .. ticket['service'])
 redis.call('ZREM', prefix .. 'disconnected', tid)
 redis.call('ZADD', clinicians_key, now, who)
-redis.call('HINCRBYFLOAT', stats_key, 'wait_s_sum', now - tonumber(ticket['enqueued_at']))
-redis.call('EXPIRE', stats_key, 400 * 86400)
 return tid
 """
 
@@ -87,7 +85,7 @@ return 1
 """
 
 # Leave or abandon: only a waiting ticket; ARGV[1] = new state, ARGV[2] = required disconnect cutoff or ''
-_REMOVE = """
+_REMOVE = stats.LUA + """
 local tkey, queue_key, open_key, disc_key, stats_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 if redis.call('HGET', tkey, 'state') ~= 'waiting' then return 0 end
 if ARGV[2] ~= '' then
@@ -100,8 +98,7 @@ redis.call('ZREM', disc_key, tid)
 redis.call('DEL', open_key)
 redis.call('HSET', tkey, 'state', ARGV[1])
 redis.call('EXPIRE', tkey, tonumber(ARGV[3]))
-redis.call('HINCRBY', stats_key, ARGV[1], 1)
-redis.call('EXPIRE', stats_key, 400 * 86400)
+stats_count(stats_key, ARGV[1])
 return 1
 """
 
@@ -126,10 +123,6 @@ return 1
 class Place:
     position: int  # 1-based
     eta_s: int
-
-
-def _day(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
 
 
 class QueueStore:
@@ -158,8 +151,8 @@ class QueueStore:
         fields = [x for kv in ticket.to_redis().items() for x in kv]
         ok, _ = await self._join(
             keys=[k.open_ticket(owner, service), k.ticket(ticket.id), k.queue(service),
-                  k.service_stats(service, _day(now))],
-            args=[ticket.id, score(priority, now), *fields])
+                  stats.stats_key(tenant, service, now)],
+            args=[ticket.id, score(priority, now), stats.oslo_hour(now), *fields])
         if not ok:
             raise Conflict("Du står allerede i køen til denne tjenesten.", code="already_queued")
         return ticket
@@ -211,9 +204,9 @@ class QueueStore:
         me = new_participant(clinician, clinician_role, clinician_name, now)
         citizen_pid = "p_" + secrets.token_urlsafe(9)
         tid = await self._take(
-            keys=[k.queue(service), k.clinicians(service), k.service_stats(service, _day(now))],
+            keys=[k.queue(service), k.clinicians(service), stats.stats_key(tenant, service, now)],
             args=[k.prefix, cid, now, clinician, TERMINAL_TTL_S,
-                  *[x for kv in fields.items() for x in kv], "|", me.to_json(), citizen_pid])
+                  *[x for kv in fields.items() for x in kv], "|", me.to_json(), citizen_pid, stats.oslo_hour(now)])
         if tid is None:
             return None
         return await self.get(tenant, tid), await self._consultations.get(tenant, cid)
@@ -234,7 +227,7 @@ class QueueStore:
         k = Keys(ticket.tenant)
         return bool(await self._remove(
             keys=[k.ticket(ticket.id), k.queue(ticket.service), k.open_ticket(ticket.owner, ticket.service),
-                  k.disconnected(), k.service_stats(ticket.service, _day(self._clock()))],
+                  k.disconnected(), stats.stats_key(ticket.tenant, ticket.service, self._clock())],
             args=[state.value, "" if cutoff is None else cutoff, TERMINAL_TTL_S]))
 
     async def disconnected(self, tenant: str, ticket_id: str) -> None:

@@ -14,6 +14,7 @@ from .events import EventBus
 from .invites import InviteStore
 from .queue import QueueStore
 from .ratelimit import RateLimiter
+from .stats import StatsStore
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ class Store:
         self.audit = AuditLog(redis, clock)
         self.events = EventBus(redis)
         self.rate = RateLimiter(redis, clock)
+        self.stats = StatsStore(redis)
 
     async def ping(self) -> bool:
         try:

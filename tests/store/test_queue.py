@@ -111,7 +111,7 @@ async def test_reconnect_within_grace_keeps_place_and_after_grace_is_abandoned(s
     assert [t.id for t in dropped] == [a.id]
     assert (await store.queue.get("demo", a.id)).state == TicketState.ABANDONED
     assert (await store.queue.place(b, 600)).position == 1
-    day = __import__("rooms.queue", fromlist=["_day"])._day(clock())
+    day = __import__("rooms.stats", fromlist=["oslo_day"]).oslo_day(clock())
     stats = await store.queue.stats("demo", "nettlege", day)
     assert stats["abandoned"] == 1 and stats["joined"] == 2
 
