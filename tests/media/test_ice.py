@@ -50,7 +50,13 @@ def test_a_loopback_host_gathers_on_loopback_only() -> None:
     assert MediaConfig.for_host("127.0.0.1").listen_ips == ("127.0.0.1",)
     assert MediaConfig.for_host("localhost").listen_ips == ("127.0.0.1",)
     assert MediaConfig.for_host("0.0.0.0").listen_ips == ()
-    assert MediaConfig.for_host("10.0.0.5", listen_ips=("10.0.0.5",)).listen_ips == ("10.0.0.5",)
+    assert MediaConfig.for_host("::").listen_ips == ()
+    assert MediaConfig.for_host("media.example.no").listen_ips == ()
+
+
+def test_a_specific_host_listens_on_that_address_only_unless_configured() -> None:
+    assert MediaConfig.for_host("10.0.0.5").listen_ips == ("10.0.0.5",)
+    assert MediaConfig.for_host("10.0.0.5", ("10.0.0.6", "127.0.0.1")).listen_ips == ("10.0.0.6", "127.0.0.1")
 
 
 def test_sfu_counters_are_exposed_to_prometheus() -> None:

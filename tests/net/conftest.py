@@ -1,12 +1,24 @@
-"""Fixtures for media tests on real links: a network namespace per test (see tests/netns.py)."""
+"""Fixtures for media tests on real links: a network namespace per test (see tests/netns.py), the whole app
+bound to the namespace's root-side address, and participants run inside the namespace (tests/net/client.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import json
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
+from rooms.store import connect
+from signaling.app import build_app
 from tests import netns
+from tests.conftest import close_app
 
 
 @pytest.fixture
@@ -15,3 +27,83 @@ def namespace() -> Iterator[netns.Namespace]:
     Fails (never skips) when namespaces cannot be made, e.g. without root."""
     with netns.namespace() as ns:
         yield ns
+
+
+@pytest.fixture
+async def served(namespace: netns.Namespace, make_config, redis_url) -> AsyncIterator[TestClient]:  # type: ignore[no-untyped-def]
+    """The app bound to the namespace's root-side address (`host` = that address, as `nettlege serve --host`)."""
+    r = connect(redis_url)
+    await r.flushdb()
+    await r.aclose()
+    with socket.socket() as s:
+        s.bind((namespace.host_ip, 0))
+        port = s.getsockname()[1]
+    config = make_config(host=namespace.host_ip, port=port, public_url=f"http://{namespace.host_ip}:{port}",
+                         signal_drop_grace_s=0.5)
+    client = TestClient(TestServer(build_app(config), host=namespace.host_ip, port=port))
+    await client.start_server()
+    yield client
+    await close_app(client)
+
+
+@pytest.fixture
+async def net_client(served: TestClient, namespace: netns.Namespace) -> AsyncIterator[Callable[..., NetClient]]:
+    """make(cid, token, *args) -> a participant inside the namespace talking to `served`; stopped before the
+    app closes (an open WebSocket would hold up its shutdown)."""
+    made: list[NetClient] = []
+
+    def make(cid: str, token: str, *args: str) -> NetClient:
+        client = NetClient(namespace, "--base-url", str(served.make_url("/")), "--cid", cid, "--token", token,
+                           "--listen-ip", namespace.client_ip, *args)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.stop()
+
+
+class NetClient:
+    """tests/net/client.py running inside a namespace: its printed events, and commands to it."""
+
+    def __init__(self, ns: netns.Namespace, *args: str) -> None:
+        self.process = ns.spawn("tests.net.client", *args)
+        self.events: list[dict[str, Any]] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            try:
+                self.events.append(json.loads(line))
+            except ValueError:
+                self.events.append({"event": "stdout", "line": line})
+
+    def send(self, **command: Any) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps(command) + "\n")
+        self.process.stdin.flush()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [e for e in list(self.events) if e["event"] == kind]
+
+    async def wait_for(self, predicate: Callable[[], Any], within_s: float, what: str) -> Any:
+        deadline = time.monotonic() + within_s
+        while not (result := predicate()):
+            if self.process.poll() is not None:
+                raise AssertionError(f"the client in the namespace exited ({self.process.returncode}) waiting "
+                                     f"for {what}; events: {self.events[-10:]}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"timed out after {within_s} s waiting for {what}; last: {self.events[-5:]}")
+            await asyncio.sleep(0.02)
+        return result
