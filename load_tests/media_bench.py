@@ -1,177 +1,388 @@
-"""Media benchmark: server CPU per 1:1 consultation for the pass-through SFU and, in the same invocation, for
-aiortc's transcoding `MediaRelay` under the same kind of load (the same 1:1 consultations and streams; by
-default at most 2 of them, since one core cannot transcode more without saturating).
+"""Media benchmark: `nettlege serve` itself against aiortc's transcoding relay and Janus VideoRoom, same clients,
+same run.
 
-    python -m load_tests.media_bench --consultations 10 [--duration 8] [--runs 1] [--workers 1]
+    python -m load_tests.media_bench [--consultations 1,4,8] [--runs 3] [--duration 8] [--servers nettlege,relay,janus]
+    make bench
 
-Each server runs in its own process (CPU measured with psutil on its pid); load generators
-(`load_tests.media_load`) run in other processes. With two or more cores the server gets core 0 to itself and
-the load generators the others, as DESIGN.md asks of media processes. Traffic stays on 127.0.0.1.
-The last line of output is one JSON object; fractions are fractions, times seconds, CPU % of one core;
-figures are medians over runs.
+For each run, each K and each server: the server alone on CPU 0 (`taskset`), one load-generator process on CPU 1
+(the aiortc clients of `load_tests.clients`: VP8 640x480 ~800 kbps + Opus, pre-encoded; the first consultation of
+each step decodes its video and checks the markers). K 1:1 consultations, started 0.1 s apart:
+- nettlege: a private redis-server; the citizen joins the queue and the clinician takes the ticket (REST, dev
+  tokens), both open the signaling WebSocket at the consultation's `signal_url` and publish;
+- relay: `load_tests.media_server --mode baseline` (aiortc `MediaRelay`: decode + re-encode per subscriber),
+  same offer/answer messages; at most `--relay-max` consultations (one core transcodes only two or three, and
+  a saturated process under-reports its cost);
+- janus: a private `janus` (VideoRoom plugin, HTTP API); a room per consultation, each participant a publisher
+  handle (its offer, Janus's answer) and a subscriber handle on the other's feed (Janus's offer, its answer).
+Then `--settle` seconds, then a `--duration` window: server CPU (user + system of its process), RTP packets the
+clients published and received (aiortc stats), video frames each client received, the machine's kernel UDP
+receive-buffer errors. Reported per run: % of a core per consultation, server CPU µs per published and per
+forwarded packet, join -> first frame p50/p95, delivered/published packets, delivered fps, UDP errors, load
+average; then medians over runs per (server, K). Every run and the summary are appended to
+load_tests/results/media_bench.jsonl.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import statistics
+import asyncio
+import contextlib
 import subprocess
 import sys
 import time
-import urllib.request
+from collections.abc import Iterator
 from typing import Any
 
-import psutil
+import aiohttp
+
+from .clients import (
+    BareSignal,
+    Clip,
+    PreEncodedMedia,
+    Reception,
+    SignalClient,
+    encode_audio_clip,
+    encode_video_clip,
+)
+from .harness import (
+    SERVICE,
+    TENANT,
+    CpuMeter,
+    Worker,
+    auth,
+    cpu_plan,
+    dev_token,
+    machine,
+    median,
+    nettlege_server,
+    percentile,
+    pin,
+    r4,
+    record,
+    redis_pid,
+    redis_server,
+    stop,
+    udp_rcvbuf_errors,
+)
+
+SENT_FPS = 30
+GOALS = {"cpu_per_published_packet_vs_janus_max": 1.5, "core_pct_per_consultation_at_4_max": 4.0,
+         "first_frame_p95_max_s": 0.5, "delivered_fps_min": 29.0}
 
 
-def _pin(pid: int, cores: list[int]) -> None:
-    try:
-        psutil.Process(pid).cpu_affinity(cores)
-    except (AttributeError, psutil.Error):
-        pass
+# --- the load generator (its own process) ---------------------------------------------------------------
+
+class Participant:
+    def __init__(self, consultation: int, role: str, sender_id: int, decode: bool) -> None:
+        self.consultation, self.role, self.sender_id = consultation, role, sender_id
+        self.reception = Reception(decode=decode)
+        self.media: list[PreEncodedMedia] = []
+        self.closers: list[Any] = []
+        self.joined_at = 0.0
 
 
-def _cpu_seconds(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return times.user + times.system
+class Load:
+    def __init__(self) -> None:
+        self.http: aiohttp.ClientSession | None = None
+        self.clips: list[tuple[Clip, Clip]] = []
+        self.participants: list[Participant] = []
+        self.count = 0
+        self.tag = str(int(time.time()))
+
+    async def setup(self) -> dict[str, Any]:
+        audio = encode_audio_clip()
+        # Two clips, one per side of a consultation: a subscriber's markers must carry the other side's id.
+        self.clips = [(encode_video_clip(sender_id=i), audio) for i in (1, 2)]
+        return {"video_kbps": round(self.clips[0][0].bitrate / 1000), "audio_kbps": round(audio.bitrate / 1000),
+                "clip_frames": len(self.clips[0][0].packets)}
+
+    def _participants(self, i: int, decode: bool) -> list[Participant]:
+        return [Participant(i, role, sender, decode) for role, sender in (("clinician", 1), ("citizen", 2))]
+
+    def _media(self, p: Participant, publish: bool = True, ip: str = "127.0.0.1") -> PreEncodedMedia:
+        media = PreEncodedMedia(list(self.clips[p.sender_id - 1]) if publish else [], p.reception, ip)
+        p.media.append(media)
+        return media
+
+    async def _nettlege(self, base: str, i: int, pair: list[Participant]) -> None:
+        assert self.http is not None
+        citizen, doctor = dev_token(f"cit-{self.tag}-{i}", "citizen"), dev_token(f"dr-{self.tag}-{i}", "clinician")
+        queue = f"{base}/api/v1/tenants/{TENANT}/services/{SERVICE}/queue"
+        async with self.http.post(queue, json={"channel": "video", "reason": "last"}, headers=auth(citizen)) as r:
+            r.raise_for_status()
+        async with self.http.post(f"{queue}/take", headers=auth(doctor)) as r:
+            r.raise_for_status()
+            cid = (await r.json())["consultation_id"]
+        async with self.http.get(f"{base}/api/v1/consultations/{cid}", headers=auth(doctor)) as r:
+            r.raise_for_status()
+            signal_url = (await r.json())["signal_url"]
+        clients = [SignalClient(self.http, base, cid, token, self._media(p), p.role, signal_url)
+                   for p, token in zip(pair, (doctor, citizen), strict=True)]
+        for p, c in zip(pair, clients, strict=True):
+            p.closers.append(c.close)
+            p.joined_at = time.monotonic()
+        await asyncio.gather(*(c.connect() for c in clients))
+
+    async def _relay(self, base: str, i: int, pair: list[Participant]) -> None:
+        assert self.http is not None
+        clients = [BareSignal(self.http, f"{base}/signal/c{self.tag}-{i}/{p.role}", self._media(p)) for p in pair]
+        for p, c in zip(pair, clients, strict=True):
+            p.closers.append(c.close)
+            p.joined_at = time.monotonic()
+        await asyncio.gather(*(c.connect() for c in clients))
+
+    async def _janus(self, url: str, i: int, pair: list[Participant], ip: str) -> None:
+        from .janus import JanusSession, create_room
+
+        assert self.http is not None
+        room = 1000 + i
+        sessions = [JanusSession(self.http, url) for _ in pair]
+        for p, s in zip(pair, sessions, strict=True):
+            p.closers.append(s.destroy)
+            await s.create()
+        await create_room(sessions[0], room)
+        for p in pair:
+            p.joined_at = time.monotonic()
+
+        async def publish(p: Participant, session: Any) -> int:
+            handle = await session.attach()
+            joined = await handle.send({"request": "join", "ptype": "publisher", "room": room, "display": p.role})
+            media = self._media(p, ip=ip)
+            event = await handle.send({"request": "configure", "audio": True, "video": True},
+                                      {"type": "offer", "sdp": await media.local_offer(), "trickle": False})
+            await media.remote_answer(event["jsep"]["sdp"])
+            return joined["plugindata"]["data"]["id"]
+
+        async def subscribe(p: Participant, session: Any, feed: int) -> None:
+            handle = await session.attach()
+            for _ in range(200):  # a feed exists once its publisher's WebRTC is up (as a browser learns by event)
+                try:
+                    event = await handle.send({"request": "join", "ptype": "subscriber", "room": room, "feed": feed})
+                    break
+                except RuntimeError as exc:
+                    if "No such feed" not in str(exc):
+                        raise
+                    await asyncio.sleep(0.05)
+            media = self._media(p, publish=False, ip=ip)
+            answer = await media.local_answer(event["jsep"]["sdp"])
+            await handle.send({"request": "start"}, {"type": "answer", "sdp": answer, "trickle": False})
+
+        feeds = await asyncio.gather(*(publish(p, s) for p, s in zip(pair, sessions, strict=True)))
+        await asyncio.gather(subscribe(pair[0], sessions[0], feeds[1]), subscribe(pair[1], sessions[1], feeds[0]))
+
+    async def add(self, server: str, url: str, n: int, ip: str = "127.0.0.1", gap_s: float = 0.1,
+                  wait_s: float = 5.0) -> dict[str, Any]:
+        """Start `n` 1:1 consultations `gap_s` apart (the first decodes its video), then wait for first frames."""
+        if self.http is None:
+            self.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        new: list[Participant] = []
+        errors: list[str] = []
+        for k in range(n):
+            i = self.count
+            self.count += 1
+            pair = self._participants(i, decode=k == 0)
+            new += pair
+            try:
+                if server == "nettlege":
+                    await asyncio.wait_for(self._nettlege(url, i, pair), 20)
+                elif server == "relay":
+                    await asyncio.wait_for(self._relay(url, i, pair), 20)
+                else:
+                    await asyncio.wait_for(self._janus(url, i, pair, ip), 20)
+            except Exception as exc:
+                errors.append(f"{type(exc).__name__}: {exc}")
+            await asyncio.sleep(gap_s)
+        self.participants += new
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline and any(p.reception.first_video_at is None for p in new):  # noqa: ASYNC110
+            await asyncio.sleep(0.05)  # frames arrive in aiortc callbacks: polling is simpler than an event
+        first = [p.reception.first_video_at - p.joined_at for p in new if p.reception.first_video_at is not None]
+        return {"first_frame_s": first, "no_picture": sum(p.reception.first_video_at is None for p in new),
+                "errors": errors}
+
+    async def _snapshot(self) -> dict[str, Any]:
+        rtp = await asyncio.gather(*(m.rtp() for p in self.participants for m in p.media))
+        return {"at": time.monotonic(), "frames": [p.reception.frames["video"] for p in self.participants],
+                "published_frames": sum(t.sent for p in self.participants for m in p.media for t in m.tracks
+                                        if t.kind == "video"),
+                "markers": [len(p.reception.markers) for p in self.participants],
+                **{k: sum(r[k] for r in rtp) for k in ("sent", "received", "lost")}}
+
+    async def measure(self, duration: float) -> dict[str, Any]:
+        start = await self._snapshot()
+        await asyncio.sleep(duration)
+        end = await self._snapshot()
+        elapsed = end["at"] - start["at"]
+        fps = [(b - a) / elapsed for a, b in zip(start["frames"], end["frames"], strict=True)]
+        checks = [p.reception.check_markers(m0, 3 - p.sender_id, len(self.clips[0][0].packets))
+                  for p, m0 in zip(self.participants, start["markers"], strict=True) if p.reception.decode]
+        return {"seconds": elapsed, "fps": fps, "published_packets": end["sent"] - start["sent"],
+                "published_frames": end["published_frames"] - start["published_frames"],
+                "received_frames": sum(end["frames"]) - sum(start["frames"]),
+                "received_packets": end["received"] - start["received"],
+                "lost_packets": max(0, end["lost"] - start["lost"]),
+                "sample": {k: sum(c[k] for c in checks) for k in checks[0]} if checks else None}
+
+    async def close(self) -> dict[str, Any]:
+        for p in self.participants:
+            for close in p.closers:
+                with contextlib.suppress(Exception):
+                    await close()
+            for m in p.media:
+                with contextlib.suppress(Exception):
+                    await m.close()
+        self.participants.clear()
+        if self.http is not None:
+            await self.http.close()
+            self.http = None
+        return {"closed": True}
 
 
-def _server_stats(port: int) -> dict[str, Any]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats", timeout=5) as response:
-        return json.load(response)
+def load_generator() -> dict[str, Any]:
+    load = Load()
+    return {"setup": load.setup, "add": load.add, "measure": load.measure, "close": load.close, "quit": load.close}
 
 
-def _percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    values = sorted(values)
-    return values[min(len(values) - 1, max(0, round(q * (len(values) - 1))))]
+# --- the driver -----------------------------------------------------------------------------------------
+
+def taskset(cpu_list: list[int]) -> list[str]:
+    """A command prefix that starts a process (and so all its threads) on these CPUs."""
+    return ["taskset", "-c", ",".join(map(str, cpu_list))]
 
 
-def run_once(mode: str, consultations: int, duration: float, workers: int) -> dict[str, Any]:
-    cores = list(range(os.cpu_count() or 1))
-    server_cores, load_cores = (cores[:1], cores[1:]) if len(cores) >= 2 else (cores, cores)
-    server = subprocess.Popen([sys.executable, "-m", "load_tests.media_server", "--mode", mode],
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        port = int(server.stdout.readline())
-        _pin(server.pid, server_cores)
-        process = psutil.Process(server.pid)
-        # Clip encoding (~1 s), joins (one consultation per 50 ms plus negotiation), then 2 s to settle.
-        measure_at = time.time() + 3.0 + 0.15 * consultations
-        share = [consultations // workers + (i < consultations % workers) for i in range(workers)]
-        loads = []
-        for i, count in enumerate(c for c in share if c):
-            load = subprocess.Popen(
-                [sys.executable, "-m", "load_tests.media_load", "--url", f"http://127.0.0.1:{port}",
-                 "--consultations", str(count), "--prefix", f"w{i}", "--measure-at", str(measure_at),
-                 "--duration", str(duration)], stdout=subprocess.PIPE, text=True)
-            _pin(load.pid, load_cores)
-            loads.append(load)
-        time.sleep(max(0.0, measure_at - time.time()))
-        psutil.cpu_percent()  # starts the host-wide measurement
-        # /stats costs the server CPU (getStats on every peer connection): keep it outside the CPU window.
-        stats_start = _server_stats(port)
-        cpu_start, t_start = _cpu_seconds(process), time.monotonic()
-        time.sleep(duration)
-        cpu_end, t_end = _cpu_seconds(process), time.monotonic()
-        stats_end = _server_stats(port)
-        host_cpu_pct = psutil.cpu_percent() * (os.cpu_count() or 1)
-        results = []
-        for load in loads:
-            out, _ = load.communicate(timeout=60 + duration)
-            results.append(json.loads(out.strip().splitlines()[-1]))
-    finally:
-        server.terminate()
-        server.wait(10)
-    elapsed = t_end - t_start
-    cpu_pct = 100 * (cpu_end - cpu_start) / elapsed
-    forwarded = stats_end["forwarded_packets"] - stats_start["forwarded_packets"]
-    received = sum(r["packets_received"] for r in results)
-    lost = sum(r["packets_lost"] for r in results)
-    up_received = stats_end["inbound_packets_received"] - stats_start["inbound_packets_received"]
-    up_lost = stats_end["inbound_packets_lost"] - stats_start["inbound_packets_lost"]
-    # aiortc's packetsLost can go down (late and duplicate packets), so a window's difference can be < 0.
-    uplink = max(0, up_lost) / (up_received + up_lost) if up_received + up_lost > 0 else 0.0
-    downlink = max(0, lost) / (received + lost) if received + lost > 0 else 0.0
-    first_frames = [f for r in results for f in r["first_frame_s"]]
-    clients = sum(r["clients"] for r in results)
+@contextlib.contextmanager
+def server(kind: str, cpu_list: list[int]) -> Iterator[tuple[str, list[int], dict[str, Any]]]:
+    """(URL, pids to meter, what the load generator needs) of one server on `cpu_list`."""
+    if kind == "nettlege":
+        with redis_server() as redis_url, nettlege_server(redis_url, prefix=taskset(cpu_list)) as s:
+            pin(s.proc.pid, cpu_list)
+            yield s.base, s.pids, {"redis_pid": redis_pid(redis_url)}
+    elif kind == "relay":
+        proc = subprocess.Popen([*taskset(cpu_list), sys.executable, "-m", "load_tests.media_server",
+                                 "--mode", "baseline"], stdout=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout is not None
+            port = int(proc.stdout.readline())
+            yield f"http://127.0.0.1:{port}", [proc.pid], {}
+        finally:
+            stop(proc)
+    else:
+        from .janus import janus_server
+
+        with janus_server(prefix=taskset(cpu_list)) as (url, proc, ip):
+            yield url, [proc.pid], {"ip": ip}
+
+
+def run_one(load: Worker, kind: str, k: int, args: argparse.Namespace, server_cpus: list[int],
+            load_cpus: list[int]) -> dict[str, Any]:
+    started = machine()
+    with server(kind, server_cpus) as (url, pids, extra):
+        pin(extra.get("redis_pid"), load_cpus)
+        added = load.call("add", timeout=60 + 5 * k, server=kind, url=url, n=k, ip=extra.get("ip", "127.0.0.1"))
+        time.sleep(args.settle)
+        meter = CpuMeter({str(pid): pid for pid in pids})
+        udp0 = udp_rcvbuf_errors()
+        meter.start()
+        window = load.call("measure", timeout=60 + args.duration, duration=args.duration)
+        cpu = meter.stop()
+        udp = udp_rcvbuf_errors() - udp0
+        load.call("close", timeout=60)
+    cpu_s = sum(meter.seconds.values())
+    cpu_pct = sum(cpu.values())
+    published, forwarded = window["published_packets"], window["received_packets"]
+    fps = window["fps"]
+    first = added["first_frame_s"]
     return {
-        "cpu_pct": cpu_pct,
-        "cpu_pct_per_consult": cpu_pct / consultations,
-        "us_per_packet": 1e6 * (cpu_end - cpu_start) / forwarded if forwarded else None,
-        "forwarded_pps": forwarded / elapsed,
-        "first_frame_p50_s": _percentile(first_frames, 0.5),
-        "first_frame_p95_s": _percentile(first_frames, 0.95),
-        "no_picture": sum(r["no_picture"] for r in results),
-        "errors": sum(r["errors"] for r in results),
-        # Publisher -> server (the server's receivers) and server -> subscriber (the clients' receivers).
-        # Forwarding renumbers packets, so a subscriber never sees what the server lost: both are needed.
-        "packet_loss": 1 - (1 - uplink) * (1 - downlink),
-        "packet_loss_uplink": uplink,
-        "packet_loss_downlink": downlink,
-        # Datagrams the kernel dropped because a receive buffer was full (host-wide, all processes).
-        "udp_rcvbuf_errors": stats_end["udp_rcvbuf_errors"] - stats_start["udp_rcvbuf_errors"],
-        "delivered_fps": sum(r["video_frames"] for r in results) / clients / results[0]["duration"],
-        # What the load generators managed to send: below 30 means they were starved of CPU, not the server.
-        "published_fps": sum(r["published_video_frames"] for r in results) / clients / results[0]["duration"],
-        # Every process on the machine during the window, % of one core; a shared machine skews figures.
-        "host_cpu_pct": host_cpu_pct,
-        "loadavg_1m": os.getloadavg()[0],
-        "received_video_kbps": 8 * sum(r["bytes"] for r in results) / clients / results[0]["duration"] / 1000,
-        "published_video_kbps": results[0]["published_video_kbps"],
-        "server_cores": len(server_cores),
+        "server": kind, "consultations": k,
+        "server_cpu_pct": round(cpu_pct, 1), "core_pct_per_consultation": round(cpu_pct / k, 2),
+        "cpu_us_per_published_packet": round(1e6 * cpu_s / published, 1) if published else None,
+        "cpu_us_per_forwarded_packet": round(1e6 * cpu_s / forwarded, 1) if forwarded else None,
+        "first_frame_p50_s": r4(percentile(first, 50)), "first_frame_p95_s": r4(percentile(first, 95)),
+        # video frames the subscribers received / frames the publishers sent (packets differ in number when a
+        # server re-packetizes)
+        "delivered_over_published": (r4(window["received_frames"] / window["published_frames"])
+                                     if window["published_frames"] else None),
+        "forwarded_over_published_packets": r4(forwarded / published) if published else None,
+        "packet_loss": r4(window["lost_packets"] / (forwarded + window["lost_packets"])) if forwarded else None,
+        "delivered_fps": round(sum(fps) / len(fps), 2) if fps else None,
+        "delivered_fps_min": round(min(fps), 2) if fps else None,
+        "published_pps": round(published / window["seconds"], 1),
+        "forwarded_pps": round(forwarded / window["seconds"], 1),
+        "udp_rcvbuf_errors": udp, "no_picture": added["no_picture"], "setup_errors": added["errors"][:3],
+        "sample_markers": window["sample"], "server_runqueue_wait_pct": max(meter.waited.values(), default=None),
+        "loadavg_1_5_15": started["loadavg_1_5_15"],
     }
 
 
-def _median(runs: list[dict[str, Any]], key: str) -> Any:
-    values = [r[key] for r in runs if r[key] is not None]
-    return round(statistics.median(values), 4) if values else None
+FIGURES = ["core_pct_per_consultation", "cpu_us_per_published_packet", "cpu_us_per_forwarded_packet",
+           "first_frame_p50_s", "first_frame_p95_s", "delivered_over_published", "packet_loss", "delivered_fps",
+           "udp_rcvbuf_errors", "server_cpu_pct"]
+
+
+def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for kind, k in sorted({(r["server"], r["consultations"]) for r in runs}, key=lambda x: (x[1], x[0])):
+        mine = [r for r in runs if r["server"] == kind and r["consultations"] == k]
+        row = {"server": kind, "consultations": k, "runs": len(mine),
+               **{f: r4(median([r[f] for r in mine])) for f in FIGURES},
+               "no_picture_max": max(r["no_picture"] for r in mine),
+               "loadavg_1m": [r["loadavg_1_5_15"][0] for r in mine]}
+        rows.append(row)
+    for row in rows:
+        janus = next((r for r in rows if r["server"] == "janus" and r["consultations"] == row["consultations"]), None)
+        if janus and janus["cpu_us_per_published_packet"] and row["cpu_us_per_published_packet"]:
+            row["cpu_per_published_packet_vs_janus"] = round(row["cpu_us_per_published_packet"]
+                                                             / janus["cpu_us_per_published_packet"], 2)
+    return rows
+
+
+def goals(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    ours = [r for r in rows if r["server"] == "nettlege"]
+    at4 = next((r for r in ours if r["consultations"] == 4), None)
+    ratios = [r.get("cpu_per_published_packet_vs_janus") for r in ours]
+    return {
+        "cpu_per_published_packet_vs_janus_le_1.5": (all(x is not None and x <= 1.5 for x in ratios)
+                                                     if ratios and None not in ratios else None),
+        "core_pct_per_consultation_at_4_le_4": at4["core_pct_per_consultation"] <= 4.0 if at4 else None,
+        "first_frame_p95_lt_0.5s": all((r["first_frame_p95_s"] or 99) < 0.5 for r in ours) if ours else None,
+        "delivered_fps_ge_29": all((r["delivered_fps"] or 0) >= 29 for r in ours) if ours else None,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--consultations", type=int, default=4)
-    parser.add_argument("--baseline-consultations", type=int, default=2,
-                        help="1:1 consultations for the transcoding baseline (default 2, at most --consultations):"
-                             " one core transcodes only two or three, and a saturated process under-reports its"
-                             " cost per consultation")
-    parser.add_argument("--duration", type=float, default=8.0, help="measured seconds per run and server")
-    parser.add_argument("--runs", type=int, default=1)
-    parser.add_argument("--workers", type=int, default=1, help="load-generator processes")
-    parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--consultations", default="1,4,8", type=lambda s: [int(x) for x in s.split(",") if x])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=8.0, help="measured seconds per server and step")
+    parser.add_argument("--settle", type=float, default=2.0, help="seconds between the last join and the window")
+    parser.add_argument("--servers", default="nettlege,relay,janus", type=lambda s: [x for x in s.split(",") if x])
+    parser.add_argument("--relay-max", type=int, default=2, help="most consultations on the transcoding relay")
     args = parser.parse_args()
-    baseline_n = min(args.baseline_consultations, args.consultations)
-
-    sfu_runs, baseline_runs = [], []
-    for run in range(args.runs):
-        sfu_runs.append(run_once("sfu", args.consultations, args.duration, args.workers))
-        print(json.dumps({"run": run, "server": "sfu", **sfu_runs[-1]}), file=sys.stderr, flush=True)
-        if not args.skip_baseline:
-            baseline_runs.append(run_once("baseline", baseline_n, args.duration, args.workers))
-            print(json.dumps({"run": run, "server": "baseline", **baseline_runs[-1]}), file=sys.stderr, flush=True)
-
-    keys = ["cpu_pct_per_consult", "us_per_packet", "first_frame_p50_s", "first_frame_p95_s", "packet_loss",
-            "packet_loss_uplink", "packet_loss_downlink", "udp_rcvbuf_errors", "delivered_fps", "published_fps",
-            "received_video_kbps", "forwarded_pps", "cpu_pct", "host_cpu_pct", "loadavg_1m"]
-    result: dict[str, Any] = {"consultations": args.consultations, "runs": args.runs, "duration_s": args.duration}
-    result.update({k: _median(sfu_runs, k) for k in keys})
-    result["no_picture"] = max(r["no_picture"] for r in sfu_runs)
-    result["consultations_per_core"] = (round(100 / result["cpu_pct_per_consult"], 1)
-                                        if result["cpu_pct_per_consult"] else None)
-    result["published_video_kbps"] = round(sfu_runs[0]["published_video_kbps"])
-    if baseline_runs:
-        result["baseline_consultations"] = baseline_n
-        result["baseline_cpu_pct_per_consult"] = _median(baseline_runs, "cpu_pct_per_consult")
-        result["baseline_delivered_fps"] = _median(baseline_runs, "delivered_fps")
-        result["baseline_first_frame_p95_s"] = _median(baseline_runs, "first_frame_p95_s")
-        server_capacity = 100 * baseline_runs[0]["server_cores"]
-        result["baseline_saturated"] = _median(baseline_runs, "cpu_pct") > 0.9 * server_capacity
-        result["cpu_ratio"] = (round(result["baseline_cpu_pct_per_consult"] / result["cpu_pct_per_consult"], 1)
-                               if result["cpu_pct_per_consult"] else None)
-    print(json.dumps(result))
+    if not set(args.servers) <= {"nettlege", "relay", "janus"} or not 1 <= args.runs <= 10:
+        parser.error("--servers from nettlege,relay,janus; --runs 1..10")
+    started = machine()
+    (server_cpus,), load_cpus = cpu_plan(1)
+    load = Worker(load_generator, load_cpus)
+    runs: list[dict[str, Any]] = []
+    try:
+        clip = load.call("setup", timeout=120)
+        for run in range(args.runs):
+            for k in args.consultations:
+                for kind in args.servers:
+                    n = min(k, args.relay_max) if kind == "relay" else k
+                    if kind == "relay" and n != k and n in args.consultations:
+                        continue  # the capped relay step was measured already at its own K
+                    result = {"run": run + 1, **run_one(load, kind, n, args, server_cpus, load_cpus)}
+                    runs.append(result)
+                    record("media_bench", {"kind": "run", **result})
+                    print(f"{kind} K={n}: {result}", file=sys.stderr, flush=True)
+    finally:
+        load.close()
+    rows = summarise(runs)
+    record("media_bench", {"kind": "summary", "clip": clip, "where": {
+        "server": f"one process on CPU {server_cpus} (taskset)", "load": f"1 load-generator process on {load_cpus}",
+        "network": "127.0.0.1 (Janus: this machine's own non-loopback address)"},
+        "goals": GOALS, "goals_met": goals(rows), "medians": rows}, started)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from media import aiortc_passthrough as passthrough
 from media.config import MediaConfig
 from media.errors import MediaError
 from media.forwarder import TrackForwarder
-from media.ice import rtc_configuration
+from media.ice import rtc_configuration, strip_candidates
 from media.payload import packer_for
 from media.publisher import PublishedTrack
 from media.stats import ParticipantStats, SfuCounters
@@ -64,6 +64,7 @@ class Peer:
         self._negotiation_task: asyncio.Task[None] | None = None
         self._pending: dict[str, PublishedTrack] = {}  # received m-lines not yet in an accepted offer
         self._labels: dict[str, str] = {}
+        self._trickled_candidates = 0
         self._stats_at = time.monotonic()
         self._stats_bytes = (0, 0)
         self._stats_packets = (0, 0)
@@ -84,6 +85,7 @@ class Peer:
                                  "The server's offer is waiting for an answer; roll back and answer it first.")
             self._labels = dict(track_labels or {})
             _check_has_media(sdp)
+            sdp = await self._without_candidates(sdp)
             try:
                 await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
                 for transceiver in self.pc.getTransceivers():
@@ -99,6 +101,7 @@ class Peer:
                                              f"(supported: {', '.join(FORWARDABLE)}).")
                 passthrough.restrict_gathering(self.pc, self._config.listen_ips, self._config.announced_ip,
                                            self._config.udp_receive_buffer_bytes)
+                passthrough.make_ice_lite(self.pc)
                 answer = await self.pc.createAnswer()
                 await self.pc.setLocalDescription(answer)
             except MediaError:
@@ -123,6 +126,7 @@ class Peer:
             self._check_open()
             if not self._offer_outstanding:
                 raise MediaError("no_offer_outstanding", "There is no server offer waiting for an answer.")
+            sdp = await self._without_candidates(sdp)
             try:
                 await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
             except Exception as exc:
@@ -132,11 +136,11 @@ class Peer:
             self._schedule_negotiation()
 
     async def add_candidate(self, candidate: dict[str, Any] | None) -> None:
-        """A trickled RTCIceCandidateInit (`{"candidate", "sdpMid", "sdpMLineIndex"}`), or None at the end."""
+        """A trickled RTCIceCandidateInit (`{"candidate", "sdpMid", "sdpMLineIndex"}`), or None at the end.
+        Checked and counted, then dropped: the server is ICE-lite and never dials a client's candidates."""
         self._check_open()
         if candidate is None or not candidate.get("candidate"):
-            await self.pc.addIceCandidate(None)  # end-of-candidates
-            return
+            return  # end-of-candidates: nothing to wait for, the client's checks are what counts
         try:
             line = str(candidate["candidate"])
             parsed = candidate_from_sdp(line.removeprefix("candidate:"))
@@ -146,10 +150,10 @@ class Peer:
                 parsed.sdpMLineIndex = 0
         except Exception as exc:
             raise MediaError("candidate_invalid", f"The ICE candidate could not be read: {exc}") from exc
-        try:
-            await self.pc.addIceCandidate(parsed)
-        except ValueError as exc:
-            raise MediaError("candidate_invalid", f"The ICE candidate was refused: {exc}") from exc
+        self._trickled_candidates += 1
+        if self._trickled_candidates > self._config.max_remote_candidates:
+            raise MediaError("too_many_candidates", f"Mer enn {self._config.max_remote_candidates} "
+                             "ICE-kandidater; resten blir ikke brukt.")
 
     # --- what the room calls ------------------------------------------------------------------------
 
@@ -258,6 +262,14 @@ class Peer:
         if len(sdp.encode()) > self._config.sdp_max_bytes:
             raise MediaError("sdp_too_large", f"The SDP is larger than {self._config.sdp_max_bytes} bytes.")
 
+    async def _without_candidates(self, sdp: str) -> str:
+        """The client's SDP without candidates (see `make_ice_lite`); too many is said, not fatal."""
+        sdp, count = strip_candidates(sdp)
+        if count > self._config.max_remote_candidates:
+            await self._send(MediaError("too_many_candidates", f"Mer enn {self._config.max_remote_candidates} "
+                                        "ICE-kandidater i SDP; de blir ikke brukt.").as_event())
+        return sdp
+
     def _check_open(self) -> None:
         if self.closed:
             raise MediaError("participant_left", "This participant has left the consultation.")
@@ -334,6 +346,7 @@ class Peer:
                     slot.transceiver = self._add_sender(slot.forwarder)
             passthrough.restrict_gathering(self.pc, self._config.listen_ips, self._config.announced_ip,
                                            self._config.udp_receive_buffer_bytes)
+            passthrough.make_ice_lite(self.pc)
             negotiated = passthrough.negotiated_parameters(self.pc)
             offer = await self.pc.createOffer()
             sdp = passthrough.keep_negotiated_numbering(self.pc, offer.sdp, negotiated)

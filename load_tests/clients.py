@@ -1,0 +1,437 @@
+"""The one client module of the benchmarks.
+
+- Media: an aiortc peer that publishes a VP8 clip and Opus encoded once at start-up (aiortc packs pre-encoded
+  `av.Packet`s, so a load generator spends its CPU on RTP like the server, not on codecs) and counts what it
+  receives without decoding; a sample of peers also decodes its video and reads the marker each clip frame
+  carries (sender id, frame number; `media.testing` layout), proving frames arrive whole, in order and from the
+  right sender. A keyframe request (PLI) restarts the clip at its keyframe, as a live encoder would.
+- `SignalClient`: a participant on nettlege's signaling WebSocket (docs/protocol.md); `BareSignal`: the same
+  offer/answer messages against `load_tests.media_server` (the transcoding relay).
+- `ChatClient`: a Socket.IO chat participant that measures send -> ack and send -> deliver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fractions
+import itertools
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import av
+import numpy as np
+from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc.jitterbuffer import JitterFrame
+from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+
+from media import aiortc_passthrough
+from media.config import MediaConfig
+from media.ice import rtc_configuration
+from media.testing import COUNTER_BITS, SENDER_BITS, read_marker, write_plane
+
+VIDEO_CLOCK = 90000
+RECEIVE_BUFFER = MediaConfig().udp_receive_buffer_bytes  # as the SFU's own sockets
+
+
+# --- pre-encoded media ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Clip:
+    kind: str
+    packets: list[bytes]
+    rate: float  # packets per second
+    step: int  # RTP clock units per packet
+    time_base: fractions.Fraction
+    bitrate: float
+
+
+def encode_video_clip(sender_id: int = 1, width: int = 640, height: int = 480, fps: int = 30, seconds: int = 5,
+                      bitrate: int = 800_000) -> Clip:
+    """A moving band of noise on a flat picture (about the bit rate asked for at this size), with the frame number
+    and `sender_id` drawn as blocks in the top bands. One keyframe, at the start: the clip restarts there."""
+    codec = av.CodecContext.create("libvpx", "w")
+    codec.width, codec.height, codec.pix_fmt = width, height, "yuv420p"
+    codec.bit_rate = bitrate
+    codec.framerate = fractions.Fraction(fps, 1)
+    codec.time_base = fractions.Fraction(1, fps)
+    codec.gop_size = fps * seconds
+    codec.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0", "error-resilient": "1"}
+    rng = np.random.default_rng(sender_id)
+    y = np.full((height, width), 128, dtype=np.uint8)
+    u = np.full((height // 2, width // 2), (sender_id * 37) % 256, dtype=np.uint8)
+    v = np.full((height // 2, width // 2), (sender_id * 91) % 256, dtype=np.uint8)
+    b = width // COUNTER_BITS
+    packets: list[bytes] = []
+    for i in range(fps * seconds):
+        y[:] = 128
+        band = 2 * b + (i * 8) % (height - 2 * b - 24)
+        y[band:band + 24] = rng.integers(0, 256, size=(24, width), dtype=np.uint8)
+        for bit in range(COUNTER_BITS):
+            y[0:b, bit * b:(bit + 1) * b] = 255 if (i >> (COUNTER_BITS - 1 - bit)) & 1 else 0
+        for bit in range(SENDER_BITS):
+            y[b:2 * b, bit * b:(bit + 1) * b] = 255 if (sender_id >> (SENDER_BITS - 1 - bit)) & 1 else 0
+        frame = av.VideoFrame(width, height, "yuv420p")
+        for plane, data in zip(frame.planes, (y, u, v), strict=True):
+            write_plane(plane, data)
+        frame.pts, frame.time_base = i, codec.time_base
+        packets += [bytes(p) for p in codec.encode(frame)]
+    packets += [bytes(p) for p in codec.encode(None)]
+    return Clip("video", packets, fps, VIDEO_CLOCK // fps, fractions.Fraction(1, VIDEO_CLOCK),
+                8 * sum(map(len, packets)) / seconds)
+
+
+def encode_audio_clip(seconds: int = 2) -> Clip:
+    codec = av.CodecContext.create("libopus", "w")
+    codec.sample_rate, codec.layout, codec.format, codec.bit_rate = 48000, "mono", "s16", 32000
+    packets: list[bytes] = []
+    samples = 960
+    for i in range(seconds * 50):
+        t = (np.arange(samples) + i * samples) / 48000
+        pcm = (np.sin(2 * math.pi * 440 * t) * 8000).astype(np.int16).reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
+        frame.sample_rate, frame.pts, frame.time_base = 48000, i * samples, fractions.Fraction(1, 48000)
+        packets += [bytes(p) for p in codec.encode(frame)]
+    return Clip("audio", packets, 50, 960, fractions.Fraction(1, 48000), 8 * sum(map(len, packets)) / seconds)
+
+
+class PreEncodedTrack(MediaStreamTrack):
+    def __init__(self, clip: Clip) -> None:
+        super().__init__()
+        self.kind = clip.kind
+        self._clip = clip
+        self._position = 0
+        self.sent = 0
+        self._start: float | None = None
+
+    def request_keyframe(self) -> None:
+        if self.kind == "video":
+            self._position = 0
+
+    async def recv(self) -> av.Packet:
+        if self._start is None:
+            self._start = time.monotonic()
+        wait = self._start + self.sent / self._clip.rate - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        packet = av.Packet(self._clip.packets[self._position])
+        packet.pts, packet.time_base = self.sent * self._clip.step, self._clip.time_base
+        self._position = (self._position + 1) % len(self._clip.packets)
+        self.sent += 1
+        return packet
+
+
+@dataclass
+class Reception:
+    """What one participant received, over all its peer connections; `decode` reads markers from the video."""
+
+    decode: bool = False
+    frames: dict[str, int] = field(default_factory=lambda: {"audio": 0, "video": 0})
+    bytes: int = 0
+    first_video_at: float | None = None
+    markers: list[tuple[int, int]] = field(default_factory=list)  # (sender id, frame number)
+    undecodable: int = 0
+
+    def attach(self, pc: RTCPeerConnection) -> None:
+        pc.on("track", lambda track: self._on_track(pc, track))
+
+    def _on_track(self, pc: RTCPeerConnection, track: MediaStreamTrack) -> None:
+        receiver = next(t.receiver for t in pc.getTransceivers() if t.receiver.track is track)
+        kind = track.kind
+        decoder = av.CodecContext.create("libvpx", "r") if self.decode and kind == "video" else None
+
+        def on_frame(codec: RTCRtpCodecParameters, frame: JitterFrame) -> None:
+            if kind == "video" and self.first_video_at is None:
+                self.first_video_at = time.monotonic()
+            self.frames[kind] += 1
+            self.bytes += len(frame.data)
+            if decoder is not None:
+                try:
+                    self.markers += [read_marker(f) for f in decoder.decode(av.Packet(frame.data))]
+                except av.error.FFmpegError:
+                    self.undecodable += 1
+
+        aiortc_passthrough.install_receiver_sink(receiver, on_frame)
+
+    def check_markers(self, since: int, sender_id: int, clip_frames: int) -> dict[str, int]:
+        """Markers from index `since` on: each is the previous + 1 (or 0: the clip restarted at its keyframe,
+        after a keyframe request or at its end) and carries the other participant's sender id."""
+        window = self.markers[since:]
+        counters = [c for _, c in window]
+        skipped = sum(b != a + 1 and b != 0 for a, b in itertools.pairwise(counters))
+        return {"decoded": len(window), "skipped_or_reordered": skipped,
+                "wrong_sender": sum(s != sender_id for s, _ in window),
+                "beyond_clip": sum(c >= clip_frames for c in counters)}
+
+
+def prefer_codec(transceiver: Any, mime: str) -> None:
+    codecs = RTCRtpSender.getCapabilities(transceiver.kind).codecs
+    transceiver.setCodecPreferences([c for c in codecs if c.mimeType.lower() in (mime, f"{transceiver.kind}/rtx")])
+
+
+class PreEncodedMedia:
+    """One aiortc peer connection that publishes the clips (unless `clips` is empty) and receives into
+    `reception`. Speaks the `media.testing.MediaClient` interface `SignalClient` drives (start, offer, deliver,
+    close); `local_offer`/`local_answer` serve HTTP-API servers (Janus)."""
+
+    def __init__(self, clips: list[Clip], reception: Reception, listen_ip: str = "127.0.0.1") -> None:
+        self.pc = RTCPeerConnection(rtc_configuration([]))
+        self.tracks = [PreEncodedTrack(c) for c in clips]
+        self.reception = reception
+        self.listen_ip = listen_ip
+        self.to_server: Any = None
+        self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._runner: asyncio.Task[None] | None = None
+        reception.attach(self.pc)
+
+    def _restrict(self) -> None:
+        aiortc_passthrough.restrict_gathering(self.pc, [self.listen_ip], None, RECEIVE_BUFFER)
+
+    async def local_offer(self) -> str:
+        labels = {}
+        for track in self.tracks:
+            transceiver = self.pc.addTransceiver(track, direction="sendonly")
+            prefer_codec(transceiver, "video/vp8" if track.kind == "video" else "audio/opus")
+            aiortc_passthrough.on_keyframe_request_from_remote(transceiver.sender, track.request_keyframe)
+            if track.kind == "video":
+                labels[track.id] = "camera"
+        self._labels = labels
+        self._restrict()
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        return self.pc.localDescription.sdp
+
+    async def local_answer(self, offer: str) -> str:
+        await self.pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
+        self._restrict()
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        return self.pc.localDescription.sdp
+
+    async def remote_answer(self, answer: str) -> None:
+        await self.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+
+    # the MediaClient interface
+    def start(self, to_server: Any) -> None:
+        self.to_server = to_server
+        self._runner = asyncio.create_task(self._run())
+
+    async def offer(self) -> None:
+        sdp = await self.local_offer()
+        await self.to_server({"type": "offer", "sdp": sdp, "track_labels": self._labels})
+
+    async def deliver(self, message: dict[str, Any]) -> None:
+        self._inbox.put_nowait(message)
+
+    async def _run(self) -> None:
+        while True:
+            message = await self._inbox.get()
+            with contextlib.suppress(Exception):  # a late message for a closing peer
+                if message["type"] == "answer":
+                    await self.remote_answer(message["sdp"])
+                elif message["type"] == "offer":
+                    await self.to_server({"type": "answer", "sdp": await self.local_answer(message["sdp"])})
+
+    async def rtp(self) -> dict[str, int]:
+        """RTP packets this peer sent and received (and lost on the way in), from aiortc's stats."""
+        out = {"sent": 0, "received": 0, "lost": 0}
+        for report in (await self.pc.getStats()).values():
+            if report.type == "outbound-rtp":
+                out["sent"] += report.packetsSent
+            elif report.type == "inbound-rtp":
+                out["received"] += report.packetsReceived
+                out["lost"] += max(report.packetsLost, 0)
+        return out
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            self._runner.cancel()
+        await self.pc.close()
+
+
+# --- signaling -----------------------------------------------------------------------------------------
+
+class SignalClient:
+    """A participant on nettlege's signaling WebSocket (docs/protocol.md) around a media client
+    (`media.testing.MediaClient` or `PreEncodedMedia`): hello/welcome, then offer/answer once admitted."""
+
+    def __init__(self, http: aiohttp.ClientSession, base_url: str, consultation_id: str, token: str,
+                 media: Any, display_name: str = "", signal_url: str | None = None) -> None:
+        self.http = http
+        self.base_url = base_url.rstrip("/")
+        self.cid = consultation_id
+        self.token = token
+        self.media = media
+        self.display_name = display_name
+        self.signal_url = signal_url
+        self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self.welcome: dict[str, Any] | None = None
+        self.events: list[dict[str, Any]] = []  # every non-media server message, in order
+        self.closed = asyncio.Event()
+        self.close_code: int | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._admitted = asyncio.Event()
+
+    def ws_url(self) -> str:
+        url = self.signal_url or f"/api/v1/consultations/{self.cid}/signal"
+        if url.startswith("/"):
+            url = self.base_url + url
+        return url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
+
+    async def connect(self, offer: bool = True, origin: str | None = None) -> dict[str, Any]:
+        """Open the WebSocket, say hello, and (once admitted) send the first offer. Returns `welcome`."""
+        headers = {"Origin": origin} if origin else None
+        self.ws = await self.http.ws_connect(self.ws_url(), headers=headers, heartbeat=20)
+        self.closed.clear()
+        await self.ws.send_json({"type": "hello", "token": self.token, "display_name": self.display_name})
+        first = await self.ws.receive_json(timeout=10)
+        if first.get("type") != "welcome":
+            self.events.append(first)
+            raise ConnectionRefusedError(first.get("code", "no welcome"))
+        self.welcome = first
+        if first["state"] == "admitted":
+            self._admitted.set()
+        if self.media.to_server is None:
+            self.media.start(self._send)
+        self._reader = asyncio.create_task(self._read())
+        if offer:
+            await self._admitted.wait()
+            await self.media.offer()
+        return first
+
+    async def wait_admitted(self, within_s: float = 10) -> None:
+        await asyncio.wait_for(self._admitted.wait(), within_s)
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        if self.ws is not None and not self.ws.closed:
+            await self.ws.send_json(message)
+
+    async def send(self, message: dict[str, Any]) -> None:
+        await self._send(message)
+
+    async def _read(self) -> None:
+        assert self.ws is not None
+        try:
+            async for msg in self.ws:
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    break
+                data = json.loads(msg.data)
+                if data.get("type") in ("answer", "offer", "participants", "ended"):
+                    await self.media.deliver(data)
+                if data.get("type") not in ("answer", "offer"):
+                    self.events.append(data)
+                if data.get("type") == "admitted":
+                    self._admitted.set()
+        finally:
+            self.close_code = self.ws.close_code
+            self.closed.set()
+
+    def event_types(self) -> list[str]:
+        return [e.get("type", "") for e in self.events]
+
+    async def wait_event(self, kind: str, within_s: float = 10) -> dict[str, Any]:
+        deadline = asyncio.get_running_loop().time() + within_s
+        while True:
+            for e in self.events:
+                if e.get("type") == kind:
+                    return e
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"no {kind} event; got {self.event_types()}")
+            await asyncio.sleep(0.02)
+
+    async def leave(self) -> None:
+        await self._send({"type": "leave"})
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.closed.wait(), 5)
+
+    async def drop(self) -> None:
+        """Lose the connection without saying goodbye (a phone changing networks)."""
+        if self.ws is not None:
+            await self.ws.close()
+        if self._reader is not None:
+            self._reader.cancel()
+
+    async def close(self) -> None:
+        await self.drop()
+        await self.media.close()
+
+
+class BareSignal:
+    """`SignalClient`'s job against `load_tests.media_server`: the offer/answer messages, no hello, no REST."""
+
+    def __init__(self, http: aiohttp.ClientSession, url: str, media: PreEncodedMedia) -> None:
+        self.http, self.url, self.media = http, url, media
+        self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def connect(self) -> None:
+        self.ws = await self.http.ws_connect(self.url, max_msg_size=0)
+
+        async def send(message: dict[str, Any]) -> None:
+            if self.ws is not None and not self.ws.closed:
+                await self.ws.send_json(message)
+
+        self.media.start(send)
+        self._reader = asyncio.create_task(self._read())
+        await self.media.offer()
+
+    async def _read(self) -> None:
+        assert self.ws is not None
+        async for msg in self.ws:
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                await self.media.deliver(json.loads(msg.data))
+
+    async def close(self) -> None:
+        if self.ws is not None:
+            with contextlib.suppress(Exception):
+                await self.ws.send_json({"type": "leave"})
+                await self.ws.close()
+        if self._reader is not None:
+            self._reader.cancel()
+        await self.media.close()
+
+
+# --- chat ----------------------------------------------------------------------------------------------
+
+class ChatClient:
+    """A Socket.IO chat participant: `send` measures send -> ack; messages from the other side that this
+    process sent (by text) count as delivered, timed from their send."""
+
+    def __init__(self, http: aiohttp.ClientSession, base: str, token: str, me: str, sent_at: dict[str, float],
+                 on_delivered: Any) -> None:
+        import socketio
+
+        self.base, self.token, self.me = base, token, me
+        self.sio = socketio.AsyncClient(reconnection=False, http_session=http)
+        self._sent_at = sent_at
+        self.sio.on("message", self._on_message)
+        self._on_delivered = on_delivered
+
+    def _on_message(self, m: dict[str, Any]) -> None:
+        if m.get("sender", {}).get("role") == self.me:  # our own message echoed back
+            return
+        t0 = self._sent_at.pop(m.get("text", ""), None)
+        if t0 is not None:
+            self._on_delivered(m.get("text", ""), time.perf_counter() - t0)
+
+    async def join(self, consultation_id: str, origin: str, timeout: float = 30) -> None:  # noqa: ASYNC109
+        await self.sio.connect(self.base, auth={"token": self.token}, headers={"Origin": origin},
+                               transports=["websocket"], wait_timeout=timeout)
+        ack = await self.sio.call("join", {"consultation_id": consultation_id}, timeout=timeout * 2)
+        if not ack.get("ok"):
+            raise RuntimeError(f"chat join refused: {ack.get('error')}")
+
+    async def send(self, consultation_id: str, client_id: str, text: str,
+                   timeout: float = 30) -> tuple[dict[str, Any], float]:  # noqa: ASYNC109
+        """Send a message; (ack, seconds to the ack)."""
+        t = self._sent_at[text] = time.perf_counter()
+        ack = await self.sio.call("message", {"consultation_id": consultation_id, "client_id": client_id,
+                                              "text": text}, timeout=timeout)
+        return ack, time.perf_counter() - t
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.sio.disconnect()

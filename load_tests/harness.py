@@ -1,0 +1,395 @@
+"""The one benchmark harness: server processes (a private redis-server, `nettlege serve`), CPU plans and pinning,
+CPU meters, dev tokens, percentiles and medians, machine facts, load generators in their own processes, and
+result records (JSON lines under load_tests/results/, with machine, commit and command line, so every figure
+in the README can be traced to a run).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import multiprocessing as mp
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+RESULTS = Path(__file__).resolve().parent / "results"
+TENANT, SERVICE = "bench", "nettlege"
+SECRET = "bench-secret-" + "x" * 32  # what `nettlege_server` gives the server, so the harness can mint tokens
+ORIGIN = "http://load.test"
+TENANTS_TOML = f"""
+[[tenants]]
+id = "{TENANT}"
+name = "Benchmark kommune"
+[[tenants.services]]
+id = "{SERVICE}"
+name = "Kommunal nettlege"
+opening_hours = {{ default = "24/7" }}
+"""
+
+
+# --- ports and processes -------------------------------------------------------------------------------
+
+def free_port(consecutive: int = 1) -> int:
+    """A free loopback port (the first of `consecutive` free ones, for `serve --workers N`)."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        try:
+            for i in range(1, consecutive):
+                with socket.socket() as s2:
+                    s2.bind(("127.0.0.1", port + i))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError(f"no {consecutive} consecutive free ports")
+
+
+def wait_port(port: int, timeout: float = 15.0, host: str = "127.0.0.1") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.2):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {host}:{port}")
+
+
+def stop(proc: subprocess.Popen[Any], timeout: float = 10) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@contextlib.contextmanager
+def redis_server(appendonly: bool = False) -> Iterator[str]:
+    """A private redis-server on a free loopback port; yields its URL."""
+    port = free_port()
+    workdir = tempfile.mkdtemp(prefix="nettlege-redis-")
+    args = [shutil.which("redis-server") or "/usr/bin/redis-server", "--port", str(port), "--bind", "127.0.0.1",
+            "--save", "", "--dir", workdir, "--appendonly", "yes" if appendonly else "no"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        stop(proc)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+class Server:
+    """A running `nettlege serve`: base URLs (one per worker), the process, and the pids that do the work."""
+
+    def __init__(self, bases: list[str], proc: subprocess.Popen[bytes], pids: list[int]) -> None:
+        self.bases, self.proc, self.pids = bases, proc, pids
+
+    @property
+    def base(self) -> str:
+        return self.bases[0]
+
+    def __iter__(self) -> Iterator[Any]:
+        """`with nettlege_server(url) as (base, proc):` for one process."""
+        return iter((self.base, self.proc))
+
+
+@contextlib.contextmanager
+def nettlege_server(redis_url: str | None, extra_toml: str = "", env: dict[str, str] | None = None,
+                    workers: int = 1, prefix: list[str] | None = None) -> Iterator[Server]:
+    """`nettlege serve` (with `--workers N` when N > 1) in its own process on free loopback ports; `prefix` is a
+    command to start it with (`taskset -c 0`)."""
+    port = free_port(workers)
+    config = Path(tempfile.mkdtemp(prefix="nettlege-bench-")) / "bench.toml"
+    config.write_text(extra_toml + TENANTS_TOML)
+    environ = {**os.environ, "NETTLEGE_ENV": "test", "NETTLEGE_SECRET_KEY": SECRET, "NETTLEGE_LOG_LEVEL": "WARNING",
+               **(env or {})}
+    environ.pop("REDIS_URL", None)
+    if redis_url:
+        environ["REDIS_URL"] = redis_url
+    args = [*(prefix or []), sys.executable, "-m", "signaling.cli", "serve", "--config", str(config),
+            "--port", str(port)]
+    if workers > 1:
+        args += ["--workers", str(workers)]
+    proc = subprocess.Popen(args, env=environ, stdout=subprocess.DEVNULL)
+    try:
+        for i in range(workers):
+            wait_port(port + i, 30)
+        pids = [proc.pid]
+        if workers > 1:
+            pids = sorted(c.pid for c in psutil.Process(proc.pid).children())
+        yield Server([f"http://127.0.0.1:{port + i}" for i in range(workers)], proc, pids)
+    finally:
+        stop(proc, 15)
+        shutil.rmtree(config.parent, ignore_errors=True)
+
+
+def redis_pid(redis_url: str) -> int | None:
+    port = redis_url.rsplit(":", 1)[1].split("/")[0]
+    for p in psutil.process_iter(["name", "cmdline"]):
+        if p.info["name"] == "redis-server" and port in " ".join(p.info["cmdline"] or []):
+            return p.pid
+    return None
+
+
+# --- CPUs ----------------------------------------------------------------------------------------------
+
+def cpus() -> list[int]:
+    """This machine's CPUs, the server's first: CPU 0 unless NETTLEGE_BENCH_SERVER_CPU names another."""
+    found = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    first = int(os.environ.get("NETTLEGE_BENCH_SERVER_CPU", found[0]))
+    return [first, *(c for c in found if c != first)] if first in found else found
+
+
+def cpu_plan(server_processes: int = 1) -> tuple[list[list[int]], list[int]]:
+    """(CPUs for each server process, CPUs for load generators and Redis): each server one CPU to itself and the
+    load the rest; with no CPU left over (2 servers on 2 CPUs) the load floats over all of them."""
+    all_cpus = cpus()
+    if len(all_cpus) > server_processes:
+        return [[c] for c in all_cpus[:server_processes]], all_cpus[server_processes:]
+    if len(all_cpus) == server_processes:
+        return [[c] for c in all_cpus], all_cpus
+    return [all_cpus for _ in range(server_processes)], all_cpus
+
+
+def pin(pid: int | None, cpu_list: list[int]) -> None:
+    """Pin every thread of a process (a thread's affinity is its own; threads started later inherit it)."""
+    if not pid or not hasattr(os, "sched_setaffinity"):
+        return
+    with contextlib.suppress(psutil.Error):
+        for thread in psutil.Process(pid).threads():
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(thread.id, cpu_list)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (0 once it is gone)."""
+    try:
+        t = psutil.Process(pid).cpu_times()
+        return t.user + t.system
+    except psutil.Error:
+        return 0.0
+
+
+class CpuMeter:
+    """CPU of some processes over a window, in % of one core (user + system), and how long they waited for a CPU
+    (run-queue time from /proc/PID/task/*/schedstat: other processes held it)."""
+
+    def __init__(self, pids: dict[str, int | None]) -> None:
+        self.pids = {name: pid for name, pid in pids.items() if pid}
+        self.waited: dict[str, float] = {}
+        self.seconds: dict[str, float] = {}
+
+    @staticmethod
+    def _waited(pid: int) -> float:
+        total = 0
+        for task in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                total += int(task.read_text().split()[1])
+        return total / 1e9
+
+    def start(self) -> None:
+        self._t0 = time.monotonic()
+        self._cpu0 = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self._wait0 = {name: self._waited(pid) for name, pid in self.pids.items()}
+
+    def stop(self) -> dict[str, float]:
+        elapsed = time.monotonic() - self._t0
+        self.seconds = {name: cpu_seconds(pid) - self._cpu0[name] for name, pid in self.pids.items()}
+        self.waited = {name: round(100 * (self._waited(pid) - self._wait0[name]) / elapsed, 1)
+                       for name, pid in self.pids.items()}
+        return {name: round(100 * s / elapsed, 1) for name, s in self.seconds.items()}
+
+
+class MachineMeter:
+    """Busy % of each CPU over a window, everyone's processes included."""
+
+    @staticmethod
+    def _busy() -> list[tuple[float, float]]:
+        out = []
+        for t in psutil.cpu_times(percpu=True):
+            busy = t.user + t.system + t.nice + t.irq + t.softirq + getattr(t, "steal", 0.0)
+            out.append((busy, busy + t.idle + t.iowait))
+        return out
+
+    def start(self) -> None:
+        self._start = self._busy()
+
+    def stop(self) -> list[float]:
+        return [round(100 * (b1 - b0) / max(t1 - t0, 1e-9), 1)
+                for (b0, t0), (b1, t1) in zip(self._start, self._busy(), strict=True)]
+
+
+def udp_rcvbuf_errors() -> int:
+    """The kernel's UDP receive-buffer drop counter (machine-wide)."""
+    from media.metrics import udp_receive_errors
+
+    return udp_receive_errors()
+
+
+# --- figures -------------------------------------------------------------------------------------------
+
+def percentile(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, round(p / 100 * (len(s) - 1))))]
+
+
+def median(values: list[Any]) -> Any:
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def r4(x: float | None) -> float | None:
+    return None if x is None else round(x, 4)
+
+
+def medians(runs: list[dict[str, Any]], keys: list[str] | None = None) -> dict[str, Any]:
+    """Per key, the median over runs of the numeric values (None where no run has one)."""
+    keys = keys or [k for k, v in runs[0].items() if isinstance(v, int | float) and not isinstance(v, bool)]
+    return {k: r4(median([r.get(k) for r in runs])) for k in keys}
+
+
+def dev_token(sub: str, role: str, name: str | None = None, tenant: str = TENANT) -> str:
+    """A dev JWT like POST /api/v1/dev/token issues, minted here to keep setup off the server's CPU."""
+    import jwt
+
+    from signaling.auth import DEV_ISSUER, LOCAL_AUDIENCE
+
+    now = int(time.time())
+    return jwt.encode({"iss": DEV_ISSUER, "sub": sub, "role": role, "tenant": tenant, "name": name or sub,
+                       "aud": LOCAL_AUDIENCE, "iat": now, "exp": now + 6 * 3600}, SECRET, algorithm="HS256")
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+# --- machine and results -------------------------------------------------------------------------------
+
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def _commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "media", "signaling", "rooms", "chat"],
+                               capture_output=True, text=True, timeout=5, cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "") if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def machine() -> dict[str, Any]:
+    return {"nproc": os.cpu_count(), "cpu_model": _cpu_model(),
+            "loadavg_1_5_15": [round(x, 2) for x in os.getloadavg()]}
+
+
+def record(name: str, figures: dict[str, Any], started: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Append one result line to load_tests/results/<name>.jsonl and print it as the last line of output.
+    `started` is `machine()` taken before the run (its load average is the one that matters)."""
+    line = {"benchmark": name, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "commit": _commit(),
+            "command": "python -m load_tests." + name + " " + " ".join(sys.argv[1:]),
+            "machine": {**(started or machine()), "loadavg_after": machine()["loadavg_1_5_15"]}, **figures}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    with (RESULTS / f"{name.split('.')[-1]}.jsonl").open("a") as f:
+        f.write(json.dumps(line) + "\n")
+    print(json.dumps(line), flush=True)
+    return line
+
+
+def plot_path(name: str) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    return RESULTS / f"{name}.png"
+
+
+def pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+# --- load generators in their own processes ------------------------------------------------------------
+
+Handlers = dict[str, Callable[..., Awaitable[Any]]]
+
+
+def _worker_main(conn: Connection, factory: Callable[[], Handlers], cpu_list: list[int]) -> None:
+    if cpu_list and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, cpu_list)
+
+    async def serve() -> None:
+        handlers = factory()
+        loop = asyncio.get_running_loop()
+        while True:
+            command = await loop.run_in_executor(None, conn.recv)
+            name = command.pop("cmd")
+            try:
+                answer = await handlers[name](**command) if name in handlers else None
+            except Exception as exc:  # reported to the driver rather than dying silently
+                answer = {"error": f"{type(exc).__name__}: {exc}"}
+            conn.send(answer)
+            if name == "quit":
+                return
+
+    asyncio.run(serve())
+
+
+class Worker:
+    """A load generator in its own process (multiprocessing, spawn), pinned to `cpu_list`, answering commands:
+    `factory()` (a module-level function) returns {command: async handler}; "quit" ends it (its handler, if
+    any, cleans up first)."""
+
+    def __init__(self, factory: Callable[[], Handlers], cpu_list: list[int]) -> None:
+        ctx = mp.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker_main, args=(child, factory, cpu_list), daemon=True)
+        self.proc.start()
+        self.pid = self.proc.pid
+
+    def send(self, cmd: str, **kwargs: Any) -> None:
+        self._conn.send({"cmd": cmd, **kwargs})
+
+    def receive(self, timeout: float | None = None) -> Any:
+        if not self._conn.poll(timeout):
+            raise TimeoutError(f"load generator {self.pid}: no answer within {timeout} s")
+        answer = self._conn.recv()
+        if isinstance(answer, dict) and "error" in answer and len(answer) == 1:
+            raise RuntimeError(f"load generator {self.pid}: {answer['error']}")
+        return answer
+
+    def call(self, cmd: str, timeout: float | None = None, **kwargs: Any) -> Any:
+        self.send(cmd, **kwargs)
+        return self.receive(timeout)
+
+    def close(self) -> None:
+        if self.proc.is_alive():
+            with contextlib.suppress(OSError, EOFError, TimeoutError, RuntimeError):
+                self.call("quit", timeout=30)
+            self.proc.join(10)
+            if self.proc.is_alive():
+                self.proc.kill()
