@@ -44,6 +44,14 @@ test: system-deps install
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
+# Media benchmark: nettlege serve beside aiortc's transcoding relay and Janus VideoRoom (Debian `janus`), medians
+# of 3 runs at K = 1, 4, 8 consultations; results appended to load_tests/results/media_bench.jsonl.
+BENCH_ARGS ?= --consultations 1,4,8 --runs 3
+bench: system-deps install
+	@command -v janus >/dev/null || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq janus >/dev/null; }
+	$(PY) -m load_tests.media_bench $(BENCH_ARGS)
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 

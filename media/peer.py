@@ -143,11 +143,7 @@ class Peer:
             return  # end-of-candidates: nothing to wait for, the client's checks are what counts
         try:
             line = str(candidate["candidate"])
-            parsed = candidate_from_sdp(line.removeprefix("candidate:"))
-            parsed.sdpMid = candidate.get("sdpMid")
-            parsed.sdpMLineIndex = candidate.get("sdpMLineIndex")
-            if parsed.sdpMid is None and parsed.sdpMLineIndex is None:
-                parsed.sdpMLineIndex = 0
+            candidate_from_sdp(line.removeprefix("candidate:"))  # read to refuse garbage, never used
         except Exception as exc:
             raise MediaError("candidate_invalid", f"The ICE candidate could not be read: {exc}") from exc
         self._trickled_candidates += 1
