@@ -31,7 +31,7 @@ async def test_closed_service_shows_opening_hours_116117_and_113(server, pages) 
     await page.goto(base + "/#/join/oslo/stengt")
     await page.locator(".closed-message").wait_for()
     assert await page.locator("#reason").count() == 0
-    assert await page.locator("a[href='tel:113']").count() == 1
+    assert await page.locator("#main a[href='tel:113']").count() == 1
     await screen(page, "join-closed")
 
 
@@ -64,8 +64,9 @@ async def test_citizen_joins_queue_sees_live_position_and_runs_precall_check(ser
     await first.wait_for_function("() => document.querySelector('video.preview').videoWidth > 0")
     await screen(first, "waiting-precall")
 
-    # The first leaves: the second moves up without reloading.
+    # The first leaves (after saying yes to the question): the second moves up without reloading.
     await first.click("#leave-queue")
+    await first.click("#leave-queue-dialog-yes")
     await first.wait_for_function("() => location.hash === '#/services'")
     await second.locator("#queue-position").get_by_text("Du er nummer 1 i køen").wait_for(timeout=10_000)
 
@@ -101,7 +102,7 @@ async def test_waiting_room_reconnects_to_the_same_place_after_going_offline(ser
 
 async def test_norwegian_by_default_english_selectable_and_kept(server, pages) -> None:
     base, _ = server
-    page = await pages.open(base + "/", locale="en-GB")
+    page = await pages.open(base + "/", locale="de-DE")  # a language we do not have: bokmål
     await page.get_by_role("heading", name="Logg inn").wait_for()
     assert await page.evaluate("document.documentElement.lang") == "nb"
     await page.select_option("#lang-select", "en")

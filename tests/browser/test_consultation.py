@@ -226,11 +226,16 @@ async def test_operator_sends_a_link_and_sees_the_callers_camera(media_server, p
     await wait_for_video(operator)
     await operator.locator("#participants").get_by_text("Innringer").wait_for()
     await screen(operator, "room-operator")
-    # The caller leaves; the operator's room goes on without them.
+    # The caller leaves (asked first); the operator's room goes on without them and says so.
     await caller.click("#leave-call")
+    await caller.locator("#leave-dialog").wait_for()
+    await screen(caller, "leave-confirm")
+    await caller.click("#leave-dialog-yes")
     await caller.get_by_role("heading", name="Du har forlatt samtalen").wait_for()
+    await caller.locator("#rejoin").wait_for()  # the consultation is still on
     await screen(caller, "left-caller")
     await operator.locator("#participants").get_by_text("Innringer").wait_for(state="detached", timeout=15_000)
+    await operator.locator("#presence-notice").get_by_text("Innringer har forlatt konsultasjonen.").wait_for()
     assert await operator.locator("#room-status").inner_text() == "Tilkoblet"
 
 

@@ -1,5 +1,6 @@
 // The REST API under /api/v1: one fetch wrapper; errors carry the server's Norwegian `message`.
 import { session } from "./session.js";
+import { getLang } from "./i18n.js";
 
 export class ApiError extends Error {
   constructor(status, code, message) {
@@ -15,7 +16,8 @@ export function isNetworkError(err) {
 }
 
 export async function request(method, path, body, { token } = {}) {
-  const headers = { Accept: "application/json" };
+  // Server messages come back in the UI's language (nb, nn or en).
+  const headers = { Accept: "application/json", "Accept-Language": getLang() };
   const bearer = token ?? session.token;
   if (bearer) headers.Authorization = `Bearer ${bearer}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";

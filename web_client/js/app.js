@@ -99,7 +99,7 @@ function updateTopbar() {
 }
 
 async function boot() {
-  setLang(getLang());
+  setLang(getLang(), { remember: false });
   const select = document.getElementById("lang-select");
   select.value = getLang();
   select.addEventListener("change", () => setLang(select.value));

@@ -5,6 +5,7 @@ import { io } from "../vendor/socket.io.esm.min.js";
 import { uuid } from "./dom.js";
 
 const ACK_TIMEOUT_MS = 5000;
+const UPLOAD_TIMEOUT_MS = 60000; // a 5 MB photo on a slow mobile uplink
 
 function connect(token) {
   return io({ path: "/socket.io", auth: { token }, transports: ["websocket"], reconnectionDelayMax: 3000 });
@@ -114,6 +115,24 @@ export class Chat extends EventTarget {
     }
     const wait = 1000 * (ack?.retry_after_s || 1);
     setTimeout(() => { if (this.joined && this.pending.has(clientId)) this._trySend(clientId, text); }, wait);
+  }
+
+  /** A photo (JPEG or PNG bytes): resolves with the ack ({id, ts, attachment}) once stored; throws an
+   * Error with the server's `code` and message otherwise. The sender shows it from its own bytes. */
+  async sendAttachment(data, name) {
+    if (!this.joined) throw Object.assign(new Error(""), { code: "not_connected" });
+    const clientId = uuid().replace(/[^A-Za-z0-9_-]/g, "").slice(0, 64);
+    let ack;
+    try {
+      ack = await this.socket.timeout(UPLOAD_TIMEOUT_MS).emitWithAck("attachment",
+        { consultation_id: this.cid, client_id: clientId, data, name });
+    } catch {
+      throw Object.assign(new Error(""), { code: "upload_timeout" });
+    }
+    if (!ack?.ok) throw Object.assign(new Error(ack?.message || ""), { code: ack?.error || "upload_failed" });
+    this.seen.add(ack.id);
+    if (later(ack.id, this.lastId)) this.lastId = ack.id;
+    return ack;
   }
 
   typing() { if (this.joined) this.socket.emit("typing", { consultation_id: this.cid, typing: true }); }

@@ -1,24 +1,45 @@
-// Norwegian bokmål by default, English selectable; the choice is kept in localStorage.
+// Norwegian bokmål, nynorsk and English. The user's choice is kept in localStorage; without one the
+// browser's languages decide (nn → nynorsk, en → English, anything else → bokmål).
 // t(key, {param}) fills {param} placeholders. Elements created with dom.tr()/h({i18n}) carry their key
 // and are re-translated in place by applyStatic(), so switching language never tears down a call.
 import { nb } from "./strings/nb.js";
+import { nn } from "./strings/nn.js";
 import { en } from "./strings/en.js";
 
-const DICTS = { nb, en };
+const DICTS = { nb, nn, en };
+const LOCALES = { nb: "nb-NO", nn: "nn-NO", en: "en-GB" };
 const STORE_KEY = "nettlege.lang";
 let lang = "nb";
+let chosen = false;
 const listeners = [];
+
+/** The first of the browser's languages we have: nn(o) is nynorsk, nb/no bokmål, en English. */
+export function browserLang(langs = navigator.languages || [navigator.language]) {
+  for (const l of langs) {
+    const base = String(l).toLowerCase().split("-")[0];
+    if (base === "nn") return "nn";
+    if (base === "nb" || base === "no") return "nb";
+    if (base === "en") return "en";
+  }
+  return "nb";
+}
 
 export function getLang() {
   const saved = localStorage.getItem(STORE_KEY);
-  return saved && DICTS[saved] ? saved : lang;
+  if (saved && DICTS[saved]) return saved;
+  return lang === "nb" && !chosen ? browserLang() : lang;
 }
 
-export function setLang(next) {
+/** For Intl (dates, numbers). */
+export function locale(l = lang) { return LOCALES[l] || "nb-NO"; }
+
+/** `remember`: the user chose it (kept); otherwise it is only the browser's default for this visit. */
+export function setLang(next, { remember = true } = {}) {
   if (!DICTS[next]) return;
   const changed = next !== lang;
   lang = next;
-  localStorage.setItem(STORE_KEY, next);
+  chosen = true;
+  if (remember) localStorage.setItem(STORE_KEY, next);
   document.documentElement.lang = next;
   if (changed) listeners.forEach((fn) => fn(next));
 }

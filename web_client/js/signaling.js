@@ -68,6 +68,13 @@ export class Call extends EventTarget {
     this.localStream?.getVideoTracks().forEach((tr) => { tr.enabled = !off; });
   }
 
+  /** What is switched off here ({audio_off, video_off}); sent now and again after every (re)admission,
+   * so the others' tiles show "microphone off" / "camera off". */
+  setMediaState(state) {
+    this.mediaState = state;
+    if (this.state === "admitted") this._send({ type: "media_state", ...state });
+  }
+
   /** Publish or withdraw an extra camera with a label (the nurse's "exam-camera"). */
   async setExtraStream(label, stream) {
     const old = this.extra.get(label);
@@ -258,6 +265,7 @@ export class Call extends EventTarget {
   async _admitted() {
     this.everAdmitted = true;
     this._setState("admitted");
+    if (this.mediaState) this._send({ type: "media_state", ...this.mediaState });
     if (this.pc) return;
     const pc = new RTCPeerConnection({ iceServers: this.iceServers, bundlePolicy: "max-bundle" });
     this.pc = pc;

@@ -1,7 +1,10 @@
 // For hosts (clinician, nurse, operator) in a room: who waits in the lobby (admit / deny), invite an
 // interpreter, a relative or a second clinician (copy the link, or send it by SMS when configured),
-// and end the consultation with an outcome.
-import { api } from "../api.js";
+// and end the consultation with an outcome. A knock rings and pops up admit/deny at the top of the screen;
+// the chat can be exported for the patient record.
+import { api, request } from "../api.js";
+import { knockSound, unlockSound } from "../alerts.js";
+import { session } from "../session.js";
 import { announce, h, tr } from "../dom.js";
 import { t } from "../i18n.js";
 import { sendLinkControl } from "./sendlink.js";
@@ -34,7 +37,42 @@ export function hostPanel({ cid, onEnded, error }) {
     }
   });
 
-  const element = h("div", { class: "stack" }, lobbySection, inviteSection);
+  const exportSection = h("section", { class: "card", "aria-labelledby": "export-h" },
+    h("h2", { id: "export-h", class: "h3", i18n: "export_title" }),
+    h("p", { class: "hint", i18n: "export_hint" }),
+    h("div", { class: "btn-row" },
+      h("button", { type: "button", class: "btn", id: "export-pdf", i18n: "export_pdf", onclick: () => exportTranscript("pdf") }),
+      h("button", { type: "button", class: "btn", id: "export-text", i18n: "export_text", onclick: () => exportTranscript("text") })));
+
+  async function exportTranscript(format) {
+    try {
+      const token = session.get(`room_token_${cid}`) || session.token;
+      const resp = await fetch(`/api/v1/consultations/${cid}/transcript?format=${format}`,
+        { headers: { Authorization: `Bearer ${token}` } });
+      if (!resp.ok) {
+        const body = await resp.json().catch(() => ({}));
+        error.textContent = body.message || `HTTP ${resp.status}`;
+        return;
+      }
+      const url = URL.createObjectURL(await resp.blob());
+      const a = h("a", { href: url, download: `chat-${cid}.${format === "pdf" ? "pdf" : "txt"}`, hidden: true });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60_000);
+      announce(t("export_done"));
+    } catch (e) {
+      error.textContent = e.message;
+    }
+  }
+
+  // The knock popup: fixed at the top, so admit/deny is visible without scrolling.
+  const popupList = h("ul", { class: "lobby", role: "list" });
+  const popup = h("section", { class: "knock-popup", id: "knock-popup", "aria-labelledby": "knock-popup-h", hidden: true },
+    h("h2", { id: "knock-popup-h", class: "h3", i18n: "knock_title" }), popupList);
+  document.body.append(popup);
+
+  const element = h("div", { class: "stack", onpointerdown: unlockSound }, lobbySection, inviteSection, exportSection);
   let known = new Set();
   let timer = null;
 
@@ -51,19 +89,25 @@ export function hostPanel({ cid, onEnded, error }) {
     if (!c) return;
     const waiting = c.participants.filter((p) => p.state === "lobby");
     const ids = new Set(waiting.map((p) => p.id));
-    for (const p of waiting) if (!known.has(p.id)) announce(t("knock_announce", { name: p.display_name || t(`role_${p.role}`) }));
+    const fresh = waiting.filter((p) => !known.has(p.id));
+    for (const p of fresh) announce(t("knock_announce", { name: p.display_name || t(`role_${p.role}`) }));
+    if (fresh.length) knockSound();
     known = ids;
     lobbyEmpty.hidden = waiting.length > 0;
-    lobby.replaceChildren(...waiting.map((p) => {
-      const name = p.display_name || t(`role_${p.role}`);
-      return h("li", { class: "lobby-item" },
-        h("span", {}, name, " · ", h("span", { i18n: `role_${p.role}` })),
-        h("span", { class: "btn-row" },
-          h("button", { type: "button", class: "btn btn-primary", dataset: { admit: p.id }, i18nAttrs: { "aria-label": ["admit_name", { name }] },
-            i18n: "admit", onclick: () => decide(p.id, true) }),
-          h("button", { type: "button", class: "btn", dataset: { deny: p.id }, i18nAttrs: { "aria-label": ["deny_name", { name }] },
-            i18n: "deny", onclick: () => decide(p.id, false) })));
-    }));
+    popup.hidden = waiting.length === 0;
+    popupList.replaceChildren(...waiting.map((p) => lobbyItem(p, "popup")));
+    lobby.replaceChildren(...waiting.map((p) => lobbyItem(p, "lobby")));
+  }
+
+  function lobbyItem(p, where) {
+    const name = p.display_name || t(`role_${p.role}`);
+    return h("li", { class: "lobby-item" },
+      h("span", {}, name, " · ", h("span", { i18n: `role_${p.role}` })),
+      h("span", { class: "btn-row" },
+        h("button", { type: "button", class: "btn btn-primary", dataset: { admit: p.id, where },
+          i18nAttrs: { "aria-label": ["admit_name", { name }] }, i18n: "admit", onclick: () => decide(p.id, true) }),
+        h("button", { type: "button", class: "btn", dataset: { deny: p.id, where },
+          i18nAttrs: { "aria-label": ["deny_name", { name }] }, i18n: "deny", onclick: () => decide(p.id, false) })));
   }
 
   async function decide(pid, admit) {
@@ -107,7 +151,7 @@ export function hostPanel({ cid, onEnded, error }) {
     update: (c) => update(c),
     refresh,
     openEnd: () => { dialog.returnValue = ""; dialog.showModal(); },
-    stop: () => { clearTimeout(timer); dialog.remove(); },
+    stop: () => { clearTimeout(timer); dialog.remove(); popup.remove(); },
   };
 }
 

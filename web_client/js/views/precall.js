@@ -2,6 +2,7 @@
 import { h, tr, announce } from "../dom.js";
 import { t } from "../i18n.js";
 import { connectionCheck, getLocalMedia, keepStream, levelMeter, stopStream } from "../media.js";
+import { mediaErrorKey, mediaHelp } from "./mediahelp.js";
 
 /** Returns {element, stop(keep)}: stop(true) hands the live stream on to the consultation. */
 export function precallCheck({ video = true } = {}) {
@@ -22,6 +23,7 @@ export function precallCheck({ video = true } = {}) {
     video ? preview : null,
     h("div", { class: "field" }, h("label", { for: "mic-level", i18n: "mic_level" }), meter),
     results, start);
+  let help = null;
 
   let stream = null;
   let stopMeter = () => {};
@@ -37,6 +39,8 @@ export function precallCheck({ video = true } = {}) {
     stopStream(stream);
     heard = false;
     [camItem, micItem, netItem].forEach((i) => tr(i, "checking"));
+    help?.remove();
+    help = null;
     try {
       stream = await getLocalMedia({ video, audio: true });
       if (video) {
@@ -52,7 +56,12 @@ export function precallCheck({ video = true } = {}) {
         if (level > 0.02 && !heard) { heard = true; mark(micItem, true, "mic_ok_heard"); }
       });
     } catch (e) {
-      mark(video ? camItem : micItem, false, "media_denied", { reason: e.name || e.message });
+      // Both items get an answer (never left on "checking"), and the box says what to do about it.
+      const key = mediaErrorKey(e);
+      if (video) mark(camItem, false, `camera_${key}`);
+      mark(micItem, false, `mic_${key}`);
+      help = mediaHelp(e);
+      results.after(help);
     }
     try {
       const net = await connectionCheck();

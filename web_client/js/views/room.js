@@ -11,6 +11,9 @@ import { Chat } from "../chat.js";
 import { getLocalMedia, listCameras, stopStream, takeKeptStream } from "../media.js";
 import { chatPanel } from "./chatpanel.js";
 import { hostPanel } from "./hostpanel.js";
+import { confirmDialog } from "./confirm.js";
+import { mediaHelp } from "./mediahelp.js";
+import { patientContext } from "./context.js";
 
 export const titleKey = "room_title";
 const HOSTS = ["clinician", "nurse", "operator"];
@@ -27,15 +30,19 @@ export function render(root, [cid], ctx, opts = {}) {
   const audios = h("div", { class: "audios", hidden: true }); // remote sound; plays while not shown
   const selfVideo = h("video", { class: "self-video", autoplay: true, muted: true, playsInline: true });
   selfVideo.muted = true;
-  const selfTile = h("figure", { class: "tile tile-self" }, selfVideo, h("figcaption", { i18n: "you" }));
+  const selfTile = h("figure", { class: "tile tile-self", tabindex: "0", i18nAttrs: { "aria-label": "self_view_move" } },
+    selfVideo, h("figcaption", { i18n: "you" }));
+  draggable(selfTile);
   const controls = h("div", { class: "controls", role: "toolbar", i18nAttrs: { "aria-label": "call_controls" } });
   const stage = h("section", { class: "stage", i18nAttrs: { "aria-label": "video_area" } },
     h("div", { class: "screens" }, remote, h("p", { class: "no-video", i18n: "no_video_yet" }), selfTile),
     audios, controls);
   const side = h("div", { class: "side" });
   const heading = h("h1", { id: "room-h", i18n: "room_title" });
+  // Someone left or lost the connection: said once, visibly and to screen readers.
+  const presenceNotice = h("p", { class: "notice presence-notice", id: "presence-notice", role: "status" });
   const roomEl = h("div", { class: "room" }, h("div", { class: "room-head" }, heading, statusLine), error,
-    h("div", { class: "room-grid" }, stage, side));
+    presenceNotice, h("div", { class: "room-grid" }, stage, side));
   root.append(roomEl);
 
   let call = null;
@@ -49,6 +56,10 @@ export function render(root, [cid], ctx, opts = {}) {
   const tiles = new Map(); // stream id → {tile, video, track ids}
   const prevStats = new Map();
   const quality = new Map(); // participant id → good|fair|poor
+  const placeholders = new Map(); // participant id → tile shown while they send no picture
+  const known = new Map(); // participant id → {name, presence} from the last `participants`
+  let graceTimer = null;
+  let graceAt = 0; // when the last `participants` (and its grace_s) arrived
 
   const setStatus = (key, params) => tr(statusLine, key, params);
   setStatus("connecting");
@@ -64,13 +75,87 @@ export function render(root, [cid], ctx, opts = {}) {
     participantsList.replaceChildren(...list.filter((p) => !p.state || p.state === "admitted").map((p) => {
       const q = quality.get(p.id);
       const me = p.id === call?.participantId;
-      return h("li", { class: "participant" },
+      return h("li", { class: "participant", dataset: { participant: p.id } },
         h("span", { class: "p-name" }, p.display_name || t(`role_${p.role}`), me ? ` (${t("you")})` : ""),
         h("span", { class: "p-role", i18n: `role_${p.role}` }),
-        q ? h("span", { class: `quality quality-${q}`, i18n: `quality_${q}` }) : null,
+        presenceBadge(p),
+        p.audio_off ? h("span", { class: "tag media-off", i18n: "mic_off_tag" }) : null,
+        p.video_off ? h("span", { class: "tag media-off", i18n: "camera_off_tag" }) : null,
+        q && p.presence !== "reconnecting" ? h("span", { class: `quality quality-${q}`, i18n: `quality_${q}` }) : null,
         (p.tracks || []).some((x) => x.label === "exam-camera") ? h("span", { class: "tag", i18n: "exam_camera" }) : null);
     }));
     host?.update(consultation, call?.participants || []);
+  }
+
+  function graceLeft(p) {
+    return Math.max(0, Math.round((p.grace_s || 0) - (Date.now() - graceAt) / 1000));
+  }
+
+  function presenceBadge(p) {
+    if (!p.presence || !call?.participants?.length) return null;
+    if (p.presence === "reconnecting") {
+      return h("span", { class: "presence presence-reconnecting", i18n: "presence_reconnecting",
+        i18nParams: { s: graceLeft(p) } });
+    }
+    return h("span", { class: "presence presence-connected", i18n: "presence_connected" });
+  }
+
+  /** Badges on a participant's tile: reconnecting (with the grace countdown), microphone off, camera off. */
+  function tileBadges(p) {
+    return [
+      p.presence === "reconnecting" ? h("span", { class: "badge tile-badge badge-reconnecting", i18n: "presence_reconnecting",
+        i18nParams: { s: graceLeft(p) } }) : null,
+      p.audio_off ? h("span", { class: "badge tile-badge", i18n: "mic_off_tag" }) : null,
+      p.video_off ? h("span", { class: "badge tile-badge", i18n: "camera_off_tag" }) : null,
+    ];
+  }
+
+  /** Presence from each `participants`: who came, who is reconnecting, who left (banner, tile gone). */
+  function onParticipants(list) {
+    graceAt = Date.now();
+    const now = new Map(list.map((p) => [p.id, p]));
+    for (const [id, was] of known) {
+      if (now.has(id) || id === call?.participantId) continue;
+      const key = was.presence === "reconnecting" ? "presence_lost" : "presence_left";
+      tr(presenceNotice, key, { name: was.name });
+      announce(t(key, { name: was.name }));
+    }
+    known.clear();
+    for (const p of list) known.set(p.id, { name: p.display_name || t(`role_${p.role}`), presence: p.presence });
+    // Tiles: the gone participant's pictures go; someone without a picture gets a name tile.
+    for (const entry of tiles.values()) {
+      if (entry.audio) continue;
+      if (entry.ownerId && !now.has(entry.ownerId)) entry.tile.remove();
+    }
+    for (const [id, tile] of placeholders) if (!now.has(id)) { tile.remove(); placeholders.delete(id); }
+    for (const p of list) {
+      if (p.id === call?.participantId) continue;
+      const hasVideo = [...tiles.values()].some((e) => !e.audio && e.ownerId === p.id && e.tile.isConnected
+        && (ownerOf(e)?.label || "camera") === "camera");
+      let tile = placeholders.get(p.id);
+      if (hasVideo) { tile?.remove(); placeholders.delete(p.id); continue; }
+      if (!tile) {
+        tile = h("figure", { class: "tile tile-placeholder", dataset: { participant: p.id } },
+          h("div", { class: "tile-avatar", "aria-hidden": "true" }), h("figcaption"), h("div", { class: "tile-badges" }));
+        placeholders.set(p.id, tile);
+      }
+      const name = p.display_name || t(`role_${p.role}`);
+      tile.querySelector(".tile-avatar").textContent = name.trim().charAt(0).toUpperCase();
+      tile.querySelector("figcaption").textContent = name;
+      if (!tile.isConnected) remote.append(tile);
+    }
+    for (const entry of tiles.values()) if (!entry.audio) captionFor(entry);
+    for (const [id, tile] of placeholders) tile.querySelector(".tile-badges").replaceChildren(...tileBadges(now.get(id)));
+    clearInterval(graceTimer);
+    if (list.some((p) => p.presence === "reconnecting")) {
+      graceTimer = setInterval(() => {
+        roomEl.querySelectorAll("[data-i18n='presence_reconnecting']").forEach((el) => {
+          const pid = el.closest("[data-participant]")?.dataset.participant;
+          const p = pid && now.get(pid);
+          if (p) tr(el, "presence_reconnecting", { s: graceLeft(p) });
+        });
+      }, 1000);
+    }
   }
 
   // --- remote media ---------------------------------------------------------------------------
@@ -95,6 +180,12 @@ export function render(root, [cid], ctx, opts = {}) {
     entry.caption.textContent = `${name}${label}`;
     trAttrs(entry.video, { "aria-label": ["video_of", { name: `${name}${label}` }] });
     entry.tile.classList.toggle("tile-exam", owner?.label === "exam-camera");
+    if (owner) {
+      entry.ownerId = owner.p.id;
+      entry.tile.dataset.participant = owner.p.id;
+      entry.badges.replaceChildren(...tileBadges(owner.p));
+      entry.tile.classList.toggle("tile-reconnecting", owner.p.presence === "reconnecting");
+    }
   }
 
   function onTrack({ track, streams, mid }) {
@@ -122,8 +213,9 @@ export function render(root, [cid], ctx, opts = {}) {
     video.muted = true;
     video.srcObject = new MediaStream([track]);
     const caption = h("figcaption");
-    const tile = h("figure", { class: "tile", dataset: { track: track.id } }, video, caption);
-    const entry = { track, stream, video, caption, tile, mid };
+    const badges = h("div", { class: "tile-badges" });
+    const tile = h("figure", { class: "tile", dataset: { track: track.id } }, video, caption, badges);
+    const entry = { track, stream, video, caption, badges, tile, mid, ownerId: null };
     tiles.set(track.id, entry);
     captionFor(entry);
     remote.append(tile);
@@ -174,11 +266,17 @@ export function render(root, [cid], ctx, opts = {}) {
   function buildControls(withVideo) {
     controls.replaceChildren();
     if (withVideo) {
-      controls.append(toggleButton("mute", "mute", "unmute", (on) => call?.setMuted(on)));
+      controls.append(toggleButton("mute", "mute", "unmute", (on) => {
+        call?.setMuted(on);
+        selfTile.classList.toggle("mic-off", on);
+      }));
       controls.append(toggleButton("camera", "camera_off", "camera_on", (on) => {
         call?.setCameraOff(on);
         selfTile.classList.toggle("camera-off", on);
       }));
+      // Without a camera or microphone the buttons cannot turn them on.
+      if (!localStream?.getAudioTracks().length) controls.querySelector("#mute").disabled = true;
+      if (!localStream?.getVideoTracks().length) controls.querySelector("#camera").disabled = true;
     }
     if (role === "nurse" && withVideo) controls.append(examCameraControl());
     controls.append(h("button", { type: "button", class: isHost ? "btn" : "btn btn-danger", id: "leave-call",
@@ -215,7 +313,11 @@ export function render(root, [cid], ctx, opts = {}) {
   }
 
   // --- lifecycle ------------------------------------------------------------------------------
-  function leave() {
+  async function leave() {
+    const sure = await confirmDialog({ id: "leave-dialog", titleKey: "leave_confirm_title",
+      textKey: isHost ? "leave_confirm_text_host" : "leave_confirm_text", confirmKey: "leave_confirm",
+      cancelKey: "stay" });
+    if (!sure || closed) return;
     call?.leave();
     finish(null, false);
   }
@@ -225,12 +327,15 @@ export function render(root, [cid], ctx, opts = {}) {
     closed = true;
     teardown();
     session.set("consultation", null);
-    if (opts.onFinish) opts.onFinish({ outcome, ended });
-    else ctx.navigate(`#/ended/${cid}?${new URLSearchParams({ outcome: outcome || "", left: ended ? "" : "1" })}`);
+    // The outcome is the patient's and the clinicians' business, not an interpreter's or a relative's.
+    const shown = ["interpreter", "relative"].includes(role) ? "" : outcome || "";
+    if (opts.onFinish) opts.onFinish({ outcome: shown || null, ended });
+    else ctx.navigate(`#/ended/${cid}?${new URLSearchParams({ outcome: shown, left: ended ? "" : "1" })}`);
   }
 
   function teardown() {
     clearInterval(qualityTimer);
+    clearInterval(graceTimer);
     clearTimeout(pollTimer);
     window.removeEventListener("online", onOnline);
     window.removeEventListener("offline", onOffline);
@@ -294,11 +399,14 @@ export function render(root, [cid], ctx, opts = {}) {
       localStream = takeKeptStream();
       if (!localStream) {
         try { localStream = await getLocalMedia({ video: true, audio: true }); } catch (e) {
-          error.textContent = t("media_denied", { reason: e.name || e.message });
+          // Refused or missing: explain, try the microphone alone, and go on (chat works without either).
+          error.after(mediaHelp(e, { phoneFallback: !isHost }));
           try { localStream = await getLocalMedia({ video: false, audio: true }); } catch { localStream = null; }
         }
       }
       selfVideo.srcObject = localStream;
+      selfTile.classList.toggle("camera-off", !localStream?.getVideoTracks().length);
+      selfTile.classList.toggle("mic-off", !localStream?.getAudioTracks().length);
     } else {
       stage.classList.add("chat-only");
     }
@@ -306,6 +414,7 @@ export function render(root, [cid], ctx, opts = {}) {
     buildControls(withVideo);
     side.append(chatSection.element, participantsSection);
     if (isHost) {
+      if (consultation?.ticket_id) side.prepend(patientContext(consultation.ticket_id));
       host = hostPanel({ cid, onEnded: (outcome) => finish(outcome, true), error });
       side.append(host.element);
     }
@@ -323,6 +432,7 @@ export function render(root, [cid], ctx, opts = {}) {
         clearTimeout(pollTimer);
         // Chat needs an admitted participant; never the raw invite token (that would spend it twice).
         startChat(call.sessionToken || token);
+        sendMediaState();
         opts.onAdmitted?.();
       } else if (state === "lobby") setStatus("in_lobby");
       else if (state === "reconnecting") { ctx.setBanner("reconnecting"); setStatus("reconnecting"); }
@@ -346,6 +456,7 @@ export function render(root, [cid], ctx, opts = {}) {
     });
     call.addEventListener("participants", () => {
       tiles.forEach(captionFor);
+      onParticipants(call.participants);
       renderParticipants();
     });
     call.addEventListener("error", (e) => {
@@ -359,7 +470,15 @@ export function render(root, [cid], ctx, opts = {}) {
     poll();
   }
 
-  const chatSection = chatPanel();
+  /** Tell the others (their tiles) what is off here: muted, camera off, or no device at all. */
+  function sendMediaState() {
+    const mic = localStream?.getAudioTracks()[0];
+    const cam = localStream?.getVideoTracks()[0];
+    call?.setMediaState({ audio_off: !mic || !mic.enabled, video_off: !cam || !cam.enabled });
+  }
+  controls.addEventListener("click", (e) => { if (e.target.closest("#mute, #camera")) sendMediaState(); });
+
+  const chatSection = chatPanel({ cid, tokenFor: () => call?.sessionToken || token });
   function startChat(chatToken) {
     if (chat) return;
     try {
@@ -375,4 +494,33 @@ export function render(root, [cid], ctx, opts = {}) {
 
   start();
   return () => { if (!closed) { closed = true; teardown(); } };
+}
+
+/** The small self view can be moved out of the way: dragged with a finger or mouse, or with the arrow keys. */
+function draggable(tile) {
+  let from = null;
+  const place = (x, y) => {
+    const box = tile.parentElement?.getBoundingClientRect();
+    if (!box || getComputedStyle(tile).position !== "absolute") return;
+    const maxX = box.width - tile.offsetWidth;
+    const maxY = box.height - tile.offsetHeight;
+    tile.style.left = `${Math.max(0, Math.min(maxX, x))}px`;
+    tile.style.top = `${Math.max(0, Math.min(maxY, y))}px`;
+    tile.classList.add("dragged");
+  };
+  tile.addEventListener("pointerdown", (e) => {
+    if (getComputedStyle(tile).position !== "absolute") return;
+    from = { x: e.clientX - tile.offsetLeft, y: e.clientY - tile.offsetTop };
+    tile.setPointerCapture(e.pointerId);
+  });
+  tile.addEventListener("pointermove", (e) => { if (from) place(e.clientX - from.x, e.clientY - from.y); });
+  const end = () => { from = null; };
+  tile.addEventListener("pointerup", end);
+  tile.addEventListener("pointercancel", end);
+  tile.addEventListener("keydown", (e) => {
+    const step = { ArrowLeft: [-20, 0], ArrowRight: [20, 0], ArrowUp: [0, -20], ArrowDown: [0, 20] }[e.key];
+    if (!step) return;
+    e.preventDefault();
+    place(tile.offsetLeft + step[0], tile.offsetTop + step[1]);
+  });
 }

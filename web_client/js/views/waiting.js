@@ -1,12 +1,15 @@
 // Citizen (and nurse): the waiting room. Live place in the queue and estimated wait, the pre-call
 // check, leave the queue; called → the consultation. A dropped network shows "reconnecting" and
-// comes back to the same ticket (the ticket id is kept in the session).
+// comes back to the same ticket (the ticket id is kept in the session). While waiting the screen is
+// kept on; when called, a sound, vibration, a notification (if allowed here) and a blinking title.
 import { api, isNetworkError } from "../api.js";
+import { askNotificationPermission, keepAwake, notificationPermission, turnAlert, unlockSound } from "../alerts.js";
 import { announce, h, tr } from "../dom.js";
 import { t } from "../i18n.js";
 import { session } from "../session.js";
 import { QueueEvents } from "../chat.js";
 import { precallCheck } from "./precall.js";
+import { confirmDialog } from "./confirm.js";
 
 export const titleKey = "waiting_title";
 const POLL_MS = 3000;
@@ -19,9 +22,14 @@ export function render(root, [ticketId], { navigate, setBanner }) {
   const extra = h("div", { class: "stack" });
   const error = h("p", { class: "error", role: "alert" });
   const leave = h("button", { type: "button", class: "btn btn-danger", id: "leave-queue", i18n: "leave_queue" });
+  const alerts = alertsCard();
   root.append(h("section", { class: "stack page-medium", "aria-labelledby": "wait-h" },
     h("h1", { id: "wait-h", i18n: "waiting_title" }),
-    status, error, extra, leave));
+    status, error, alerts, extra,
+    h("p", { class: "emergency-line" }, h("span", { i18n: "emergency_call" }), " ",
+      h("a", { href: "tel:113", class: "tel tel-113", id: "call-113" }, "113")),
+    leave));
+  const releaseWakeLock = keepAwake();
 
   let check = null;
   let stopped = false;
@@ -36,10 +44,12 @@ export function render(root, [ticketId], { navigate, setBanner }) {
     shownChannel = ticket.channel;
     if (ticket.channel === "phone") {
       extra.append(h("p", { class: "notice", i18n: "we_will_call", i18nParams: { phone: ticket.callback_phone || "" } }));
-    } else {
-      extra.append(h("p", { i18n: ticket.channel === "video" ? "waiting_video_hint" : "waiting_chat_hint" }));
-      check = precallCheck({ video: ticket.channel === "video" });
+    } else if (ticket.channel === "video") {
+      extra.append(h("p", { i18n: "waiting_video_hint" }));
+      check = precallCheck({ video: true });
       extra.append(check.element);
+    } else {
+      extra.append(h("p", { i18n: "waiting_chat_hint" })); // chat only: no camera or microphone check
     }
   }
 
@@ -69,6 +79,8 @@ export function render(root, [ticketId], { navigate, setBanner }) {
         tr(position, "called_now");
         eta.textContent = "";
         stopped = true;
+        turnAlert({ title: t(ticket.channel === "phone" ? "turn_alert_phone" : "turn_alert_title"),
+          body: t(ticket.channel === "phone" ? "phone_calling_now" : "turn_alert_body") });
         check?.stop(true);
         session.set("ticket", null);
         if (ticket.channel === "phone") {
@@ -100,6 +112,9 @@ export function render(root, [ticketId], { navigate, setBanner }) {
   }
 
   leave.addEventListener("click", async () => {
+    const sure = await confirmDialog({ id: "leave-queue-dialog", titleKey: "leave_queue_confirm_title",
+      textKey: "leave_queue_confirm_text", confirmKey: "leave_queue_confirm", cancelKey: "stay_in_queue" });
+    if (!sure || stopped) return;
     try {
       await api.leaveQueue(ticketId);
       stopped = true;
@@ -119,10 +134,31 @@ export function render(root, [ticketId], { navigate, setBanner }) {
 
   return () => {
     stopped = true;
+    releaseWakeLock();
     clearTimeout(timer);
     events.stop();
     window.removeEventListener("offline", onOffline);
     window.removeEventListener("online", onOnline);
     if (check) check.stop(session.get("ticket") === null);
   };
+}
+
+/** Ask for notifications here, with the reason, on the user's click (browsers ignore asks without one). */
+function alertsCard() {
+  const state = h("p", { class: "hint", id: "alerts-state", role: "status" });
+  const button = h("button", { type: "button", class: "btn", id: "enable-alerts", i18n: "alerts_enable" });
+  const show = (perm) => {
+    button.hidden = perm !== "default";
+    tr(state, `alerts_${perm}`);
+  };
+  button.addEventListener("click", async () => {
+    unlockSound();
+    show(await askNotificationPermission());
+  });
+  show(notificationPermission());
+  // Any click on the page lets the sound play later (browsers block sound on untouched pages).
+  const card = h("section", { class: "card alerts-card", "aria-labelledby": "alerts-h", onpointerdown: unlockSound },
+    h("h2", { id: "alerts-h", class: "h3", i18n: "alerts_title" }),
+    h("p", { i18n: "alerts_reason" }), button, state);
+  return card;
 }

@@ -1,0 +1,128 @@
+// Telling a waiting citizen that it is their turn while they look elsewhere: a sound, vibration, a
+// system notification (permission asked in the waiting room, with the reason), a blinking title; and a
+// screen wake lock while waiting, so a phone on the table does not go to sleep and drop the page.
+
+let audio = null; // one AudioContext, created on a user gesture so the browser lets it play later
+
+/** Call from a click: browsers only let pages that were interacted with make sound. */
+export function unlockSound() {
+  try {
+    audio ??= new AudioContext();
+    audio.resume().catch(() => {});
+  } catch { /* no Web Audio: vibration and the notification remain */ }
+}
+
+/** "granted" | "denied" | "default" | "unsupported" */
+export function notificationPermission() {
+  return typeof Notification === "function" ? Notification.permission : "unsupported";
+}
+
+export async function askNotificationPermission() {
+  unlockSound();
+  if (typeof Notification !== "function") return "unsupported";
+  try { return await Notification.requestPermission(); } catch { return Notification.permission; }
+}
+
+/** Three short rising tones. */
+function chime() {
+  unlockSound();
+  if (!audio) return;
+  const start = audio.currentTime + 0.05;
+  [660, 880, 990].forEach((freq, i) => {
+    const osc = audio.createOscillator();
+    const gain = audio.createGain();
+    osc.frequency.value = freq;
+    gain.gain.setValueAtTime(0.0001, start + i * 0.35);
+    gain.gain.exponentialRampToValueAtTime(0.3, start + i * 0.35 + 0.03);
+    gain.gain.exponentialRampToValueAtTime(0.0001, start + i * 0.35 + 0.3);
+    osc.connect(gain).connect(audio.destination);
+    osc.start(start + i * 0.35);
+    osc.stop(start + i * 0.35 + 0.32);
+  });
+}
+
+let blinkTimer = null;
+let blinkStop = null;
+
+/** Alternate the tab title with `text` until the user interacts with the page (or a minute passes). */
+function blinkTitle(text) {
+  stopBlink();
+  let base = document.title;
+  let on = false;
+  blinkTimer = setInterval(() => {
+    if (document.title !== text) base = document.title; // a new view set its own title meanwhile
+    on = !on;
+    document.title = on ? text : base;
+  }, 1000);
+  const until = Date.now() + 60_000;
+  const stop = () => {
+    if (document.visibilityState === "visible" || Date.now() > until) stopBlink(base);
+  };
+  const events = ["pointerdown", "keydown"];
+  events.forEach((e) => window.addEventListener(e, stop));
+  const expiry = setTimeout(() => stopBlink(base), 60_000);
+  blinkStop = (restore) => {
+    events.forEach((e) => window.removeEventListener(e, stop));
+    clearTimeout(expiry);
+    if (document.title === text) document.title = restore ?? base;
+  };
+}
+
+export function stopBlink(restore) {
+  clearInterval(blinkTimer);
+  blinkTimer = null;
+  const s = blinkStop;
+  blinkStop = null;
+  s?.(restore);
+}
+
+/** Everything at once, as far as this browser allows. Never throws. */
+export function turnAlert({ title, body }) {
+  try { chime(); } catch { /* sound is a bonus */ }
+  try { navigator.vibrate?.([400, 200, 400, 200, 400]); } catch { /* not on desktops */ }
+  try {
+    if (notificationPermission() === "granted") {
+      const n = new Notification(title, { body, tag: "nettlege-turn", requireInteraction: true });
+      n.onclick = () => { window.focus(); n.close(); };
+    }
+  } catch { /* e.g. Android Chrome wants a service worker for notifications */ }
+  blinkTitle(title);
+}
+
+/** Keep the screen on while waiting; re-acquired when the page becomes visible again. Returns release(). */
+export function keepAwake() {
+  let lock = null;
+  let released = false;
+  const acquire = async () => {
+    if (released || document.visibilityState !== "visible" || !navigator.wakeLock) return;
+    try { lock = await navigator.wakeLock.request("screen"); } catch { lock = null; }
+    if (released) lock?.release().catch(() => {});
+  };
+  document.addEventListener("visibilitychange", acquire);
+  acquire();
+  return () => {
+    released = true;
+    document.removeEventListener("visibilitychange", acquire);
+    lock?.release().catch(() => {});
+    lock = null;
+  };
+}
+
+/** A short two-tone ring for the clinician: someone knocks. */
+export function knockSound() {
+  try {
+    unlockSound();
+    if (!audio) return;
+    const start = audio.currentTime + 0.02;
+    [880, 660].forEach((freq, i) => {
+      const osc = audio.createOscillator();
+      const gain = audio.createGain();
+      osc.frequency.value = freq;
+      gain.gain.setValueAtTime(0.25, start + i * 0.25);
+      gain.gain.exponentialRampToValueAtTime(0.0001, start + i * 0.25 + 0.22);
+      osc.connect(gain).connect(audio.destination);
+      osc.start(start + i * 0.25);
+      osc.stop(start + i * 0.25 + 0.24);
+    });
+  } catch { /* sound is a bonus */ }
+}
