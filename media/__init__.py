@@ -24,8 +24,8 @@ call. Joining again with the same participant id replaces the old peer connectio
 Every bad input raises `MediaError(code, message)`; `error.as_event()` is the signaling `error` event. Codes:
 `sdp_invalid`, `sdp_too_large`, `no_offer_outstanding`, `offer_collision` (the client offered while the
 server's offer was unanswered: the server is impolite, the client rolls back and answers), `codec_unsupported`,
-`candidate_invalid`, `participant_left`, `consultation_ended`, `room_full`. None of them is fatal for the
-connection; the peer keeps working after one.
+`candidate_invalid`, `too_many_candidates`, `participant_left`, `consultation_ended`, `room_full`. None of them
+is fatal for the connection; the peer keeps working after one.
 `track_labels` (optional in the client's offer message) maps a track id (msid) or mid to a label such as
 `exam-camera`; the msid of what a subscriber receives is "<publisher participant id> <track id>".
 

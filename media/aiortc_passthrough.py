@@ -36,8 +36,8 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from aioice import Candidate
-from aioice.ice import Connection, TransportPolicy
-from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
+from aioice.ice import CandidatePair, Connection, TransportPolicy
+from aiortc import RTCIceParameters, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
 from aiortc.codecs import is_rtx
 from aiortc.codecs.base import Encoder
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
@@ -254,6 +254,53 @@ def restrict_gathering(pc: RTCPeerConnection, listen_ips: Sequence[str], announc
                 connection._local_candidates = [_announce(c, announced_ip) for c in connection._local_candidates]
 
         connection.gather_candidates = gather  # type: ignore[method-assign]
+
+
+def make_ice_lite(pc: RTCPeerConnection) -> None:
+    """Make the server's ICE agents ICE-lite (RFC 8445 section 2.5), as mediasoup's always are: they never
+    dial a client's candidates, they answer its authenticated checks, and media goes only to an address that
+    sent one (a peer-reflexive pair), nominated by the client, which is always controlling (it sends the first
+    offer; `a=ice-lite` in our SDP says so too). A client's candidates are dropped unread, so an mDNS name is
+    never resolved. Call before every setLocalDescription, with `restrict_gathering`.
+
+    aioice 0.13 is a full agent only. Per connection: `add_remote_candidate` ignores candidates (the server
+    learns addresses from checks), `_remote_candidates_expected` stays true (no candidates is not a failure;
+    the check list completes when the client nominates), `check_start` for a pair made by an incoming check
+    marks it succeeded instead of sending a check, and `query_consent` does nothing (the controlling client
+    checks consent; a lite agent does not send requests)."""
+    for connection in ice_connections(pc):
+        if getattr(connection, "_nettlege_lite", False):
+            continue
+        connection._nettlege_lite = True  # type: ignore[attr-defined]
+
+        async def ignore_candidate(candidate: Candidate | None) -> None:
+            return None
+
+        async def answered_check_is_valid(pair: CandidatePair, connection: Connection = connection) -> None:
+            # The pair exists only because a check with our password came from its remote address.
+            connection.check_state(pair, CandidatePair.State.SUCCEEDED)
+            if pair.remote_nominated:
+                pair.nominated = True
+            connection.check_complete(pair)
+
+        async def no_consent_checks() -> None:
+            return None
+
+        connection.add_remote_candidate = ignore_candidate  # type: ignore[method-assign]
+        connection._remote_candidates_expected = lambda: True  # type: ignore[method-assign]
+        connection.check_start = answered_check_is_valid  # type: ignore[method-assign]
+        connection.query_consent = no_consent_checks  # type: ignore[method-assign]
+        gatherer = next(t.receiver.transport.transport.iceGatherer for t in pc.getTransceivers()
+                        if t.receiver.transport.transport.iceGatherer._connection is connection)
+        gatherer.getLocalParameters = _lite_parameters(gatherer.getLocalParameters)  # type: ignore[method-assign]
+
+
+def _lite_parameters(original: Callable[[], RTCIceParameters]) -> Callable[[], RTCIceParameters]:
+    def parameters() -> RTCIceParameters:
+        local = original()
+        local.iceLite = True  # createOffer/createAnswer write `a=ice-lite`
+        return local
+    return parameters
 
 
 def _announce(candidate: Candidate, announced_ip: str) -> Candidate:

@@ -23,6 +23,8 @@ class MediaConfig:
     video_queue_frames: int = 30
     audio_queue_frames: int = 25
     sdp_max_bytes: int = 64 * 1024
+    # Remote ICE candidates accepted per peer connection (trickled) or per SDP; they are never dialled (ICE-lite).
+    max_remote_candidates: int = 30
     # Receive buffer per media socket (one per peer connection). None keeps aioice's 256 KiB, which the
     # kernel doubles: ~4 s of one participant's media. Larger only turns loss into delay when the event
     # loop is starved; raise it (and net.core.rmem_max) for short stalls, e.g. long GC pauses.

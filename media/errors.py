@@ -7,7 +7,8 @@ class MediaError(Exception):
     """Bad input or a state the client caused; `code` is stable and machine-readable, `message` is for people.
 
     Codes: `sdp_too_large`, `sdp_invalid`, `no_offer_outstanding`, `offer_collision`, `codec_unsupported`,
-    `candidate_invalid`, `participant_left`, `consultation_ended`, `room_full` (see `media/__init__.py`).
+    `candidate_invalid`, `too_many_candidates`, `participant_left`, `consultation_ended`, `room_full`
+    (see `media/__init__.py`).
     """
 
     def __init__(self, code: str, message: str) -> None:

@@ -70,3 +70,18 @@ def rtc_configuration(servers: Sequence[dict[str, Any]], relay_only: bool = Fals
         bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
     )
 
+
+
+def strip_candidates(sdp: str) -> tuple[str, int]:
+    """The SDP without its `a=candidate` and `a=end-of-candidates` lines, and how many distinct candidate
+    addresses it had. The server is ICE-lite: it learns a client's address from the client's checks and
+    never reads its candidates (which could point anywhere, e.g. at an internal network, or be mDNS names)."""
+    kept: list[str] = []
+    addresses: set[tuple[str, ...]] = set()
+    for line in sdp.splitlines(keepends=True):
+        if line.startswith("a=candidate:"):
+            fields = line.split()
+            addresses.add(tuple(fields[2:6]))  # transport, priority, address, port
+        elif not line.startswith("a=end-of-candidates"):
+            kept.append(line)
+    return "".join(kept), len(addresses)
