@@ -126,13 +126,16 @@ class ChatCounters:
 
 class ChatServer:
     def __init__(self, identify: Identify, *, origins: list[str], redis_url: str | None,
-                 median_consultation_s: MedianConsultation, limits: ChatLimits | None = None) -> None:
+                 median_consultation_s: MedianConsultation, limits: ChatLimits | None = None,
+                 client_manager: socketio.AsyncManager | None = None) -> None:
         """Built with the app (the Socket.IO routes must exist before it starts); `start` binds the store."""
         self.limits = limits or ChatLimits()
         self._identify = identify
         self.origins = list(origins)
         self._median = median_consultation_s
-        manager = socketio.AsyncRedisManager(redis_url, channel="nettlege-chat") if redis_url else None
+        # `client_manager`: a Sentinel or Cluster deployment's manager (signaling/sio_manager.py).
+        manager = client_manager or (socketio.AsyncRedisManager(redis_url, channel="nettlege-chat")
+                                     if redis_url else None)
         self.sio = socketio.AsyncServer(
             async_mode="aiohttp", client_manager=manager, cors_allowed_origins=self.origins,
             max_http_buffer_size=self.limits.max_packet_bytes, logger=False, engineio_logger=False)
@@ -244,8 +247,8 @@ class ChatServer:
                 return {"ok": True, **await fn(sid, session, data)}
             except ChatError as e:
                 err = e
-            except DomainError as e:
-                err = ChatError(e.code, e.message)
+            except DomainError as e:  # NotReplicated/Unavailable carry retry_after_s
+                err = ChatError(e.code, e.message, retry_after_s=getattr(e, "retry_after_s", None))
             except (aioredis.ConnectionError, aioredis.TimeoutError, OSError) as exc:
                 log.warning("chat event %s: store unavailable (%s: %s)", event, type(exc).__name__,
                             str(exc)[:120] if isinstance(exc, aioredis.RedisError) else "")
@@ -338,7 +341,9 @@ class ChatServer:
         me = self._me(s, cid)
         sender = Sender(me.id, me.role.value, me.display_name)
         async with s.sending:
+            await self.store.durability.admit()  # REDIS_MIN_REPLICAS_ACK: too few replicas, refused unstored
             stored = await self.chat.messages.append(s.principal.tenant, cid, sender, client_id, text)
+            await self.store.durable()  # acked (and broadcast) only once the replicas have it
             if stored.created:
                 self.counters.messages += 1
                 msg = Message(stored.id, cid, sender, text, stored.ts)
@@ -360,6 +365,7 @@ class ChatServer:
     async def _store_attachment(self, sid: str, tenant: str, cid: str, sender: Sender, client_id: str,
                                 caption: str, d: dict[str, Any], content_type: str) -> dict[str, Any]:
         att = self.chat.attachments
+        await self.store.durability.admit()
         aid = await att.put(tenant, cid, bytes(d["data"]), content_type, owner=sender.participant_id)
         meta = {"id": aid, "content_type": content_type, "size": len(d["data"]),
                 "name": safe_name(d.get("name"), content_type)}
@@ -369,6 +375,7 @@ class ChatServer:
             with contextlib.suppress(Exception):
                 await att.discard(tenant, cid, aid, owner=sender.participant_id)
             raise
+        await self.store.durable()  # the attachment and its message, before the ack and the broadcast
         if not stored.created:  # a retry: the first upload is the one kept
             await att.discard(tenant, cid, aid, owner=sender.participant_id)
             first = await self.chat.messages.one(tenant, cid, stored.id)

@@ -42,3 +42,19 @@ class RateLimited(DomainError):
     def __init__(self, message: str, retry_after_s: int) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class Unavailable(DomainError):
+    """The store cannot take the change right now (a failover, too few replicas); retry after a while."""
+
+    code = "store_unavailable"
+
+    def __init__(self, message: str, retry_after_s: int, code: str | None = None) -> None:
+        super().__init__(message, code)
+        self.retry_after_s = retry_after_s
+
+
+class NotReplicated(Unavailable):
+    """REDIS_MIN_REPLICAS_ACK replicas did not confirm the change in time: not acked, safe to retry."""
+
+    code = "not_replicated"

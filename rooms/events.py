@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import PubSub
+from redis.asyncio.cluster import RedisCluster
 
 from .keys import Keys
 
@@ -49,6 +51,19 @@ class EventBus:
 
     async def publish(self, tenant: str, topic: str, event: dict[str, Any]) -> None:
         await self._r.publish(Keys(tenant).events(topic), json.dumps(event))
+
+
+class _ResyncingPubSub(PubSub):
+    """redis-py reconnects a pub/sub connection and resubscribes inside its Retry (a dropped connection, a
+    Sentinel failover) without raising; events published in the gap are lost, so listeners get a resync."""
+
+    def __init__(self, on_reconnect: Callable[[], None], *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._on_reconnect = on_reconnect
+
+    async def on_connect(self, connection: Any) -> None:
+        await super().on_connect(connection)
+        self._on_reconnect()
 
 
 def _channel_regex() -> re.Pattern[str]:
@@ -99,6 +114,17 @@ class EventHub:
         finally:
             remove()
 
+    def _resync_all(self) -> None:
+        for key in list(self._listeners):
+            self._dispatch(key, RESYNC)
+
+    def _pubsub(self) -> PubSub:
+        if isinstance(self._r, RedisCluster):
+            # Classic pub/sub reaches every node of a cluster: one pattern subscription on any node hears all
+            # (sharded pub/sub has no patterns). A lost node surfaces as an error here: resubscribe below.
+            return self._r.pubsub(ignore_subscribe_messages=True)
+        return _ResyncingPubSub(self._resync_all, self._r.connection_pool, ignore_subscribe_messages=True)
+
     def _dispatch(self, key: tuple[str, str], event: dict[str, Any]) -> None:
         for listener in list(self._listeners.get(key, ())):
             try:
@@ -122,13 +148,12 @@ class EventHub:
         delay = 0.2
         first = True
         while not self._stopping:
-            pubsub = self._r.pubsub(ignore_subscribe_messages=True)
+            pubsub = self._pubsub()
             try:
                 await pubsub.psubscribe(self._pattern)
                 self.subscribed.set()
                 if not first:
-                    for key in list(self._listeners):
-                        self._dispatch(key, RESYNC)
+                    self._resync_all()
                 first, delay = False, 0.2
                 async for msg in pubsub.listen():
                     if msg.get("type") != "pmessage":

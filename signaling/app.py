@@ -20,18 +20,19 @@ from aiohttp import web
 from media import MediaConfig, Sfu
 from rooms.audit import Action
 from rooms.events import EventHub, queue_topic
-from rooms.store import Store, connect
+from rooms.store import Store
 
 from .api import build_api
 from .appkeys import AUTH, CONFIG, HTTP, HUB, STORE
 from .auth import Authenticator
 from .chat_wiring import setup_chat
 from .config import Config
-from .http import error_middleware, error_response
+from .http import error_middleware
 from .metrics import METRICS, Metrics
 from .openapi import build_openapi
 from .placement import setup_placement
 from .signal_ws import SIGNAL_OPENAPI, SIGNAL_SESSIONS, setup_signaling
+from .store_health import register_store_metrics, replicated
 
 log = logging.getLogger(__name__)
 WEB_CLIENT_DIR = Path(__file__).resolve().parent.parent / "web_client"
@@ -84,7 +85,7 @@ async def forwarded(request: web.Request,
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
-    store = Store(connect(config.redis_url))
+    store = Store.open(config.redis_settings())
     session = aiohttp.ClientSession()
     app[STORE] = store
     app[HTTP] = session
@@ -127,9 +128,11 @@ async def healthz(_request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
+    """Ready while a Redis primary answers: 503 during a failover, 200 again once Sentinel names the new one."""
     if await request.app[STORE].ping():
         return web.json_response({"status": "ready"})
-    return error_response(503, "redis_unavailable", "Redis svarer ikke.")
+    return web.json_response({"error": "redis_unavailable", "message": "Redis svarer ikke.", "retry_after_s": 1},
+                             status=503, headers={"Retry-After": "1"})
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -158,9 +161,10 @@ async def index(_request: web.Request) -> web.StreamResponse:
 
 def build_app(config: Config) -> web.Application:
     app = web.Application(client_max_size=config.limits.max_body_bytes,
-                          middlewares=[forwarded, observe, error_middleware])
+                          middlewares=[forwarded, observe, error_middleware, replicated])
     app[CONFIG] = config
     app[METRICS] = Metrics()
+    register_store_metrics(app)
     app.cleanup_ctx.append(_resources)
     app.cleanup_ctx.append(_sweeper)
     listen_ips = None if config.media.listen_ips is None else tuple(config.media.listen_ips)

@@ -27,6 +27,7 @@ from .appkeys import CONFIG, HUB, NOTIFIER, STORE
 from .auth import AuthError
 from .identity import identify
 from .metrics import METRICS
+from .sio_manager import chat_manager
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ def setup_chat(app: web.Application, limits: ChatLimits | None = None) -> None:
         return service.median_consultation_s if service else 600
 
     server = ChatServer(identify_for_chat, origins=config.origins(), redis_url=config.redis_url,
+                        client_manager=chat_manager(config.redis_settings()),
                         median_consultation_s=median_consultation_s, limits=limits)
     server.attach(app)
     app[CHAT_SERVER] = server

@@ -1,6 +1,8 @@
 """Configuration: a TOML file plus environment variables, parsed and checked by pydantic.
 
-Environment wins over the file: REDIS_URL, NETTLEGE_ENV, NETTLEGE_SECRET_KEY, NETTLEGE_CHAT_MASTER_KEY,
+Environment wins over the file: REDIS_URL (or REDIS_SENTINELS + REDIS_SENTINEL_MASTER, or REDIS_CLUSTER_URL),
+REDIS_MIN_REPLICAS_ACK, REDIS_WAIT_TIMEOUT_MS, REDIS_RETRY_S, NETTLEGE_ENV, NETTLEGE_SECRET_KEY,
+NETTLEGE_CHAT_MASTER_KEY,
 NETTLEGE_HOST, NETTLEGE_PORT, NETTLEGE_PUBLIC_URL, NETTLEGE_ALLOWED_ORIGINS (comma separated),
 NETTLEGE_MEDIA_LISTEN_IPS (comma separated), NETTLEGE_MEDIA_ANNOUNCED_IP.
 """
@@ -20,6 +22,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from rooms.models import Role
+from rooms.store import RedisSettings
 from rooms.tenants import Tenant
 
 log = logging.getLogger(__name__)
@@ -107,6 +110,12 @@ class Config(_Strict):
     node_url: str | None = None  # this process's own base URL when several nodes share Redis
     node_timeout_s: float = Field(default=6.0, gt=0)  # a node silent this long is taken out
     redis_url: str | None = None
+    redis_sentinels: list[str] = []  # "host:port" of each Sentinel; with redis_sentinel_master instead of redis_url
+    redis_sentinel_master: str | None = None
+    redis_cluster_url: str | None = None  # a Redis Cluster instead of redis_url
+    redis_min_replicas_ack: int = Field(default=0, ge=0, le=16)  # acks wait for this many replicas (WAIT)
+    redis_wait_timeout_ms: int = Field(default=1000, gt=0, le=60_000)
+    redis_retry_s: float = Field(default=5.0, ge=0, le=120)  # connection errors retried this long, then 503
     secret_key: str | None = None
     chat_master_key: str | None = None  # base64 of 32 bytes
     dev_issuer: bool = True
@@ -130,6 +139,30 @@ class Config(_Strict):
         if len(ids) != len(set(ids)):
             raise ValueError("tenant ids must be unique")
         return self
+
+    @model_validator(mode="after")
+    def _one_redis(self) -> Config:
+        given = [name for name, v in (("redis_url", self.redis_url), ("redis_sentinels", self.redis_sentinels),
+                                      ("redis_cluster_url", self.redis_cluster_url)) if v]
+        if len(given) > 1:
+            raise ValueError(f"set only one of {', '.join(given)}")
+        if bool(self.redis_sentinels) != bool(self.redis_sentinel_master):
+            raise ValueError("redis_sentinels and redis_sentinel_master go together")
+        for entry in self.redis_sentinels:
+            host, _, port = entry.rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"redis_sentinels: {entry!r} is not host:port")
+        if self.redis_min_replicas_ack and not (self.redis_url or self.redis_sentinels):
+            raise ValueError("redis_min_replicas_ack needs redis_url or redis_sentinels (not the embedded store, "
+                             "not a cluster)")
+        return self
+
+    def redis_settings(self) -> RedisSettings:
+        return RedisSettings(
+            url=self.redis_url, sentinel_master=self.redis_sentinel_master, cluster_url=self.redis_cluster_url,
+            sentinels=tuple((h, int(p)) for h, _, p in (e.rpartition(":") for e in self.redis_sentinels)),
+            min_replicas_ack=self.redis_min_replicas_ack, wait_timeout_ms=self.redis_wait_timeout_ms,
+            retry_s=self.redis_retry_s)
 
     @property
     def production(self) -> bool:
@@ -156,6 +189,11 @@ class Config(_Strict):
 
 _ENV = {
     "REDIS_URL": "redis_url",
+    "REDIS_SENTINEL_MASTER": "redis_sentinel_master",
+    "REDIS_CLUSTER_URL": "redis_cluster_url",
+    "REDIS_MIN_REPLICAS_ACK": "redis_min_replicas_ack",
+    "REDIS_WAIT_TIMEOUT_MS": "redis_wait_timeout_ms",
+    "REDIS_RETRY_S": "redis_retry_s",
     "NETTLEGE_ENV": "env",
     "NETTLEGE_SECRET_KEY": "secret_key",
     "NETTLEGE_CHAT_MASTER_KEY": "chat_master_key",
@@ -191,6 +229,8 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
     for var, key in _ENV.items():
         if environ.get(var):
             raw[key] = environ[var]
+    if environ.get("REDIS_SENTINELS"):
+        raw["redis_sentinels"] = [h.strip() for h in environ["REDIS_SENTINELS"].split(",") if h.strip()]
     if environ.get("NETTLEGE_ALLOWED_ORIGINS"):
         raw["allowed_origins"] = [o.strip() for o in environ["NETTLEGE_ALLOWED_ORIGINS"].split(",") if o]
     if environ.get("NETTLEGE_MEDIA_LISTEN_IPS"):

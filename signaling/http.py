@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from rooms.errors import Conflict, DomainError, Forbidden, Gone, NotFound, RateLimited
+from rooms.errors import Conflict, DomainError, Forbidden, Gone, NotFound, RateLimited, Unavailable
 from rooms.models import Principal, Role
 
 from .appkeys import AUTH
@@ -46,6 +46,11 @@ def error_response(status: int, code: str, message: str, headers: dict[str, str]
 _DOMAIN_STATUS: list[tuple[type[DomainError], int]] = [(NotFound, 404), (Forbidden, 403), (Gone, 410), (Conflict, 409)]
 
 
+def _unavailable(code: str, message: str, retry_after_s: int) -> web.Response:
+    return web.json_response({"error": code, "message": message, "retry_after_s": retry_after_s}, status=503,
+                             headers={"Retry-After": str(retry_after_s)})
+
+
 def _validation_message(err: ValidationError) -> str:
     # Field names and rules only: the rejected values may be patient data and must not echo into logs.
     return "; ".join(f"{'.'.join(str(x) for x in e['loc']) or 'body'}: {e['msg']}" for e in err.errors())
@@ -62,6 +67,8 @@ async def error_middleware(request: web.Request,
         return error_response(401, e.code, e.message, {"WWW-Authenticate": "Bearer"})
     except RateLimited as e:
         return error_response(429, e.code, e.message, {"Retry-After": str(e.retry_after_s)})
+    except Unavailable as e:  # a failover, or too few replicas confirmed the change: nothing acked, retry
+        return _unavailable(e.code, e.message, e.retry_after_s)
     except DomainError as e:
         status = next((s for kind, s in _DOMAIN_STATUS if isinstance(e, kind)), 400)
         return error_response(status, e.code, e.message)
@@ -70,8 +77,7 @@ async def error_middleware(request: web.Request,
     except (RedisConnectionError, RedisTimeoutError):
         # Redis away or every pooled connection busy: a clear, retryable answer instead of a 500.
         log.warning("store unavailable on %s %s", request.method, request.path)
-        return error_response(503, "store_unavailable", "Tjenesten er midlertidig overbelastet. Prøv igjen.",
-                              {"Retry-After": "2"})
+        return _unavailable("store_unavailable", "Tjenesten er midlertidig overbelastet. Prøv igjen.", 2)
     except web.HTTPRequestEntityTooLarge:
         return error_response(413, "body_too_large", "Forespørselen er for stor.")
     except web.HTTPException as e:
