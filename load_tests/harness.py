@@ -393,3 +393,52 @@ class Worker:
             self.proc.join(10)
             if self.proc.is_alive():
                 self.proc.kill()
+
+
+# --- Redis round trips ---------------------------------------------------------------------------------
+
+class RedisTurnCounter:
+    """A TCP proxy in front of Redis (in a thread with its own event loop) that counts round trips: a client
+    connection's bytes towards Redis after Redis last answered it (or first) start a new one, so a pipeline or
+    MULTI/EXEC sent at once is one, and a Lua script is one, however many commands it runs. Slower than a direct
+    connection: use it to count, not to time."""
+
+    def __init__(self, redis_url: str) -> None:
+        import threading
+
+        rest = redis_url.split("://", 1)[1]
+        hostport, _, self._db = rest.partition("/")
+        self._host, _, port = hostport.rpartition(":")
+        self._port = int(port)
+        self.turns = 0
+        self._loop = asyncio.new_event_loop()
+        self.port = free_port()
+        started = threading.Event()
+        threading.Thread(target=self._run, args=(started,), daemon=True).start()
+        started.wait(10)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/{self._db or '0'}"
+
+    def _run(self, started: Any) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(asyncio.start_server(self._client, "127.0.0.1", self.port))
+        started.set()
+        self._loop.run_forever()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(self._host, self._port)
+        answered = [True]
+
+        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter, towards_redis: bool) -> None:
+            with contextlib.suppress(ConnectionError, OSError):
+                while data := await src.read(65536):
+                    if towards_redis and answered[0]:
+                        self.turns += 1
+                    answered[0] = not towards_redis
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pump(reader, up_writer, True), pump(up_reader, writer, False))

@@ -1,40 +1,59 @@
-"""Queue benchmark: join-queue and take-next latency over HTTP with a long queue and many clinicians.
+"""Queue benchmark: join-queue and take-next over HTTP against `nettlege serve`, with a long queue and many
+clinicians, and the Redis round trips each operation costs.
 
-    python -m load_tests.queue_bench --tickets 10000 --clinicians 100 --runs 3
+    python -m load_tests.queue_bench [--tickets 10000] [--clinicians 100] [--runs 3]
 
-The server runs in its own process on a private real redis-server; this process is the load generator.
-10,000 tickets are put in the queue first (through the store, to keep setup short); then, with that
-queue waiting, citizens join over HTTP and 100 clinicians call take-next concurrently. The baseline,
-measured in the same run, is one bare Redis round trip (ZPOPMIN) from this process: the floor any
-queue operation pays. Prints one JSON object on its last line; times in seconds.
+One `nettlege serve` process on CPU 0 (taskset) with a private redis-server; this process (the aiohttp load
+generator) and Redis on the other CPU. Per run: `--tickets` tickets are put in the queue first (through the
+store, to keep setup short); then citizens join over HTTP `--clinicians` at a time and `--clinicians`
+clinicians call take-next concurrently (throughput and latency under load), then the same operations one at a
+time (unloaded latency). Only successful requests are timed; every other answer is counted by status in
+`errors`, never as latency. The baseline, measured in the same run, is one bare Redis round trip (ZPOPMIN)
+from this process.
+
+Round trips: a second `nettlege serve` whose REDIS_URL points at a counting proxy (`harness.RedisTurnCounter`)
+serves 100 joins and 100 takes one at a time; the proxy counts request/answer turns on every connection (a
+pipeline, MULTI/EXEC or Lua script is one), less what the idle server does in the same time (heartbeats).
+Results are appended to load_tests/results/queue_bench.jsonl.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import statistics
 import time
+from collections import Counter
+from typing import Any
 
 import aiohttp
+import redis
 
 from rooms.models import Channel, Priority, Role
 from rooms.store import Store, connect
 
-from ._procs import flush, nettlege_server, percentile, redis_server
+from .harness import (
+    SERVICE,
+    TENANT,
+    RedisTurnCounter,
+    auth,
+    cpu_plan,
+    dev_token,
+    machine,
+    median,
+    nettlege_server,
+    percentile,
+    pin,
+    r4,
+    record,
+    redis_pid,
+    redis_server,
+)
 
-TENANT, SERVICE = "bench", "nettlege"
 PRIORITIES = [Priority.GREEN, Priority.GREEN, Priority.YELLOW, Priority.RED]
+QUEUE = f"/api/v1/tenants/{TENANT}/services/{SERVICE}/queue"
 
 
-async def _token(http: aiohttp.ClientSession, base: str, sub: str, role: str) -> str:
-    async with http.post(f"{base}/api/v1/dev/token",
-                         json={"sub": sub, "role": role, "tenant": TENANT, "name": sub}) as r:
-        return (await r.json())["token"]
-
-
-async def _prefill(redis_url: str, n: int) -> None:
+async def prefill(redis_url: str, n: int) -> None:
     store = Store(connect(redis_url))
     sem = asyncio.Semaphore(200)
 
@@ -47,7 +66,7 @@ async def _prefill(redis_url: str, n: int) -> None:
     await store.close()
 
 
-async def _redis_floor(redis_url: str, n: int = 2000) -> list[float]:
+async def redis_floor(redis_url: str, n: int = 2000) -> list[float]:
     r = connect(redis_url)
     key = "nl:{bench}:floor"
     await r.zadd(key, {f"m{i}": i for i in range(n)})
@@ -60,85 +79,118 @@ async def _redis_floor(redis_url: str, n: int = 2000) -> list[float]:
     return out
 
 
-async def _run_once(base: str, redis_url: str, tickets: int, clinicians: int, joins: int, takes: int) -> dict:
-    flush(redis_url)
-    await _prefill(redis_url, tickets)
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
-        doc_tokens = [await _token(http, base, f"dr{i}", "clinician") for i in range(clinicians)]
-        citizen_tokens = [await _token(http, base, f"cit{i}", "citizen") for i in range(joins)]
-        join_lat: list[float] = []
-        take_lat: list[float] = []
-        statuses: dict[int, int] = {}
+class Ops:
+    """Join and take-next over HTTP: latency of successful requests, every other answer counted by status."""
 
-        async def join(tok: str) -> None:
-            t0 = time.perf_counter()
-            async with http.post(f"{base}/api/v1/tenants/{TENANT}/services/{SERVICE}/queue",
-                                 json={"channel": "video", "reason": "hoste"},
-                                 headers={"Authorization": f"Bearer {tok}"}) as r:
+    def __init__(self, http: aiohttp.ClientSession, base: str) -> None:
+        self.http, self.base = http, base
+        self.latency: dict[str, list[float]] = {"join": [], "take": []}
+        self.errors: Counter[str] = Counter()
+
+    async def _call(self, op: str, path: str, token: str, body: Any = None) -> None:
+        t0 = time.perf_counter()
+        try:
+            async with self.http.post(self.base + path, json=body, headers=auth(token)) as r:
                 await r.read()
-                statuses[r.status] = statuses.get(r.status, 0) + 1
-            join_lat.append(time.perf_counter() - t0)
+                status = r.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            self.errors[f"{op} {type(exc).__name__}"] += 1
+            return
+        if status in (200, 201):
+            self.latency[op].append(time.perf_counter() - t0)
+        else:
+            self.errors[f"{op} {status}"] += 1
 
-        async def clinician(tok: str, n: int) -> None:
-            for _ in range(n):
-                t0 = time.perf_counter()
-                async with http.post(f"{base}/api/v1/tenants/{TENANT}/services/{SERVICE}/queue/take",
-                                     headers={"Authorization": f"Bearer {tok}"}) as r:
-                    await r.read()
-                    statuses[r.status] = statuses.get(r.status, 0) + 1
-                take_lat.append(time.perf_counter() - t0)
+    async def join(self, token: str) -> None:
+        await self._call("join", QUEUE, token, {"channel": "video", "reason": "hoste"})
 
-        # joins arrive 100 at a time while the queue holds `tickets`
-        t_start = time.perf_counter()
-        for i in range(0, joins, clinicians):
-            await asyncio.gather(*[join(t) for t in citizen_tokens[i:i + clinicians]])
-        join_wall = time.perf_counter() - t_start
-        t_start = time.perf_counter()
-        await asyncio.gather(*[clinician(t, takes // clinicians) for t in doc_tokens])
-        take_wall = time.perf_counter() - t_start
-        # the same operations one at a time: latency without queueing behind 99 others
-        joins_concurrent, takes_concurrent = join_lat[:], take_lat[:]
-        join_lat.clear()
-        take_lat.clear()
-        solo_tokens = [await _token(http, base, f"solo{i}", "citizen") for i in range(200)]
-        for tok in solo_tokens:
-            await join(tok)
-        for tok in doc_tokens[:10]:
-            await clinician(tok, 20)
-        join_solo, take_solo = join_lat[:], take_lat[:]
-        join_lat, take_lat = joins_concurrent, takes_concurrent
-    floor = await _redis_floor(redis_url)
+    async def take(self, token: str, n: int = 1) -> None:
+        for _ in range(n):
+            await self._call("take", f"{QUEUE}/take", token)
+
+
+async def run_once(base: str, redis_url: str, args: argparse.Namespace, run: int) -> dict[str, Any]:
+    redis.Redis.from_url(redis_url).flushdb()
+    await prefill(redis_url, args.tickets)
+    tag = f"r{run}-{int(time.time())}"
+    doctors = [dev_token(f"dr-{tag}-{i}", "clinician") for i in range(args.clinicians)]
+    citizens = [dev_token(f"cit-{tag}-{i}", "citizen") for i in range(args.joins)]
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+        loaded = Ops(http, base)
+        t0 = time.perf_counter()
+        for i in range(0, args.joins, args.clinicians):  # joins arrive `clinicians` at a time
+            await asyncio.gather(*[loaded.join(t) for t in citizens[i:i + args.clinicians]])
+        join_wall = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        await asyncio.gather(*[loaded.take(t, args.takes // args.clinicians) for t in doctors])
+        take_wall = time.perf_counter() - t0
+        solo = Ops(http, base)  # the same operations one at a time
+        for i in range(200):
+            await solo.join(dev_token(f"solo-{tag}-{i}", "citizen"))
+        for t in doctors[:10]:
+            await solo.take(t, 20)
+    floor = await redis_floor(redis_url)
     return {
-        "join_p50_s": percentile(join_lat, 50), "join_p99_s": percentile(join_lat, 99),
-        "take_p50_s": percentile(take_lat, 50), "take_p99_s": percentile(take_lat, 99),
-        "join_p50_unloaded_s": percentile(join_solo, 50), "take_p50_unloaded_s": percentile(take_solo, 50),
-        "joins_per_s": len(join_lat) / join_wall, "takes_per_s": len(take_lat) / take_wall,
-        "redis_floor_p50_s": percentile(floor, 50), "statuses": statuses,
+        **{f"{op}_p{p}_s": r4(percentile(loaded.latency[op], p)) for op in ("join", "take") for p in (50, 99)},
+        "join_p50_unloaded_s": r4(percentile(solo.latency["join"], 50)),
+        "take_p50_unloaded_s": r4(percentile(solo.latency["take"], 50)),
+        "joins_per_s": round(len(loaded.latency["join"]) / join_wall, 1),
+        "takes_per_s": round(len(loaded.latency["take"]) / take_wall, 1),
+        "redis_floor_p50_s": percentile(floor, 50),
+        "errors": dict(loaded.errors + solo.errors),
     }
 
 
-async def main_async(args: argparse.Namespace) -> dict:
+async def round_trips(base: str, counter: RedisTurnCounter, n: int = 100) -> dict[str, float]:
+    """Redis round trips per join and per take-next, one operation at a time."""
+    tag = str(int(time.time()))
+    async with aiohttp.ClientSession() as http:
+        ops = Ops(http, base)
+        t0, idle0 = time.monotonic(), counter.turns
+        await asyncio.sleep(2.0)
+        idle_rate = (counter.turns - idle0) / (time.monotonic() - t0)  # heartbeats and watchers of an idle server
+        out = {"idle_round_trips_per_s": round(idle_rate, 2)}
+        for op in ("join", "take"):
+            t0, turns0 = time.monotonic(), counter.turns
+            for i in range(n):
+                if op == "join":
+                    await ops.join(dev_token(f"rt-{tag}-{i}", "citizen"))
+                else:
+                    await ops.take(dev_token(f"rtdr-{tag}-{i % 10}", "clinician"))
+            turns = counter.turns - turns0 - idle_rate * (time.monotonic() - t0)
+            out[f"{op}_round_trips"] = round(turns / max(1, len(ops.latency[op])), 2)
+        out["round_trip_errors"] = dict(ops.errors)
+    return out
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    (server_cpus,), load_cpus = cpu_plan(1)
+    pin_prefix = ["taskset", "-c", ",".join(map(str, server_cpus))]
     runs = []
-    with redis_server() as redis_url, nettlege_server(redis_url) as (base, _proc):
-        for i in range(args.runs):
-            result = await _run_once(base, redis_url, args.tickets, args.clinicians, args.joins, args.takes)
-            print(json.dumps({"run": i + 1, **result}), flush=True)
-            runs.append(result)
-
-    def med(key: str) -> float:
-        return statistics.median(r[key] for r in runs)
-
+    with redis_server() as redis_url:
+        pin(redis_pid(redis_url), load_cpus)
+        counter = RedisTurnCounter(redis_url)
+        with nettlege_server(counter.url, prefix=pin_prefix) as counted:
+            trips = await round_trips(counted.base, counter)
+        with nettlege_server(redis_url, prefix=pin_prefix) as server:
+            for i in range(args.runs):
+                runs.append(await run_once(server.base, redis_url, args, i))
+                print({"run": i + 1, **runs[-1]}, flush=True)
+    figures = {k: r4(median([r[k] for r in runs])) for k in runs[0] if k != "errors"}
+    floor = figures["redis_floor_p50_s"]
+    errors: Counter[str] = Counter()
+    for r in runs:
+        errors.update(r["errors"])
     return {
-        "benchmark": "queue", "tickets_waiting": args.tickets, "clinicians": args.clinicians, "runs": args.runs,
-        "joins_per_run": args.joins, "takes_per_run": args.takes,
-        "join_p50_s": med("join_p50_s"), "join_p99_s": med("join_p99_s"),
-        "take_p50_s": med("take_p50_s"), "take_p99_s": med("take_p99_s"),
-        "join_p50_unloaded_s": med("join_p50_unloaded_s"), "take_p50_unloaded_s": med("take_p50_unloaded_s"),
-        "joins_per_s": med("joins_per_s"), "takes_per_s": med("takes_per_s"),
-        "redis_floor_p50_s": med("redis_floor_p50_s"),
-        "take_unloaded_over_redis_floor": med("take_p50_unloaded_s") / med("redis_floor_p50_s"),
-        "where": "server: 1 nettlege process; load: this process (aiohttp client); redis: private redis-server; "
-                 "all on 127.0.0.1",
+        "tickets_waiting": args.tickets, "clinicians": args.clinicians, "runs": args.runs,
+        "joins_per_run": args.joins, "takes_per_run": args.takes, **figures, **trips,
+        "take_unloaded_over_redis_floor": round(figures["take_p50_unloaded_s"] / floor, 1) if floor else None,
+        "join_unloaded_over_redis_floor": round(figures["join_p50_unloaded_s"] / floor, 1) if floor else None,
+        "errors": dict(errors),
+        "goals": {"take_unloaded_le_10x_floor": (figures["take_p50_unloaded_s"] or 99) <= 10 * (floor or 0),
+                  "takes_per_s_ge_1000": (figures["takes_per_s"] or 0) >= 1000},
+        "where": f"server: 1 nettlege serve on CPU {server_cpus}; load (this process) and private redis-server on "
+                 f"{load_cpus}; 127.0.0.1",
     }
 
 
@@ -149,7 +201,9 @@ def main() -> None:
     parser.add_argument("--joins", type=int, default=1000)
     parser.add_argument("--takes", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=3)
-    print(json.dumps(asyncio.run(main_async(parser.parse_args()))))
+    args = parser.parse_args()
+    started = machine()
+    record("queue_bench", asyncio.run(main_async(args)), started)
 
 
 if __name__ == "__main__":
