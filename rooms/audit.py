@@ -40,6 +40,9 @@ class Action(StrEnum):
     TRANSCRIPT_EXPORTED = "transcript.exported"
     ATTACHMENT_READ = "attachment.read"
     CHAT_SHREDDED = "chat.shredded"
+    BOOKING_RESCHEDULED = "booking.rescheduled"
+    BOOKING_CANCELLED = "booking.cancelled"
+    SETTINGS_CHANGED = "settings.changed"
 
 
 GENESIS = "0" * 64

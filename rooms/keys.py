@@ -47,9 +47,9 @@ class Keys:
         """A host clinician's booked consultations on one Oslo day (the dashboard's list)."""
         return f"{self.prefix}subject:{subject}:bookings:{day}"
 
-    def booking_changes(self, booker: str) -> str:
-        """A booking system's stream of state changes, read by polling with `since`."""
-        return f"{self.prefix}bookings:changes:{booker}"
+    def bookings_of(self, booker: str) -> str:
+        """A booking system's bookings by slot time (what its polling reads)."""
+        return f"{self.prefix}booker:{booker}:bookings"
 
     def consultation(self, cid: str) -> str:
         return f"{self.prefix}consultation:{cid}"

@@ -22,7 +22,7 @@ from rooms.audit import Action
 from rooms.events import EventHub, queue_topic
 from rooms.store import Store
 
-from .api import build_api
+from .api import bookings, build_api
 from .appkeys import AUTH, CONFIG, HTTP, HUB, STORE
 from .auth import Authenticator
 from .chat_wiring import setup_chat
@@ -167,6 +167,7 @@ def build_app(config: Config) -> web.Application:
     register_store_metrics(app)
     app.cleanup_ctx.append(_resources)
     app.cleanup_ctx.append(_sweeper)
+    app.cleanup_ctx.append(bookings.no_show_sweeper)
     listen_ips = None if config.media.listen_ips is None else tuple(config.media.listen_ips)
     setup_signaling(app, Sfu(MediaConfig.for_host(config.host, listen_ips, announced_ip=config.media.announced_ip)))
     setup_placement(app, load=lambda: float(len(app.get(SIGNAL_SESSIONS, {}))))

@@ -1,0 +1,303 @@
+"""Bookings: a booking system (role `booking`, client credentials) books, moves and cancels slots and polls
+for their state; join links for the citizen and the host clinician; the host's list of today's bookings;
+the sweep that ends unattended slots as no-show.
+
+A join link is `<base>/#/booking/<signed token>`: a JWT signed with the server's key naming the
+consultation, the person it is for and their role. It opens the waiting room from 15 minutes before the
+slot (checked against the booking's current slot, so a rescheduled slot moves the window). The citizen's
+link works on its own (it is exchanged for a session token bound to that consultation, as a spent invite
+is); the clinician's link needs the clinician logged in with their own identity, as that subject.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from datetime import date, datetime
+from typing import Annotated, Any
+
+import jwt
+from aiohttp import web
+from pydantic import BaseModel, Field, StringConstraints
+
+from rooms.audit import Action
+from rooms.bookings import OPENS_BEFORE_S, Booking, changed_at
+from rooms.errors import Gone, NotFound
+from rooms.events import consultation_topic
+from rooms.models import Channel, Consultation, ConsultationState, Principal, Role
+from rooms.stats import oslo_day
+from rooms.tenants import OSLO
+
+from ..appkeys import AUTH, CONFIG, STORE
+from ..auth import AuthError
+from ..http import Api, ApiError, Body, bearer_token, require_tenant
+
+log = logging.getLogger(__name__)
+api = Api()
+BOOKER = (Role.BOOKING,)
+HOSTS = (Role.CLINICIAN, Role.NURSE)
+LINK_AUDIENCE = "nettlege-booking-link"
+LINK_VALID_AFTER_SLOT_S = 2 * 86400
+MAX_AHEAD_S = 366 * 86400
+SWEEP_INTERVAL_S = 2.0
+POLL_WINDOW_S = 7 * 86400  # polling sees bookings whose slot is at most this long ago
+
+Subject = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@-]+$")]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=80, strip_whitespace=True)]
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")]
+
+
+class CreateBookingIn(Body):
+    tenant: Slug
+    service: Slug
+    slot_at: float = Field(gt=0, description="the slot's start, Unix seconds")
+    host: Subject = Field(description="the host clinician's subject (HelseID)")
+    host_name: Name
+    citizen: Subject = Field(description="the citizen's subject (ID-porten pid or the booking system's id)")
+    citizen_name: Name
+    channel: Channel = Channel.VIDEO
+
+
+class RescheduleIn(Body):
+    slot_at: float = Field(gt=0)
+
+
+class LinkIn(Body):
+    link: Annotated[str, StringConstraints(min_length=10, max_length=2048)]
+
+
+class Links(BaseModel):
+    citizen: str
+    clinician: str
+
+
+class BookingOut(BaseModel):
+    consultation_id: str
+    tenant: str
+    service: str
+    slot_at: float
+    opens_at: float
+    host: str
+    state: str = Field(description="booked, cancelled or no-show; else the consultation's state")
+    consultation_state: str
+    outcome: str | None
+    changed_at: float
+    links: Links | None = None
+
+
+class BookingsOut(BaseModel):
+    now: float = Field(description="pass as `since` on the next poll")
+    bookings: list[BookingOut]
+
+
+class LinkOut(BaseModel):
+    consultation_id: str
+    role: Role
+    display_name: str
+    session_token: str | None = Field(description="the citizen's token for this consultation; none for staff")
+
+
+class HostBookingOut(BaseModel):
+    consultation_id: str
+    service: str
+    slot_at: float
+    opens_at: float
+    state: str
+    citizen_name: str
+
+
+def _base(request: web.Request) -> str:
+    return (request.app[CONFIG].public_url or f"{request.scheme}://{request.host}").rstrip("/")
+
+
+def _sign_link(request: web.Request, b: Booking, subject: str, role: Role) -> str:
+    config = request.app[CONFIG]
+    assert config.secret_key
+    token = jwt.encode({"aud": LINK_AUDIENCE, "tenant": b.tenant, "cid": b.consultation_id, "sub": subject,
+                        "role": role.value, "iat": int(time.time()),
+                        "exp": int(b.slot_at + LINK_VALID_AFTER_SLOT_S)}, config.secret_key, algorithm="HS256")
+    return f"{_base(request)}/#/booking/{token}"
+
+
+def _out(request: web.Request, b: Booking, c: Consultation, *, links: bool = False) -> BookingOut:
+    state = b.state if b.state in ("cancelled", "no-show") else c.state.value
+    return BookingOut(
+        consultation_id=b.consultation_id, tenant=b.tenant, service=b.service, slot_at=b.slot_at,
+        opens_at=b.slot_at - OPENS_BEFORE_S, host=b.host, state=state, consultation_state=c.state.value,
+        outcome=c.outcome.value if c.outcome else None, changed_at=changed_at(b, c),
+        links=Links(citizen=_sign_link(request, b, b.citizen, Role.CITIZEN),
+                    clinician=_sign_link(request, b, b.host, Role.CLINICIAN)) if links else None)
+
+
+def _check_slot(slot_at: float) -> None:
+    now = time.time()
+    if slot_at <= now or slot_at > now + MAX_AHEAD_S:
+        raise ApiError(422, "invalid_slot", "Timen må ligge fram i tid, høyst ett år fram.")
+
+
+async def _mine(request: web.Request, principal: Principal) -> Booking:
+    """A booking this booking system made (others' answered 404)."""
+    b = await request.app[STORE].bookings.get(principal.tenant, request.match_info["consultation_id"])
+    if b.booker != principal.subject:
+        raise NotFound("Fant ikke denne timen.", code="booking_not_found")
+    return b
+
+
+@api.route("POST", "/api/v1/bookings", summary="Book a slot with a host clinician; returns the join links",
+           roles=BOOKER, body=CreateBookingIn, response=BookingOut, status=201, errors=(401, 403, 404, 422),
+           tags=("bookings",))
+async def create_booking(request: web.Request, principal: Principal, body: CreateBookingIn) -> BookingOut:
+    require_tenant(principal, body.tenant)
+    tenant = request.app[CONFIG].tenant(body.tenant)
+    if tenant is None or tenant.service(body.service) is None:
+        raise ApiError(404, "service_not_found", "Fant ikke denne tjenesten.")
+    _check_slot(body.slot_at)
+    store = request.app[STORE]
+    b, c = await store.bookings.create(body.tenant, body.service, booker=principal.subject, host=body.host,
+                                       host_name=body.host_name, citizen=body.citizen,
+                                       citizen_name=body.citizen_name, slot_at=body.slot_at,
+                                       no_show_after_s=request.app[CONFIG].booking_no_show_s, channel=body.channel)
+    await store.audit.record(body.tenant, Action.CONSULTATION_CREATED, actor=principal.subject,
+                             role=principal.role, consultation_id=c.id, booked="1")
+    return _out(request, b, c, links=True)
+
+
+@api.route("GET", "/api/v1/bookings", summary="Poll: my bookings that changed after `since`",
+           roles=BOOKER, response=BookingsOut, errors=(401, 403, 422), tags=("bookings",),
+           query={"since": "Unix seconds; the `now` of the previous answer (default 0: all)"})
+async def poll_bookings(request: web.Request, principal: Principal, _b: None) -> BookingsOut:
+    try:
+        since = float(request.query.get("since", "0"))
+    except ValueError:
+        raise ApiError(422, "invalid_since", "since må være et tidspunkt i sekunder.") from None
+    now = time.time()
+    rows = await request.app[STORE].bookings.of_booker(principal.tenant, principal.subject, now - POLL_WINDOW_S)
+    out = [_out(request, b, c) for b, c in rows]
+    return BookingsOut(now=now, bookings=sorted((o for o in out if o.changed_at > since),
+                                                key=lambda o: o.changed_at))
+
+
+@api.route("GET", "/api/v1/bookings/{consultation_id}", summary="One of my bookings, with fresh join links",
+           roles=BOOKER, response=BookingOut, errors=(401, 403, 404), tags=("bookings",))
+async def get_booking(request: web.Request, principal: Principal, _b: None) -> BookingOut:
+    b = await _mine(request, principal)
+    c = await request.app[STORE].consultations.get(b.tenant, b.consultation_id)
+    return _out(request, b, c, links=c.state != ConsultationState.ENDED)
+
+
+@api.route("PATCH", "/api/v1/bookings/{consultation_id}", summary="Move a slot that has not started",
+           roles=BOOKER, body=RescheduleIn, response=BookingOut, errors=(401, 403, 404, 409, 422),
+           tags=("bookings",))
+async def reschedule_booking(request: web.Request, principal: Principal, body: RescheduleIn) -> BookingOut:
+    b = await _mine(request, principal)
+    _check_slot(body.slot_at)
+    store = request.app[STORE]
+    b = await store.bookings.reschedule(b, body.slot_at, request.app[CONFIG].booking_no_show_s)
+    await store.audit.record(b.tenant, Action.BOOKING_RESCHEDULED, actor=principal.subject, role=principal.role,
+                             consultation_id=b.consultation_id)
+    await store.events.publish(b.tenant, consultation_topic(b.consultation_id), {"type": "changed"})
+    return _out(request, b, await store.consultations.get(b.tenant, b.consultation_id), links=True)
+
+
+@api.route("DELETE", "/api/v1/bookings/{consultation_id}", summary="Cancel a slot that has not started",
+           roles=BOOKER, status=204, errors=(401, 403, 404, 409), tags=("bookings",))
+async def cancel_booking(request: web.Request, principal: Principal, _b: None) -> None:
+    b = await _mine(request, principal)
+    store = request.app[STORE]
+    await store.bookings.cancel(b)
+    await store.audit.record(b.tenant, Action.BOOKING_CANCELLED, actor=principal.subject, role=principal.role,
+                             consultation_id=b.consultation_id)
+    await store.events.publish(b.tenant, consultation_topic(b.consultation_id), {"type": "ended", "outcome": None})
+
+
+@api.route("POST", "/api/v1/bookings/links/redeem",
+           summary="Open a join link: the citizen gets a session token; the host must be logged in as the host",
+           public=True, body=LinkIn, response=LinkOut, errors=(401, 403, 404, 409, 410, 422), tags=("bookings",))
+async def redeem_link(request: web.Request, _p: None, body: LinkIn) -> LinkOut:
+    config, store = request.app[CONFIG], request.app[STORE]
+    assert config.secret_key
+    token = body.link.rsplit("/", 1)[-1]
+    try:
+        claims = jwt.decode(token, config.secret_key, algorithms=["HS256"], audience=LINK_AUDIENCE,
+                            options={"require": ["exp", "sub", "aud"]})
+        tenant, cid, subject, role = claims["tenant"], claims["cid"], claims["sub"], Role(claims["role"])
+    except jwt.ExpiredSignatureError:
+        raise Gone("Lenken er utløpt.", code="link_expired") from None
+    except (jwt.PyJWTError, KeyError, ValueError):
+        raise NotFound("Lenken er ukjent.", code="link_unknown") from None
+    b = await store.bookings.get(tenant, cid)
+    c = await store.consultations.get(tenant, cid)
+    if c.state == ConsultationState.ENDED:
+        raise Gone("Timen er avsluttet eller avlyst.", code="consultation_ended")
+    opens_at = b.slot_at - OPENS_BEFORE_S
+    if time.time() < opens_at:
+        opens = datetime.fromtimestamp(opens_at, OSLO)
+        raise ApiError(409, "not_open_yet", f"Venterommet åpner {opens:%d.%m. kl. %H:%M}, 15 minutter før timen.")
+    me = c.participant_for(subject)
+    if me is None:  # pragma: no cover - the booking admitted both
+        raise NotFound("Lenken er ukjent.", code="link_unknown")
+    if role == Role.CITIZEN:
+        principal = Principal(subject=subject, role=Role.CITIZEN, tenant=tenant, name=me.display_name,
+                              issuer="booking-link")
+        session = request.app[AUTH].issue_session_token(principal, cid, me.id)
+        await store.audit.record(tenant, Action.INVITE_REDEEMED, actor=subject, role=Role.CITIZEN.value,
+                                 consultation_id=cid, via="booking-link")
+        return LinkOut(consultation_id=cid, role=role, display_name=me.display_name, session_token=session)
+    # Staff never join on a link alone: they log in with their own identity, and it must be the host.
+    bearer = bearer_token(request)
+    if bearer is None:
+        raise ApiError(401, "login_required", "Logg inn for å åpne denne timen.", {"WWW-Authenticate": "Bearer"})
+    try:
+        who = await request.app[AUTH].verify(bearer)
+    except AuthError as e:
+        raise ApiError(401, e.code, e.message, {"WWW-Authenticate": "Bearer"}) from None
+    if who.tenant != tenant or who.subject != subject or who.consultation_id:
+        raise ApiError(403, "not_the_host", "Denne lenken er til en annen behandler.")
+    return LinkOut(consultation_id=cid, role=role, display_name=me.display_name, session_token=None)
+
+
+@api.route("GET", "/api/v1/me/bookings", summary="My booked consultations on a day (host clinician's dashboard)",
+           roles=HOSTS, response=list[HostBookingOut], errors=(401, 403, 422), tags=("bookings",),
+           query={"day": "Europe/Oslo day, YYYY-MM-DD (default today)"})
+async def my_bookings(request: web.Request, principal: Principal, _b: None) -> list[dict[str, Any]]:
+    day = request.query.get("day") or oslo_day(time.time())
+    try:
+        date.fromisoformat(day)
+    except ValueError:
+        raise ApiError(422, "invalid_date", "day må være en dato på formen ÅÅÅÅ-MM-DD.") from None
+    store = request.app[STORE]
+    out = []
+    for c in await store.bookings.of_host(principal.tenant, principal.subject, day):
+        citizen = next((p for p in c.participants if p.role == Role.CITIZEN), None)
+        slot = c.scheduled_at or 0.0
+        out.append(HostBookingOut(consultation_id=c.id, service=c.service, slot_at=slot,
+                                  opens_at=slot - OPENS_BEFORE_S, state=c.outcome.value if c.outcome else c.state.value,
+                                  citizen_name=citizen.display_name if citizen else "").model_dump(mode="json"))
+    return out
+
+
+async def no_show_sweeper(app: web.Application) -> AsyncIterator[None]:
+    """Ends unattended slots as no-show, on every process; the store makes sure only one ends each."""
+    async def loop() -> None:
+        config, store = app[CONFIG], app[STORE]
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL_S)
+            for tenant in config.tenants:
+                try:
+                    ended = await store.bookings.end_no_shows(tenant.id)
+                    for cid in ended:
+                        await store.audit.record(tenant.id, Action.CONSULTATION_ENDED, actor="system",
+                                                 role="system", consultation_id=cid, outcome="no-show")
+                        await store.events.publish(tenant.id, consultation_topic(cid),
+                                                   {"type": "ended", "outcome": "no-show"})
+                except Exception:  # Redis briefly away: try again next round
+                    log.warning("no-show sweep failed for a tenant", exc_info=True)
+
+    task = asyncio.create_task(loop(), name="booking-no-show-sweeper")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
