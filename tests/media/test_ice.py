@@ -73,3 +73,129 @@ def test_sfu_counters_are_exposed_to_prometheus() -> None:
     assert "nettlege_media_forwarded_packets_total 42.0" in text
     assert "nettlege_media_udp_receive_errors" in text
     assert "nettlege_media_forwarded_frames_total" in text and "nettlege_media_offered_frames_total" in text
+
+
+# --- ICE-lite (issue 12 finding 5): the server never dials a client's candidates ----------------------
+
+import asyncio  # noqa: E402
+import os  # noqa: E402
+import socket  # noqa: E402
+
+import pytest  # noqa: E402
+from aioice import ice as aioice_ice  # noqa: E402
+
+from media import MediaError  # noqa: E402
+from media.ice import strip_candidates  # noqa: E402
+from tests.media.conftest import connect, has_picture  # noqa: E402
+
+
+def _decoy() -> socket.socket:
+    """A UDP socket on another loopback address, standing in for a host on an internal network."""
+    decoy = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    decoy.bind(("127.0.0.2", 0))
+    decoy.setblocking(False)
+    return decoy
+
+
+def _received(decoy: socket.socket) -> list[bytes]:
+    datagrams = []
+    while True:
+        try:
+            datagrams.append(decoy.recv(2048))
+        except BlockingIOError:
+            return datagrams
+
+
+def _with_candidate(line: str):  # type: ignore[no-untyped-def]
+    def rewrite(sdp: str) -> str:  # the candidate goes into every media section, before the client's own
+        return sdp.replace("a=candidate:", f"a={line}\r\na=candidate:")
+    return rewrite
+
+
+@pytest.mark.media
+async def test_a_candidate_address_that_never_sent_a_check_receives_nothing(sfu, make_client) -> None:
+    room = sfu.room("c-lite")
+    with _decoy() as in_sdp, _decoy() as trickled:
+        sdp_port, trickled_port = in_sdp.getsockname()[1], trickled.getsockname()[1]
+        doctor = make_client("doctor", sender_id=1)
+        citizen = make_client("citizen", sender_id=2, rewrite_offer=_with_candidate(
+            f"candidate:9 1 udp 2130706431 127.0.0.2 {sdp_port} typ host"))
+        await connect(room, doctor, role="clinician")
+        await connect(room, citizen)
+        await room.peer("citizen").add_candidate(
+            {"candidate": f"candidate:8 1 udp 2130706431 127.0.0.2 {trickled_port} typ host", "sdpMid": "0"})
+        await room.peer("citizen").add_candidate(None)
+        # Both directions work: the server answered the clients' checks and sends to where they came from.
+        await doctor.wait_for(has_picture(doctor, "citizen", frames=30), what="citizen's picture")
+        await citizen.wait_for(has_picture(citizen, "doctor", frames=30), what="doctor's picture")
+        assert _received(in_sdp) == [] and _received(trickled) == []
+    answers = [m["sdp"] for m in citizen.messages if m["type"] in ("answer", "offer")]
+    assert answers and all("a=ice-lite" in sdp for sdp in answers)
+    connection = next(iter(room.peer("citizen").pc.getTransceivers())).receiver.transport.transport
+    assert connection.role == "controlled" and connection.iceGatherer._connection.remote_candidates != []
+    assert {c.type for c in connection.iceGatherer._connection.remote_candidates} == {"prflx"}
+
+
+def _udp_ports_of_this_process() -> set[int]:
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:["):-1])
+    ports = set()
+    for table in ("/proc/self/net/udp", "/proc/self/net/udp6"):
+        with open(table) as f:
+            for row in f.readlines()[1:]:
+                fields = row.split()
+                if fields[9] in inodes:
+                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+@pytest.mark.media
+async def test_an_mdns_candidate_opens_no_multicast_socket(sfu, make_client) -> None:
+    room = sfu.room("c-mdns")
+    citizen = make_client("citizen", sender_id=2, rewrite_offer=_with_candidate(
+        "candidate:7 1 udp 2130706431 3f1c0c57-3e2a-4bd4-9d55-2b4b0b3c1e7a.local 54321 typ host"))
+    await connect(room, citizen)
+    await room.peer("citizen").add_candidate(
+        {"candidate": "candidate:6 1 udp 2130706431 0b7f53d6-1c52-4a43-a0a5-6c0c4d5bde35.local 54322 typ host",
+         "sdpMid": "0"})
+    await citizen.wait_for(lambda: room.peer("citizen").pc.connectionState == "connected", what="connected")
+    assert 5353 not in _udp_ports_of_this_process()
+    assert getattr(aioice_ice._mdns, "protocol", None) is None
+
+
+@pytest.mark.media
+async def test_too_many_candidates_is_an_error_event_not_the_end(sfu, make_client) -> None:
+    room = sfu.room("c-many")
+    many = "\r\n".join(f"a=candidate:{i} 1 udp 2130706431 10.9.{i // 250}.{i % 250 + 1} 9 typ host"
+                       for i in range(31))
+    citizen = make_client("citizen", sender_id=2, rewrite_offer=_with_candidate(many[2:]))
+    doctor = make_client("doctor", sender_id=1)
+    await connect(room, doctor, role="clinician")
+    await connect(room, citizen)
+    await citizen.wait_for(lambda: any(m.get("code") == "too_many_candidates" for m in citizen.messages),
+                           what="too_many_candidates")
+    await doctor.wait_for(has_picture(doctor, "citizen", frames=10), what="the citizen's picture all the same")
+    peer = room.peer("citizen")
+    for i in range(30):
+        await peer.add_candidate({"candidate": f"candidate:{i} 1 udp 1 10.8.0.{i + 1} 9 typ host", "sdpMid": "0"})
+    with pytest.raises(MediaError) as error:
+        await peer.add_candidate({"candidate": "candidate:99 1 udp 1 10.8.1.1 9 typ host", "sdpMid": "0"})
+    assert error.value.code == "too_many_candidates"
+    await asyncio.sleep(0)  # still connected and forwarding after the error
+    assert peer.pc.connectionState == "connected" and not peer.closed
+
+
+def test_strip_candidates_counts_distinct_addresses_and_keeps_everything_else() -> None:
+    sdp = ("v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=candidate:1 1 udp 5 10.0.0.1 9 typ host\r\n"
+           "a=mid:0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=candidate:1 1 udp 5 10.0.0.1 9 typ host\r\n"
+           "a=end-of-candidates\r\na=mid:1\r\n")
+    stripped, count = strip_candidates(sdp)
+    assert count == 1
+    assert stripped == ("v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\n"
+                        "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\n")
