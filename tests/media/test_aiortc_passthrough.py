@@ -79,3 +79,39 @@ async def test_the_private_attributes_used_exist_on_fresh_objects() -> None:
         assert buffer >= min(2 << 20, 2 * _rmem_max())  # Linux doubles what was asked, up to rmem_max
     finally:
         await pc.close()
+
+
+def test_aioice_still_calls_what_make_ice_lite_replaces_through_the_instance() -> None:
+    """`make_ice_lite` swaps methods on each Connection; they must still be looked up on `self`."""
+    from aioice.ice import CandidatePair, Connection
+    from aiortc import rtcicetransport, rtcpeerconnection
+
+    assert "pair.task = asyncio.create_task(self.check_start(pair))" in inspect.getsource(Connection.check_start_task)
+    connect = inspect.getsource(Connection.connect)
+    assert "self._check_periodic()" in connect and "asyncio.create_task(self.query_consent())" in connect
+    assert "return self._remote_candidates_expected()" in inspect.getsource(Connection._check_periodic)
+    assert "self._remote_candidates_expected()" in inspect.getsource(Connection._check_list_maybe_fail)
+    incoming = inspect.getsource(Connection.check_incoming)
+    for text in ('type="prflx"', "self.check_start_task(pair)", "pair.remote_nominated = True",
+                 "pair.nominated = True"):
+        assert text in incoming, text
+    assert "self._connection.add_remote_candidate(" in inspect.getsource(rtcicetransport.RTCIceTransport)
+    assert "media.ice = iceGatherer.getLocalParameters()" in inspect.getsource(rtcpeerconnection)
+    assert hasattr(CandidatePair.State, "SUCCEEDED") and "remote_nominated" in inspect.getsource(CandidatePair)
+    assert "iceLite" in inspect.signature(aiortc.RTCIceParameters).parameters
+
+
+async def test_make_ice_lite_replaces_the_methods_of_a_fresh_connection() -> None:
+    pc = RTCPeerConnection(rtc_configuration([]))
+    try:
+        pc.addTransceiver("audio", direction="recvonly")
+        aiortc_passthrough.make_ice_lite(pc)
+        [connection] = list(aiortc_passthrough.ice_connections(pc))
+        for name in ("add_remote_candidate", "check_start", "query_consent", "_remote_candidates_expected"):
+            assert name in vars(connection), name
+        gatherer = pc.getTransceivers()[0].receiver.transport.transport.iceGatherer
+        assert gatherer.getLocalParameters().iceLite is True
+        offer = await pc.createOffer()
+        assert "a=ice-lite" in offer.sdp
+    finally:
+        await pc.close()
