@@ -25,6 +25,7 @@ from typing import Any
 import aiohttp
 import av
 import numpy as np
+import yarl
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamTrack
@@ -283,7 +284,9 @@ class SignalClient:
 
     async def connect(self, offer: bool = True, origin: str | None = None) -> dict[str, Any]:
         """Open the WebSocket, say hello, and (once admitted) send the first offer. Returns `welcome`."""
-        headers = {"Origin": origin} if origin else None
+        # The server requires an Origin (as a browser sends): by default that of a page served by the node we dial.
+        own = yarl.URL(self.ws_url().replace("ws", "http", 1))
+        headers = {"Origin": origin or f"{own.scheme}://{own.raw_authority}"}
         self.ws = await self.http.ws_connect(self.ws_url(), headers=headers, heartbeat=20)
         self.closed.clear()
         await self.ws.send_json({"type": "hello", "token": self.token, "display_name": self.display_name})

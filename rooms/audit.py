@@ -1,15 +1,18 @@
-"""The audit trail: an append-only, hash-chained Redis Stream per tenant.
+"""The audit trail: an append-only Redis Stream per tenant, sealed with a keyed HMAC chain.
 
-Each entry holds the previous entry's hash and its own: sha256(prev_hash + canonical JSON of its fields).
-Appending is compare-and-set on the chain head inside a script, so concurrent writers on several
-processes still form one chain. Entries carry only ids, roles and actions: never names, national ids,
-message text or health data.
+Appending: a change to the store and the entry recording it are one Lua script (the script that takes a
+ticket also XADDs `ticket.taken`), so a crash can never keep the one without the other. Scripts include
+`LUA_AUDIT` and call `audit_append(stream, index, entry, extra...)`; Python passes `Audit.entry(...)`. Reads that
+change nothing (`consultation.viewed`, `transcript.read`) go through `AuditLog.record`. Entries carry only ids,
+roles and actions: never names, national ids, message text or health data.
+
+Sealing (rooms/audit_seal.py): a sealer chains an HMAC (keyed by `NETTLEGE_AUDIT_KEY`, which is never in
+Redis) over the stream in order and writes signed checkpoints outside Redis. Nothing kept in Redis is trusted
+by `verify`: whoever can write Redis can neither rewrite, remove nor insert an entry unnoticed.
 """
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -27,6 +30,7 @@ class Action(StrEnum):
     TICKET_LEFT = "ticket.left"
     TICKET_PRIORITY = "ticket.priority"
     TICKET_ABANDONED = "ticket.abandoned"
+    TICKET_READ = "ticket.read"
     CONSULTATION_CREATED = "consultation.created"
     CONSULTATION_VIEWED = "consultation.viewed"
     CONSULTATION_JOINED = "consultation.joined"
@@ -40,22 +44,56 @@ class Action(StrEnum):
     TRANSCRIPT_EXPORTED = "transcript.exported"
     ATTACHMENT_READ = "attachment.read"
     CHAT_SHREDDED = "chat.shredded"
+    DATA_EXPIRED = "data.expired"
     BOOKING_RESCHEDULED = "booking.rescheduled"
     BOOKING_CANCELLED = "booking.cancelled"
     SETTINGS_CHANGED = "settings.changed"
 
 
-GENESIS = "0" * 64
+# A Lua function for scripts that record their own change. `entry` is `Audit.entry(...)` (a JSON array of field,
+# value pairs) or '' for none; `extra` adds pairs known only inside the script (the ticket a take popped).
+# `index` is the consultation's audit list, or the stream again when the entry names no consultation.
+LUA_AUDIT = """
+local function audit_append(stream, index, entry, ...)
+  if entry == nil or entry == '' then return false end
+  local fields = cjson.decode(entry)
+  for _, v in ipairs({...}) do fields[#fields + 1] = v end
+  local id = redis.call('XADD', stream, '*', unpack(fields))
+  if index ~= stream then redis.call('RPUSH', index, id) end
+  return id
+end
+"""
 
-# KEYS: stream, head, consultation index (or the stream again)   ARGV: expected prev, new hash, index?, fields...
-_APPEND = """
-local head = redis.call('GET', KEYS[2]) or '""" + GENESIS + """'
-if head ~= ARGV[1] then return false end
-local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 4))
-redis.call('SET', KEYS[2], ARGV[2])
-if ARGV[3] == '1' then redis.call('RPUSH', KEYS[3], id) end
+# KEYS: stream, consultation index (or the stream), data subject's index (or the stream)   ARGV: entry
+_RECORD = LUA_AUDIT + """
+local id = audit_append(KEYS[1], KEYS[2], ARGV[1])
+if KEYS[3] ~= KEYS[1] then redis.call('RPUSH', KEYS[3], id) end
 return id
 """
+
+
+@dataclass(frozen=True, slots=True)
+class Audit:
+    """Who does a change, for the entry a store script appends with it."""
+
+    actor: str
+    role: str
+
+    def entry(self, action: Action, now: float, *, consultation_id: str | None = None,
+              ticket_id: str | None = None, **detail: str) -> str:
+        fields = {"ts": f"{now:.3f}", "action": action.value, "actor": self.actor, "role": str(self.role),
+                  **({"consultation_id": consultation_id} if consultation_id else {}),
+                  **({"ticket_id": ticket_id} if ticket_id else {}), **detail}
+        return json.dumps([x for kv in fields.items() for x in kv])
+
+
+SYSTEM = Audit("system", "system")
+
+
+def audit_keys(tenant: str, consultation_id: str | None) -> list[str]:
+    """The two KEYS an appending script declares: the tenant's stream and the consultation's index."""
+    k = Keys(tenant)
+    return [k.audit(), k.consultation_audit(consultation_id) if consultation_id else k.audit()]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,47 +103,25 @@ class AuditEntry:
 
     @property
     def public(self) -> dict[str, str]:
-        return {k: v for k, v in self.fields.items() if k not in ("prev", "hash")}
-
-
-def _hash(prev: str, fields: dict[str, str]) -> str:
-    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256((prev + canonical).encode()).hexdigest()
+        return dict(self.fields)
 
 
 class AuditLog:
     def __init__(self, redis: aioredis.Redis, clock: Callable[[], float] = time.time) -> None:
         self._r = redis
         self._clock = clock
-        self._append = redis.register_script(_APPEND)
-        # Appends from this process go one at a time per tenant, remembering the head they wrote:
-        # no lost races among ourselves and no extra GET; other processes are caught by the CAS.
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._heads: dict[str, str] = {}
+        self._record = redis.register_script(_RECORD)
 
     async def record(self, tenant: str, action: Action, *, actor: str, role: str,
                      consultation_id: str | None = None, ticket_id: str | None = None,
-                     **detail: str) -> str:
-        """Append one entry; returns its stream id. Retries when another writer moved the head."""
+                     data_subject: str | None = None, **detail: str) -> str:
+        """Append one entry on its own (an access that changes nothing); returns its stream id.
+        `data_subject`: whose personal data was accessed (a ticket's owner), for that citizen's access log."""
+        entry = Audit(actor, role).entry(action, self._clock(), consultation_id=consultation_id,
+                                         ticket_id=ticket_id, **detail)
         k = Keys(tenant)
-        fields = {"ts": f"{self._clock():.3f}", "action": action.value, "actor": actor, "role": role,
-                  **({"consultation_id": consultation_id} if consultation_id else {}),
-                  **({"ticket_id": ticket_id} if ticket_id else {}), **detail}
-        index_key = k.consultation_audit(consultation_id) if consultation_id else k.audit()
-        async with self._locks.setdefault(tenant, asyncio.Lock()):
-            for _ in range(1000):
-                prev = self._heads.get(tenant) or await self._r.get(k.audit_head()) or GENESIS
-                digest = _hash(prev, fields)
-                chained = {**fields, "prev": prev, "hash": digest}
-                entry_id = await self._append(
-                    keys=[k.audit(), k.audit_head(), index_key],
-                    args=[prev, digest, "1" if consultation_id else "0",
-                          *[x for kv in chained.items() for x in kv]])
-                if entry_id:
-                    self._heads[tenant] = digest
-                    return entry_id
-                self._heads.pop(tenant, None)  # another process moved the head: read it again
-        raise RuntimeError("audit chain head kept moving")  # pragma: no cover - 1000 lost races
+        keys = [*audit_keys(tenant, consultation_id), k.subject_audit(data_subject) if data_subject else k.audit()]
+        return await self._record(keys=keys, args=[entry])
 
     async def record_access(self, tenant: str, action: Action, *, actor: str, role: str, consultation_id: str,
                             window_s: int = 900) -> str | None:
@@ -121,31 +137,17 @@ class AuditLog:
         return [AuditEntry(i, f) for i, f in rows]
 
     async def for_consultation(self, tenant: str, cid: str) -> list[AuditEntry]:
+        return await self._indexed(tenant, Keys(tenant).consultation_audit(cid))
+
+    async def for_subject(self, tenant: str, subject: str) -> list[AuditEntry]:
+        """Accesses to one citizen's personal data outside consultations (recorded with `data_subject`)."""
+        return await self._indexed(tenant, Keys(tenant).subject_audit(subject))
+
+    async def _indexed(self, tenant: str, index: str) -> list[AuditEntry]:
         k = Keys(tenant)
-        ids = await self._r.lrange(k.consultation_audit(cid), 0, -1)
+        ids = await self._r.lrange(index, 0, -1)
         async with self._r.pipeline(transaction=False) as p:
             for entry_id in ids:
                 p.xrange(k.audit(), min=entry_id, max=entry_id)
             rows = await p.execute()
         return [AuditEntry(*r[0]) for r in rows if r]
-
-    async def verify(self, tenant: str) -> list[str]:
-        """Walk the chain; return the ids of entries that do not match (empty when intact)."""
-        bad: list[str] = []
-        prev = GENESIS
-        last_id = "-"
-        while True:
-            batch = await self._r.xrange(Keys(tenant).audit(), min=last_id, count=1000)
-            batch = [row for row in batch if row[0] != last_id]
-            if not batch:
-                break
-            for entry_id, f in batch:
-                body = {k: v for k, v in f.items() if k not in ("prev", "hash")}
-                if f.get("prev") != prev or f.get("hash") != _hash(prev, body):
-                    bad.append(entry_id)
-                prev = f.get("hash", "")
-            last_id = batch[-1][0]
-        head = await self._r.get(Keys(tenant).audit_head()) or GENESIS
-        if head != prev:
-            bad.append("head")
-        return bad

@@ -1,7 +1,7 @@
 """Consultations (rooms), their participants and the lobby.
 
 State: scheduled -> waiting -> active -> ended. People not pre-authorised knock and wait in the lobby
-until a clinician admits or denies them.
+until a clinician admits or denies them. Each change can record its audit entry in the same script (`audit=`).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import NoReturn
 import redis.asyncio as aioredis
 
 from . import stats
+from .audit import LUA_AUDIT, Action, Audit, audit_keys
 from .errors import Conflict, NotFound
 from .keys import Keys
 from .models import (
@@ -41,9 +42,10 @@ def new_participant(subject: str, role: Role, display_name: str, now: float,
                        display_name=display_name, state=state, joined_at=now)
 
 
-# Add a participant unless the subject is one already. KEYS: consultation, participants, subjects, mine
-# ARGV: participant id, subject, participant json.  Returns the participant json that holds.
-_ADD_PARTICIPANT = """
+# Add a participant unless the subject is one already. KEYS: consultation, participants, subjects, mine,
+# audit stream, consultation audit   ARGV: participant id, subject, participant json, audit entry.
+# Returns the participant json that holds.
+_ADD_PARTICIPANT = LUA_AUDIT + """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {err = 'not_found'} end
 if state == 'ended' then return {err = 'ended'} end
@@ -52,11 +54,13 @@ if existing then return redis.call('HGET', KEYS[2], existing) end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 redis.call('HSET', KEYS[3], ARGV[2], ARGV[1])
 redis.call('SADD', KEYS[4], redis.call('HGET', KEYS[1], 'id'))
+audit_append(KEYS[5], KEYS[6], ARGV[4])
 return ARGV[3]
 """
 
-# Lobby decision. KEYS: consultation, participants. ARGV: participant id, new state
-_DECIDE = """
+# Lobby decision. KEYS: consultation, participants, audit stream, consultation audit
+# ARGV: participant id, new state, audit entry
+_DECIDE = LUA_AUDIT + """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {err = 'not_found'} end
 if state == 'ended' then return {err = 'ended'} end
@@ -67,12 +71,14 @@ if p['state'] ~= 'lobby' then return {err = 'not_in_lobby'} end
 p['state'] = ARGV[2]
 raw = cjson.encode(p)
 redis.call('HSET', KEYS[2], ARGV[1], raw)
+audit_append(KEYS[3], KEYS[4], ARGV[3])
 return raw
 """
 
-# KEYS: consultation, the Oslo day's stats prefix. ARGV: from-states csv, to-state, timestamp field, now,
-# outcome or ''. Ending counts the outcome (and the duration since start) in the service's stats hash.
-_TRANSITION = stats.LUA + """
+# KEYS: consultation, the Oslo day's stats prefix, audit stream, consultation audit. ARGV: from-states csv,
+# to-state, timestamp field, now, outcome or '', Oslo day, audit entry or ''. Ending counts the outcome (and the
+# duration since start) in the service's stats hash.
+_TRANSITION = stats.LUA + LUA_AUDIT + """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {err = 'not_found'} end
 local allowed = false
@@ -86,6 +92,7 @@ if ARGV[2] == 'ended' then
   if started and started ~= '' then duration = tonumber(ARGV[4]) - tonumber(started) end
   stats_end(KEYS[2] .. redis.call('HGET', KEYS[1], 'service') .. ':' .. ARGV[6], ARGV[5], duration)
 end
+audit_append(KEYS[3], KEYS[4], ARGV[7])
 return 'ok'
 """
 
@@ -113,10 +120,13 @@ class ConsultationStore:
         self._add = redis.register_script(_ADD_PARTICIPANT)
         self._decide = redis.register_script(_DECIDE)
         self._transition = redis.register_script(_TRANSITION)
+        self._audit = redis.register_script(LUA_AUDIT + "return audit_append(KEYS[1], KEYS[2], ARGV[1])")
 
     async def create(self, tenant: str, service: str, *, creator: str, creator_role: Role, creator_name: str,
-                     scheduled_at: float | None = None, channel: Channel = Channel.VIDEO) -> Consultation:
-        """A consultation with its creator admitted. A booking system creating a slot is not a participant."""
+                     scheduled_at: float | None = None, channel: Channel = Channel.VIDEO,
+                     audit: bool = False) -> Consultation:
+        """A consultation with its creator admitted. A booking system creating a slot is not a participant.
+        `audit`: record `consultation.created` by the creator in the same transaction."""
         k = Keys(tenant)
         now = self._clock()
         cid = "c_" + secrets.token_urlsafe(12)
@@ -130,6 +140,9 @@ class ConsultationStore:
                 p.hset(k.participants(cid), me.id, me.to_json())
                 p.hset(k.subjects(cid), creator, me.id)
                 p.sadd(k.my_consultations(creator), cid)
+            if audit:
+                entry = Audit(creator, creator_role).entry(Action.CONSULTATION_CREATED, now, consultation_id=cid)
+                await self._audit(keys=audit_keys(tenant, cid), args=[entry], client=p)
             await p.execute()
         return await self.get(tenant, cid)
 
@@ -144,23 +157,32 @@ class ConsultationStore:
         return Consultation.from_redis(h, [Participant.from_json(x) for x in raw])
 
     async def add_participant(self, tenant: str, cid: str, *, subject: str, role: Role, display_name: str,
-                              state: ParticipantState) -> Participant:
-        """Join (admitted) or knock (lobby). A subject already present keeps the participant it has."""
+                              state: ParticipantState, audit: bool = False) -> Participant:
+        """Join (admitted) or knock (lobby). A subject already present keeps the participant it has.
+        `audit`: record `consultation.joined` / `consultation.knocked` by the subject in the same script."""
         k = Keys(tenant)
         p = new_participant(subject, role, display_name, self._clock(), state)
+        action = Action.CONSULTATION_KNOCKED if state == ParticipantState.LOBBY else Action.CONSULTATION_JOINED
+        entry = Audit(subject, role).entry(action, p.joined_at, consultation_id=cid, participant_id=p.id) \
+            if audit else ""
         try:
             raw = await self._add(keys=[k.consultation(cid), k.participants(cid), k.subjects(cid),
-                                        k.my_consultations(subject)], args=[p.id, subject, p.to_json()])
+                                        k.my_consultations(subject), *audit_keys(tenant, cid)],
+                                  args=[p.id, subject, p.to_json(), entry])
         except aioredis.ResponseError as exc:
             _raise_script_error(exc)
         return Participant.from_json(raw)
 
-    async def decide(self, tenant: str, cid: str, participant_id: str, admit: bool) -> Participant:
+    async def decide(self, tenant: str, cid: str, participant_id: str, admit: bool,
+                     audit: Audit | None = None) -> Participant:
         k = Keys(tenant)
         state = ParticipantState.ADMITTED if admit else ParticipantState.DENIED
+        action = Action.CONSULTATION_ADMITTED if admit else Action.CONSULTATION_DENIED
+        entry = audit.entry(action, self._clock(), consultation_id=cid, participant_id=participant_id) \
+            if audit else ""
         try:
-            raw = await self._decide(keys=[k.consultation(cid), k.participants(cid)],
-                                     args=[participant_id, state.value])
+            raw = await self._decide(keys=[k.consultation(cid), k.participants(cid), *audit_keys(tenant, cid)],
+                                     args=[participant_id, state.value, entry])
         except aioredis.ResponseError as exc:
             _raise_script_error(exc)
         return Participant.from_json(raw)
@@ -176,19 +198,23 @@ class ConsultationStore:
                                             "started_at", "")
         return result == "ok"
 
-    async def end(self, tenant: str, cid: str, outcome: Outcome) -> Consultation:
+    async def end(self, tenant: str, cid: str, outcome: Outcome, audit: Audit | None = None) -> Consultation:
+        entry = audit.entry(Action.CONSULTATION_ENDED, self._clock(), consultation_id=cid,
+                            outcome=outcome.value) if audit else ""
         result = await self._run_transition(tenant, cid, "scheduled,waiting,active", ConsultationState.ENDED,
-                                            "ended_at", outcome.value)
+                                            "ended_at", outcome.value, entry)
         if result != "ok":
             raise Conflict("Konsultasjonen er allerede avsluttet.", code="consultation_ended")
         return await self.get(tenant, cid)
 
     async def _run_transition(self, tenant: str, cid: str, from_states: str, to: ConsultationState,
-                              ts_field: str, outcome: str) -> str:
+                              ts_field: str, outcome: str, entry: str = "") -> str:
         try:
             now = self._clock()
-            return await self._transition(keys=[Keys(tenant).consultation(cid), Keys(tenant).stats_prefix()],
-                                          args=[from_states, to.value, ts_field, now, outcome, stats.oslo_day(now)])
+            return await self._transition(keys=[Keys(tenant).consultation(cid), Keys(tenant).stats_prefix(),
+                                                *audit_keys(tenant, cid)],
+                                          args=[from_states, to.value, ts_field, now, outcome, stats.oslo_day(now),
+                                                entry])
         except aioredis.ResponseError as exc:
             _raise_script_error(exc)
 

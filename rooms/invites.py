@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
+from .audit import LUA_AUDIT, Action, Audit, audit_keys
 from .consultations import new_participant
 from .errors import Gone, NotFound
 from .keys import Keys
@@ -22,8 +23,9 @@ from .models import Participant, ParticipantState, Role
 PREFIX = "nli"
 KEEP_AFTER_EXPIRY_S = 86400  # long enough to tell "expired" from "unknown"
 
-# KEYS: invite, consultation, participants, subjects, the holder's consultations   ARGV: now, participant json template
-_REDEEM = """
+# KEYS: invite, consultation, participants, subjects, the holder's consultations, audit stream, consultation audit
+# ARGV: now, participant json template, audit entry or ''
+_REDEEM = LUA_AUDIT + """
 local inv = redis.call('HGETALL', KEYS[1])
 if #inv == 0 then return {err = 'invite_unknown'} end
 local h = {}
@@ -40,6 +42,7 @@ redis.call('HSET', KEYS[1], 'used', '1', 'used_at', ARGV[1], 'participant_id', p
 redis.call('HSET', KEYS[3], p['id'], raw)
 redis.call('HSET', KEYS[4], p['subject'], p['id'])
 redis.call('SADD', KEYS[5], redis.call('HGET', KEYS[2], 'id'))
+audit_append(KEYS[6], KEYS[7], ARGV[3])
 return raw
 """
 
@@ -100,17 +103,22 @@ class InviteStore:
         return Invite(token, parsed[0], h["consultation_id"], Role(h["role"]), h["lobby"] == "1",
                       float(h["expires_at"]))
 
-    async def redeem(self, token: str, *, subject: str, display_name: str) -> tuple[Invite, Participant]:
-        """Spend the invite and add its holder to the consultation (lobby or admitted), atomically."""
+    async def redeem(self, token: str, *, subject: str, display_name: str,
+                     audit_role: str | None = None) -> tuple[Invite, Participant]:
+        """Spend the invite and add its holder to the consultation (lobby or admitted), atomically; with
+        `audit_role` (the holder's role) recording `invite.redeemed` in the same script."""
         invite = await self.peek(token)
         k = Keys(invite.tenant)
         template = new_participant(subject, invite.role, display_name, self._clock(), ParticipantState.LOBBY)
+        entry = Audit(subject, audit_role).entry(Action.INVITE_REDEEMED, template.joined_at,
+                                                 consultation_id=invite.consultation_id,
+                                                 participant_id=template.id) if audit_role else ""
         try:
             raw = await self._redeem(
                 keys=[k.invite(_digest(token.split(".")[2])), k.consultation(invite.consultation_id),
                       k.participants(invite.consultation_id), k.subjects(invite.consultation_id),
-                      k.my_consultations(subject)],
-                args=[self._clock(), template.to_json()])
+                      k.my_consultations(subject), *audit_keys(invite.tenant, invite.consultation_id)],
+                args=[self._clock(), template.to_json(), entry])
         except aioredis.ResponseError as exc:
             for code, (kind, message) in _MESSAGES.items():
                 if code in str(exc):

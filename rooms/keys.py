@@ -83,8 +83,9 @@ class Keys:
     def audit_seen(self, action: str, actor: str, cid: str) -> str:
         return f"{self.prefix}audit:seen:{action}:{actor}:{cid}"
 
-    def audit_head(self) -> str:
-        return f"{self.prefix}audit:head"
+    def audit_macs(self) -> str:
+        """audit entry id -> its HMAC chain value (written by the sealer; see rooms/audit_seal.py)."""
+        return f"{self.prefix}audit:mac"
 
     def rate(self, subject: str, bucket: str, window: int) -> str:
         return f"{self.prefix}rate:{bucket}:{subject}:{window}"

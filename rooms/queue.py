@@ -1,7 +1,8 @@
 """Waiting queues: one sorted set per service, ordered by (priority, enqueue time).
 
 Every change is one Lua script, so a ticket can never be handed to two clinicians and no change is
-ever half-done. The score is `rank * 1e14 + enqueued_ms`: lower is served first, and changing a
+ever half-done; the audit entry of a change (`audit=`) is appended by the same script.
+The score is `rank * 1e14 + enqueued_ms`: lower is served first, and changing a
 ticket's priority keeps its enqueue time.
 """
 
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 
 from . import stats
+from .audit import LUA_AUDIT, Action, Audit, audit_keys
 from .consultations import ConsultationStore, new_consultation_fields, new_participant
 from .errors import Conflict, NotFound
 from .keys import Keys
@@ -29,21 +31,23 @@ def score(priority: Priority, enqueued_at: float) -> int:
     return priority.rank * RANK_SPAN + int(enqueued_at * 1000)
 
 
-# ARGV: ticket id, score, Oslo hour (statistics), ticket fields...
-_JOIN = stats.LUA + """
+# KEYS: open ticket, ticket, queue, stats, audit stream x2   ARGV: ticket id, score, Oslo hour (statistics),
+# ticket fields..., audit entry
+_JOIN = stats.LUA + LUA_AUDIT + """
 local open_key, ticket_key, queue_key, stats_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local existing = redis.call('GET', open_key)
 if existing then return {0, existing} end
-redis.call('HSET', ticket_key, unpack(ARGV, 4))
+redis.call('HSET', ticket_key, unpack(ARGV, 4, #ARGV - 1))
+audit_append(KEYS[5], KEYS[6], ARGV[#ARGV])
 redis.call('ZADD', queue_key, ARGV[2], ARGV[1])
 redis.call('SET', open_key, ARGV[1])
 stats_join(stats_key, ARGV[3], redis.call('HGET', ticket_key, 'channel'), redis.call('HGET', ticket_key, 'owner_role'))
 return {1, redis.call('ZRANK', queue_key, ARGV[1])}
 """
 
-# KEYS: queue, clinicians, stats   ARGV: prefix, cid, now, clinician subject, ttl, consultation fields..., '|',
-# clinician participant json, citizen participant id, Oslo hour (statistics)
-_TAKE = stats.LUA + """
+# KEYS: queue, clinicians, stats, audit stream, consultation audit   ARGV: prefix, cid, now, clinician subject, ttl,
+# consultation fields..., '|', clinician participant json, citizen participant id, Oslo hour (statistics), audit entry
+_TAKE = stats.LUA + LUA_AUDIT + """
 local queue_key, clinicians_key, stats_key = KEYS[1], KEYS[2], KEYS[3]
 local prefix, cid, now, who, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
 local popped = redis.call('ZPOPMIN', queue_key)
@@ -73,19 +77,23 @@ redis.call('EXPIRE', tkey, ttl)
 redis.call('DEL', prefix .. 'owner:' .. ticket['owner'] .. ':ticket:' .. ticket['service'])
 redis.call('ZREM', prefix .. 'disconnected', tid)
 redis.call('ZADD', clinicians_key, now, who)
+audit_append(KEYS[4], KEYS[5], ARGV[sep + 4], 'ticket_id', tid)
 return tid
 """
 
-_SET_PRIORITY = """
+# KEYS: ticket, queue, audit stream x2   ARGV: priority, score, ticket id, audit entry
+_SET_PRIORITY = LUA_AUDIT + """
 local tkey, queue_key = KEYS[1], KEYS[2]
 if redis.call('HGET', tkey, 'state') ~= 'waiting' then return 0 end
 redis.call('ZADD', queue_key, 'XX', ARGV[2], ARGV[3])
 redis.call('HSET', tkey, 'priority', ARGV[1])
+audit_append(KEYS[3], KEYS[4], ARGV[4])
 return 1
 """
 
-# Leave or abandon: only a waiting ticket; ARGV[1] = new state, ARGV[2] = required disconnect cutoff or ''
-_REMOVE = stats.LUA + """
+# Leave or abandon: only a waiting ticket; ARGV[1] = new state, ARGV[2] = required disconnect cutoff or '',
+# ARGV[3] = ttl, ARGV[4] = audit entry.  KEYS 6, 7: audit stream x2
+_REMOVE = stats.LUA + LUA_AUDIT + """
 local tkey, queue_key, open_key, disc_key, stats_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 if redis.call('HGET', tkey, 'state') ~= 'waiting' then return 0 end
 if ARGV[2] ~= '' then
@@ -99,6 +107,7 @@ redis.call('DEL', open_key)
 redis.call('HSET', tkey, 'state', ARGV[1])
 redis.call('EXPIRE', tkey, tonumber(ARGV[3]))
 stats_count(stats_key, ARGV[1])
+audit_append(KEYS[6], KEYS[7], ARGV[4])
 return 1
 """
 
@@ -139,8 +148,9 @@ class QueueStore:
 
     async def join(self, tenant: str, service: str, *, owner: str, owner_role: Role, owner_name: str,
                    channel: Channel, reason: str, callback_phone: str | None = None,
-                   priority: Priority = Priority.GREEN) -> Ticket:
-        """Queue a ticket. An owner holds at most one waiting ticket per service (Conflict otherwise)."""
+                   priority: Priority = Priority.GREEN, audit: Audit | None = None) -> Ticket:
+        """Queue a ticket. An owner holds at most one waiting ticket per service (Conflict otherwise).
+        `audit`: who queues it, recorded as `ticket.joined` in the same script."""
         k = Keys(tenant)
         now = self._clock()
         # Ids sort by enqueue time, so equal scores (same millisecond) still keep arrival order.
@@ -151,8 +161,9 @@ class QueueStore:
         fields = [x for kv in ticket.to_redis().items() for x in kv]
         ok, _ = await self._join(
             keys=[k.open_ticket(owner, service), k.ticket(ticket.id), k.queue(service),
-                  stats.stats_key(tenant, service, now)],
-            args=[ticket.id, score(priority, now), stats.oslo_hour(now), *fields])
+                  stats.stats_key(tenant, service, now), *audit_keys(tenant, None)],
+            args=[ticket.id, score(priority, now), stats.oslo_hour(now), *fields,
+                  audit.entry(Action.TICKET_JOINED, now, ticket_id=ticket.id, service=service) if audit else ""])
         if not ok:
             raise Conflict("Du står allerede i køen til denne tjenesten.", code="already_queued")
         return ticket
@@ -194,8 +205,9 @@ class QueueStore:
         return [Ticket.from_redis(h) for h in rows if h]
 
     async def take_next(self, tenant: str, service: str, *, clinician: str, clinician_role: Role,
-                        clinician_name: str) -> tuple[Ticket, Consultation] | None:
-        """Atomically pop the most urgent, oldest ticket and open a consultation with its owner invited."""
+                        clinician_name: str, audit: Audit | None = None) -> tuple[Ticket, Consultation] | None:
+        """Atomically pop the most urgent, oldest ticket and open a consultation with its owner invited.
+        `audit`: who takes it, recorded as `ticket.taken` in the same script."""
         k = Keys(tenant)
         now = self._clock()
         cid = "c_" + secrets.token_urlsafe(12)
@@ -204,31 +216,40 @@ class QueueStore:
         me = new_participant(clinician, clinician_role, clinician_name, now)
         citizen_pid = "p_" + secrets.token_urlsafe(9)
         tid = await self._take(
-            keys=[k.queue(service), k.clinicians(service), stats.stats_key(tenant, service, now)],
+            keys=[k.queue(service), k.clinicians(service), stats.stats_key(tenant, service, now),
+                  *audit_keys(tenant, cid)],
             args=[k.prefix, cid, now, clinician, TERMINAL_TTL_S,
-                  *[x for kv in fields.items() for x in kv], "|", me.to_json(), citizen_pid, stats.oslo_hour(now)])
+                  *[x for kv in fields.items() for x in kv], "|", me.to_json(), citizen_pid, stats.oslo_hour(now),
+                  audit.entry(Action.TICKET_TAKEN, now, consultation_id=cid) if audit else ""])
         if tid is None:
             return None
         return await self.get(tenant, tid), await self._consultations.get(tenant, cid)
 
-    async def set_priority(self, ticket: Ticket, priority: Priority) -> Ticket:
+    async def set_priority(self, ticket: Ticket, priority: Priority, audit: Audit | None = None) -> Ticket:
         k = Keys(ticket.tenant)
-        ok = await self._set_priority(keys=[k.ticket(ticket.id), k.queue(ticket.service)],
-                                      args=[priority.value, score(priority, ticket.enqueued_at), ticket.id])
+        entry = audit.entry(Action.TICKET_PRIORITY, self._clock(), ticket_id=ticket.id,
+                            priority=priority.value) if audit else ""
+        ok = await self._set_priority(keys=[k.ticket(ticket.id), k.queue(ticket.service),
+                                            *audit_keys(ticket.tenant, None)],
+                                      args=[priority.value, score(priority, ticket.enqueued_at), ticket.id, entry])
         if not ok:
             raise Conflict("Denne plassen i køen venter ikke lenger.", code="ticket_not_waiting")
         return await self.get(ticket.tenant, ticket.id)
 
-    async def leave(self, ticket: Ticket) -> None:
-        if not await self._remove_ticket(ticket, TicketState.LEFT, cutoff=None):
+    async def leave(self, ticket: Ticket, audit: Audit | None = None) -> None:
+        if not await self._remove_ticket(ticket, TicketState.LEFT, cutoff=None, audit=audit):
             raise Conflict("Denne plassen i køen venter ikke lenger.", code="ticket_not_waiting")
 
-    async def _remove_ticket(self, ticket: Ticket, state: TicketState, cutoff: float | None) -> bool:
+    async def _remove_ticket(self, ticket: Ticket, state: TicketState, cutoff: float | None,
+                             audit: Audit | None) -> bool:
         k = Keys(ticket.tenant)
+        action = Action.TICKET_LEFT if state == TicketState.LEFT else Action.TICKET_ABANDONED
+        entry = audit.entry(action, self._clock(), ticket_id=ticket.id) if audit else ""
         return bool(await self._remove(
             keys=[k.ticket(ticket.id), k.queue(ticket.service), k.open_ticket(ticket.owner, ticket.service),
-                  k.disconnected(), stats.stats_key(ticket.tenant, ticket.service, self._clock())],
-            args=[state.value, "" if cutoff is None else cutoff, TERMINAL_TTL_S]))
+                  k.disconnected(), stats.stats_key(ticket.tenant, ticket.service, self._clock()),
+                  *audit_keys(ticket.tenant, None)],
+            args=[state.value, "" if cutoff is None else cutoff, TERMINAL_TTL_S, entry]))
 
     async def disconnected(self, tenant: str, ticket_id: str) -> None:
         """The owner's live connection dropped: the ticket keeps its place for the grace period."""
@@ -239,8 +260,9 @@ class QueueStore:
         k = Keys(tenant)
         await self._presence(keys=[k.ticket(ticket_id), k.disconnected()], args=[""])
 
-    async def abandon_expired(self, tenant: str, grace_s: float) -> list[Ticket]:
-        """Drop tickets whose owner has been gone longer than the grace period; counted as abandoned."""
+    async def abandon_expired(self, tenant: str, grace_s: float, audit: Audit | None = None) -> list[Ticket]:
+        """Drop tickets whose owner has been gone longer than the grace period; counted as abandoned (and
+        recorded as `ticket.abandoned` by `audit`, usually the system, in the same script)."""
         cutoff = self._clock() - grace_s
         ids = await self._r.zrangebyscore(Keys(tenant).disconnected(), "-inf", cutoff)
         dropped = []
@@ -250,7 +272,7 @@ class QueueStore:
             except NotFound:
                 await self._r.zrem(Keys(tenant).disconnected(), tid)
                 continue
-            if await self._remove_ticket(ticket, TicketState.ABANDONED, cutoff=cutoff):
+            if await self._remove_ticket(ticket, TicketState.ABANDONED, cutoff=cutoff, audit=audit):
                 dropped.append(ticket)
         return dropped
 

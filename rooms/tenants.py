@@ -85,11 +85,17 @@ class Service(BaseModel):
     median_consultation_s: int = Field(default=600, gt=0, le=24 * 3600)
 
 
+SMS_TEMPLATE = "{tenant}: Her er lenken til videokonsultasjonen din: {link}"
+
+
 class Tenant(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     id: str = Field(pattern=_ID)
     name: str
     services: tuple[Service, ...]
+    # The whole SMS text with an invite link; placeholders {tenant} and {link} only ({link} required).
+    sms_template: str = Field(default=SMS_TEMPLATE, max_length=300,
+                              pattern=r"^(?:[^{}]|\{tenant\}|\{link\})*\{link\}(?:[^{}]|\{tenant\}|\{link\})*$")
 
     def service(self, service_id: str) -> Service | None:
         return next((s for s in self.services if s.id == service_id), None)

@@ -24,6 +24,7 @@ from rooms.store import Store
 
 from .api import bookings, build_api
 from .appkeys import AUTH, CONFIG, HTTP, HUB, STORE
+from .audit_wiring import setup_audit
 from .auth import Authenticator
 from .chat_wiring import setup_chat
 from .config import Config
@@ -167,6 +168,7 @@ def build_app(config: Config) -> web.Application:
     register_store_metrics(app)
     app.cleanup_ctx.append(_resources)
     app.cleanup_ctx.append(_sweeper)
+    setup_audit(app)  # seals the audit trail and verifies it on a schedule
     app.cleanup_ctx.append(bookings.no_show_sweeper)
     listen_ips = None if config.media.listen_ips is None else tuple(config.media.listen_ips)
     setup_signaling(app, Sfu(MediaConfig.for_host(config.host, listen_ips, announced_ip=config.media.announced_ip)))

@@ -5,8 +5,13 @@ Three kinds of token are accepted:
   against the issuer's JWKS (fetched with aiohttp, cached, refreshed on an unknown key id);
 - dev tokens from the built-in dev issuer (HS256 with the local secret; never in production);
 - session tokens nettlege itself issues to a participant (e.g. after an invite is spent), bound to one
-  consultation.
+  consultation. They live SESSION_TOKEN_TTL_S and are refreshed over the signaling socket while it is
+  connected; `identity.verify` revokes them when the consultation ends or the participant is denied.
+  They carry the issuer of the identity they were made for (`idp`), so a guest's never turns into a
+  logged-in identity.
 `alg=none` and any algorithm not configured for the issuer are refused by PyJWT's `algorithms` list.
+Subjects of external issuers are namespaced by issuer (`<issuer>|<sub>`): two IdPs' equal `sub` are two
+people. Dev subjects cannot contain `|`, so they cannot pose as an external one.
 """
 
 from __future__ import annotations
@@ -30,7 +35,8 @@ DEV_ISSUER = "nettlege-dev"
 SESSION_ISSUER = "nettlege-session"
 LOCAL_AUDIENCE = "nettlege"
 DEV_TOKEN_TTL_S = 12 * 3600
-SESSION_TOKEN_TTL_S = 12 * 3600
+SESSION_TOKEN_TTL_S = 15 * 60
+SESSION_REFRESH_S = 5 * 60  # the signaling socket hands out a fresh session token this often
 JWKS_TTL_S = 600
 JWKS_MIN_REFRESH_S = 30
 
@@ -94,7 +100,7 @@ class Authenticator:
     def issue_session_token(self, principal: Principal, consultation_id: str, participant_id: str) -> str:
         return self._sign({"iss": SESSION_ISSUER, "sub": principal.subject, "role": principal.role.value,
                            "tenant": principal.tenant, "name": principal.name, "cid": consultation_id,
-                           "pid": participant_id}, SESSION_TOKEN_TTL_S)
+                           "pid": participant_id, "idp": principal.issuer}, SESSION_TOKEN_TTL_S)
 
     def _sign(self, claims: dict[str, Any], ttl: int) -> str:
         now = int(time.time())
@@ -116,6 +122,10 @@ class Authenticator:
                     raise AuthError("Utviklerinnlogging er slått av.", "dev_issuer_disabled")
                 claims = jwt.decode(token, self._secret, algorithms=["HS256"], audience=LOCAL_AUDIENCE,
                                     issuer=iss, options={"require": ["exp", "sub", "iss", "aud"]})
+                if iss == SESSION_ISSUER:
+                    if not isinstance(claims.get("cid"), str) or not isinstance(claims.get("pid"), str):
+                        raise AuthError("Innloggingen er ugyldig.", "invalid_token")
+                    claims = {**claims, "iss": str(claims.get("idp") or SESSION_ISSUER)}
                 return self._principal(claims, Role(claims["role"]), claims["tenant"], "name")
             issuer = self._issuers.get(iss) if isinstance(iss, str) else None
             if issuer is None:
@@ -126,17 +136,25 @@ class Authenticator:
             return self._external(issuer, claims)
         except jwt.ExpiredSignatureError:
             raise AuthError("Innloggingen er utløpt. Logg inn på nytt.", "token_expired") from None
-        except (jwt.PyJWTError, KeyError, ValueError):
+        except (jwt.PyJWTError, KeyError, ValueError, TypeError):
             raise AuthError("Innloggingen er ugyldig.", "invalid_token") from None
 
     def _external(self, issuer: IssuerConfig, claims: dict[str, Any]) -> Principal:
         role = issuer.role or Role(claims[issuer.role_claim])
         tenant = issuer.tenant or claims[issuer.tenant_claim]
-        return self._principal({**claims, "iss": issuer.issuer}, role, tenant, issuer.name_claim)
+        sub = claims["sub"]
+        if not isinstance(sub, str) or not sub:
+            raise AuthError("Innloggingen er ugyldig.", "invalid_token")
+        return self._principal({**claims, "sub": f"{issuer.issuer}|{sub}", "iss": issuer.issuer,
+                                "cid": None, "pid": None}, role, tenant,
+                               issuer.name_claim)
 
-    def _principal(self, claims: dict[str, Any], role: Role, tenant: str, name_claim: str) -> Principal:
-        if tenant not in self._tenants:
+    def _principal(self, claims: dict[str, Any], role: Role, tenant: Any, name_claim: str) -> Principal:
+        # A claim of the wrong type (a list, a number) is an invalid token, not a server error.
+        if not isinstance(tenant, str) or tenant not in self._tenants:
             raise AuthError("Ukjent kommune i innloggingen.", "unknown_tenant")
+        if not isinstance(claims.get("sub"), str) or not isinstance(claims.get(name_claim) or "", str):
+            raise AuthError("Innloggingen er ugyldig.", "invalid_token")
         return Principal(subject=str(claims["sub"]), role=role, tenant=tenant,
                          name=str(claims.get(name_claim) or ""), issuer=claims["iss"],
                          consultation_id=claims.get("cid"), participant_id=claims.get("pid"))

@@ -2,7 +2,7 @@
 
 Environment wins over the file: REDIS_URL (or REDIS_SENTINELS + REDIS_SENTINEL_MASTER, or REDIS_CLUSTER_URL),
 REDIS_MIN_REPLICAS_ACK, REDIS_WAIT_TIMEOUT_MS, REDIS_RETRY_S, NETTLEGE_ENV, NETTLEGE_SECRET_KEY,
-NETTLEGE_CHAT_MASTER_KEY,
+NETTLEGE_CHAT_MASTER_KEY, NETTLEGE_AUDIT_KEY, NETTLEGE_AUDIT_CHECKPOINTS,
 NETTLEGE_HOST, NETTLEGE_PORT, NETTLEGE_PUBLIC_URL, NETTLEGE_ALLOWED_ORIGINS (comma separated),
 NETTLEGE_MEDIA_LISTEN_IPS (comma separated), NETTLEGE_MEDIA_ANNOUNCED_IP.
 """
@@ -118,6 +118,10 @@ class Config(_Strict):
     redis_retry_s: float = Field(default=5.0, ge=0, le=120)  # connection errors retried this long, then 503
     secret_key: str | None = None
     chat_master_key: str | None = None  # base64 of 32 bytes
+    audit_key: str | None = None  # HMAC key (>= 32 characters) sealing the audit trail; never stored in Redis
+    audit_checkpoint_path: str | None = None  # JSON-lines file for signed audit checkpoints (outside Redis)
+    audit_seal_interval_s: float = Field(default=10.0, gt=0)
+    audit_verify_interval_s: float = Field(default=300.0, gt=0)
     dev_issuer: bool = True
     allowed_origins: list[str] = []
     trusted_proxies: list[str] = []
@@ -183,6 +187,10 @@ class Config(_Strict):
             own.append(self.public_url.rstrip("/"))
         return [*own, *self.allowed_origins]
 
+    def audit_key_bytes(self) -> bytes:
+        assert self.audit_key is not None
+        return self.audit_key.encode()
+
     def chat_key_bytes(self) -> bytes:
         assert self.chat_master_key is not None
         return base64.b64decode(self.chat_master_key)
@@ -198,6 +206,8 @@ _ENV = {
     "NETTLEGE_ENV": "env",
     "NETTLEGE_SECRET_KEY": "secret_key",
     "NETTLEGE_CHAT_MASTER_KEY": "chat_master_key",
+    "NETTLEGE_AUDIT_KEY": "audit_key",
+    "NETTLEGE_AUDIT_CHECKPOINTS": "audit_checkpoint_path",
     "NETTLEGE_HOST": "host",
     "NETTLEGE_PORT": "port",
     "NETTLEGE_PUBLIC_URL": "public_url",
@@ -251,7 +261,8 @@ def _fill_secrets(config: Config) -> Config:
     """Outside production a missing secret gets a generated dev value; in production it stops the start."""
     updates: dict[str, str] = {}
     for key, make in (("secret_key", lambda: secrets.token_urlsafe(32)),
-                      ("chat_master_key", lambda: base64.b64encode(secrets.token_bytes(32)).decode())):
+                      ("chat_master_key", lambda: base64.b64encode(secrets.token_bytes(32)).decode()),
+                      ("audit_key", lambda: secrets.token_urlsafe(32))):
         if getattr(config, key):
             continue
         if config.production:
@@ -265,4 +276,6 @@ def _fill_secrets(config: Config) -> Config:
             key = b""
         if len(key) != 32:
             raise ConfigError("chat_master_key must be base64 of exactly 32 bytes")
+    if len(updates.get("audit_key") or config.audit_key or "") < 32:
+        raise ConfigError("audit_key must be at least 32 characters (env NETTLEGE_AUDIT_KEY)")
     return config.model_copy(update=updates)

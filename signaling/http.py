@@ -1,8 +1,9 @@
 """The HTTP layer's conventions: one JSON error shape, validated bodies, a route table with roles.
 
 Every 4xx is `{"error": code, "message": text}`. Handlers are declared with `Api.route`, which records
-method, path, roles, body and response models; the same table builds the aiohttp router and the
-OpenAPI document, so the two cannot drift apart.
+method, path, roles, the access condition, body and response models; the same table builds the aiohttp
+router, the OpenAPI document, the authorization table in docs/security.md and the access-matrix test,
+so none of them can drift apart. The wrapper enforces the condition before the handler runs.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from aiohttp import web
@@ -19,10 +21,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from rooms.errors import Conflict, DomainError, Forbidden, Gone, NotFound, RateLimited, Unavailable
-from rooms.models import Principal, Role
+from rooms.models import Consultation, ParticipantState, Principal, Role
 
-from .appkeys import AUTH
+from . import policy
+from .appkeys import CONFIG, STORE
 from .auth import AuthError
+from .identity import verify
 
 log = logging.getLogger(__name__)
 
@@ -98,13 +102,47 @@ async def read_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
     if request.content_type != "application/json":
         raise ApiError(415, "unsupported_media_type", "Send JSON med Content-Type: application/json.")
     raw = await request.read()  # bounded by the app's client_max_size
-    try:
-        parsed = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "bad_json", "Forespørselen er ikke gyldig JSON.") from None
+    parsed = parse_json(raw)
+    if parsed is None:
+        raise ApiError(400, "bad_json", "Forespørselen er ikke gyldig JSON.")
     if not isinstance(parsed, dict):
         raise ApiError(422, "invalid_body", "Forespørselen må være et JSON-objekt.")
     return model.model_validate_json(raw)
+
+
+MAX_JSON_DEPTH = 32
+
+
+def parse_json(raw: str | bytes) -> Any:
+    """JSON as the REST API and the signaling socket accept it, or None: no nesting deeper than
+    MAX_JSON_DEPTH (the parser would hit the recursion limit), no lone UTF-16 surrogates (they cannot be
+    stored or encoded as UTF-8)."""
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            if not _utf8_safe(item):
+                return None
+        elif isinstance(item, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                return None
+            for key, v in (item.items() if isinstance(item, dict) else enumerate(item)):
+                if isinstance(key, str) and not _utf8_safe(key):
+                    return None
+                stack.append((v, depth + 1))
+    return value
+
+
+def _utf8_safe(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def bearer_token(request: web.Request) -> str | None:
@@ -114,6 +152,31 @@ def bearer_token(request: web.Request) -> str | None:
 
 
 Handler = Callable[..., Awaitable[Any]]
+
+
+class Access(StrEnum):
+    """The condition a route checks beyond the caller's role (the `condition` column in docs/security.md)."""
+
+    PUBLIC = "public"
+    LOGGED_IN = "logged_in"
+    TENANT = "tenant"
+    TICKET = "ticket"
+    KNOCK = "knock"
+    PARTICIPANT = "participant"
+    HOST = "host"
+
+
+ACCESS_RULES: dict[Access, str] = {
+    Access.PUBLIC: "anyone, no token",
+    Access.LOGGED_IN: "any valid token; the caller's own data only",
+    Access.TENANT: "the tenant in the path is the caller's (else 404)",
+    Access.TICKET: "the ticket's owner, or staff of its tenant (reads of personal data audited)",
+    Access.KNOCK: "a consultation of the caller's tenant; not after a deny; knocks rate-limited per consultation",
+    Access.PARTICIPANT: "an admitted participant of the consultation (lobby and denied: 403; others: 404)",
+    Access.HOST: "an admitted clinician, nurse or operator of the consultation, logged in with their own "
+                 "identity (never through an invite)",
+}
+CONSULTATION = web.RequestKey("consultation", Consultation)
 
 
 @dataclass
@@ -131,6 +194,7 @@ class Route:
     tags: tuple[str, ...] = ()
     scoped: bool = False  # a session principal bound to one consultation may call it
     query: dict[str, str] = field(default_factory=dict)
+    access: Access = Access.LOGGED_IN
 
 
 class Api:
@@ -142,10 +206,12 @@ class Api:
     def route(self, method: str, path: str, *, summary: str, roles: Iterable[Role] | None = None,
               public: bool = False, body: type[BaseModel] | None = None, response: Any = None,
               status: int = 200, errors: tuple[int, ...] = (), tags: tuple[str, ...] = (),
-              scoped: bool = False, query: dict[str, str] | None = None) -> Callable[[Handler], Handler]:
+              scoped: bool = False, query: dict[str, str] | None = None,
+              access: Access | None = None) -> Callable[[Handler], Handler]:
         def register(fn: Handler) -> Handler:
             self.routes.append(Route(method, path, fn, summary, frozenset(roles) if roles else None, public,
-                                     body, response, status, errors, tags, scoped, query or {}))
+                                     body, response, status, errors, tags, scoped, query or {},
+                                     access or (Access.PUBLIC if public else Access.LOGGED_IN)))
             return fn
         return register
 
@@ -164,11 +230,14 @@ def _wrap(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]
             token = bearer_token(request)
             if token is None:
                 raise ApiError(401, "unauthorized", "Du må logge inn.", {"WWW-Authenticate": "Bearer"})
-            principal = await request.app[AUTH].verify(token)
+            principal = await verify(request.app, token)
             if route.roles is not None and principal.role not in route.roles:
                 raise ApiError(403, "forbidden", "Du har ikke tilgang til dette.")
             if principal.consultation_id and not route.scoped:
                 raise ApiError(403, "forbidden", "Denne innloggingen gjelder bare én konsultasjon.")
+            if route.access in (Access.PARTICIPANT, Access.HOST):
+                request[CONSULTATION] = await load_consultation(request, principal,
+                                                                host=route.access is Access.HOST)
         body = None
         if route.body is not None:
             body = await read_body(request, route.body)
@@ -182,6 +251,76 @@ def _wrap(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]
         return web.json_response(result, status=route.status)
     handler.__name__ = route.handler.__name__
     return handler
+
+
+async def load_consultation(request: web.Request, principal: Principal, *, host: bool = False) -> Consultation:
+    """The consultation of the path if the caller is an admitted participant (a host when `host`).
+
+    Not a participant, another tenant's or another consultation than a session token's: 404 (ids are not
+    even confirmed). Waiting in the lobby or denied: 403 not_admitted. A guest or a non-host role: 403."""
+    cid = request.match_info["consultation_id"]
+    if principal.consultation_id and principal.consultation_id != cid:
+        raise NotFound("Fant ikke denne konsultasjonen.", code="consultation_not_found")
+    consultation = await request.app[STORE].consultations.get(principal.tenant, cid)
+    me = consultation.participant_for(principal.subject)
+    if me is None:
+        raise NotFound("Fant ikke denne konsultasjonen.", code="consultation_not_found")
+    if me.state != ParticipantState.ADMITTED:
+        raise ApiError(403, "not_admitted", "Du er ikke sluppet inn i denne konsultasjonen.")
+    if host and not policy.is_host(principal):
+        raise ApiError(403, "forbidden", "Bare behandler i konsultasjonen kan gjøre dette.")
+    return consultation
+
+
+def consultation_of(request: web.Request) -> Consultation:
+    """The consultation the route's access check loaded (routes declared PARTICIPANT or HOST)."""
+    return request[CONSULTATION]
+
+
+# Headers on every response (errors and 404s included, via on_response_prepare).
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Permissions-Policy": "camera=(self), microphone=(self), geolocation=()",
+}
+HSTS = "max-age=31536000; includeSubDomains"
+
+
+def content_security_policy(connect_origins: Iterable[str]) -> str:
+    """connect-src: this origin and the configured ones (other nodes' signaling, the public URL) only."""
+    connect = ["'self'"]
+    for origin in connect_origins:
+        origin = origin.rstrip("/")
+        ws = origin.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
+        connect += [o for o in (origin, ws) if o not in connect]
+    return ("default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; "
+            f"connect-src {' '.join(connect)}; style-src 'self'; script-src 'self'; "
+            "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+
+
+async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Security headers everywhere; `no-store` on every API response (most carry personal data); HSTS when
+    the request came over TLS (directly, or from a trusted proxy that says so)."""
+    config = request.app[CONFIG]
+    for k, v in SECURITY_HEADERS.items():
+        response.headers.setdefault(k, v)
+    response.headers.setdefault("Content-Security-Policy", content_security_policy(
+        [*([config.public_url] if config.public_url else []), *config.allowed_origins,
+         *([config.node_url] if config.node_url else [])]))
+    if request.path.startswith("/api/") or request.path == "/metrics":
+        response.headers["Cache-Control"] = "no-store"
+    if _over_tls(request, config.trusted_proxies):
+        response.headers.setdefault("Strict-Transport-Security", HSTS)
+
+
+def _over_tls(request: web.Request, trusted_proxies: list[str]) -> bool:
+    # on_response_prepare sees the request as it arrived, before the `forwarded` middleware's clone
+    if request.secure:
+        return True
+    proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
+    return request.remote in trusted_proxies and proto == "https"
 
 
 def require_tenant(principal: Principal, tenant: str) -> None:

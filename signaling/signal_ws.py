@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -23,14 +22,14 @@ from media import MediaError, Peer, Sfu
 from media import metrics as media_metrics
 from media.ice import turn_rest_credentials
 from rooms.audit import Action
-from rooms.errors import DomainError, Gone, NotFound
+from rooms.errors import DomainError, Forbidden, Gone, NotFound, RateLimited
 from rooms.events import consultation_topic
 from rooms.models import ConsultationState, ParticipantState, Principal
 
 from .appkeys import AUTH, CONFIG, HUB, STORE
-from .auth import AuthError
+from .auth import SESSION_REFRESH_S, AuthError
 from .config import Config
-from .http import error_response
+from .http import error_response, parse_json
 from .identity import identify
 from .lobby import knock
 from .metrics import METRICS
@@ -105,6 +104,7 @@ class SignalSession:
         self._events: asyncio.Task[None] | None = None
         self._offer_sent_at: float | None = None  # a server offer waiting for the client's answer
         self._watchdog: asyncio.Task[None] | None = None
+        self._refresher: asyncio.Task[None] | None = None
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -126,6 +126,9 @@ class SignalSession:
         try:
             await self._hello()
             await self._loop()
+        except MediaError as e:  # e.g. room_full when entering the room
+            await self.error(e.code, e.message)
+            await self.ws.close(code=CLOSE_REFUSED, message=e.code.encode())
         except _Fatal as f:
             await self.error(f.code, f.message)
             await self.ws.close(code=f.close_code, message=f.code.encode())
@@ -146,7 +149,9 @@ class SignalSession:
         try:
             identity = await identify(self.app, hello["token"], name)
         except AuthError as e:
-            raise _Fatal(e.code, e.message, CLOSE_AUTH) from None
+            # a revoked session token: the participant was denied, or the consultation ended
+            close = {"denied": CLOSE_REFUSED, "consultation_ended": CLOSE_ENDED}.get(e.code, CLOSE_AUTH)
+            raise _Fatal(e.code, e.message, close) from None
         except Gone as e:
             raise _Fatal(e.code, e.message, CLOSE_REFUSED) from None
         except NotFound as e:
@@ -174,16 +179,24 @@ class SignalSession:
         self._events = asyncio.create_task(self._follow_events(subscribed), name=f"signal-events-{self.cid}")
         await subscribed.wait()
         if participant is None:
-            participant = await knock(store, principal, self.cid)
+            try:
+                participant = await knock(store, principal, self.cid)
+            except Forbidden as e:
+                raise _Fatal(e.code, e.message, CLOSE_REFUSED) from None
+            except RateLimited as e:
+                raise _Fatal(e.code, e.message, CLOSE_RATE) from None
         if participant.state == ParticipantState.DENIED:
             raise _Fatal("denied", "Du ble ikke sluppet inn i denne konsultasjonen.", CLOSE_REFUSED)
         self.participant_id = participant.id
         self._register()
         session_token = identity.session_token or self.app[AUTH].issue_session_token(
             principal, self.cid, participant.id)
+        # TURN credentials only once admitted: a lobby guest cannot use our relay (they come with `admitted`).
+        admitted = participant.state == ParticipantState.ADMITTED
         await self.send({"type": "welcome", "participant_id": participant.id, "role": principal.role.value,
                          "state": participant.state.value, "session_token": session_token,
-                         "ice_servers": ice_servers_for(self.app[CONFIG], principal.subject)})
+                         "ice_servers": self._ice_servers() if admitted else []})
+        self._refresher = asyncio.create_task(self._refresh_session(), name=f"signal-session-{self.cid}")
         if participant.state == ParticipantState.ADMITTED:
             await self._enter_room()
         else:
@@ -192,9 +205,22 @@ class SignalSession:
             fresh = (await store.consultations.get(principal.tenant, self.cid)).participant(participant.id)
             if fresh and fresh.state == ParticipantState.ADMITTED:
                 await self._enter_room()
-                await self.send({"type": "admitted"})
+                await self.send({"type": "admitted", "ice_servers": self._ice_servers()})
             elif fresh and fresh.state == ParticipantState.DENIED:
                 raise _Fatal("denied", "Du ble ikke sluppet inn i denne konsultasjonen.", CLOSE_REFUSED)
+
+    def _ice_servers(self) -> list[dict[str, Any]]:
+        assert self.principal
+        return ice_servers_for(self.app[CONFIG], self.principal.subject)
+
+    async def _refresh_session(self) -> None:
+        """Session tokens are short-lived: hand out a fresh one while the socket is open, so a reconnect or
+        the chat can still use it; once revoked (ended, denied) `identity.verify` refuses it anyway."""
+        assert self.principal and self.participant_id
+        while not self.ws.closed:
+            await asyncio.sleep(SESSION_REFRESH_S)
+            token = self.app[AUTH].issue_session_token(self.principal, self.cid, self.participant_id)
+            await self.send({"type": "session_token", "session_token": token})
 
     def _register(self) -> None:
         sessions: dict[tuple[str, str, str], SignalSession] = self.app[SIGNAL_SESSIONS]
@@ -256,8 +282,13 @@ class SignalSession:
             return
         mine = event.get("participant_id") == self.participant_id
         if kind == "admitted" and mine and self.peer is None:
-            await self._enter_room()  # the peer exists before the client hears it may offer
-            await self.send({"type": "admitted"})
+            try:
+                await self._enter_room()  # the peer exists before the client hears it may offer
+            except MediaError as e:  # room_full
+                await self.error(e.code, e.message)
+                await self.ws.close(code=CLOSE_REFUSED, message=e.code.encode())
+                return
+            await self.send({"type": "admitted", "ice_servers": self._ice_servers()})
         elif kind == "denied" and mine:
             await self.send({"type": "denied"})
             await self.ws.close(code=CLOSE_REFUSED, message=b"denied")
@@ -287,10 +318,7 @@ class SignalSession:
             raise _Fatal("closed", "Tilkoblingen ble lukket.", WSCloseCode.OK)
         if msg.type != WSMsgType.TEXT:
             raise _Fatal("text_expected", "Bare JSON-tekstmeldinger støttes.", CLOSE_BAD)
-        try:
-            data = json.loads(msg.data)
-        except ValueError:
-            return None
+        data = parse_json(msg.data)  # None for bad JSON, deep nesting or lone surrogates
         return data if isinstance(data, dict) and isinstance(data.get("type"), str) else None
 
     async def _loop(self) -> None:
@@ -352,6 +380,8 @@ class SignalSession:
     # --- teardown --------------------------------------------------------------------------------
 
     async def cleanup(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
         if self._watchdog is not None:
             self._watchdog.cancel()
         if self._events is not None:
@@ -388,10 +418,20 @@ class SignalSession:
 _PENDING = web.AppKey("signal_pending_removals", set)
 
 
-async def signal(request: web.Request) -> web.StreamResponse:
+def origin_allowed(request: web.Request) -> bool:
+    """The Origin header is required (as on the chat socket): a configured origin, or outside production
+    the page's own origin (scheme and host of this very request; a browser cannot forge either)."""
     config = request.app[CONFIG]
-    origin = request.headers.get("Origin")
-    if origin is not None and origin.rstrip("/") not in config.origins():
+    origin = request.headers.get("Origin", "").rstrip("/")
+    if not origin:
+        return False
+    if origin in config.origins():
+        return True
+    return not config.production and origin == f"{request.scheme}://{request.host}"
+
+
+async def signal(request: web.Request) -> web.StreamResponse:
+    if not origin_allowed(request):
         return error_response(403, "origin_not_allowed", "Tilkobling fra denne nettsiden er ikke tillatt.")
     ws = web.WebSocketResponse(heartbeat=15.0, max_msg_size=MAX_FRAME_BYTES)
     await ws.prepare(request)
@@ -430,6 +470,8 @@ SIGNAL_OPENAPI = {"/api/v1/consultations/{consultation_id}/signal": {"get": {
 
 
 def setup_signaling(app: web.Application, sfu: Sfu) -> None:
+    # aioice logs candidate addresses (client IPs) at INFO: keep personal data out of the logs.
+    logging.getLogger("aioice").setLevel(logging.WARNING)
     app[SFU] = sfu
     media_metrics.register(sfu, app[METRICS].registry)
     app.router.add_get("/api/v1/consultations/{consultation_id}/signal", signal)

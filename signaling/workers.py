@@ -20,10 +20,12 @@ RESTART_DELAY_S = 1.0
 
 def _spawn(argv: list[str], port: int, config: Config) -> subprocess.Popen[bytes]:
     # Secrets go to every worker: a token signed by one must verify on the others, and chat written under
-    # one worker's master key must read on the others (outside production they may be generated values).
+    # one worker's master key must read on the others, and the audit seal of one must verify on the others
+    # (outside production they may be generated values).
     env = {**os.environ, "NETTLEGE_NODE_URL": f"http://{config.host}:{port}",
            "NETTLEGE_PUBLIC_URL": config.public_url or f"http://{config.host}:{config.port}",
-           "NETTLEGE_SECRET_KEY": config.secret_key or "", "NETTLEGE_CHAT_MASTER_KEY": config.chat_master_key or ""}
+           "NETTLEGE_SECRET_KEY": config.secret_key or "", "NETTLEGE_CHAT_MASTER_KEY": config.chat_master_key or "",
+           "NETTLEGE_AUDIT_KEY": config.audit_key or ""}
     return subprocess.Popen([sys.executable, "-m", "signaling.cli", *argv, "--port", str(port)], env=env)
 
 

@@ -8,6 +8,9 @@
   browser clients are public clients.
 - `GET /api/v1/invites/{token}`: which consultation and role an invite link is for, without spending
   it, so the invitee's page can open that consultation's signaling socket.
+- `POST /api/v1/invites/{token}/accept`: a clinician or nurse, logged in with their own identity, spends
+  an invite for their role; they then join with their own token (staff invites are never spent
+  anonymously, see signaling/policy.py).
 """
 
 from __future__ import annotations
@@ -20,9 +23,13 @@ from aiohttp import web
 from pydantic import BaseModel, StringConstraints
 
 from rooms.invites import parse_token
+from rooms.models import Principal
 
+from .. import policy
 from ..appkeys import AUTH, CONFIG, HTTP, STORE
-from ..http import Api, ApiError, Body
+from ..http import Access, Api, ApiError, Body
+from ..identity import accept_invite
+from .limits import write_allowed
 
 log = logging.getLogger(__name__)
 api = Api()
@@ -54,6 +61,12 @@ class TokensOut(BaseModel):
     token_type: str = "Bearer"
     expires_in: int | None = None
     id_token: str | None = None
+
+
+class AcceptedOut(BaseModel):
+    consultation_id: str
+    participant_id: str
+    state: str
 
 
 class InvitePreviewOut(BaseModel):
@@ -110,3 +123,16 @@ async def invite_preview(request: web.Request, _p: None, _b: None) -> InvitePrev
     invite = await request.app[STORE].invites.peek(token)
     return InvitePreviewOut(consultation_id=invite.consultation_id, role=invite.role.value, lobby=invite.lobby,
                             expires_at=invite.expires_at)
+
+
+@api.route("POST", "/api/v1/invites/{token}/accept",
+           summary="A logged-in clinician or nurse accepts an invite for their role (joins with their own identity)",
+           roles=policy.STAFF_INVITEES, response=AcceptedOut, errors=(401, 403, 404, 409, 410, 429), tags=("auth",),
+           access=Access.TENANT)
+async def accept(request: web.Request, principal: Principal, _b: None) -> AcceptedOut:
+    token = request.match_info["token"]
+    if parse_token(token) is None:
+        raise ApiError(404, "invite_unknown", "Lenken er ugyldig.")
+    await write_allowed(request, principal)
+    cid, participant = await accept_invite(request.app, principal, token)
+    return AcceptedOut(consultation_id=cid, participant_id=participant.id, state=participant.state.value)

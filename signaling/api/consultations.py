@@ -1,14 +1,16 @@
-"""Consultations: create, read, end; invites; the lobby (knock, admit, deny)."""
+"""Consultations: create, read, end; invites; the lobby (knock, admit, deny).
+
+Who may call what is declared on each route (`access=`) and enforced by the route wrapper before the
+handler runs (signaling/http.py, signaling/policy.py); docs/security.md shows the resulting table.
+"""
 
 from __future__ import annotations
 
 from aiohttp import web
 
 from rooms.audit import Action
-from rooms.errors import NotFound
 from rooms.events import consultation_topic
 from rooms.models import (
-    INVITABLE_ROLES,
     Consultation,
     ConsultationState,
     ParticipantState,
@@ -16,9 +18,10 @@ from rooms.models import (
     Role,
 )
 
-from .. import lobby
+from .. import lobby, policy
 from ..appkeys import CONFIG, STORE
-from ..http import Api, ApiError, require_tenant
+from ..config import Config
+from ..http import Access, Api, ApiError, consultation_of, load_consultation, require_tenant
 from ..placement import NODE
 from .limits import write_allowed
 from .schemas import (
@@ -34,7 +37,7 @@ from .schemas import (
 
 api = Api()
 CREATORS = (Role.CLINICIAN, Role.NURSE, Role.OPERATOR, Role.BOOKING)
-HOSTS = frozenset({Role.CLINICIAN, Role.NURSE, Role.OPERATOR})  # may invite, admit, deny, end
+HOSTS = policy.HOSTS  # may invite, admit, deny, end (logged in with their own identity)
 
 
 async def view(request: web.Request, c: Consultation, subject: str) -> ConsultationOut:
@@ -45,22 +48,13 @@ async def view(request: web.Request, c: Consultation, subject: str) -> Consultat
 
 
 async def load(request: web.Request, principal: Principal, *, host: bool = False) -> Consultation:
-    """The consultation if the caller takes part in it (admitted; a host when `host`), else 404/403."""
-    cid = request.match_info["consultation_id"]
-    if principal.consultation_id and principal.consultation_id != cid:
-        raise NotFound("Fant ikke denne konsultasjonen.", code="consultation_not_found")
-    consultation = await request.app[STORE].consultations.get(principal.tenant, cid)
-    me = consultation.participant_for(principal.subject)
-    if me is None:
-        raise NotFound("Fant ikke denne konsultasjonen.", code="consultation_not_found")
-    if host and (me.state != ParticipantState.ADMITTED or principal.role not in HOSTS):
-        raise ApiError(403, "forbidden", "Bare behandler i konsultasjonen kan gjøre dette.")
-    return consultation
+    """The consultation of the path for an admitted participant (a host when `host`); see load_consultation."""
+    return await load_consultation(request, principal, host=host)
 
 
 @api.route("POST", "/api/v1/consultations", summary="Create a consultation (the creator is admitted)",
            roles=CREATORS, body=CreateConsultationIn, response=ConsultationOut, status=201,
-           errors=(401, 403, 404, 422, 429), tags=("consultations",))
+           errors=(401, 403, 404, 422, 429), tags=("consultations",), access=Access.TENANT)
 async def create(request: web.Request, principal: Principal, body: CreateConsultationIn) -> ConsultationOut:
     require_tenant(principal, body.tenant)
     tenant = request.app[CONFIG].tenant(body.tenant)
@@ -83,9 +77,10 @@ async def create(request: web.Request, principal: Principal, body: CreateConsult
 
 
 @api.route("GET", "/api/v1/consultations/{consultation_id}", summary="A consultation I take part in",
-           response=ConsultationOut, errors=(401, 404), tags=("consultations",), scoped=True)
+           response=ConsultationOut, errors=(401, 403, 404), tags=("consultations",), scoped=True,
+           access=Access.PARTICIPANT)
 async def get(request: web.Request, principal: Principal, _b: None) -> ConsultationOut:
-    c = await load(request, principal)
+    c = consultation_of(request)
     await request.app[STORE].audit.record_access(principal.tenant, Action.CONSULTATION_VIEWED, actor=principal.subject,
                                           role=principal.role, consultation_id=c.id)
     return await view(request, c, principal.subject)
@@ -93,9 +88,9 @@ async def get(request: web.Request, principal: Principal, _b: None) -> Consultat
 
 @api.route("POST", "/api/v1/consultations/{consultation_id}/end", summary="End with an outcome",
            body=EndIn, response=ConsultationOut, errors=(401, 403, 404, 409, 422), tags=("consultations",),
-           scoped=True)
+           scoped=True, access=Access.HOST)
 async def end(request: web.Request, principal: Principal, body: EndIn) -> ConsultationOut:
-    c = await load(request, principal, host=True)
+    c = consultation_of(request)
     store = request.app[STORE]
     c = await store.consultations.end(principal.tenant, c.id, body.outcome)
     await store.audit.record(principal.tenant, Action.CONSULTATION_ENDED, actor=principal.subject,
@@ -107,14 +102,14 @@ async def end(request: web.Request, principal: Principal, body: EndIn) -> Consul
 
 @api.route("POST", "/api/v1/consultations/{consultation_id}/invites", summary="Create a single-use invite",
            body=InviteIn, response=InviteOut, status=201, errors=(401, 403, 404, 409, 422, 429),
-           tags=("consultations",), scoped=True)
+           tags=("consultations",), scoped=True, access=Access.HOST)
 async def invite(request: web.Request, principal: Principal, body: InviteIn) -> InviteOut:
-    c = await load(request, principal, host=True)
+    c = consultation_of(request)
     config, store = request.app[CONFIG], request.app[STORE]
     if c.state == ConsultationState.ENDED:
         raise ApiError(409, "consultation_ended", "Konsultasjonen er avsluttet.")
-    if body.role not in INVITABLE_ROLES:
-        raise ApiError(422, "role_not_invitable", f"Kan ikke invitere rollen {body.role.value}.")
+    if not policy.may_invite(principal.role, body.role):
+        raise ApiError(422, "role_not_invitable", f"Du kan ikke invitere rollen {body.role.value}.")
     if body.ttl_s > config.limits.max_invite_ttl_s:
         raise ApiError(422, "ttl_too_long", f"En lenke kan vare høyst {config.limits.max_invite_ttl_s} sekunder.")
     await write_allowed(request, principal)
@@ -122,14 +117,18 @@ async def invite(request: web.Request, principal: Principal, body: InviteIn) -> 
                                      created_by=principal.subject)
     await store.audit.record(principal.tenant, Action.INVITE_CREATED, actor=principal.subject,
                              role=principal.role, consultation_id=c.id, invitee_role=body.role.value)
-    base = (config.public_url or f"{request.scheme}://{request.host}").rstrip("/")
-    return InviteOut(token=inv.token, url=f"{base}/#/invite/{inv.token}", role=inv.role,
+    return InviteOut(token=inv.token, url=invite_url(config, inv.token), role=inv.role,
                      expires_at=inv.expires_at)
+
+
+def invite_url(config: Config, token: str) -> str:
+    """An invite link: always under `public_url` (or the configured own address), never the Host header."""
+    return f"{policy.public_base(config)}/#/invite/{token}"
 
 
 @api.route("POST", "/api/v1/consultations/{consultation_id}/knock",
            summary="Ask to be let in: the caller waits in the lobby until a clinician admits or denies",
-           response=KnockOut, status=202, errors=(401, 404, 409, 429), tags=("lobby",))
+           response=KnockOut, status=202, errors=(401, 403, 404, 409, 429), tags=("lobby",), access=Access.KNOCK)
 async def knock(request: web.Request, principal: Principal, _b: None) -> KnockOut:
     store = request.app[STORE]
     cid = request.match_info["consultation_id"]
@@ -139,7 +138,7 @@ async def knock(request: web.Request, principal: Principal, _b: None) -> KnockOu
 
 
 async def _decide(request: web.Request, principal: Principal, admit: bool) -> ParticipantOut:
-    c = await load(request, principal, host=True)
+    c = consultation_of(request)
     store = request.app[STORE]
     p = await store.consultations.decide(principal.tenant, c.id, request.match_info["participant_id"], admit)
     await store.audit.record(principal.tenant,
@@ -153,13 +152,13 @@ async def _decide(request: web.Request, principal: Principal, admit: bool) -> Pa
 
 @api.route("POST", "/api/v1/consultations/{consultation_id}/participants/{participant_id}/admit",
            summary="Admit someone waiting in the lobby", response=ParticipantOut,
-           errors=(401, 403, 404, 409), tags=("lobby",), scoped=True)
+           errors=(401, 403, 404, 409), tags=("lobby",), scoped=True, access=Access.HOST)
 async def admit(request: web.Request, principal: Principal, _b: None) -> ParticipantOut:
     return await _decide(request, principal, True)
 
 
 @api.route("POST", "/api/v1/consultations/{consultation_id}/participants/{participant_id}/deny",
            summary="Deny someone waiting in the lobby", response=ParticipantOut,
-           errors=(401, 403, 404, 409), tags=("lobby",), scoped=True)
+           errors=(401, 403, 404, 409), tags=("lobby",), scoped=True, access=Access.HOST)
 async def deny(request: web.Request, principal: Principal, _b: None) -> ParticipantOut:
     return await _decide(request, principal, False)

@@ -1,4 +1,8 @@
-"""Queues and tickets: join, see my place, leave, triage (priority) and take next."""
+"""Queues and tickets: join, see my place, leave, triage (priority) and take next.
+
+Every staff read of a ticket's personal data (reason, name, phone: the queue list, one ticket, a triage
+answer) is audited as `ticket.read` under the ticket's owner, so it shows in their access log.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +13,20 @@ from aiohttp import web
 from rooms.audit import Action
 from rooms.errors import NotFound, ServiceClosed
 from rooms.events import consultation_topic, queue_topic, ticket_topic
+from rooms.keys import Keys
 from rooms.models import Channel, Principal, Priority, Role, Ticket
+from rooms.queue import TERMINAL_TTL_S
 from rooms.store import Store
 from rooms.tenants import Service, closed_message
 
 from ..appkeys import CONFIG, STORE
-from ..http import Api, ApiError, require_tenant
+from ..http import Access, Api, ApiError, require_tenant
 from .consultations import view
 from .limits import write_allowed
 from .schemas import JoinQueueIn, PriorityIn, TakeOut, TicketOut, ticket_out
 
 api = Api()
+READ_AUDIT_WINDOW_S = 900  # one ticket.read per staff member and ticket per quarter hour (the list is polled)
 QUEUERS = (Role.CITIZEN, Role.NURSE)
 TRIAGE = (Role.CLINICIAN, Role.NURSE)
 STAFF = (Role.CLINICIAN, Role.NURSE, Role.OPERATOR)
@@ -43,6 +50,29 @@ async def _ticket_view(store: Store, request: web.Request, ticket: Ticket, princ
                       staff_view=principal.role in STAFF)
 
 
+async def audit_ticket_reads(store: Store, principal: Principal, tickets: list[Ticket]) -> None:
+    """Audit a staff member's read of these tickets' personal data, once per window, indexed under each
+    ticket's owner (a citizen reading their own ticket is not audited)."""
+    others = [t for t in tickets if t.owner != principal.subject]
+    if not others:
+        return
+    k = Keys(principal.tenant)
+    async with store.redis.pipeline(transaction=False) as p:
+        for t in others:
+            p.set(k.audit_seen(Action.TICKET_READ.value, principal.subject, t.id), "1", nx=True,
+                  ex=READ_AUDIT_WINDOW_S)
+        fresh = await p.execute()
+    for t, new in zip(others, fresh, strict=True):
+        if not new:
+            continue
+        entry_id = await store.audit.record(principal.tenant, Action.TICKET_READ, actor=principal.subject,
+                                            role=principal.role, ticket_id=t.id)
+        async with store.redis.pipeline(transaction=True) as p:
+            p.rpush(k.subject_audit(t.owner), entry_id)
+            p.expire(k.subject_audit(t.owner), TERMINAL_TTL_S)
+            await p.execute()
+
+
 async def _my_ticket(request: web.Request, principal: Principal, *, staff: tuple[Role, ...]) -> Ticket:
     """The ticket in the caller's tenant; its owner or staff of the tenant may see it."""
     ticket = await request.app[STORE].queue.get(principal.tenant, request.match_info["ticket_id"])
@@ -53,7 +83,7 @@ async def _my_ticket(request: web.Request, principal: Principal, *, staff: tuple
 
 @api.route("POST", "/api/v1/tenants/{tenant}/services/{service}/queue", summary="Join a service's queue",
            roles=QUEUERS, body=JoinQueueIn, response=TicketOut, status=201, errors=(401, 403, 404, 409, 422, 429),
-           tags=("queue",))
+           tags=("queue",), access=Access.TENANT)
 async def join_queue(request: web.Request, principal: Principal, body: JoinQueueIn) -> TicketOut:
     service = _service(request, principal)
     config, store = request.app[CONFIG], request.app[STORE]
@@ -84,7 +114,7 @@ MAX_LIST = 500
 
 
 @api.route("GET", "/api/v1/tenants/{tenant}/services/{service}/queue", summary="The waiting queue (staff)",
-           roles=STAFF, response=list[TicketOut], errors=(401, 403, 404, 422), tags=("queue",),
+           roles=STAFF, response=list[TicketOut], errors=(401, 403, 404, 422), tags=("queue",), access=Access.TENANT,
            query={"limit": f"the first N tickets in serving order (default 100, at most {MAX_LIST})"})
 async def list_queue(request: web.Request, principal: Principal, _b: None) -> list[dict[str, object]]:
     service = _service(request, principal)
@@ -96,12 +126,14 @@ async def list_queue(request: web.Request, principal: Principal, _b: None) -> li
         raise ApiError(422, "invalid_limit", f"limit må være et tall fra 1 til {MAX_LIST}.")
     store = request.app[STORE]
     tickets = await store.queue.waiting(principal.tenant, service.id, limit)
+    await audit_ticket_reads(store, principal, tickets)
     return [ticket_out(t, i + 1, None, staff_view=True).model_dump(mode="json") for i, t in enumerate(tickets)]
 
 
 @api.route("POST", "/api/v1/tenants/{tenant}/services/{service}/queue/take",
            summary="Take the next ticket: opens a consultation with its owner (204 when empty)",
-           roles=(Role.CLINICIAN,), response=TakeOut, errors=(401, 403, 404, 429), tags=("queue",))
+           roles=(Role.CLINICIAN,), response=TakeOut, errors=(401, 403, 404, 429), tags=("queue",),
+           access=Access.TENANT)
 async def take_next(request: web.Request, principal: Principal, _b: None) -> TakeOut | web.Response:
     service = _service(request, principal)
     store = request.app[STORE]
@@ -123,14 +155,15 @@ async def take_next(request: web.Request, principal: Principal, _b: None) -> Tak
 
 
 @api.route("GET", "/api/v1/tickets/{ticket_id}", summary="A ticket with its place and estimated wait",
-           response=TicketOut, errors=(401, 404), tags=("queue",))
+           response=TicketOut, errors=(401, 404), tags=("queue",), access=Access.TICKET)
 async def get_ticket(request: web.Request, principal: Principal, _b: None) -> TicketOut:
     ticket = await _my_ticket(request, principal, staff=STAFF)
+    await audit_ticket_reads(request.app[STORE], principal, [ticket])
     return await _ticket_view(request.app[STORE], request, ticket, principal)
 
 
 @api.route("DELETE", "/api/v1/tickets/{ticket_id}", summary="Leave the queue", status=204,
-           errors=(401, 404, 409), tags=("queue",))
+           errors=(401, 404, 409), tags=("queue",), access=Access.TICKET)
 async def leave_queue(request: web.Request, principal: Principal, _b: None) -> None:
     ticket = await _my_ticket(request, principal, staff=TRIAGE)
     store = request.app[STORE]
@@ -141,7 +174,8 @@ async def leave_queue(request: web.Request, principal: Principal, _b: None) -> N
 
 
 @api.route("PATCH", "/api/v1/tickets/{ticket_id}", summary="Set a ticket's priority (triage)", roles=TRIAGE,
-           body=PriorityIn, response=TicketOut, errors=(401, 403, 404, 409, 422), tags=("queue",))
+           body=PriorityIn, response=TicketOut, errors=(401, 403, 404, 409, 422), tags=("queue",),
+           access=Access.TICKET)
 async def set_priority(request: web.Request, principal: Principal, body: PriorityIn) -> TicketOut:
     ticket = await _my_ticket(request, principal, staff=TRIAGE)
     store = request.app[STORE]
@@ -149,4 +183,5 @@ async def set_priority(request: web.Request, principal: Principal, body: Priorit
     await store.audit.record(principal.tenant, Action.TICKET_PRIORITY, actor=principal.subject,
                              role=principal.role, ticket_id=ticket.id, priority=body.priority.value)
     await store.events.publish(principal.tenant, queue_topic(ticket.service), {"type": "queue_changed"})
+    await audit_ticket_reads(store, principal, [ticket])
     return await _ticket_view(store, request, ticket, principal)

@@ -135,6 +135,7 @@ class AccessEntryOut(BaseModel):
     actor: str | None  # the staff member's id (HelseID); other citizens are not named
     actor_is_me: bool
     consultation_id: str | None
+    ticket_id: str | None = None
 
 
 def ticket_out(t: Ticket, position: int | None, eta_s: int | None, *, staff_view: bool) -> TicketOut:

@@ -22,7 +22,7 @@ from rooms.models import ParticipantState, Principal
 
 from ..appkeys import STORE
 from ..chat_wiring import CHAT
-from ..http import Api, ApiError
+from ..http import Access, Api, ApiError
 from .consultations import load
 
 api = Api()
@@ -76,6 +76,7 @@ def _http_error(e: ChatError) -> ApiError:
 @api.route("GET", "/api/v1/consultations/{consultation_id}/transcript",
            summary="The chat transcript for the patient record (format=json, text or pdf); admitted hosts only",
            response=TranscriptOut, errors=(401, 403, 404, 410, 413, 422), tags=("chat",), scoped=True,
+           access=Access.HOST,
            query={"format": "json (default), text (text/plain; charset=utf-8) or pdf (application/pdf)"})
 async def export_transcript(request: web.Request, principal: Principal, _b: None) -> Any:
     fmt = request.query.get("format", "json")
@@ -109,7 +110,7 @@ async def export_transcript(request: web.Request, principal: Principal, _b: None
 
 @api.route("GET", "/api/v1/consultations/{consultation_id}/attachments/{attachment_id}",
            summary="A chat attachment (image/jpeg or image/png); admitted participants only",
-           errors=(401, 403, 404, 410), tags=("chat",), scoped=True)
+           errors=(401, 403, 404, 410), tags=("chat",), scoped=True, access=Access.PARTICIPANT)
 async def get_attachment(request: web.Request, principal: Principal, _b: None) -> web.Response:
     c = await load(request, principal)
     me = c.participant_for(principal.subject)

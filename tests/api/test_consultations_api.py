@@ -97,6 +97,10 @@ async def test_invite_is_single_use_and_expires(app_client):
     assert used.value.code == "invite_used"
     # the session token works for that consultation only
     s = who.session_token
+    waiting = await app_client.get(f"/api/v1/consultations/{c['id']}", headers=bearer(s))
+    assert waiting.status == 403 and (await waiting.json())["error"] == "not_admitted"
+    await app_client.post(f"/api/v1/consultations/{c['id']}/participants/{who.participant.id}/admit",
+                          headers=bearer(doc))
     assert (await app_client.get(f"/api/v1/consultations/{c['id']}", headers=bearer(s))).status == 200
     assert (await app_client.get("/api/v1/me/access-log", headers=bearer(s))).status == 403
     other = await _consultation(app_client, doc)

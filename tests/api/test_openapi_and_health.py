@@ -72,20 +72,26 @@ async def test_security_headers(app_client):
 
 
 async def test_forwarded_headers_only_from_trusted_proxies(make_config):
+    """X-Forwarded-Proto from a trusted proxy makes the request TLS (HSTS); links never follow Host or
+    X-Forwarded-Host: they come from public_url (or the configured own address)."""
     from aiohttp.test_utils import TestClient, TestServer
 
     from signaling.app import build_app
 
-    for trusted, expected in ((["127.0.0.1"], "https://video.kommune.no/#/invite/"), ([], "http://127.0.0.1")):
-        client = TestClient(TestServer(build_app(make_config(trusted_proxies=trusted)), host="127.0.0.1"))
+    for trusted, public_url, hsts, expected in (
+            (["127.0.0.1"], "https://video.kommune.no", True, "https://video.kommune.no/#/invite/"),
+            ([], None, False, "http://127.0.0.1:8080/#/invite/")):
+        config = make_config(trusted_proxies=trusted, public_url=public_url)
+        client = TestClient(TestServer(build_app(config), host="127.0.0.1"))
         await client.start_server()
         try:
             doc = await dev_token(client, "d1", "clinician")
             c = await (await client.post("/api/v1/consultations", json={"tenant": "oslo", "service": "nettlege"},
                                          headers=bearer(doc))).json()
             r = await client.post(f"/api/v1/consultations/{c['id']}/invites", json={"role": "relative"},
-                                  headers={**bearer(doc), "X-Forwarded-Proto": "https",
-                                           "X-Forwarded-Host": "video.kommune.no"})
+                                  headers={**bearer(doc), "X-Forwarded-Proto": "https", "Host": "evil.example",
+                                           "X-Forwarded-Host": "evil.example"})
             assert (await r.json())["url"].startswith(expected)
+            assert ("Strict-Transport-Security" in r.headers) is hsts
         finally:
             await client.close()

@@ -146,22 +146,27 @@ async def test_bad_input_gets_errors_and_server_keeps_serving(live, participants
     cid, ct, dt = await take_consultation(live)
     base = str(live.make_url("/")).rstrip("/").replace("http", "ws")
     url = f"{base}/api/v1/consultations/{cid}/signal"
+    own = {"Origin": str(live.make_url("/")).rstrip("/")}  # a page of this server, as a browser says
     async with aiohttp.ClientSession() as http:
+        # no Origin at all is refused before the upgrade, as on the chat socket
+        with pytest.raises(aiohttp.WSServerHandshakeError) as no_origin:
+            await http.ws_connect(url)
+        assert no_origin.value.status == 403
         # no hello first
-        async with http.ws_connect(url) as ws:
+        async with http.ws_connect(url, headers=own) as ws:
             await ws.send_json({"type": "offer", "sdp": "v=0"})
             assert (await ws.receive_json())["code"] == "hello_expected"
             await ws.receive()
             assert ws.close_code == 4400
         # bad token
-        async with http.ws_connect(url) as ws:
+        async with http.ws_connect(url, headers=own) as ws:
             await ws.send_json({"type": "hello", "token": "not-a-token"})
             assert (await ws.receive_json())["code"] == "invalid_token"
             await ws.receive()
             assert ws.close_code == 4401
         # another tenant's clinician
         bergen = await dev_token(live, "d-bergen", "clinician", tenant="bergen")
-        async with http.ws_connect(url) as ws:
+        async with http.ws_connect(url, headers=own) as ws:
             await ws.send_json({"type": "hello", "token": bergen})
             assert (await ws.receive_json())["code"] == "consultation_not_found"
             await ws.receive()
@@ -171,7 +176,7 @@ async def test_bad_input_gets_errors_and_server_keeps_serving(live, participants
             await http.ws_connect(url, headers={"Origin": "https://evil.example"})
         assert refused.value.status == 403
         # admitted, then garbage of every kind: each gets an error and the connection stays
-        async with http.ws_connect(url) as ws:
+        async with http.ws_connect(url, headers=own) as ws:
             await ws.send_json({"type": "hello", "token": dt})
             assert (await ws.receive_json())["type"] == "welcome"
             await ws.send_str("{not json")
@@ -200,7 +205,7 @@ async def test_bad_input_gets_errors_and_server_keeps_serving(live, participants
                     codes.append(msg.json().get("code"))
             assert "rate_limited" in codes and ws.close_code == 4429
         # binary frames are refused
-        async with http.ws_connect(url) as ws:
+        async with http.ws_connect(url, headers=own) as ws:
             await ws.send_json({"type": "hello", "token": dt})
             await ws.receive_json()
             await ws.send_bytes(b"\x00\x01")

@@ -1,5 +1,6 @@
 """Configuration: the demo, environment over file, and bad config naming the key."""
 
+import secrets
 import subprocess
 import sys
 from datetime import datetime
@@ -48,8 +49,14 @@ def test_production_requires_secrets():
         load_config(None, environ={"NETTLEGE_ENV": "production"})
     with pytest.raises(ConfigError, match="chat_master_key"):
         load_config(None, environ={"NETTLEGE_ENV": "production", "NETTLEGE_SECRET_KEY": "s" * 40})
+    chat_key = "a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2U="
+    with pytest.raises(ConfigError, match="audit_key"):
+        load_config(None, environ={"NETTLEGE_ENV": "production", "NETTLEGE_SECRET_KEY": secrets.token_urlsafe(32),
+                                   "NETTLEGE_CHAT_MASTER_KEY": chat_key, "NETTLEGE_PUBLIC_URL": "https://x.test"})
+    with pytest.raises(ConfigError, match="audit_key must be at least 32"):
+        load_config(None, environ={"NETTLEGE_AUDIT_KEY": "short"})
     config = load_config(None, environ={"NETTLEGE_ENV": "production", "NETTLEGE_SECRET_KEY": "s" * 40,
-                                        "NETTLEGE_CHAT_MASTER_KEY": "a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2U="})
+                                        "NETTLEGE_CHAT_MASTER_KEY": chat_key, "NETTLEGE_AUDIT_KEY": "a" * 40})
     assert not config.dev_issuer_enabled
 
 
