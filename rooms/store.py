@@ -37,6 +37,7 @@ from .events import EventBus
 from .invites import InviteStore
 from .queue import QueueStore
 from .ratelimit import RateLimiter
+from .service_settings import SettingsStore
 from .stats import StatsStore
 
 log = logging.getLogger(__name__)
@@ -224,6 +225,7 @@ class Store:
         self.rate = RateLimiter(redis, clock)
         self.stats = StatsStore(redis)
         self.bookings = BookingStore(redis, self.consultations, clock)
+        self.settings = SettingsStore(redis)
 
     @classmethod
     def open(cls, settings: RedisSettings, clock: Callable[[], float] = time.time) -> Store:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -31,7 +31,8 @@ def _parse_span(value: str) -> tuple[time, time] | None:
 
 
 class OpeningHours(BaseModel):
-    """Per weekday 'HH:MM-HH:MM' or 'closed'; `default` fills the days not named. '24/7' for always open."""
+    """Per weekday 'HH:MM-HH:MM' or 'closed'; `default` fills the days not named. '24/7' for always open.
+    `closures`: Europe/Oslo dates closed all day (public holidays), whatever the weekday says."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     default: str = "08:00-22:00"
@@ -42,8 +43,9 @@ class OpeningHours(BaseModel):
     fri: str | None = None
     sat: str | None = None
     sun: str | None = None
+    closures: tuple[date, ...] = ()
 
-    @field_validator("*")
+    @field_validator("default", *WEEKDAYS)
     @classmethod
     def _check(cls, v: str | None) -> str | None:
         if v is not None and v != "24/7":
@@ -57,6 +59,8 @@ class OpeningHours(BaseModel):
 
     def is_open(self, at: datetime) -> bool:
         local = at.astimezone(OSLO)
+        if local.date() in self.closures:
+            return False
         span = _parse_span(self.for_day(local.weekday()))
         return span is not None and span[0] <= local.time() <= span[1]
 
@@ -65,9 +69,9 @@ class OpeningHours(BaseModel):
 
     def next_opening(self, at: datetime) -> datetime | None:
         local = at.astimezone(OSLO)
-        for offset in range(8):
+        for offset in range(8 + len(self.closures)):
             day = (local + timedelta(days=offset)).date()
-            span = _parse_span(self.for_day(day.weekday()))
+            span = None if day in self.closures else _parse_span(self.for_day(day.weekday()))
             if span is None:
                 continue
             start = datetime.combine(day, span[0], OSLO)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated
 
 from pydantic import BaseModel, Field, StringConstraints
@@ -34,6 +35,7 @@ class ServiceOut(BaseModel):
     name: str
     open: bool
     opening_hours: dict[str, str]
+    closures: list[date] = []  # Europe/Oslo dates closed all day (holidays)
     channels: list[Channel]
     queue_length: int
     closed_message: str | None

@@ -23,11 +23,12 @@ async def list_services(request: web.Request, _p: None, _b: None) -> list[dict[s
     for tenant in config.tenants:
         if only and tenant.id != only:
             continue
-        for s in tenant.services:
+        for s in await store.settings.effective(tenant):  # runtime opening hours and closures applied
             is_open = s.opening_hours.is_open(now)
             out.append(ServiceOut(
                 tenant=tenant.id, tenant_name=tenant.name, service=s.id, name=s.name, open=is_open,
-                opening_hours=s.opening_hours.describe(), channels=list(s.channels),
+                opening_hours=s.opening_hours.describe(), closures=list(s.opening_hours.closures),
+                channels=list(s.channels),
                 queue_length=await store.queue.length(tenant.id, s.id),
                 closed_message=None if is_open else closed_message(tenant, s, now)).model_dump(mode="json"))
     return out
