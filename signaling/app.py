@@ -28,7 +28,8 @@ from .audit_wiring import setup_audit
 from .auth import Authenticator
 from .chat_wiring import setup_chat
 from .config import Config
-from .http import error_middleware
+from .http import add_security_headers, error_middleware
+from .messages import localize_errors
 from .metrics import METRICS, Metrics
 from .openapi import build_openapi
 from .placement import setup_placement
@@ -40,15 +41,7 @@ WEB_CLIENT_DIR = Path(__file__).resolve().parent.parent / "web_client"
 SWEEP_INTERVAL_S = 5.0
 OPENAPI = web.AppKey("openapi", dict)
 
-SECURITY_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-    "Permissions-Policy": "camera=(self), microphone=(self), geolocation=()",
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; "
-                               "connect-src 'self' ws: wss:; style-src 'self'; script-src 'self'; "
-                               "frame-ancestors 'none'",
-}
+STATIC_DIRS = ("css", "js", "vendor")  # the built client under /static/: not its tests, package.json or README
 
 
 @web.middleware
@@ -62,8 +55,6 @@ async def observe(request: web.Request,
     if response.status >= 400 and isinstance(response, web.Response) and response.body:
         with contextlib.suppress(ValueError, TypeError):
             metrics.http_errors.labels(json.loads(response.body)["error"]).inc()
-    for k, v in SECURITY_HEADERS.items():
-        response.headers.setdefault(k, v)
     return response
 
 
@@ -162,14 +153,14 @@ async def index(_request: web.Request) -> web.StreamResponse:
 
 def build_app(config: Config) -> web.Application:
     app = web.Application(client_max_size=config.limits.max_body_bytes,
-                          middlewares=[forwarded, observe, error_middleware, replicated])
+                          middlewares=[forwarded, observe, localize_errors, error_middleware, replicated])
     app[CONFIG] = config
     app[METRICS] = Metrics()
     register_store_metrics(app)
     app.cleanup_ctx.append(_resources)
     app.cleanup_ctx.append(_sweeper)
-    setup_audit(app)  # seals the audit trail and verifies it on a schedule
     app.cleanup_ctx.append(bookings.no_show_sweeper)
+    setup_audit(app)  # seals the audit trail and verifies it on a schedule
     listen_ips = None if config.media.listen_ips is None else tuple(config.media.listen_ips)
     setup_signaling(app, Sfu(MediaConfig.for_host(config.host, listen_ips, announced_ip=config.media.announced_ip)))
     setup_placement(app, load=lambda: float(len(app.get(SIGNAL_SESSIONS, {}))))
@@ -181,7 +172,9 @@ def build_app(config: Config) -> web.Application:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/", index)
-    if WEB_CLIENT_DIR.is_dir():
-        app.router.add_static("/static/", WEB_CLIENT_DIR, follow_symlinks=False)
+    for sub in STATIC_DIRS:
+        if (WEB_CLIENT_DIR / sub).is_dir():
+            app.router.add_static(f"/static/{sub}/", WEB_CLIENT_DIR / sub, follow_symlinks=False)
+    app.on_response_prepare.append(add_security_headers)  # every response, 404s and static files included
     setup_chat(app)
     return app

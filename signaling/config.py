@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import logging
+import math
 import os
 import secrets
 import tomllib
@@ -116,6 +117,7 @@ class Config(_Strict):
     redis_min_replicas_ack: int = Field(default=0, ge=0, le=16)  # acks wait for this many replicas (WAIT)
     redis_wait_timeout_ms: int = Field(default=1000, gt=0, le=60_000)
     redis_retry_s: float = Field(default=5.0, ge=0, le=120)  # connection errors retried this long, then 503
+    redis_max_connections: int = Field(default=64, ge=4)  # per process; sessions share one event subscription
     secret_key: str | None = None
     chat_master_key: str | None = None  # base64 of 32 bytes
     audit_key: str | None = None  # HMAC key (>= 32 characters) sealing the audit trail; never stored in Redis
@@ -157,17 +159,19 @@ class Config(_Strict):
             host, _, port = entry.rpartition(":")
             if not host or not port.isdigit():
                 raise ValueError(f"redis_sentinels: {entry!r} is not host:port")
-        if self.redis_min_replicas_ack and not (self.redis_url or self.redis_sentinels):
+        if self.redis_min_replicas_ack and self.redis_settings().kind not in ("single", "sentinel"):
             raise ValueError("redis_min_replicas_ack needs redis_url or redis_sentinels (not the embedded store, "
                              "not a cluster)")
         return self
 
     def redis_settings(self) -> RedisSettings:
+        base = RedisSettings.from_url(self.redis_url)  # a redis+cluster:// URL is a cluster too
         return RedisSettings(
-            url=self.redis_url, sentinel_master=self.redis_sentinel_master, cluster_url=self.redis_cluster_url,
+            url=base.url, sentinel_master=self.redis_sentinel_master,
+            cluster_url=self.redis_cluster_url or base.cluster_url,
             sentinels=tuple((h, int(p)) for h, _, p in (e.rpartition(":") for e in self.redis_sentinels)),
             min_replicas_ack=self.redis_min_replicas_ack, wait_timeout_ms=self.redis_wait_timeout_ms,
-            retry_s=self.redis_retry_s)
+            retry_s=self.redis_retry_s, max_connections=self.redis_max_connections)
 
     @property
     def production(self) -> bool:
@@ -181,8 +185,9 @@ class Config(_Strict):
         return next((t for t in self.tenants if t.id == tenant_id), None)
 
     def origins(self) -> list[str]:
-        """Browser origins allowed on WebSocket and Socket.IO; the server's own by default."""
-        own = [f"http://127.0.0.1:{self.port}", f"http://localhost:{self.port}"]
+        """Browser origins allowed on WebSocket and Socket.IO; the server's own by default (in production
+        only public_url and allowed_origins: no localhost default)."""
+        own = [] if self.production else [f"http://127.0.0.1:{self.port}", f"http://localhost:{self.port}"]
         if self.public_url:
             own.append(self.public_url.rstrip("/"))
         return [*own, *self.allowed_origins]
@@ -203,6 +208,7 @@ _ENV = {
     "REDIS_MIN_REPLICAS_ACK": "redis_min_replicas_ack",
     "REDIS_WAIT_TIMEOUT_MS": "redis_wait_timeout_ms",
     "REDIS_RETRY_S": "redis_retry_s",
+    "REDIS_MAX_CONNECTIONS": "redis_max_connections",
     "NETTLEGE_ENV": "env",
     "NETTLEGE_SECRET_KEY": "secret_key",
     "NETTLEGE_CHAT_MASTER_KEY": "chat_master_key",
@@ -254,7 +260,37 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
         config = Config.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"invalid configuration: {_describe(exc)}") from None
-    return _fill_secrets(config)
+    return _production_checks(_fill_secrets(config))
+
+
+MIN_SECRET_CHARS = 43  # 32 bytes in base64 (64 in hex)
+
+
+def weak_secret(secret: str) -> bool:
+    """True unless the secret looks like at least 32 random bytes in base64 or hex: long enough, at least 10
+    different characters and ≥ 3.2 bits of empirical entropy per character (so no short key and no repeated
+    pattern). `secrets.token_urlsafe(32)` and `secrets.token_hex(32)` pass."""
+    if len(secret) < MIN_SECRET_CHARS or len(set(secret)) < 10:
+        return True
+    per_char = -sum(n / len(secret) * math.log2(n / len(secret)) for n in (secret.count(c) for c in set(secret)))
+    return per_char < 3.2
+
+
+def _production_checks(config: Config) -> Config:
+    """Production refuses to start on what would be unsafe: a guessable signing key, the embedded
+    (one-process, non-durable) store, no public URL for links and origins."""
+    if not config.production:
+        return config
+    if weak_secret(config.secret_key or ""):
+        raise ConfigError("secret_key is too weak for production: use at least 32 random bytes, e.g. "
+                          "`python -c 'import secrets; print(secrets.token_urlsafe(32))'` (env NETTLEGE_SECRET_KEY)")
+    if not (config.redis_url or config.redis_sentinels or config.redis_cluster_url):
+        raise ConfigError("production needs Redis: set REDIS_URL, REDIS_SENTINELS (+ REDIS_SENTINEL_MASTER) "
+                          "or REDIS_CLUSTER_URL")
+    if not config.public_url or not config.public_url.startswith("https://"):
+        raise ConfigError("production needs public_url (https://..., env NETTLEGE_PUBLIC_URL): links and "
+                          "allowed origins are built from it")
+    return config
 
 
 def _fill_secrets(config: Config) -> Config:
