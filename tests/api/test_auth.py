@@ -105,7 +105,8 @@ async def test_missing_and_garbage_tokens(app_client):
 
 async def test_dev_issuer_refused_in_production(make_config):
     config = make_config(env="production", chat_master_key=base64.b64encode(b"k" * 32).decode(),
-                         public_url="https://video.kommune.test", secret_key=secrets.token_urlsafe(32))
+                         audit_key="a" * 40, public_url="https://video.kommune.test",
+                         secret_key=secrets.token_urlsafe(32))
     client = TestClient(TestServer(build_app(config), host="127.0.0.1"))
     await client.start_server()
     try:
