@@ -40,6 +40,8 @@ async def test_tenant_b_sees_nothing_of_tenant_a(app_client):
     oslo_doc = await dev_token(app_client, "d-oslo", "clinician", tenant="oslo")
     bergen_doc = await dev_token(app_client, "d-bergen", "clinician", tenant="bergen")
     bergen_nurse = await dev_token(app_client, "n-bergen", "nurse", tenant="bergen")
+    bergen_admin = await dev_token(app_client, "a-bergen", "admin", tenant="bergen")
+    bergen_booking = await dev_token(app_client, "b-bergen", "booking", tenant="bergen")
     t = await (await app_client.post("/api/v1/tenants/oslo/services/nettlege/queue",
                                      json={"channel": "video", "reason": "r"}, headers=bearer(kari))).json()
     c = await (await app_client.post("/api/v1/consultations", json={"tenant": "oslo", "service": "nettlege"},
@@ -55,6 +57,19 @@ async def test_tenant_b_sees_nothing_of_tenant_a(app_client):
         ("POST", f"/api/v1/consultations/{c['id']}/invites", bergen_doc, {"role": "relative"}),
         ("POST", f"/api/v1/consultations/{c['id']}/knock", bergen_doc, None),
         ("POST", "/api/v1/consultations", bergen_doc, {"tenant": "oslo", "service": "nettlege"}),
+        # pilot statistics, admin settings and audit status, bookings (issue 14)
+        ("GET", "/api/v1/tenants/oslo/stats", bergen_admin, None),
+        ("GET", "/api/v1/tenants/oslo/stats?format=csv", bergen_admin, None),
+        ("GET", "/api/v1/tenants/oslo/services/nettlege/settings", bergen_admin, None),
+        ("PUT", "/api/v1/tenants/oslo/services/nettlege/settings", bergen_admin, {"default": "closed"}),
+        ("DELETE", "/api/v1/tenants/oslo/services/nettlege/settings", bergen_admin, None),
+        ("GET", "/api/v1/tenants/oslo/audit/status", bergen_admin, None),
+        ("POST", "/api/v1/bookings", bergen_booking, {"tenant": "oslo", "service": "nettlege", "slot_at": 4e9,
+                                                      "host": "d-oslo", "host_name": "D", "citizen": "kari",
+                                                      "citizen_name": "K"}),
+        ("GET", f"/api/v1/bookings/{c['id']}", bergen_booking, None),
+        ("PATCH", f"/api/v1/bookings/{c['id']}", bergen_booking, {"slot_at": 4e9}),
+        ("DELETE", f"/api/v1/bookings/{c['id']}", bergen_booking, None),
     ]
     for method, path, token, body in attempts:
         resp = await app_client.request(method, path, headers=bearer(token), json=body)
