@@ -5,3 +5,6 @@ import { copyFileSync, mkdirSync } from "node:fs";
 mkdirSync("vendor", { recursive: true });
 copyFileSync("node_modules/socket.io-client/dist/socket.io.esm.min.js", "vendor/socket.io.esm.min.js");
 console.log("web_client: vendor/socket.io.esm.min.js");
+// Chart.js for the admin view's plots: its UMD build (no bare imports), loaded only on that screen.
+copyFileSync("node_modules/chart.js/dist/chart.umd.min.js", "vendor/chart.umd.min.js");
+console.log("web_client: vendor/chart.umd.min.js");
