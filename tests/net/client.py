@@ -22,7 +22,7 @@ from typing import Any
 
 import aiohttp
 
-from load_tests.signal_client import SignalClient
+from load_tests.clients import SignalClient
 from media.testing import MediaClient, ReceivedTrack
 
 
@@ -32,7 +32,10 @@ def emit(event: str, **fields: Any) -> None:
 
 
 class _Reporting(MediaClient):
-    """A MediaClient that prints each decoded video frame's marker and every 50th audio frame."""
+    """A MediaClient that prints each decoded video frame's marker and every 50th audio frame, with the
+    number of the peer connection (`pc`: 1, then 2 after the first reconnect, ...)."""
+
+    generation = 0
 
     async def _consume(self, track: Any, mid: str) -> None:
         watcher = asyncio.create_task(self._watch(mid))
@@ -47,11 +50,11 @@ class _Reporting(MediaClient):
             await asyncio.sleep(0.01)
             received: ReceivedTrack = self.received[mid]
             for marker in received.markers[seen_markers:]:
-                emit("frame", kind="video", mid=mid, sender=marker[0], counter=marker[1])
+                emit("frame", kind="video", mid=mid, sender=marker[0], counter=marker[1], pc=self.generation)
             seen_markers = len(received.markers)
             if received.kind == "audio" and received.frames // 50 > seen_audio:
                 seen_audio = received.frames // 50
-                emit("audio", mid=mid, frames=received.frames, loud=received.loud_frames)
+                emit("audio", mid=mid, frames=received.frames, loud=received.loud_frames, pc=self.generation)
 
 
 class Participant:
@@ -62,6 +65,7 @@ class Participant:
         self.listen_ip = args.listen_ip
         self.client: SignalClient | None = None
         self.reconnecting = False
+        self.generation = 0
         self.tasks: set[asyncio.Future[None]] = set()
 
     def _spawn(self, coroutine: Any) -> None:
@@ -74,6 +78,8 @@ class Participant:
         media = _Reporting(self.args.name, sender_id=self.args.sender_id,
                            video_labels=("camera",) if publish else (), audio=publish,
                            listen_ips=(self.listen_ip,), video_codec=self.args.codec)
+        self.generation += 1
+        media.generation = self.generation
 
         @media.pc.on("connectionstatechange")
         def changed() -> None:
@@ -107,10 +113,10 @@ class Participant:
         try:
             self.listen_ip = listen_ip
             old = self.client
-            if old is not None:
-                await old.close()
+            if old is not None:  # its socket may hang on a vanished address: close it on the side
+                self._spawn(old.close())
             await self.connect()
-            emit("reconnected", reason=reason, listen_ip=listen_ip)
+            emit("reconnected", reason=reason, listen_ip=listen_ip, pc=self.generation)
         except Exception as exc:
             emit("error", message=f"reconnect failed: {exc!r}")
         finally:

@@ -7,7 +7,7 @@ import socket
 import aiohttp
 import pytest
 
-from load_tests.signal_client import SignalClient
+from load_tests.clients import SignalClient
 from media.testing import MediaClient
 from signaling.config import ConfigError, load_config
 from tests import netns
