@@ -37,7 +37,9 @@ from .signal_ws import SIGNAL_OPENAPI, SIGNAL_SESSIONS, setup_signaling
 from .store_health import register_store_metrics, replicated
 
 log = logging.getLogger(__name__)
-WEB_CLIENT_DIR = Path(__file__).resolve().parent.parent / "web_client"
+_SOURCE_CLIENT = Path(__file__).resolve().parent.parent / "web_client"  # a checkout (editable install, make run)
+_PACKAGED_CLIENT = Path(__file__).resolve().parent / "web"  # a wheel: the build's copy inside the package
+WEB_CLIENT_DIR = _SOURCE_CLIENT if (_SOURCE_CLIENT / "index.html").is_file() else _PACKAGED_CLIENT
 SWEEP_INTERVAL_S = 5.0
 OPENAPI = web.AppKey("openapi", dict)
 

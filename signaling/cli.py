@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import gc
 import logging
 import os
@@ -70,8 +71,19 @@ def main(argv: list[str] | None = None) -> int:
     _tune_gc()
     scheme = "https" if ssl_context else "http"
     url = config.public_url or f"{scheme}://{config.host}:{config.port}/"
-    print(f"nettlege is running: open {url} in a browser (Ctrl-C stops it)", flush=True)
-    web.run_app(app, host=config.host, port=config.port, ssl_context=ssl_context, print=None, access_log=None)
+
+    def announce(_aiohttp_banner: str) -> None:  # called by run_app once the port is bound, not before
+        print(f"nettlege is running: open {url} in a browser (Ctrl-C stops it)", flush=True)
+
+    try:
+        web.run_app(app, host=config.host, port=config.port, ssl_context=ssl_context, print=announce,
+                    access_log=None)
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        print(f"nettlege: port {config.port} on {config.host} is already in use; choose another with --port "
+              "or NETTLEGE_PORT", file=sys.stderr)
+        return 2
     return 0
 
 
