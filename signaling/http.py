@@ -90,6 +90,11 @@ async def error_middleware(request: web.Request,
         code = e.reason.lower().replace(" ", "_")
         return error_response(e.status, code, e.text if e.text and not e.text.startswith(str(e.status))
                               else e.reason, {k: v for k, v in e.headers.items() if k == "Allow"})
+    except OSError:
+        if not request.path.startswith("/static/"):
+            raise
+        # a static path the file system refuses (name too long, ...) names no file we serve
+        return web.Response(status=404, text="404: Not Found")
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.match_info.route.resource
                       and request.match_info.route.resource.canonical)

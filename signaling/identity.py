@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from rooms.audit import Action
 from rooms.errors import Forbidden, NotFound
 from rooms.invites import parse_token
 from rooms.models import ConsultationState, Participant, ParticipantState, Principal
@@ -64,12 +63,11 @@ async def identify(app: web.Application, token: str, display_name: str = "") -> 
         raise AuthError("Logg inn med din egen innlogging for å bruke denne invitasjonen.", "login_required")
     subject = "guest:" + secrets.token_urlsafe(12)
     name = display_name.strip()[:80] or invite.role.value
-    invite, participant = await store.invites.redeem(token, subject=subject, display_name=name)
+    invite, participant = await store.invites.redeem(token, subject=subject, display_name=name,
+                                                     audit_role=invite.role.value)  # audited in the same script
     principal = Principal(subject=subject, role=invite.role, tenant=invite.tenant, name=name,
                           issuer=policy.INVITE_ISSUER, consultation_id=invite.consultation_id,
                           participant_id=participant.id)
-    await store.audit.record(invite.tenant, Action.INVITE_REDEEMED, actor=subject, role=invite.role,
-                             consultation_id=invite.consultation_id, participant_id=participant.id)
     if participant.state == ParticipantState.LOBBY:
         await announce_knock(store, invite.tenant, invite.consultation_id, participant)
     session = app[AUTH].issue_session_token(principal, invite.consultation_id, participant.id)
@@ -86,9 +84,8 @@ async def accept_invite(app: web.Application, principal: Principal, token: str) 
     if not policy.may_accept(principal, invite.role):
         raise Forbidden("Denne invitasjonen gjelder en annen rolle enn din.", code="invite_role_mismatch")
     invite, participant = await store.invites.redeem(token, subject=principal.subject,
-                                                     display_name=principal.name[:80] or invite.role.value)
-    await store.audit.record(invite.tenant, Action.INVITE_REDEEMED, actor=principal.subject, role=principal.role,
-                             consultation_id=invite.consultation_id, participant_id=participant.id)
+                                                     display_name=principal.name[:80] or invite.role.value,
+                                                     audit_role=principal.role.value)
     if participant.state == ParticipantState.LOBBY:
         await announce_knock(store, invite.tenant, invite.consultation_id, participant)
     return invite.consultation_id, participant

@@ -6,7 +6,6 @@ audited and announced the same way wherever it comes from.
 
 from __future__ import annotations
 
-from rooms.audit import Action
 from rooms.errors import Forbidden
 from rooms.events import consultation_topic
 from rooms.models import Participant, ParticipantState, Principal
@@ -35,8 +34,6 @@ async def knock(store: Store, principal: Principal, cid: str) -> Participant:
     await store.rate.hit(principal.tenant, f"consultation:{cid}", "knock", limit=KNOCKS_PER_MINUTE, window_s=60)
     participant = await store.consultations.add_participant(
         principal.tenant, cid, subject=principal.subject, role=principal.role, display_name=principal.name,
-        state=ParticipantState.LOBBY)
-    await store.audit.record(principal.tenant, Action.CONSULTATION_KNOCKED, actor=principal.subject,
-                             role=principal.role, consultation_id=cid)
+        state=ParticipantState.LOBBY, audit=True)  # consultation.knocked in the same script
     await announce_knock(store, principal.tenant, cid, participant)
     return participant
