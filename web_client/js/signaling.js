@@ -211,7 +211,12 @@ export class Call extends EventTarget {
         else this._setState("lobby");
         break;
       case "admitted":
+        if (msg.ice_servers) this.iceServers = msg.ice_servers; // TURN credentials come only once admitted
         await this._admitted();
+        break;
+      case "session_token": // a fresh short-lived session token while connected
+        if (msg.session_token) this.sessionToken = msg.session_token;
+        this._emit("welcome", { session_token: msg.session_token });
         break;
       case "denied":
         this.denied();
