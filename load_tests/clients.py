@@ -438,3 +438,35 @@ class ChatClient:
     async def close(self) -> None:
         with contextlib.suppress(Exception):
             await self.sio.disconnect()
+
+
+# --- REST ----------------------------------------------------------------------------------------------
+
+class Rest:
+    """Timed REST calls: the latency of each successful answer under its operation (a 204, such as take-next on
+    an empty queue, under "<op>_empty"); every answer counted by operation and status, so errors are counted,
+    never timed."""
+
+    def __init__(self, http: aiohttp.ClientSession, base: str = "") -> None:
+        self.http, self.base = http, base
+        self.latency: dict[str, list[float]] = {}
+        self.statuses: dict[str, int] = {}
+
+    def errors(self) -> dict[str, int]:
+        return {k: v for k, v in self.statuses.items() if not k.split()[-1].startswith("2")}
+
+    async def call(self, op: str, method: str, path: str, token: str | None = None,
+                   body: Any = None) -> tuple[int | str, Any]:
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        t0 = time.perf_counter()
+        try:
+            async with self.http.request(method, self.base + path, json=body, headers=headers) as r:
+                data = await r.json() if r.status in (200, 201) else await r.read()
+                status: int | str = r.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            status, data = type(exc).__name__, None
+        key = f"{op} {status}"
+        self.statuses[key] = self.statuses.get(key, 0) + 1
+        if status in (200, 201, 204):
+            self.latency.setdefault(op if status != 204 else f"{op}_empty", []).append(time.perf_counter() - t0)
+        return status, data

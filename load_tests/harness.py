@@ -442,3 +442,28 @@ class RedisTurnCounter:
             dst.close()
 
         await asyncio.gather(pump(reader, up_writer, True), pump(up_reader, writer, False))
+
+
+def run_sampled(worker: Worker, server_pid: int, other_pids: dict[str, int | None], timeout: float,
+                **command: Any) -> tuple[Any, dict[str, float], dict[str, float], list[tuple[float, float]]]:
+    """Send `run` to a load generator and sample the server's CPU each second until it answers. Returns (its
+    answer, CPU % of the server and `other_pids` over the run, their run-queue wait %, [(seconds since the
+    start, server CPU % in that second)])."""
+    meter = CpuMeter({"server": server_pid, "load": worker.pid, **other_pids})
+    sample = CpuMeter({"server": server_pid})
+    meter.start()
+    sample.start()
+    t0 = time.monotonic()
+    series: list[tuple[float, float]] = []
+    worker.send("run", **command)
+    while True:
+        try:
+            answer = worker.receive(1.0)
+            break
+        except TimeoutError as exc:
+            if not worker.proc.is_alive() or time.monotonic() - t0 > timeout:
+                raise RuntimeError(f"load generator {worker.pid} died or hung (exit {worker.proc.exitcode})") from exc
+            series.append((time.monotonic() - t0, sample.stop()["server"]))
+            sample.start()
+    cpu = meter.stop()
+    return answer, cpu, meter.waited, series

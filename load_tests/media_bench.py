@@ -79,6 +79,7 @@ class Participant:
         self.media: list[PreEncodedMedia] = []
         self.closers: list[Any] = []
         self.joined_at = 0.0
+        self.node = ""  # the server whose signaling and media it uses
 
 
 class Load:
@@ -118,10 +119,13 @@ class Load:
             signal_url = (await r.json())["signal_url"]
         clients = [SignalClient(self.http, base, cid, token, self._media(p), p.role, signal_url)
                    for p, token in zip(pair, (doctor, citizen), strict=True)]
+        node = signal_url.split("/api/")[0] or base
         for p, c in zip(pair, clients, strict=True):
             p.closers.append(c.close)
             p.joined_at = time.monotonic()
-        await asyncio.gather(*(c.connect() for c in clients))
+            p.node = node
+        # a browser's Origin: the page's own origin is allowed outside production
+        await asyncio.gather(*(c.connect(origin=node) for c in clients))
 
     async def _relay(self, base: str, i: int, pair: list[Participant]) -> None:
         assert self.http is not None
@@ -171,8 +175,9 @@ class Load:
         await asyncio.gather(subscribe(pair[0], sessions[0], feeds[1]), subscribe(pair[1], sessions[1], feeds[0]))
 
     async def add(self, server: str, url: str, n: int, ip: str = "127.0.0.1", gap_s: float = 0.1,
-                  wait_s: float = 5.0) -> dict[str, Any]:
-        """Start `n` 1:1 consultations `gap_s` apart (the first decodes its video), then wait for first frames."""
+                  wait_s: float = 5.0, sample: bool = True) -> dict[str, Any]:
+        """Start `n` 1:1 consultations `gap_s` apart (with `sample`, the first decodes its video), then wait for
+        their first frames."""
         if self.http is None:
             self.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         new: list[Participant] = []
@@ -180,7 +185,7 @@ class Load:
         for k in range(n):
             i = self.count
             self.count += 1
-            pair = self._participants(i, decode=k == 0)
+            pair = self._participants(i, decode=sample and k == 0)
             new += pair
             try:
                 if server == "nettlege":
@@ -197,8 +202,11 @@ class Load:
         while time.monotonic() < deadline and any(p.reception.first_video_at is None for p in new):  # noqa: ASYNC110
             await asyncio.sleep(0.05)  # frames arrive in aiortc callbacks: polling is simpler than an event
         first = [p.reception.first_video_at - p.joined_at for p in new if p.reception.first_video_at is not None]
-        return {"first_frame_s": first, "no_picture": sum(p.reception.first_video_at is None for p in new),
-                "errors": errors}
+        nodes: dict[str, int] = {}
+        for p in new[::2]:
+            nodes[p.node or url] = nodes.get(p.node or url, 0) + 1
+        return {"consultations": self.count, "first_frame_s": first, "errors": errors, "nodes": nodes,
+                "no_picture": sum(p.reception.first_video_at is None for p in new)}
 
     async def _snapshot(self) -> dict[str, Any]:
         rtp = await asyncio.gather(*(m.rtp() for p in self.participants for m in p.media))

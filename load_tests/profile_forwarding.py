@@ -1,4 +1,4 @@
-"""Where the SFU's CPU goes per RTP packet: `load_tests.media_server` under cProfile, fed by `media_load`.
+"""Where the SFU's CPU goes per RTP packet: `load_tests.media_server` under cProfile, fed by `media_bench`'s clients.
 
     .venv/bin/python -m load_tests.profile_forwarding --consultations 2 --duration 10
 
@@ -18,9 +18,11 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from typing import Any
+
+from load_tests.harness import Worker
+from load_tests.media_bench import load_generator
 
 # Stage -> (file fragment, function name) pairs whose own time (tottime) adds up to that stage.
 STAGES: dict[str, list[tuple[str, str]]] = {
@@ -116,22 +118,22 @@ def main() -> None:
                               env={**os.environ, "NETTLEGE_MEDIA_PROFILE": profile_path})
     try:
         port = int(server.stdout.readline())  # type: ignore[union-attr]
-        measure_at = time.time() + 3.0 + 0.15 * args.consultations
-        load = subprocess.Popen(
-            [sys.executable, "-m", "load_tests.media_load", "--url", f"http://127.0.0.1:{port}",
-             "--consultations", str(args.consultations), "--measure-at", str(measure_at),
-             "--duration", str(args.duration)], stdout=subprocess.PIPE, text=True)
-        # Read while the clients are still connected (their peer connections hold the receive counters).
-        time.sleep(max(0.0, measure_at + args.duration - 0.3 - time.time()))
-        counters = _stats(port)
-        out, _ = load.communicate(timeout=120 + args.duration)
-        load_result = json.loads(out.strip().splitlines()[-1])
+        load = Worker(load_generator, [])
+        try:
+            load.call("setup", timeout=120)
+            load.call("add", timeout=120, server="relay", url=f"http://127.0.0.1:{port}", n=args.consultations,
+                      sample=False)  # media_server speaks the relay's bare offer/answer in both modes
+            window = load.call("measure", timeout=60 + args.duration, duration=args.duration - 0.3)
+            # Read while the clients are still connected (their peer connections hold the receive counters).
+            counters = _stats(port)
+        finally:
+            load.close()
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(30)
     # The profile covers the whole run (joins included); packets are the whole run's too.
     stages, total, received = breakdown(profile_path)
-    fps = load_result["video_frames"] / max(1, load_result["clients"]) / load_result["duration"]
+    fps = sum(window["fps"]) / max(1, len(window["fps"]))
     forwarded = counters["forwarded_packets"]
     print(f"consultations={args.consultations} RTP packets received (profiled)={received} "
           f"forwarded by {args.duration - 0.3:.1f} s of the window={forwarded} "

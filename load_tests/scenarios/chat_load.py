@@ -4,9 +4,9 @@ p50/p99 and messages/s against N.
     python -m load_tests.scenarios.chat_load [--consultations 100,500,1000,2000] [--duration 15] [--interval 5]
 
 Each N is one run of `load_tests.chat_bench` (its own private redis-server and `nettlege serve` process with
-REDIS_URL set, pinned to CPU 0; load-generator processes of python-socketio clients pinned to the other CPU(s),
-with Redis). In each consultation the two sides take turns, one message every `--interval` seconds between
-them (default 5 s: a brisk typed conversation is one message per 15-30 s per person, so this is 3-6x that).
+REDIS_URL set, on CPU 0; load-generator processes of Socket.IO clients on the other CPU(s), with Redis). In
+each consultation the two sides take turns, one message every `--interval` seconds between them (default 5 s: a
+brisk typed conversation is one message per 15-30 s per person, so this is 3-6x that).
 N is within target when send->deliver p99 <= 0.5 s, nothing acked is lost, and no send fails; the capacity is
 the largest N within target (a lower bound when the largest N tried passes).
 """
@@ -19,8 +19,7 @@ import time
 from typing import Any
 
 from load_tests.chat_bench import run as chat_run
-
-from .common import machine, plot_path, pyplot, write_result
+from load_tests.harness import machine, plot_path, pyplot, record
 
 DELIVER_P99_MAX_S = 0.5
 
@@ -89,7 +88,7 @@ def main() -> None:
         "where": {**runs[0]["where"], "loadavg_before": before["loadavg_1_5_15"]},
         "wall_s": round(time.monotonic() - t0, 1),
     }
-    write_result("chat_load", result)
+    record("scenarios.chat_load", result, before)
 
 
 if __name__ == "__main__":

@@ -29,30 +29,29 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
-import multiprocessing as mp
 import random
 import sys
 import time
-from multiprocessing.connection import Connection
 from typing import Any
 
-from load_tests._procs import nettlege_server, redis_server
-
-from .common import (
+from load_tests.harness import (
     ORIGIN,
     SERVICE,
     TENANT,
-    CpuMeter,
+    Worker,
     cpu_plan,
     dev_token,
     machine,
+    nettlege_server,
     percentile,
     pin,
     plot_path,
     pyplot,
     r4,
+    record,
     redis_pid,
-    write_result,
+    redis_server,
+    run_sampled,
 )
 
 NATIONAL_PEAK = 250
@@ -73,12 +72,16 @@ def rate_factor(hour: float) -> float:
 
 async def day(base: str, p: dict[str, Any]) -> dict[str, Any]:
     import aiohttp
-    import socketio
 
-    from load_tests.media_load import encode_audio_clip, encode_video_clip
-    from load_tests.signal_client import SignalClient
-
-    from .video_load import PreEncodedMedia
+    from load_tests.clients import (
+        ChatClient,
+        PreEncodedMedia,
+        Reception,
+        Rest,
+        SignalClient,
+        encode_audio_clip,
+        encode_video_clip,
+    )
 
     scale = p["time_scale"]
     rng = random.Random(11)
@@ -86,7 +89,8 @@ async def day(base: str, p: dict[str, Any]) -> dict[str, Any]:
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
     tag = f"{int(time.time())}"
     queue_url = f"{base}/api/v1/tenants/{TENANT}/services/{SERVICE}/queue"
-    lat: dict[str, list[float]] = {k: [] for k in ("join", "take", "poll", "end", "chat_ack", "chat_deliver")}
+    rest = Rest(http)
+    lat: dict[str, list[float]] = {"chat_ack": [], "chat_deliver": []}
     first_frames: list[tuple[float, float]] = []  # (hour, seconds)
     fps: list[tuple[float, float]] = []
     chat_points: list[tuple[float, float]] = []
@@ -105,14 +109,7 @@ async def day(base: str, p: dict[str, Any]) -> dict[str, Any]:
         errors[kind] = errors.get(kind, 0) + 1
 
     async def call(op: str, method: str, url: str, token: str, body: Any = None) -> tuple[Any, Any]:
-        t = time.monotonic()
-        try:
-            async with http.request(method, url, json=body, headers={"Authorization": f"Bearer {token}"}) as r:
-                data = await r.json() if r.status in (200, 201) else None
-                status = r.status
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            return type(exc).__name__, None
-        lat[op].append(time.monotonic() - t)
+        status, data = await rest.call(op, method, url, token, body)
         if status not in (200, 201, 204):
             err(f"{op} {status}")
         return status, data
@@ -134,21 +131,23 @@ async def day(base: str, p: dict[str, Any]) -> dict[str, Any]:
     async def video(cid: str, doctor: str, citizen_token: str, duration: float) -> None:
         status, data = await call("poll", "GET", f"{base}/api/v1/consultations/{cid}", doctor)
         signal_url = data["signal_url"] if status == 200 else None
-        pair = [SignalClient(http, base, cid, tok, PreEncodedMedia(video_clip, audio_clip), signal_url=signal_url)
-                for tok in (doctor, citizen_token)]
+        node = signal_url.split("/api/")[0] if signal_url and "://" in signal_url else base
+        pair = [SignalClient(http, base, cid, tok, PreEncodedMedia([video_clip, audio_clip], Reception()),
+                             signal_url=signal_url) for tok in (doctor, citizen_token)]
         start = time.monotonic()
         active["video"] += 1
         try:
-            await asyncio.wait_for(asyncio.gather(*(c.connect() for c in pair)), 20)
+            await asyncio.wait_for(asyncio.gather(*(c.connect(origin=node) for c in pair)), 20)
             await asyncio.sleep(duration)
             for c in pair:
-                if c.media.first_video_at is None:
+                got = c.media.reception
+                if got.first_video_at is None:
                     err("video no picture")
                     continue
-                first_frames.append((hour(), c.media.first_video_at - start))
-                shown = time.monotonic() - c.media.first_video_at
+                first_frames.append((hour(), got.first_video_at - start))
+                shown = time.monotonic() - got.first_video_at
                 if shown > 2:
-                    fps.append((hour(), c.media.frames["video"] / shown))
+                    fps.append((hour(), got.frames["video"] / shown))
         except Exception as exc:
             err(f"video {type(exc).__name__}")
         finally:
@@ -161,33 +160,22 @@ async def day(base: str, p: dict[str, Any]) -> dict[str, Any]:
         sent: dict[str, float] = {}
         clients = []
         active["chat"] += 1
+
+        def delivered(text: str, seconds: float) -> None:
+            lat["chat_deliver"].append(seconds)
+            chat_points.append((hour(), seconds))
+
         try:
-            for tok in (doctor, citizen_token):
-                sio = socketio.AsyncClient(reconnection=False, http_session=http)
-
-                @sio.on("message")
-                def on_message(m: dict[str, Any]) -> None:
-                    t = sent.pop(m.get("text", ""), None)
-                    if t is not None:
-                        d = time.monotonic() - t
-                        lat["chat_deliver"].append(d)
-                        chat_points.append((hour(), d))
-
-                await sio.connect(base, auth={"token": tok}, headers={"Origin": ORIGIN}, transports=["websocket"],
-                                  wait_timeout=20)
-                ack = await sio.call("join", {"consultation_id": cid}, timeout=20)
-                if not ack.get("ok"):
-                    raise RuntimeError(f"chat join refused: {ack.get('error')}")
-                clients.append(sio)
+            for tok, role in ((doctor, "clinician"), (citizen_token, "citizen")):
+                client = ChatClient(http, base, tok, role, sent, delivered)
+                await client.join(cid, ORIGIN, timeout=20)
+                clients.append(client)
             end_at = time.monotonic() + duration
             seq = 0
             while time.monotonic() < end_at:
-                key = f"{cid}:{seq}"
-                sent[key] = t = time.monotonic()
-                ack = await clients[seq % 2].call("message", {"consultation_id": cid, "client_id": f"m{seq}",
-                                                              "text": key}, timeout=20)
+                ack, seconds = await clients[seq % 2].send(cid, f"m{seq}", f"{cid}:{seq}", timeout=20)
                 if ack.get("id"):
-                    lat["chat_ack"].append(time.monotonic() - t)
+                    lat["chat_ack"].append(seconds)
                 else:
                     err(f"chat message {ack.get('error')}")
                 seq += 1
@@ -198,8 +186,8 @@ async def day(base: str, p: dict[str, Any]) -> dict[str, Any]:
             err(f"chat {type(exc).__name__}")
         finally:
             active["chat"] -= 1
-            for sio in clients:
-                await sio.disconnect()
+            for client in clients:
+                await client.close()
         counts["chat_done"] += 1
 
     async def clinician(j: int) -> None:
@@ -264,12 +252,13 @@ async def day(base: str, p: dict[str, Any]) -> dict[str, Any]:
     await asyncio.gather(arrivals(), watch())
     await asyncio.gather(*workers)
     await http.close()
+    lat.update({k: rest.latency.get(k, []) for k in ("join", "take", "poll", "end")})
     return {"lat": lat, "first_frames": first_frames, "fps": fps, "chat_points": chat_points, "errors": errors,
             "timeline": timeline, "counts": counts, "wall_s": time.monotonic() - t0}
 
 
-def _worker(conn: Connection, base: str, params: dict[str, Any]) -> None:
-    conn.send(asyncio.run(day(base, params)))
+def load_generator() -> dict[str, Any]:
+    return {"run": day}
 
 
 def plot(res: dict[str, Any], cpu: list[tuple[float, float]], title: str) -> str:
@@ -322,32 +311,17 @@ def main() -> None:
               "clinicians": math.ceil(1.2 * peak)}
     before = machine()
     server_cpus, load_cpus = cpu_plan(1)
-    with redis_server() as redis_url, nettlege_server(redis_url, extra_toml=f'allowed_origins = ["{ORIGIN}"]\n') \
-            as (base, proc):
-        pin(proc.pid, server_cpus[0])
+    with redis_server() as redis_url, \
+            nettlege_server(redis_url, extra_toml=f'allowed_origins = ["{ORIGIN}"]\n',
+                            prefix=["taskset", "-c", str(server_cpus[0][0])]) as (base, proc):
         rpid = redis_pid(redis_url)
-        if rpid:
-            pin(rpid, load_cpus)
-        ctx = mp.get_context("spawn")
-        parent, child = ctx.Pipe()
-        worker = ctx.Process(target=_worker, args=(child, base, params), daemon=True)
-        worker.start()
-        pin(worker.pid, load_cpus)
-        meter = CpuMeter({"server": proc.pid, "redis": rpid or 0, "load": worker.pid})
-        meter.start()
-        t0 = time.monotonic()
-        series = []
-        sample = CpuMeter({"server": proc.pid})
-        sample.start()
-        while not parent.poll(1.0):
-            if not worker.is_alive():
-                raise RuntimeError(f"load generator {worker.pid} died ({worker.exitcode}); see its traceback above")
-            series.append((DAY_START_H + (time.monotonic() - t0) * args.time_scale / 3600, sample.stop()["server"]))
-            sample.start()
-        res = parent.recv()
-        cpu = meter.stop()
-        waited = meter.waited
-        worker.join(10)
+        pin(rpid, load_cpus)
+        worker = Worker(load_generator, load_cpus)
+        try:
+            res, cpu, waited, samples = run_sampled(worker, proc.pid, {"redis": rpid}, 600, base=base, p=params)
+        finally:
+            worker.close()
+    series = [(DAY_START_H + t * args.time_scale / 3600, c) for t, c in samples]
     lat = res["lat"]
     ff = [s for _, s in res["first_frames"]]
     fps = [f for _, f in res["fps"]]
@@ -391,7 +365,7 @@ def main() -> None:
                                f"{load_cpus}", "network": "127.0.0.1", **machine(),
                        "loadavg_before": before["loadavg_1_5_15"]}
     print({k: v for k, v in result.items() if k not in ("where", "targets")}, file=sys.stderr)
-    write_result("pilot_day", result)
+    record("scenarios.pilot_day", result, before)
 
 
 if __name__ == "__main__":

@@ -26,29 +26,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing as mp
 import random
 import sys
 import time
-from multiprocessing.connection import Connection
 from typing import Any
 
-from load_tests._procs import nettlege_server, redis_server
-
-from .common import (
+from load_tests.clients import Rest
+from load_tests.harness import (
     SERVICE,
     TENANT,
-    CpuMeter,
+    Worker,
     cpu_plan,
     dev_token,
     machine,
+    nettlege_server,
     percentile,
     pin,
     plot_path,
     pyplot,
     r4,
+    record,
     redis_pid,
-    write_result,
+    redis_server,
+    run_sampled,
 )
 
 OP_P99_MAX_S = 0.5
@@ -59,30 +59,17 @@ async def rush(base: str, p: dict[str, Any]) -> dict[str, Any]:
 
     scale = p["time_scale"]
     rng = random.Random(7)
-    lat: dict[str, list[float]] = {k: [] for k in ("join", "take", "take_empty", "poll", "end", "dashboard")}
-    statuses: dict[str, int] = {}
     joined_at: dict[str, float] = {}
     waits: list[tuple[float, float]] = []  # (taken at, wait) in run seconds
     queue_len: list[tuple[float, int]] = []
     tag = f"{int(time.time())}"
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+    rest = Rest(http)
+    call = rest.call
     t0 = time.monotonic()
     last_arrival = p["rush_s"] / scale
     stop_at = last_arrival + p["tail_s"] / scale
     queue_url = f"{base}/api/v1/tenants/{TENANT}/services/{SERVICE}/queue"
-
-    async def call(op: str, method: str, url: str, token: str, body: Any = None) -> tuple[int, Any]:
-        t = time.monotonic()
-        try:
-            async with http.request(method, url, json=body, headers={"Authorization": f"Bearer {token}"}) as r:
-                data = await r.json() if r.status in (200, 201) else None
-                status = r.status
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            status, data = type(exc).__name__, None
-        kind = "take_empty" if op == "take" and status == 204 else op
-        lat[kind].append(time.monotonic() - t)
-        statuses[f"{op} {status}"] = statuses.get(f"{op} {status}", 0) + 1
-        return status, data  # type: ignore[return-value]
 
     def now() -> float:
         return time.monotonic() - t0
@@ -152,12 +139,13 @@ async def rush(base: str, p: dict[str, Any]) -> dict[str, Any]:
     await asyncio.gather(*tasks)
     wall = now()
     await http.close()
-    return {"lat": lat, "statuses": statuses, "waits": waits, "queue_len": queue_len, "wall_s": wall,
+    lat = {k: rest.latency.get(k, []) for k in ("join", "take", "take_empty", "poll", "end", "dashboard")}
+    return {"lat": lat, "statuses": rest.statuses, "waits": waits, "queue_len": queue_len, "wall_s": wall,
             "joined": len(joined_at)}
 
 
-def _worker(conn: Connection, base: str, params: dict[str, Any]) -> None:
-    conn.send(asyncio.run(rush(base, params)))
+def load_generator() -> dict[str, Any]:
+    return {"run": rush}
 
 
 def plot(res: dict[str, Any], cpu_series: list[tuple[float, float]], scale: float) -> str:
@@ -200,30 +188,15 @@ def main() -> None:
                                             "dashboard_s", "tail_s", "time_scale")}
     before = machine()
     server_cpus, load_cpus = cpu_plan(1)
-    with redis_server() as redis_url, nettlege_server(redis_url) as (base, proc):
-        pin(proc.pid, server_cpus[0])
+    with redis_server() as redis_url, nettlege_server(redis_url, prefix=["taskset", "-c", str(server_cpus[0][0])]) \
+            as (base, proc):
         rpid = redis_pid(redis_url)
-        if rpid:
-            pin(rpid, load_cpus)
-        ctx = mp.get_context("spawn")
-        parent, child = ctx.Pipe()
-        worker = ctx.Process(target=_worker, args=(child, base, params), daemon=True)
-        worker.start()
-        pin(worker.pid, load_cpus)
-        meter = CpuMeter({"server": proc.pid, "redis": rpid or 0, "load": worker.pid})
-        meter.start()
-        series, t0 = [], time.monotonic()
-        sample = CpuMeter({"server": proc.pid})
-        sample.start()
-        while not parent.poll(1.0):
-            if not worker.is_alive():
-                raise RuntimeError(f"load generator {worker.pid} died ({worker.exitcode}); see its traceback above")
-            series.append((time.monotonic() - t0, sample.stop()["server"]))
-            sample.start()
-        res = parent.recv()
-        cpu = meter.stop()
-        waited = meter.waited
-        worker.join(10)
+        pin(rpid, load_cpus)
+        worker = Worker(load_generator, load_cpus)
+        try:
+            res, cpu, waited, series = run_sampled(worker, proc.pid, {"redis": rpid}, 600, base=base, p=params)
+        finally:
+            worker.close()
     lat = res["lat"]
     ops = sum(len(v) for v in lat.values())
     waits_real = [w * args.time_scale for _, w in res["waits"]]
@@ -250,7 +223,7 @@ def main() -> None:
                        "load": f"1 load-generator process (pid {worker.pid}, aiohttp) on CPUs {load_cpus}",
                        "network": "127.0.0.1", **machine(), "loadavg_before": before["loadavg_1_5_15"]}
     print({k: v for k, v in result.items() if k != "statuses"}, file=sys.stderr)
-    write_result("queue_rush", result)
+    record("scenarios.queue_rush", result, before)
 
 
 if __name__ == "__main__":

@@ -19,23 +19,22 @@ more cores is the scaling efficiency: server CPU per consultation with 1 process
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import shutil
-import socket
-import subprocess
-import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import psutil
+from load_tests.harness import (
+    cpu_plan,
+    machine,
+    nettlege_server,
+    pin,
+    plot_path,
+    pyplot,
+    record,
+    redis_pid,
+    redis_server,
+)
 
-from load_tests._procs import TENANTS_TOML, _wait_port, redis_server
-
-from .common import SECRET, cpu_plan, machine, pin, plot_path, pyplot, redis_pid, write_result
 from .video_ramp import (
     FIRST_FRAME_P95_MAX_S,
     add_common_args,
@@ -48,59 +47,23 @@ from .video_ramp import (
 )
 
 
-def _free_pair() -> int:
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        with contextlib.suppress(OSError), socket.socket() as s2:
-            s2.bind(("127.0.0.1", port + 1))
-            return port
-    raise RuntimeError("no two consecutive free ports")
-
-
-@contextlib.contextmanager
-def workers_server(redis_url: str, workers: int) -> Iterator[tuple[list[str], int, list[int]]]:
-    """`nettlege serve --workers N`; yields (worker base URLs, supervisor pid, worker pids)."""
-    port = _free_pair()
-    config = Path(tempfile.mkdtemp(prefix="nettlege-scale-")) / "bench.toml"
-    config.write_text(TENANTS_TOML)
-    env = {**os.environ, "NETTLEGE_ENV": "test", "NETTLEGE_SECRET_KEY": SECRET, "NETTLEGE_LOG_LEVEL": "WARNING",
-           "REDIS_URL": redis_url, "NETTLEGE_NODE_TIMEOUT_S": "4.5"}
-    proc = subprocess.Popen([sys.executable, "-m", "signaling.cli", "serve", "--workers", str(workers), "--config",
-                             str(config), "--port", str(port)], env=env, stdout=subprocess.DEVNULL)
-    try:
-        for i in range(workers):
-            _wait_port(port + i, 30)
-        children = psutil.Process(proc.pid).children()
-        time.sleep(1.0)  # every worker has sent a heartbeat
-        yield [f"http://127.0.0.1:{port + i}" for i in range(workers)], proc.pid, sorted(c.pid for c in children)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        shutil.rmtree(config.parent, ignore_errors=True)
-
-
 def run_two(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, str]]:
     server_cpus, load_cpus = cpu_plan(2)
-    with redis_server() as redis_url, workers_server(redis_url, 2) as (bases, sup_pid, pids):
-        for pid, cpu_list in zip(pids, server_cpus, strict=False):
+    with redis_server() as redis_url, \
+            nettlege_server(redis_url, env={"NETTLEGE_NODE_TIMEOUT_S": "4.5"}, workers=2) as s:
+        for pid, cpu_list in zip(s.pids, server_cpus, strict=False):
             pin(pid, cpu_list)
+        time.sleep(1.0)  # every worker has sent a heartbeat
         rpid = redis_pid(redis_url)
-        loads, _ = start_loads(args.load_processes_2, load_cpus, *args.size, args.kbps)
+        loads, _ = start_loads(args.load_processes_2, load_cpus)
         try:
-            result = ramp("2 processes", bases[0], "nettlege", {f"worker{i}": pid for i, pid in enumerate(pids)},
-                          {"redis": rpid or 0, "supervisor": sup_pid}, loads, load_cpus, args.steps_2,
+            result = ramp("2 processes", s.base, "nettlege", {f"worker{i}": pid for i, pid in enumerate(s.pids)},
+                          {"redis": rpid, "supervisor": s.proc.pid}, loads, load_cpus, args.steps_2,
                           args.measure_s, args.settle_s, args.gap_s_2)
         finally:
             close_loads(loads)
-    where = {"servers_2": f"nettlege serve --workers 2: supervisor pid {sup_pid}, workers {pids} on CPUs "
-                          f"{server_cpus} (one each), REST via {bases[0]}",
-             "load_2": f"{len(loads)} video_load processes (pids {[lp.pid for lp in loads]}) floating on CPUs "
-                       f"{load_cpus}, with redis-server"}
+    where = {"servers_2": f"nettlege serve --workers 2: workers on CPUs {server_cpus} (one each), REST via the first",
+             "load_2": f"{len(loads)} load-generator processes floating on CPUs {load_cpus}, with redis-server"}
     return result, where
 
 
@@ -167,7 +130,7 @@ def main() -> None:
     result.update({"runs": [one, two], "where": {**where, "network": "127.0.0.1", **machine(),
                                                  "loadavg_before": before["loadavg_1_5_15"]},
                    "wall_s": round(time.monotonic() - t0, 1)})
-    write_result("scale_out", result)
+    record("scenarios.scale_out", result, before)
 
 
 if __name__ == "__main__":

@@ -3,14 +3,13 @@ picture degrades; then, in the same invocation, the same ramp against aiortc's t
 
     python -m load_tests.scenarios.video_ramp [--steps 2,4,8,...] [--measure-s 5] [--baseline-steps 1,2,3,4,5]
 
-What runs where (all on 127.0.0.1): a private redis-server; one `nettlege serve` process (REDIS_URL set) pinned
-to CPU 0; one load-generator process (`video_load`) pinned to the other CPU(s), with Redis. Each consultation is
-set up as in production: the citizen joins the queue, a clinician takes the ticket, both open the signaling
-WebSocket (hello/welcome, offer/answer) and publish VP8 640x480 ~800 kbps at 30 fps plus Opus. The clients send a
-clip encoded once and count received frames without decoding (one sample consultation per run sends live 320x240
-marker video and decodes it, to check order and sender). The baseline is `load_tests.media_server --mode
-baseline` (aiortc `MediaRelay`: every video track decoded and re-encoded per subscriber) behind the same
-offer/answer messages, pinned to the same CPU, driven by the same load generator.
+What runs where (all on 127.0.0.1): a private redis-server; one `nettlege serve` process (REDIS_URL set) on CPU 0
+(taskset); one load-generator process (`media_bench`'s, the clients of `load_tests.clients`) on the other CPU(s),
+with Redis. Each consultation is set up as in production: the citizen joins the queue, a clinician takes the
+ticket, both open the signaling WebSocket (hello/welcome, offer/answer) and publish VP8 640x480 ~800 kbps at
+30 fps plus Opus, pre-encoded; received frames are counted without decoding, except in the first consultation of
+the ramp, which decodes its video and checks the markers (order, sender). The baseline is aiortc's transcoding
+relay (`load_tests.media_server --mode baseline`) on the same CPU, driven by the same load generator.
 
 Per step: join->first-frame times of the consultations added in that step, then `--measure-s` seconds of server
 CPU (psutil, % of one core), delivered fps per client, RTP packet loss, and the kernel's UDP receive-buffer drop
@@ -29,31 +28,29 @@ by it (the linear estimate), and whether the load generator's CPU was saturated 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import statistics
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from typing import Any
 
-from load_tests._procs import nettlege_server, redis_server
-
-from .common import (
+from load_tests.harness import (
     CpuMeter,
-    LoadProcess,
     MachineMeter,
+    Worker,
     cpu_plan,
     machine,
+    nettlege_server,
     percentile,
     pin,
     plot_path,
     pyplot,
     r4,
+    record,
     redis_pid,
+    redis_server,
     udp_rcvbuf_errors,
-    write_result,
 )
+from load_tests.media_bench import load_generator, server, taskset
 
 SENT_FPS = 30
 FIRST_FRAME_P95_MAX_S = 0.8
@@ -62,14 +59,57 @@ LOSS_MAX = 0.01
 CONTENDED_WAIT_PCT = 25.0
 
 
-def ramp(label: str, base: str, mode: str, server_pids: dict[str, int], other_pids: dict[str, int],
-         loads: list[LoadProcess], load_cpus: list[int], steps: list[int], measure_s: float, settle_s: float,
-         gap_s: float, stop_on_degraded: bool = True) -> dict[str, Any]:
-    """Add consultations up to each step in turn, measure, stop at the first degraded step."""
+def step_record(target: int, added: list[dict[str, Any]], measured: list[dict[str, Any]], server_cpu: dict[str, float],
+                other_cpu: dict[str, float], load_cpus: list[int]) -> dict[str, Any]:
+    """One step's figures and the reasons it is degraded (empty when good)."""
+    first = [f for a in added for f in a.get("first_frame_s", [])]
+    errors = [e for a in added for e in a.get("errors", [])]
+    no_picture = sum(a.get("no_picture", 0) for a in added)
+    fps = [f for m in measured for f in m["fps"]]
+    fps_mean = sum(fps) / len(fps) if fps else 0.0
+    received = sum(m["received_packets"] for m in measured)
+    lost = sum(m["lost_packets"] for m in measured)
+    loss = min(1.0, lost / (received + lost)) if received + lost > 0 else 0.0
+    samples = [m["sample"] for m in measured if m["sample"]]
+    total_cpu = sum(server_cpu.values())
+    load_cpu = sum(v for k, v in other_cpu.items() if k.startswith("load"))
+    ff_p95 = percentile(first, 95)
+    slow_joins = sum(f > FIRST_FRAME_P95_MAX_S for f in first)
+    reasons = []
+    # One slow join among a step's few is not a trend (a lost DTLS or ICE packet costs a 1 s retransmission
+    # timer): the p95 rule needs at least two joins over the limit.
+    if ff_p95 is None or (ff_p95 > FIRST_FRAME_P95_MAX_S and slow_joins >= 2):
+        reasons.append(f"first_frame_p95 {ff_p95}")
+    if fps_mean < FPS_MIN_FRACTION * SENT_FPS:
+        reasons.append(f"fps {fps_mean:.1f}")
+    if loss > LOSS_MAX:
+        reasons.append(f"loss {loss:.3f}")
+    if no_picture:
+        reasons.append(f"no_picture {no_picture}")
+    if errors:
+        reasons.append(f"errors {errors[:2]}")
+    return {
+        "consultations": target, "server_cpu_pct": round(total_cpu, 1), "server_cpu_by_process": server_cpu,
+        "server_cpu_pct_per_consultation": round(total_cpu / target, 2),
+        "load_cpu_pct": round(load_cpu, 1), "redis_cpu_pct": other_cpu.get("redis"),
+        "first_frame_p50_s": r4(percentile(first, 50)), "first_frame_p95_s": r4(ff_p95),
+        "first_frame_max_s": r4(max(first)) if first else None, "joins": len(first), "slow_joins": slow_joins,
+        "delivered_fps": round(fps_mean, 2), "delivered_fps_min": r4(min(fps)) if fps else None,
+        "clients_below_27fps": sum(f < 27 for f in fps), "packet_loss": r4(loss), "no_picture": no_picture,
+        "errors": len(errors), "sample_markers": {k: sum(s[k] for s in samples) for k in samples[0]} if samples
+        else None, "degraded": reasons, "load_generator_saturated": load_cpu > 90 * len(load_cpus),
+    }
+
+
+def ramp(label: str, base: str, kind: str, server_pids: dict[str, int], other_pids: dict[str, int | None],
+         loads: list[Worker], load_cpus: list[int], steps: list[int], measure_s: float, settle_s: float,
+         gap_s: float) -> dict[str, Any]:
+    """Add consultations up to each step in turn, measure, stop at the first degraded step (on a contended
+    step, at the second in a row)."""
     records: list[dict[str, Any]] = []
     server_meter = CpuMeter(server_pids)
-    machine_meter = MachineMeter()
     other_meter = CpuMeter({**other_pids, **{f"load{i}": lp.pid for i, lp in enumerate(loads)}})
+    machine_meter = MachineMeter()
     current = 0
     nodes: dict[str, int] = {}
     for step_index, target in enumerate(steps):
@@ -80,12 +120,9 @@ def ramp(label: str, base: str, mode: str, server_pids: dict[str, int], other_pi
         # not take the ticket of a citizen in another.
         for i, (lp, n) in enumerate(zip(loads, shares, strict=True)):
             if n:
-                added.append(lp.call(cmd="add", base=base, n=n, mode=mode, sample=step_index == 0 and i == 0,
-                                     gap_s=gap_s))
+                added.append(lp.call("add", timeout=60 + 5 * n, server=kind, url=base, n=n, gap_s=gap_s,
+                                     sample=step_index == 0 and i == 0))
         current = target
-        first = [f for a in added for f in a.get("first_frame_s", [])]
-        errors = [e for a in added for e in a.get("errors", [])] + [a["error"] for a in added if "error" in a]
-        no_picture = sum(a.get("no_picture", 0) for a in added)
         for a in added:
             for node, count in a.get("nodes", {}).items():
                 nodes[node] = nodes.get(node, 0) + count
@@ -95,77 +132,39 @@ def ramp(label: str, base: str, mode: str, server_pids: dict[str, int], other_pi
         other_meter.start()
         machine_meter.start()
         for lp in loads:
-            lp.send(cmd="measure", duration=measure_s)
-        measured = [lp.receive() for lp in loads]
-        server_cpu = server_meter.stop()
-        other_cpu = other_meter.stop()
-        busy = machine_meter.stop()
-        udp_drops = udp_rcvbuf_errors() - udp0
-        clients = sum(m["clients"] for m in measured)
-        fps_mean = sum(m["fps_mean"] * m["clients"] for m in measured) / clients if clients else 0.0
-        received = sum(m["packets_received"] for m in measured)
-        lost = sum(m["packets_lost"] for m in measured)
-        # aiortc's packetsLost is expected-minus-received from sequence numbers; clamp the odd negative delta
-        loss = min(1.0, max(0.0, lost / (received + lost))) if received + lost > 0 else 0.0
-        sample = {k: sum(m["sample"][k] for m in measured) for k in measured[0]["sample"]}
-        total_cpu = sum(server_cpu.values())
-        load_cpu = sum(v for k, v in other_cpu.items() if k.startswith("load"))
-        ff_p95 = percentile(first, 95)
-        reasons = []
-        slow_joins = sum(f > FIRST_FRAME_P95_MAX_S for f in first)
-        # One slow join among a step's few is not a trend (a lost DTLS or ICE packet costs a 1 s retransmission
-        # timer): the p95 rule needs at least two joins over the limit.
-        if ff_p95 is None or (ff_p95 > FIRST_FRAME_P95_MAX_S and slow_joins >= 2):
-            reasons.append(f"first_frame_p95 {ff_p95}")
-        if fps_mean < FPS_MIN_FRACTION * SENT_FPS:
-            reasons.append(f"fps {fps_mean:.1f}")
-        if loss > LOSS_MAX:
-            reasons.append(f"loss {loss:.3f}")
-        if no_picture:
-            reasons.append(f"no_picture {no_picture}")
-        if errors:
-            reasons.append(f"errors {errors[:2]}")
-        record = {
-            "consultations": target, "server_cpu_pct": round(total_cpu, 1), "server_cpu_by_process": server_cpu,
-            "server_cpu_pct_per_consultation": round(total_cpu / target, 2),
-            "load_cpu_pct": round(load_cpu, 1), "redis_cpu_pct": other_cpu.get("redis"),
-            "first_frame_p50_s": r4(percentile(first, 50)), "first_frame_p95_s": r4(ff_p95),
-            "first_frame_max_s": r4(max(first, default=None) if first else None), "joins": len(first),
-            "slow_joins": slow_joins,
-            "delivered_fps": round(fps_mean, 2), "delivered_fps_min": r4(min(m["fps_min"] for m in measured)),
-            "clients_below_27fps": sum(m["clients_below_27fps"] for m in measured), "packet_loss": r4(loss),
-            "udp_rcvbuf_drops_machine": udp_drops, "no_picture": no_picture, "errors": len(errors),
-            "sample_markers": sample, "degraded": reasons,
-            "load_generator_saturated": load_cpu > 90 * len(load_cpus),
-            "machine_busy_pct_per_cpu": busy,
+            lp.send("measure", duration=measure_s)
+        measured = [lp.receive(60 + measure_s) for lp in loads]
+        server_cpu, other_cpu, busy = server_meter.stop(), other_meter.stop(), machine_meter.stop()
+        record_ = step_record(target, added, measured, server_cpu, other_cpu, load_cpus)
+        record_.update({
+            "udp_rcvbuf_drops_machine": udp_rcvbuf_errors() - udp0, "machine_busy_pct_per_cpu": busy,
             "runqueue_wait_pct": {**server_meter.waited, **other_meter.waited},
-            "others_cpu_pct": round(max(0.0, sum(busy) - total_cpu - sum(other_cpu.values())), 1),
-        }
-        # Other people's processes on a shared machine: a degraded step whose server or load generator spent more
-        # than CONTENDED_WAIT_PCT of the window waiting for a CPU does not end the ramp unless the next one also
-        # degrades (two in a row); the step is kept and marked.
+            "others_cpu_pct": round(max(0.0, sum(busy) - sum(server_cpu.values()) - sum(other_cpu.values())), 1)})
+        # A degraded step during which the server or a load generator waited > CONTENDED_WAIT_PCT of the window
+        # for a CPU (someone else's processes ran there) ends the ramp only if the next step degrades too.
         waits = {**server_meter.waited, **{k: v for k, v in other_meter.waited.items() if k.startswith("load")}}
-        record["contended"] = max(waits.values(), default=0.0) > CONTENDED_WAIT_PCT
-        records.append(record)
-        print(f"[{label}] {record}", file=sys.stderr, flush=True)
+        record_["contended"] = max(waits.values(), default=0.0) > CONTENDED_WAIT_PCT
+        records.append(record_)
+        print(f"[{label}] {record_}", file=sys.stderr, flush=True)
         previous_degraded = len(records) > 1 and bool(records[-2]["degraded"])
-        if reasons and stop_on_degraded and (not record["contended"] or previous_degraded):
+        if record_["degraded"] and (not record_["contended"] or previous_degraded):
             break
+    return summarise_ramp(label, records, nodes)
+
+
+def summarise_ramp(label: str, records: list[dict[str, Any]], nodes: dict[str, int]) -> dict[str, Any]:
     good = [r for r in records if not r["degraded"]]
     per_consult = statistics.median(r["server_cpu_pct_per_consultation"] for r in good) if good else None
     last = records[-1] if records else None
     stopped = last is not None and bool(last["degraded"])
-    # the last good step before the step that ended the ramp (or the last step if none did)
-    capacity = max((r["consultations"] for r in good if not stopped or r["consultations"] < last["consultations"]),
-                   default=0)
-    if stopped and len(records) > 1 and records[-2]["degraded"]:
-        capacity = max((r["consultations"] for r in good if r["consultations"] < records[-2]["consultations"]),
-                       default=0)
+    # the last good step before the step that ended the ramp (before the first of two degraded in a row)
+    limit = records[-2]["consultations"] if stopped and len(records) > 1 and records[-2]["degraded"] else (
+        last["consultations"] if stopped and last else None)
+    capacity = max((r["consultations"] for r in good if limit is None or r["consultations"] < limit), default=0)
     return {
-        "label": label, "steps": records, "capacity": capacity,
-        "capacity_is_lower_bound": not stopped,
-        "degraded_at": last["consultations"] if stopped else None,
-        "degraded_because": last["degraded"] if stopped else None,
+        "label": label, "steps": records, "capacity": capacity, "capacity_is_lower_bound": not stopped,
+        "degraded_at": last["consultations"] if stopped and last else None,
+        "degraded_because": last["degraded"] if stopped and last else None,
         "contended_steps": [r["consultations"] for r in records if r["contended"]],
         "server_cpu_pct_per_consultation": r4(per_consult),
         "consultations_per_core_cpu_estimate": round(100 / per_consult, 1) if per_consult else None,
@@ -174,65 +173,44 @@ def ramp(label: str, base: str, mode: str, server_pids: dict[str, int], other_pi
     }
 
 
-@contextlib.contextmanager
-def baseline_server(cpu_list: list[int]) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    proc = subprocess.Popen([sys.executable, "-m", "load_tests.media_server", "--mode", "baseline"],
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        port = int(proc.stdout.readline())
-        pin(proc.pid, cpu_list)
-        yield f"http://127.0.0.1:{port}", proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-def start_loads(count: int, cpu_list: list[int], width: int, height: int, kbps: int,
-                ) -> tuple[list[LoadProcess], dict[str, Any]]:
-    loads = [LoadProcess("load_tests.scenarios.video_load", cpu_list) for _ in range(count)]
+def start_loads(count: int, cpu_list: list[int]) -> tuple[list[Worker], dict[str, Any]]:
+    loads = [Worker(load_generator, cpu_list) for _ in range(count)]
     for lp in loads:
-        lp.send(cmd="setup", width=width, height=height, kbps=kbps)
-    clips = [lp.receive() for lp in loads]
+        lp.send("setup")
+    clips = [lp.receive(120) for lp in loads]
     return loads, clips[0]
 
 
-def close_loads(loads: list[LoadProcess]) -> None:
+def close_loads(loads: list[Worker]) -> None:
     for lp in loads:
         lp.close()
 
 
 def run_sfu(args: argparse.Namespace, server_cpus: list[int], load_cpus: list[int]) -> tuple[dict, dict, dict]:
-    with redis_server() as redis_url, nettlege_server(redis_url) as (base, proc):
-        pin(proc.pid, server_cpus)
+    with redis_server() as redis_url, nettlege_server(redis_url, prefix=taskset(server_cpus)) as s:
         rpid = redis_pid(redis_url)
-        if rpid:
-            pin(rpid, load_cpus)
-        loads, clip = start_loads(args.load_processes, load_cpus, *args.size, args.kbps)
+        pin(rpid, load_cpus)
+        loads, clip = start_loads(args.load_processes, load_cpus)
         try:
-            result = ramp("sfu", base, "nettlege", {"nettlege": proc.pid}, {"redis": rpid or 0}, loads, load_cpus,
+            result = ramp("sfu", s.base, "nettlege", {"nettlege": s.proc.pid}, {"redis": rpid}, loads, load_cpus,
                           args.steps, args.measure_s, args.settle_s, args.gap_s)
         finally:
             close_loads(loads)
-    where = {"server": f"1 nettlege serve process (pid {proc.pid}, REDIS_URL set) on CPUs {server_cpus}",
+    where = {"server": f"1 nettlege serve process (REDIS_URL set) on CPUs {server_cpus}",
              "redis": f"private redis-server on CPUs {load_cpus}",
-             "load": f"{len(loads)} video_load process(es) (pids {[lp.pid for lp in loads]}) on CPUs {load_cpus}"}
+             "load": f"{len(loads)} load-generator process(es) on CPUs {load_cpus}"}
     return result, clip, where
 
 
 def run_baseline(args: argparse.Namespace, server_cpus: list[int], load_cpus: list[int]) -> tuple[dict, dict]:
-    with baseline_server(server_cpus) as (base, proc):
-        loads, _ = start_loads(args.load_processes, load_cpus, *args.size, args.kbps)
+    with server("relay", server_cpus) as (base, pids, _):
+        loads, _ = start_loads(args.load_processes, load_cpus)
         try:
-            result = ramp("baseline", base, "bare", {"media_relay": proc.pid}, {}, loads, load_cpus,
+            result = ramp("baseline", base, "relay", {"media_relay": pids[0]}, {}, loads, load_cpus,
                           args.baseline_steps, args.measure_s, args.settle_s, args.gap_s)
         finally:
             close_loads(loads)
-    where = {"baseline": f"1 load_tests.media_server --mode baseline process (pid {proc.pid}) on CPUs {server_cpus}"}
-    return result, where
+    return result, {"baseline": f"1 load_tests.media_server --mode baseline process on CPUs {server_cpus}"}
 
 
 def plot(name: str, runs: list[dict[str, Any]], title: str) -> str:
@@ -282,8 +260,6 @@ def add_common_args(parser: argparse.ArgumentParser, steps: str) -> None:
     parser.add_argument("--measure-s", type=float, default=5.0, help="measured seconds per step")
     parser.add_argument("--settle-s", type=float, default=1.5, help="seconds after adding, before measuring")
     parser.add_argument("--gap-s", type=float, default=0.1, help="seconds between consultation starts")
-    parser.add_argument("--size", type=int, nargs=2, default=[640, 480], metavar=("W", "H"))
-    parser.add_argument("--kbps", type=int, default=800, help="target bitrate of the pre-encoded VP8 clip")
 
 
 def main() -> None:
@@ -333,7 +309,7 @@ def main() -> None:
     result["plot"] = plot("video_ramp", runs, title)
     result.update({"runs": runs, "where": {**where, "network": "127.0.0.1", **machine(), "loadavg_before": before[
         "loadavg_1_5_15"]}, "wall_s": round(time.monotonic() - t0, 1)})
-    write_result("video_ramp", result)
+    record("scenarios.video_ramp", result, before)
 
 
 if __name__ == "__main__":

@@ -16,8 +16,8 @@ import aiohttp
 import pytest
 import socketio
 
-from load_tests._procs import nettlege_server, redis_server
-from load_tests.signal_client import SignalClient
+from load_tests.clients import SignalClient
+from load_tests.harness import nettlege_server, redis_server
 from media.testing import MediaClient
 
 pytestmark = pytest.mark.media

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import aiohttp
 import pytest
 
-from load_tests._procs import free_port, redis_server
+from load_tests.harness import free_port, redis_server
 
 
 def _two_free_ports() -> int:

@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from load_tests.signal_client import SignalClient
+from load_tests.clients import SignalClient
 from media.testing import MediaClient
 from rooms.store import connect
 from signaling.app import build_app
