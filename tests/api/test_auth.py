@@ -75,6 +75,9 @@ async def test_valid_oidc_token_maps_to_role_and_tenant(oidc_client):
     ({"aud": "someone-else"}, "invalid_token"),
     ({"iss": "https://evil.test"}, "unknown_issuer"),
     ({"kommune": "atlantis"}, "unknown_tenant"),
+    ({"kommune": ["oslo"]}, "unknown_tenant"),  # a claim of the wrong type is a 401, not a 500
+    ({"kommune": {"id": "oslo"}}, "unknown_tenant"),
+    ({"sub": 42}, "invalid_token"),
 ])
 async def test_bad_oidc_tokens_are_refused(oidc_client, claims, code):
     client, key, _ = oidc_client
