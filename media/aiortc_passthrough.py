@@ -1,19 +1,21 @@
 """The one place that reaches into aiortc internals, to forward media without decoding or encoding it.
 
-Written against aiortc 1.16.0 (aioice 0.13). aiortc has no public hook for encoded media: a receiver hands
-each depayloaded, reassembled frame to a decoder thread, and a sender asks its track for decoded frames and
-encodes them. Only the ends of that pipeline are replaced here, per instance, so aiortc keeps doing RTP/RTCP,
-SRTP, NACK/RTX, receiver reports and retransmission history:
+Written against aiortc 1.16.0 (aioice 0.13; pyproject.toml pins both). aiortc has no public hook for RTP:
+a receiver depayloads packets into frames for a decoder thread, and a sender asks its track for frames and
+packs them. The SFU forwards RTP packets instead, so both ends are bypassed per instance while aiortc keeps
+doing SRTP, RTCP (SR/RR), NACK/RTX and retransmission history:
 
-- receiver: its `__decoder_queue` (a `queue.Queue` read by the decoder thread) becomes a sink that hands the
-  encoded frame to the SFU on the event loop; the decoder thread exits at once because the sink yields no work.
-  Its jitter buffer, which releases a frame only when the next one starts (one frame interval late, 33 ms of
-  video) and waits for a lost packet until 512 more have arrived (seconds of frozen picture), is replaced by
-  one that releases a frame at its last packet (the RTP marker bit for video; every Opus packet is a whole
-  frame) and gives up on a missing packet after `MAX_GAP_WAIT_S`, asking for a keyframe.
-- sender: its lazily created `__encoder` is preset to a packer, so aiortc calls `encoder.pack(frame)` (its path
-  for pre-encoded `av.Packet`s) and never `get_encoder()`; its `_send_keyframe` (PLI/FIR from the subscriber)
-  is redirected to the SFU.
+- receiver (`install_rtp_tap`): `_handle_rtp_packet` is replaced by `RtpTap.handle`, which keeps aiortc's
+  statistics, RTX unwrapping, NACK generation and bitrate estimate and hands each packet to the SFU (no
+  depayloading, no jitter buffer). aiortc's own REMB to the publisher is not sent: `RtpTap.remb` sends the
+  SFU's cap. The decoder thread gets a sink that ends it at once.
+- sender (`RtpSendPort`): packets are sent through the sender's transport with its SSRC, negotiated payload
+  type and header extension map, recorded in its retransmission history (aiortc answers NACKs with RTX) and
+  its SR counters; `send` (to learn the payload type), `_handle_rtcp_packet` (REMB) and `_send_keyframe`
+  (PLI/FIR) are replaced on the instance. Its own RTP loop idles on a track that never yields.
+- load generators and test clients: `install_receiver_sink` (encoded frames without decoding, through a
+  jitter buffer that releases a frame at its last packet and gives up on a gap after `MAX_GAP_WAIT_S`),
+  `report_bandwidth` (a subscriber that sends a chosen REMB) and `on_remb_received` (REMB at a publisher).
 - gathering: aioice offers every non-loopback interface and no way to choose, so the connection's
   `gather_candidates` is replaced by one that binds only the configured addresses.
 - server offers: aiortc's `createOffer()` renumbers every m-line with its own payload types and header
@@ -28,23 +30,32 @@ SRTP, NACK/RTX, receiver reports and retransmission history:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import logging
 import socket
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from aioice import Candidate
 from aioice.ice import CandidatePair, Connection, TransportPolicy
-from aiortc import RTCIceParameters, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
+from aiortc import RTCIceParameters, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver, clock
 from aiortc.codecs import is_rtx
-from aiortc.codecs.base import Encoder
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
-from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpSendParameters
+from aiortc.rtcrtpreceiver import StreamStatistics
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RTP_HISTORY_SIZE,
+    HeaderExtensionsMap,
+    RtcpPsfbPacket,
+    RtpPacket,
+    pack_remb_fci,
+    unpack_remb_fci,
+    unwrap_rtx,
+)
 from aiortc.sdp import SessionDescription
-
-from media.payload import EncodedFrame, H264Packer, OpusPacker, Vp8Packer
 
 log = logging.getLogger(__name__)
 
@@ -167,32 +178,204 @@ async def send_pli(receiver: RTCRtpReceiver) -> bool:
     return bool(sources)
 
 
-class _SenderPacker(Encoder):
-    """What the sender believes is its encoder: it only ever packs frames that are already encoded."""
+# --- RTP-level forwarding -----------------------------------------------------------------------------
 
-    def __init__(self, packer: Vp8Packer | OpusPacker | H264Packer,
-                 on_packed: Callable[[int, int], None]) -> None:
-        self._packer = packer
-        self._on_packed = on_packed
-
-    def encode(self, frame: Any, force_keyframe: bool = False) -> tuple[list[bytes], int]:
-        raise RuntimeError("the SFU never encodes; a decoded frame reached a pass-through sender")
-
-    def pack(self, packet: Any) -> tuple[list[bytes], int]:
-        frame: EncodedFrame = packet
-        payloads = self._packer.pack(frame)
-        self._on_packed(len(payloads), sum(map(len, payloads)))
-        return payloads, frame.timestamp
+PacketHandler = Callable[[RtpPacket, bool], Awaitable[None]]
 
 
-def install_sender_packer(sender: RTCRtpSender, packer: Vp8Packer | OpusPacker | H264Packer,
-                          on_packed: Callable[[int, int], None],
-                          on_keyframe_request: Callable[[], None]) -> None:
-    """Make the sender pack encoded frames from its track as they are; route the subscriber's PLI/FIR."""
-    if sender._RTCRtpSender__started:  # type: ignore[attr-defined]
-        raise RuntimeError("sender already started")
-    sender._RTCRtpSender__encoder = _SenderPacker(packer, on_packed)  # type: ignore[attr-defined]
-    on_keyframe_request_from_remote(sender, on_keyframe_request)
+class RtpTap:
+    """Stands in for a receiver's `_handle_rtp_packet`: keeps what aiortc does per packet for the publisher's
+    sake (receiver statistics for RTCP RR, RTX unwrapping, NACK for lost packets, the remote bitrate
+    estimate) and hands every media packet to `on_packet(packet, is_video)` instead of depayloading it into a
+    jitter buffer and a decoder. aiortc's own REMB is replaced: `remb(bitrate)` sends what the SFU decides,
+    and `upstream_bps` is aiortc's estimate of the publisher's link, for the SFU to cap."""
+
+    def __init__(self, receiver: RTCRtpReceiver, on_packet: PacketHandler) -> None:
+        self._receiver = receiver
+        self._on_packet = on_packet
+        self._codecs: dict[int, RTCRtpCodecParameters] = receiver._RTCRtpReceiver__codecs  # type: ignore[attr-defined]
+        self._active: dict[int, Any] = receiver._RTCRtpReceiver__active_ssrc  # type: ignore[attr-defined]
+        self._streams: dict[int, StreamStatistics] = receiver._RTCRtpReceiver__remote_streams  # type: ignore[attr-defined]
+        self._rtx_ssrc: dict[int, int] = receiver._RTCRtpReceiver__rtx_ssrc  # type: ignore[attr-defined]
+        self._nack = receiver._RTCRtpReceiver__nack_generator  # type: ignore[attr-defined]
+        self._estimator = receiver._RTCRtpReceiver__remote_bitrate_estimator  # type: ignore[attr-defined]
+        self._is_video = receiver._RTCRtpReceiver__kind == "video"  # type: ignore[attr-defined]
+        self._active_at = 0.0
+        self.upstream_bps: int | None = None  # aiortc's receive-side estimate of the publisher's uplink
+        self.media_ssrcs: list[int] = []
+
+    async def handle(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+        receiver = self._receiver
+        if not receiver._enabled:
+            return
+        if self._estimator is not None and packet.extensions.abs_send_time is not None:
+            estimate = self._estimator.add(abs_send_time=packet.extensions.abs_send_time,
+                                           arrival_time_ms=arrival_time_ms,
+                                           payload_size=len(packet.payload) + packet.padding_size,
+                                           ssrc=packet.ssrc)
+            if estimate is not None:
+                self.upstream_bps = estimate[0]
+        # getSynchronizationSources (which SSRC a PLI goes to) needs this; a datetime per packet is costly,
+        # four a second keep it well inside its 10 s window.
+        now = arrival_time_ms / 1000
+        if now - self._active_at > 0.25 or packet.ssrc not in self._active:
+            self._active_at = now
+            self._active[packet.ssrc] = clock.current_datetime()
+        codec = self._codecs.get(packet.payload_type)
+        if codec is None:
+            return
+        stream = self._streams.get(packet.ssrc)
+        if stream is None:
+            stream = self._streams[packet.ssrc] = StreamStatistics(codec.clockRate)
+        stream.add(packet)
+        if codec.name == "rtx":
+            original_ssrc = self._rtx_ssrc.get(packet.ssrc)
+            apt = codec.parameters.get("apt")
+            if original_ssrc is None or len(packet.payload) < 2 or apt not in self._codecs:
+                return
+            packet = unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)  # type: ignore[arg-type]
+        elif packet.ssrc not in self.media_ssrcs:
+            self.media_ssrcs.append(packet.ssrc)
+        if self._nack is not None and self._nack.add(packet):
+            await receiver._send_rtcp_nack(packet.ssrc, sorted(self._nack.missing))
+        await self._on_packet(packet, self._is_video)
+
+    async def remb(self, bitrate: int) -> None:
+        """Tell the publisher the most it may send on this stream (RTCP REMB, RFC draft-alvestrand-rmcat-remb)."""
+        rtcp_ssrc = self._receiver._RTCRtpReceiver__rtcp_ssrc  # type: ignore[attr-defined]
+        if rtcp_ssrc is None or not self.media_ssrcs:
+            return
+        await self._receiver._send_rtcp(RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0,
+                                                       fci=pack_remb_fci(int(bitrate), list(self.media_ssrcs))))
+
+
+def install_rtp_tap(receiver: RTCRtpReceiver, on_packet: PacketHandler) -> RtpTap:
+    """Forward the receiver's RTP packets to `on_packet` as they arrive (after SRTP and RTX unwrapping),
+    with no jitter buffer and no decoder. Call before the receiver starts (from the 'track' event)."""
+    if receiver._RTCRtpReceiver__started:  # type: ignore[attr-defined]
+        raise RuntimeError("receiver already started; install the tap from the 'track' event")
+    tap = RtpTap(receiver, on_packet)
+    # The decoder thread still starts with the receiver; a sink that yields nothing ends it at once.
+    receiver._RTCRtpReceiver__decoder_queue = _FrameSink(lambda codec, frame: None)  # type: ignore[attr-defined]
+    receiver._handle_rtp_packet = tap.handle  # type: ignore[method-assign]
+    return tap
+
+
+class RtpSendPort:
+    """Sends forwarded RTP packets through an RTCRtpSender's transport as that sender's own stream: its SSRC,
+    payload type and header extension ids, with a fresh abs-send-time. Each packet goes into the sender's
+    retransmission history, so aiortc answers the subscriber's NACKs (with RTX), and into the counters its
+    RTCP sender reports carry. The sender's own RTP loop idles on a track that never yields a frame.
+    The subscriber's PLI/FIR goes to `on_keyframe_request`, its REMB (bits per second) to `on_remb`."""
+
+    def __init__(self, sender: RTCRtpSender, on_keyframe_request: Callable[[], None],
+                 on_remb: Callable[[int], None]) -> None:
+        if sender._RTCRtpSender__started:  # type: ignore[attr-defined]
+            raise RuntimeError("sender already started")
+        self._sender = sender
+        self._history: dict[int, RtpPacket] = sender._RTCRtpSender__rtp_history  # type: ignore[attr-defined]
+        self._extensions_map: HeaderExtensionsMap = sender._RTCRtpSender__rtp_header_extensions_map  # type: ignore[attr-defined]
+        self.payload_type: int | None = None
+        self._mid: str | None = None
+        self._on_remb = on_remb
+        original_send = sender.send
+        original_rtcp = sender._handle_rtcp_packet
+
+        async def send(parameters: RTCRtpSendParameters) -> None:
+            if self.payload_type is None and parameters.codecs:
+                self.payload_type = parameters.codecs[0].payloadType
+                self._mid = parameters.muxId
+            await original_send(parameters)
+
+        async def handle_rtcp(packet: Any) -> None:
+            if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+                try:
+                    bitrate, ssrcs = unpack_remb_fci(packet.fci)
+                except ValueError:
+                    return
+                if sender._ssrc in ssrcs:
+                    self._on_remb(bitrate)
+                return
+            await original_rtcp(packet)  # RR statistics, NACK (retransmitted from the history), PLI/FIR
+
+        sender.send = send  # type: ignore[method-assign]
+        sender._handle_rtcp_packet = handle_rtcp  # type: ignore[method-assign]
+        sender._send_keyframe = on_keyframe_request  # type: ignore[method-assign]
+
+    @property
+    def ready(self) -> bool:
+        return self.payload_type is not None
+
+    async def send(self, source: RtpPacket, sequence_number: int, timestamp: int) -> int:
+        """Send `source`'s payload as this sender's packet `sequence_number`; returns the payload bytes sent
+        (0 if the transport is not connected yet or any more)."""
+        sender = self._sender
+        packet = RtpPacket(payload_type=self.payload_type, marker=source.marker,  # type: ignore[arg-type]
+                           sequence_number=sequence_number, timestamp=timestamp, ssrc=sender._ssrc,
+                           payload=source.payload)
+        packet.padding_size = source.padding_size
+        ntp = clock.current_ntp_time()
+        extensions = packet.extensions
+        extensions.abs_send_time = (ntp >> 14) & 0x00FFFFFF  # the subscriber estimates bandwidth from it
+        extensions.mid = self._mid
+        extensions.audio_level = source.extensions.audio_level
+        self._history[sequence_number % RTP_HISTORY_SIZE] = packet
+        try:
+            await sender.transport._send_rtp(packet.serialize(self._extensions_map))
+        except ConnectionError:
+            return 0
+        sender._RTCRtpSender__ntp_timestamp = ntp  # type: ignore[attr-defined]
+        sender._RTCRtpSender__rtp_timestamp = timestamp  # type: ignore[attr-defined]
+        size = len(source.payload)
+        sender._RTCRtpSender__octet_count += size  # type: ignore[attr-defined]
+        sender._RTCRtpSender__packet_count += 1  # type: ignore[attr-defined]
+        return size
+
+
+# --- test clients: what a subscriber reports, what a publisher is told ---------------------------------
+
+class _FixedEstimator:
+    """Replaces a client receiver's bitrate estimator: reports `bitrate()` every `interval_ms`."""
+
+    def __init__(self, bitrate: Callable[[], int], interval_ms: int = 200) -> None:
+        self._bitrate = bitrate
+        self._interval_ms = interval_ms
+        self._last_ms: int | None = None
+
+    def add(self, arrival_time_ms: int, abs_send_time: int, payload_size: int,
+            ssrc: int) -> tuple[int, list[int]] | None:
+        if self._last_ms is not None and arrival_time_ms - self._last_ms < self._interval_ms:
+            return None
+        self._last_ms = arrival_time_ms
+        return self._bitrate(), [ssrc]
+
+
+def report_bandwidth(receiver: RTCRtpReceiver, bitrate: Callable[[], int]) -> None:
+    """Make an aiortc receiver (a test subscriber) send REMB `bitrate()` instead of its own estimate, as a
+    subscriber behind a slow link would."""
+    receiver._RTCRtpReceiver__remote_bitrate_estimator = _FixedEstimator(bitrate)  # type: ignore[attr-defined]
+
+
+def on_remb_received(sender: RTCRtpSender, callback: Callable[[int], None]) -> None:
+    """Call `callback(bitrate)` for every REMB that reaches an aiortc sender (a test publisher), which still
+    lowers its encoder's bitrate on it."""
+    original = sender._handle_rtcp_packet
+
+    async def handle(packet: Any) -> None:
+        if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            with contextlib.suppress(ValueError):
+                bitrate, ssrcs = unpack_remb_fci(packet.fci)
+                if sender._ssrc in ssrcs:
+                    callback(bitrate)
+        await original(packet)
+
+    sender._handle_rtcp_packet = handle  # type: ignore[method-assign]
+
+
+def encoder_target_bitrate(sender: RTCRtpSender) -> int | None:
+    """What an aiortc sender's live encoder currently aims at (None before it encoded a frame)."""
+    encoder = sender._RTCRtpSender__encoder  # type: ignore[attr-defined]
+    return getattr(encoder, "target_bitrate", None)
 
 
 def on_keyframe_request_from_remote(sender: RTCRtpSender, callback: Callable[[], None]) -> None:

@@ -19,9 +19,26 @@ class MediaConfig:
     announced_ip: str | None = None
     # Keyframe requests (PLI) to one publisher are at most this frequent.
     keyframe_min_interval_s: float = 0.5
-    # Encoded frames queued per subscriber and track before the oldest are dropped.
+    # Unused since RTP-level forwarding (packets are sent as they arrive, nothing is queued); kept so
+    # existing configurations still load.
     video_queue_frames: int = 30
     audio_queue_frames: int = 25
+    # How long a publisher's missing video packet is waited for (its retransmission after the SFU's NACK)
+    # before the packets behind it are given up on and subscribers wait for the next keyframe.
+    max_gap_wait_s: float = 0.3
+    # Bandwidth adaptation. A publisher's video is capped (RTCP REMB) at the least its subscribers can take
+    # (each subscriber's REMB shared among the video it receives), never above `max_video_bitrate_bps`
+    # (the service's cap) and never below `video_pause_bps`: a subscriber that cannot carry even that
+    # gets no video at all (audio goes on) instead of pulling everyone's picture down.
+    max_video_bitrate_bps: int = 1_500_000
+    video_pause_bps: int = 150_000
+    # Hysteresis: video comes back when the estimate is at least this, or, since a subscriber without
+    # video sends no fresh estimate, on a probe `video_probe_after_s` after the pause.
+    video_resume_bps: int = 250_000
+    video_pause_after_s: float = 1.0
+    video_probe_after_s: float = 6.0
+    # What a subscriber's audio streams are assumed to need out of its estimate (Opus voice ~32 kbit/s + RTP).
+    audio_allowance_bps: int = 48_000
     sdp_max_bytes: int = 64 * 1024
     # Remote ICE candidates accepted per peer connection (trickled) or per SDP; they are never dialled (ICE-lite).
     max_remote_candidates: int = 30

@@ -1,4 +1,9 @@
-"""Subscriber side: what one subscriber receives on one m-line, behind a bounded queue.
+"""Subscriber side: what one subscriber receives on one m-line, packet by packet.
+
+Each packet of the published track is sent on as it arrives, rewritten into the subscriber's stream: the
+sender's SSRC, payload type and header extension ids (`RtpSendPort`), and sequence numbers and timestamps
+that continue without a jump when the m-line is handed to another publisher or video resumes after a pause.
+Video starts at a keyframe (a new subscriber, after a pause, behind a publisher's lost packet).
 
 A forwarder is bound to one published track at a time. When that track goes away, the forwarder (and its
 m-line) waits, unbound, for the next published track of the same kind and codec, so a phone that reconnects
@@ -8,40 +13,49 @@ a hundred times does not grow every other participant's SDP by a hundred m-lines
 from __future__ import annotations
 
 import asyncio
-from collections import deque
+import random
 
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtp import RtpPacket
 
-from media.payload import EncodedFrame
+from media.aiortc_passthrough import RtpSendPort
+from media.bandwidth import SubscriberBandwidth
 from media.publisher import PublishedTrack
 from media.stats import SfuCounters, TrackCounters
 
 # RTP timestamp step inserted when a forwarder switches publisher: one video frame at 30 fps, one 20 ms
 # Opus packet. Timestamps must keep increasing on one SSRC or the subscriber's jitter buffer stalls.
 _SWITCH_STEP = {"video": 3000, "audio": 960}
+# Input sequence numbers further back than this from the newest are not compared with the rebase point.
+_WINDOW = 0x4000
 
 
 class TrackForwarder(MediaStreamTrack):
-    """The track an aiortc sender reads; yields `EncodedFrame`s, which the pass-through packer sends as they
-    are. A subscriber that cannot keep up loses frames, never memory: the queue holds at most `max_frames`.
-    After losing video it waits for the next keyframe (and asks for one), since later frames depend on it."""
+    """The track an aiortc sender is given so that it negotiates an m-line; it never yields a frame (the
+    sender's own RTP loop idles on it). Packets go out through `port`, set when the m-line is added."""
 
-    def __init__(self, kind: str, subscriber_id: str, max_frames: int, counters: SfuCounters) -> None:
+    def __init__(self, kind: str, subscriber_id: str, counters: SfuCounters,
+                 bandwidth: SubscriberBandwidth | None = None) -> None:
         super().__init__()
         self.kind = kind
         self.subscriber_id = subscriber_id
         self.published: PublishedTrack | None = None
         self.mime_type: str | None = None
+        self.port: RtpSendPort | None = None
         self.counters = TrackCounters()
+        self.paused = False
+        self._bandwidth = bandwidth
         self._sfu_counters = counters
-        self._queue: deque[EncodedFrame] = deque()
-        self._max_frames = max_frames
-        self._ready = asyncio.Event()
-        self._started = False  # frames are only queued once the sender reads: no backlog before connect
+        self._stopped = asyncio.Event()
         self._waiting_for_keyframe = kind == "video"
-        self._last_timestamp: int | None = None
-        self._timestamp_offset = 0
-        self._rebase = False
+        self._rebase_sequence = True
+        self._rebase_timestamp = False
+        self._seq_offset = 0
+        self._ts_offset = 0
+        self._last_seq: int | None = None  # last sequence number and timestamp sent, in the subscriber's space
+        self._last_ts: int | None = None
+        self._newest_in: int = 0  # newest input sequence number since the rebase, and the rebase point
+        self._base_in: int = 0
 
     def attach(self, published: PublishedTrack) -> None:
         """Start forwarding `published` (the first one, or the next one on a free m-line)."""
@@ -51,84 +65,98 @@ class TrackForwarder(MediaStreamTrack):
         self._id = published.id
         published.add_forwarder(self)
         self._waiting_for_keyframe = self.kind == "video"
-        self._rebase = True
-        if self._started:
+        self._rebase_sequence = True
+        self._rebase_timestamp = self._last_ts is not None
+        if self.port is not None and self.port.ready:
             published.request_keyframe()
 
     def detach(self) -> None:
         if self.published is not None:
             self.published.remove_forwarder(self)
             self.published = None
-        self._queue.clear()
 
-    def push(self, frame: EncodedFrame) -> None:
-        if not self._started or self.published is None:
+    def pause(self) -> None:
+        """Stop sending video (the subscriber's link cannot carry it); audio forwarders are never paused."""
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
+        self.restart_at_keyframe()
+
+    def restart_at_keyframe(self) -> None:
+        """Send nothing until the next keyframe, then continue the sequence numbers without a gap."""
+        if self.kind != "video":
             return
-        self._sfu_counters.offered_frames += 1
+        self._waiting_for_keyframe = True
+        self._rebase_sequence = True
+        if self.published is not None:
+            self.published.request_keyframe()
+
+    def bandwidth_share_bps(self) -> int | None:
+        return None if self._bandwidth is None else self._bandwidth.video_share_bps()
+
+    async def forward(self, packet: RtpPacket) -> None:
+        """Send one packet of the published track on to the subscriber, rewritten."""
+        port = self.port
+        published = self.published
+        if port is None or published is None or self.paused or not port.ready:
+            return
+        counters = self._sfu_counters
+        ends_frame = packet.marker or self.kind == "audio"
+        if ends_frame:
+            counters.offered_frames += 1
         if self._waiting_for_keyframe:
-            if not frame.keyframe:
-                self._drop(1)
-                self.published.request_keyframe()
+            if not published.keyframe_start(packet.payload):
+                published.request_keyframe()
+                counters.dropped_frames += ends_frame
+                self.counters.dropped_frames += ends_frame
                 return
             self._waiting_for_keyframe = False
-        if self._rebase:
-            self._rebase = False
-            if self._last_timestamp is not None:
-                self._timestamp_offset = self._last_timestamp + _SWITCH_STEP[self.kind] - frame.timestamp
-        if self._timestamp_offset:
-            frame = EncodedFrame(frame.data, (frame.timestamp + self._timestamp_offset) & 0xFFFFFFFF,
-                                 frame.keyframe)
-        self._last_timestamp = frame.timestamp
-        if len(self._queue) >= self._max_frames:
-            if self.kind == "video" and not frame.keyframe:
-                self._drop(len(self._queue) + 1)
-                self._queue.clear()
-                self._waiting_for_keyframe = True
-                self.published.request_keyframe()
-                return
-            if self.kind == "video":
-                self._drop(len(self._queue))
-                self._queue.clear()
-            else:
-                self._drop(1)
-                self._queue.popleft()
-        self._queue.append(frame)
-        self._ready.set()
+        seq_in = packet.sequence_number
+        if self._rebase_sequence:
+            self._rebase(packet)
+        else:
+            ahead = (seq_in - self._newest_in) & 0xFFFF
+            if ahead < 0x8000:
+                self._newest_in = seq_in
+                if (seq_in - self._base_in) & 0xFFFF > _WINDOW:
+                    self._base_in = (seq_in - _WINDOW) & 0xFFFF
+            elif (self._newest_in - seq_in) & 0xFFFF > (self._newest_in - self._base_in) & 0xFFFF:
+                return  # from before the rebase: its number would fall into the previous stream's
+        seq = (seq_in + self._seq_offset) & 0xFFFF
+        ts = (packet.timestamp + self._ts_offset) & 0xFFFFFFFF
+        if seq_in == self._newest_in:
+            self._last_seq, self._last_ts = seq, ts
+        sent = await port.send(packet, seq, ts)
+        if sent:
+            self.counters.packets += 1
+            self.counters.bytes += sent
+            counters.forwarded_packets += 1
+            counters.forwarded_bytes += sent
+            if ends_frame:
+                self.counters.frames += 1
+                counters.forwarded_frames += 1
 
-    def wait_for_keyframe(self) -> None:
-        if self.kind == "video":
-            self._waiting_for_keyframe = True
-
-    def _drop(self, frames: int) -> None:
-        self.counters.dropped_frames += frames
-        self._sfu_counters.dropped_frames += frames
-
-    def on_packed(self, packets: int, nbytes: int) -> None:
-        self.counters.frames += 1
-        self.counters.packets += packets
-        self.counters.bytes += nbytes
-        self._sfu_counters.forwarded_frames += 1
-        self._sfu_counters.forwarded_packets += packets
-        self._sfu_counters.forwarded_bytes += nbytes
+    def _rebase(self, packet: RtpPacket) -> None:
+        self._rebase_sequence = False
+        seq_in = packet.sequence_number
+        start = random.randint(0, 0x7FFF) if self._last_seq is None else (self._last_seq + 1) & 0xFFFF
+        self._seq_offset = (start - seq_in) & 0xFFFF
+        if self._rebase_timestamp and self._last_ts is not None:
+            self._ts_offset = (self._last_ts + _SWITCH_STEP[self.kind] - packet.timestamp) & 0xFFFFFFFF
+        self._rebase_timestamp = False
+        self._newest_in = self._base_in = seq_in
 
     def on_keyframe_request(self) -> None:
         """The subscriber sent PLI/FIR."""
         if self.published is not None:
             self.published.request_keyframe()
 
-    async def recv(self) -> EncodedFrame:  # type: ignore[override]
-        if not self._started:
-            self._started = True
-            if self._waiting_for_keyframe and self.published is not None:
-                self.published.request_keyframe()
-        while not self._queue:
-            if self.readyState != "live":
-                raise MediaStreamError
-            self._ready.clear()
-            await self._ready.wait()
-        return self._queue.popleft()
+    async def recv(self) -> None:  # type: ignore[override]
+        await self._stopped.wait()
+        raise MediaStreamError
 
     def stop(self) -> None:
         self.detach()
         super().stop()
-        self._ready.set()  # wake the sender so it sees the end
+        self._stopped.set()  # the sender's RTP loop ends

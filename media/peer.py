@@ -16,11 +16,11 @@ from aiortc import RTCPeerConnection, RTCRtpSender, RTCRtpTransceiver, RTCSessio
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from media import aiortc_passthrough as passthrough
+from media.bandwidth import SubscriberBandwidth
 from media.config import MediaConfig
 from media.errors import MediaError
 from media.forwarder import TrackForwarder
 from media.ice import rtc_configuration, strip_candidates
-from media.payload import packer_for
 from media.publisher import PublishedTrack
 from media.stats import ParticipantStats, SfuCounters
 
@@ -48,6 +48,7 @@ class Peer:
         self.role = role
         self.display_name = display_name
         self.stats = ParticipantStats()
+        self.bandwidth = SubscriberBandwidth(config)
         self._send_message = send
         self._config = config
         self._counters = counters
@@ -68,6 +69,7 @@ class Peer:
         self._stats_at = time.monotonic()
         self._stats_bytes = (0, 0)
         self._stats_packets = (0, 0)
+        self._sends: set[asyncio.Task[None]] = set()
         self.closed = False
         self.pc.on("track", self._on_track)
 
@@ -160,16 +162,18 @@ class Peer:
                      and s.forwarder.kind == published.kind
                      and s.forwarder.mime_type == published.codec.mimeType.lower()), None)
         if slot is None:
-            max_frames = (self._config.video_queue_frames if published.kind == "video"
-                          else self._config.audio_queue_frames)
-            slot = _Subscription(TrackForwarder(published.kind, self.participant_id, max_frames,
-                                                self._counters))
+            slot = _Subscription(TrackForwarder(published.kind, self.participant_id, self._counters,
+                                                self.bandwidth))
             self._slots.append(slot)
         slot.forwarder.attach(published)
+        if published.kind == "video" and self.bandwidth.paused:
+            slot.forwarder.pause()
+            self._send_soon(_quality_event(published.participant_id, paused=True))
         if slot.transceiver is not None:  # a free m-line from a participant who left: reuse it
             slot.transceiver.direction = "sendonly"
             passthrough.set_msid(slot.transceiver.sender, _msid_token(published.participant_id), published.id)
         self._subscriptions[published.id] = slot
+        self._count_streams()
         self._schedule_negotiation()
 
     def unsubscribe(self, published: PublishedTrack) -> None:
@@ -177,6 +181,7 @@ class Peer:
         if slot is None:
             return
         slot.forwarder.detach()
+        self._count_streams()
         if slot.transceiver is None:  # never offered: forget it
             slot.forwarder.stop()
             self._slots.remove(slot)
@@ -202,8 +207,12 @@ class Peer:
         }
 
     async def sample_stats(self) -> None:
-        """Refresh `stats` from the counters and aiortc's RTCP-based reports."""
+        """Refresh `stats` from the counters and aiortc's RTCP-based reports; probe a paused video."""
         now = time.monotonic()
+        for track in self.published.values():
+            track.sample_bitrate(now)
+        if self.bandwidth.probe() is False:
+            self._set_video_paused(False)
         elapsed = max(now - self._stats_at, 1e-3)
         bytes_in = sum(t.counters.bytes for t in self.published.values())
         bytes_out = sum(s.forwarder.counters.bytes for s in self._slots)
@@ -235,6 +244,8 @@ class Peer:
         self.closed = True
         if self._negotiation_task is not None:
             self._negotiation_task.cancel()
+        for task in list(self._sends):
+            task.cancel()
         for slot in self._slots:
             slot.forwarder.stop()
         self._slots.clear()
@@ -289,9 +300,9 @@ class Peer:
         published = PublishedTrack(
             track_id=uuid.uuid4().hex, kind=track.kind, label=label, participant_id=self.participant_id,
             codec=codec, send_pli=lambda: passthrough.send_pli(receiver),  # type: ignore[arg-type]
-            keyframe_min_interval_s=self._config.keyframe_min_interval_s, counters=self._counters)
-        # Installed now, before aiortc starts the receiver; frames only reach subscribers once announced.
-        passthrough.install_receiver_sink(receiver, published.on_frame, published.on_gap)
+            config=self._config, counters=self._counters)
+        # Installed now, before aiortc starts the receiver; packets only reach subscribers once announced.
+        published.tap = passthrough.install_rtp_tap(receiver, published.on_packet)
         self._pending[mid] = published
 
     def _announce_pending(self) -> list[PublishedTrack]:
@@ -372,11 +383,59 @@ class Peer:
             [c for c in capabilities if c.mimeType.lower() == mime and _same_profile(c.parameters,
                                                                                         published.codec.parameters)]
             + [c for c in capabilities if c.mimeType.lower().endswith("/rtx")])
-        passthrough.install_sender_packer(transceiver.sender, packer_for(mime), forwarder.on_packed,
-                                          forwarder.on_keyframe_request)
+        forwarder.port = passthrough.RtpSendPort(transceiver.sender, forwarder.on_keyframe_request,
+                                                 self._on_estimate)
         # The subscriber can tell whose track it is from the msid: "<participant id> <track id>".
         passthrough.set_msid(transceiver.sender, _msid_token(published.participant_id), published.id)
         return transceiver
+
+
+    # --- bandwidth ----------------------------------------------------------------------------------
+
+    def _on_estimate(self, bitrate: int) -> None:
+        """A REMB from this participant (it covers every stream it receives)."""
+        video = [s.forwarder.published for s in self._subscriptions.values()
+                 if s.forwarder.kind == "video" and s.forwarder.published is not None]
+        offered = sum(t.bitrate_bps for t in video)  # type: ignore[union-attr]
+        change = self.bandwidth.on_estimate(bitrate, offered)
+        if change is not None:
+            self._set_video_paused(change)
+        for track in video:
+            track.subscriber_estimate_changed()  # type: ignore[union-attr]
+
+    def _set_video_paused(self, paused: bool) -> None:
+        """Pause or resume every video this participant receives, and tell it whose (`quality` events)."""
+        if paused:
+            self._counters.video_pauses += 1
+        log.info("video %s for %s: estimate %s bit/s", "paused" if paused else "resumed", self.participant_id,
+                 self.bandwidth.estimate_bps)
+        for slot in self._subscriptions.values():
+            forwarder = slot.forwarder
+            if forwarder.kind != "video" or forwarder.published is None:
+                continue
+            if paused:
+                forwarder.pause()
+            else:
+                forwarder.resume()
+            self._send_soon(_quality_event(forwarder.published.participant_id, paused))
+
+    def _count_streams(self) -> None:
+        kinds = [s.forwarder.kind for s in self._subscriptions.values()]
+        self.bandwidth.video_streams = kinds.count("video")
+        self.bandwidth.audio_streams = kinds.count("audio")
+
+    def _send_soon(self, message: dict[str, Any]) -> None:
+        """Send from a synchronous callback (RTCP handling)."""
+        if self.closed:
+            return
+        task = asyncio.create_task(self._send(message))
+        self._sends.add(task)
+        task.add_done_callback(self._sends.discard)
+
+
+def _quality_event(participant_id: str, paused: bool) -> dict[str, Any]:
+    return {"type": "quality", "participant_id": participant_id, "video": "paused" if paused else "on",
+            "reason": "bandwidth"}
 
 
 def _msid_token(value: str) -> str:

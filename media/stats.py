@@ -11,11 +11,14 @@ class SfuCounters:
 
     forwarded_packets: int = 0
     forwarded_bytes: int = 0
-    offered_frames: int = 0    # frames handed to subscribers' forwarders
-    forwarded_frames: int = 0  # of those, frames sent (the rest were dropped): delivered ratio
-    received_frames: int = 0
+    # Frames (a video frame ends at the RTP marker bit, every Opus packet is one) that reached a
+    # subscriber's forwarder, and of those the ones sent (the rest waited for a keyframe): delivered ratio.
+    offered_frames: int = 0
+    forwarded_frames: int = 0
+    received_packets: int = 0
     received_bytes: int = 0
     dropped_frames: int = 0
+    video_pauses: int = 0  # a subscriber's video paused for lack of bandwidth
     keyframe_requests: int = 0
     peer_connections_opened: int = 0
     peer_connections_closed: int = 0

@@ -23,6 +23,7 @@ def test_aiortc_is_the_version_the_pass_through_was_written_against() -> None:
 
 
 def test_the_receiver_still_hands_reassembled_frames_to_a_decoder_queue() -> None:
+    """What `install_receiver_sink` (the load generators' receive side) and `install_rtp_tap` rely on."""
     source = inspect.getsource(RTCRtpReceiver)
     assert "self.__decoder_queue.put((codec, encoded_frame))" in source
     assert "input_q.get()" in inspect.getsource(aiortc.rtcrtpreceiver.decoder_worker)
@@ -34,11 +35,49 @@ def test_the_receiver_still_hands_reassembled_frames_to_a_decoder_queue() -> Non
     assert callable(RTCRtpReceiver._send_rtcp_pli)
 
 
-def test_the_sender_still_packs_non_frames_with_its_lazily_created_encoder() -> None:
-    source = inspect.getsource(RTCRtpSender._next_encoded_frame)
-    assert "if self.__encoder is None:" in source
-    assert "self.__encoder.pack(data)" in source
-    assert "self._send_keyframe()" in inspect.getsource(RTCRtpSender._handle_rtcp_packet)
+def test_the_receiver_is_still_handed_each_packet_through_the_instance_and_keeps_what_the_tap_fills() -> None:
+    """`RtpTap.handle` replaces `_handle_rtp_packet` on the instance and does its statistics, RTX and NACK
+    part with the receiver's own private state."""
+    assert "await receiver._handle_rtp_packet(packet, arrival_time_ms=arrival_time_ms)" in inspect.getsource(
+        aiortc.rtcdtlstransport.RTCDtlsTransport._handle_rtp_data)
+    handle = inspect.getsource(RTCRtpReceiver._handle_rtp_packet)
+    for text in ("self.__remote_bitrate_estimator.add(", "self.__active_ssrc[packet.ssrc] = ",
+                 "self.__codecs.get(packet.payload_type)", "self.__remote_streams[packet.ssrc].add(packet)",
+                 "self.__rtx_ssrc.get(packet.ssrc)", "unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)",
+                 "self.__nack_generator.add(packet)", "await self._send_rtcp_nack("):
+        assert text in handle, text
+    assert "self.__active_ssrc.items()" in inspect.getsource(RTCRtpReceiver.getSynchronizationSources)
+    run_rtcp = inspect.getsource(RTCRtpReceiver._run_rtcp)
+    assert "self.__remote_streams.items()" in run_rtcp and "self.__rtcp_ssrc" in run_rtcp
+    assert "def add(self, packet: RtpPacket)" in inspect.getsource(aiortc.rtcrtpreceiver.StreamStatistics)
+    assert list(inspect.signature(aiortc.rate.RemoteBitrateEstimator.add).parameters) == [
+        "self", "arrival_time_ms", "abs_send_time", "payload_size", "ssrc"]
+
+
+def test_the_sender_still_sends_retransmits_and_reports_what_the_send_port_puts_in_its_state() -> None:
+    """`RtpSendPort` sends through the sender's transport with the sender's extension map, fills its
+    retransmission history and RTCP SR counters, and replaces `send`, `_handle_rtcp_packet` and
+    `_send_keyframe` on the instance."""
+    retransmit = inspect.getsource(RTCRtpSender._retransmit)
+    assert "self.__rtp_history.get(sequence_number % RTP_HISTORY_SIZE)" in retransmit
+    assert "packet.serialize(self.__rtp_header_extensions_map)" in retransmit
+    run_rtp = inspect.getsource(RTCRtpSender._run_rtp)
+    for text in ("self.__rtp_history[packet.sequence_number % RTP_HISTORY_SIZE]", "await self.transport._send_rtp(",
+                 "self.__ntp_timestamp = clock.current_ntp_time()", "self.__rtp_timestamp = packet.timestamp",
+                 "self.__octet_count += len(payload)", "self.__packet_count += 1",
+                 "await self._next_encoded_frame(codec)", "except (asyncio.CancelledError, ConnectionError, "
+                 "MediaStreamError)"):
+        assert text in run_rtp, text
+    sr = inspect.getsource(RTCRtpSender._run_rtcp)
+    assert "packet_count=self.__packet_count" in sr and "rtp_timestamp=self.__rtp_timestamp" in sr
+    rtcp = inspect.getsource(RTCRtpSender._handle_rtcp_packet)
+    assert "self._send_keyframe()" in rtcp and "await self._retransmit(seq)" in rtcp
+    assert "self.__rtp_task = asyncio.ensure_future(self._run_rtp(parameters.codecs[0]))" in inspect.getsource(
+        RTCRtpSender.send)
+    assert "self.__mid = parameters.muxId" in inspect.getsource(RTCRtpSender.send)
+    assert "await transceiver.sender.send(self.__localRtp(transceiver))" in inspect.getsource(aiortc.rtcpeerconnection)
+    assert "await recipient._handle_rtcp_packet(packet)" in inspect.getsource(aiortc.rtcdtlstransport)
+    assert "self.__encoder.target_bitrate = bitrate" in rtcp  # what a test publisher's encoder does on REMB
     assert "transceiver.sender._stream_id" in inspect.getsource(aiortc.rtcpeerconnection)
     assert "transceiver.sender._track_id" in inspect.getsource(aiortc.rtcpeerconnection)
 
@@ -62,8 +101,19 @@ async def test_the_private_attributes_used_exist_on_fresh_objects() -> None:
         assert receiver._RTCRtpReceiver__started is False
         assert hasattr(receiver, "_RTCRtpReceiver__decoder_queue")
         assert receiver._RTCRtpReceiver__jitter_buffer._is_video is True
+        for name in ("codecs", "active_ssrc", "remote_streams", "rtx_ssrc", "nack_generator",
+                     "remote_bitrate_estimator", "kind", "rtcp_ssrc"):
+            assert hasattr(receiver, f"_RTCRtpReceiver__{name}"), name
+        assert receiver._RTCRtpReceiver__remote_bitrate_estimator is not None  # video: aiortc estimates
         assert sender._RTCRtpSender__started is False
         assert sender._RTCRtpSender__encoder is None
+        for name in ("rtp_history", "rtp_header_extensions_map", "ntp_timestamp", "rtp_timestamp",
+                     "octet_count", "packet_count"):
+            assert hasattr(sender, f"_RTCRtpSender__{name}"), name
+        tap = aiortc_passthrough.install_rtp_tap(receiver, on_packet=None)  # type: ignore[arg-type]
+        assert receiver._handle_rtp_packet == tap.handle
+        port = aiortc_passthrough.RtpSendPort(sender, lambda: None, lambda bitrate: None)
+        assert not port.ready and sender._send_keyframe is not RTCRtpSender._send_keyframe
         assert isinstance(transceiver._codecs, list)
         [connection] = list(aiortc_passthrough.ice_connections(pc))
         for name in ("_local_candidates", "_local_candidates_start", "_local_candidates_end",

@@ -1,29 +1,34 @@
 import asyncio
 
 import pytest
-from aiortc.codecs import h264_depayload, vp8_depayload
+from aiortc.codecs.h264 import H264Encoder
+from aiortc.codecs.vpx import Vp8Encoder
 
 from media.keyframes import KeyframeRequester
-from media.payload import MAX_PAYLOAD, EncodedFrame, H264Packer, Vp8Packer, is_keyframe
+from media.rtp import h264_keyframe_start, keyframe_start_detector, vp8_keyframe_start
 
 
-def test_vp8_packing_keeps_the_frame_bytes_and_marks_the_first_packet() -> None:
-    data = bytes([0x10]) + bytes(range(256)) * 20  # P bit 0: a keyframe
-    payloads = Vp8Packer().pack(EncodedFrame(data, 0, True))
-    assert len(payloads) == -(-len(data) // MAX_PAYLOAD)
-    assert payloads[0][0] & 0x10 and not payloads[1][0] & 0x10
-    assert b"".join(vp8_depayload(p) for p in payloads) == data
-    assert is_keyframe("video/VP8", data) and not is_keyframe("video/VP8", b"\x11")
+def test_a_vp8_keyframe_starts_at_the_first_packet_of_a_key_frame_whatever_the_descriptor_carries() -> None:
+    key = bytes([0x10]) + bytes(3000)  # VP8 payload header: P bit 0
+    delta = bytes([0x11]) + bytes(3000)
+    for picture_id in (5, 300):  # 7- and 15-bit picture ids: descriptors of 3 and 4 bytes
+        first, *rest = Vp8Encoder._packetize(key, picture_id)
+        assert vp8_keyframe_start(first) and not any(vp8_keyframe_start(p) for p in rest)
+        assert not any(vp8_keyframe_start(p) for p in Vp8Encoder._packetize(delta, picture_id))
+    # A browser's descriptor with TL0PICIDX and TID (L, T bits) before the VP8 header.
+    assert vp8_keyframe_start(bytes([0x90, 0xE0, 0x80, 0x01, 0x02, 0x40, 0x10]))
+    assert not vp8_keyframe_start(bytes([0x90, 0xE0, 0x80, 0x01, 0x02, 0x40, 0x11]))
+    assert not vp8_keyframe_start(b"") and not vp8_keyframe_start(b"\x90")
 
 
-def test_h264_packing_round_trips_through_aiortcs_depayloader() -> None:
-    sps, idr = b"\x67" + b"\x01" * 10, b"\x65" + bytes(range(256)) * 12
-    stream = b"\x00\x00\x00\x01" + sps + b"\x00\x00\x00\x01" + idr
-    payloads = H264Packer().pack(EncodedFrame(stream, 0, True))
-    assert payloads[0] == sps and len(payloads) > 2  # single NAL, then FU-A fragments
-    assert b"".join(h264_depayload(p) for p in payloads) == stream
-    assert is_keyframe("video/H264", stream)
-    assert not is_keyframe("video/H264", b"\x00\x00\x00\x01\x41\x00")
+def test_an_h264_keyframe_starts_at_sps_or_idr_single_stap_a_or_fu_a_start() -> None:
+    sps, pps, idr, slice_ = b"\x67" + bytes(10), b"\x68" + bytes(4), b"\x65" + bytes(5000), b"\x41" + bytes(5000)
+    payloads = H264Encoder._packetize([sps, pps, idr])  # STAP-A with SPS and PPS, then FU-A fragments
+    assert h264_keyframe_start(payloads[0]) and not any(h264_keyframe_start(p) for p in payloads[2:])
+    assert h264_keyframe_start(H264Encoder._packetize([idr])[0])  # FU-A start of an IDR slice
+    assert not any(h264_keyframe_start(p) for p in H264Encoder._packetize([slice_]))
+    assert h264_keyframe_start(sps) and not h264_keyframe_start(pps) and not h264_keyframe_start(b"")
+    assert keyframe_start_detector("audio/opus")(b"anything")
 
 
 async def test_keyframe_requests_are_rate_limited_and_a_late_request_is_deferred_not_lost() -> None:

@@ -1,0 +1,73 @@
+"""One subscriber's bandwidth: its receive estimate (RTCP REMB), what share of it each video stream it
+receives may use, and whether its video is paused because the estimate cannot carry video at all.
+
+The subscriber's REMB covers its whole transport (every stream it receives). Audio is assumed to need
+`audio_allowance_bps` per stream; the rest is shared evenly among the video streams. That share caps what
+each publisher is told it may send (see `PublishedTrack.bitrate_cap`).
+
+Pausing needs more than a low estimate: a receive-side estimator reports about 1.5 times what arrives, so a
+publisher sending little (a still picture) shows a low estimate on a perfect link. Video pauses when the
+estimate stays below `video_pause_bps` for `video_pause_after_s` while more video is offered than the
+estimate. A paused subscriber receives no video, so its estimator has nothing to measure: video comes back
+when an estimate reaches `video_resume_bps`, or on a probe `video_probe_after_s` after the pause (if the
+link is still too weak, the estimate falls again and video pauses again).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from media.config import MediaConfig
+
+
+class SubscriberBandwidth:
+    def __init__(self, config: MediaConfig, clock: Callable[[], float] = time.monotonic) -> None:
+        self._config = config
+        self._clock = clock
+        self.estimate_bps: int | None = None
+        self.paused = False
+        self.video_streams = 0  # video m-lines bound to a publisher, kept by the peer
+        self.audio_streams = 0
+        self._low_since: float | None = None
+        self._paused_at = 0.0
+
+    def on_estimate(self, bitrate: int, offered_video_bps: float) -> bool | None:
+        """A REMB from the subscriber. Returns True (pause video), False (resume) or None (no change).
+        `offered_video_bps` is what the publishers of its video currently send."""
+        config = self._config
+        self.estimate_bps = bitrate
+        now = self._clock()
+        if self.paused:
+            if bitrate >= config.video_resume_bps:
+                return self._resume()
+            return None
+        if bitrate < config.video_pause_bps and offered_video_bps > bitrate:
+            if self._low_since is None:
+                self._low_since = now
+            elif now - self._low_since >= config.video_pause_after_s:
+                self.paused = True
+                self._paused_at = now
+                self._low_since = None
+                return True
+        else:
+            self._low_since = None
+        return None
+
+    def probe(self) -> bool | None:
+        """Called now and then: False (resume video to probe the link) when a pause has lasted long enough."""
+        if self.paused and self._clock() - self._paused_at >= self._config.video_probe_after_s:
+            return self._resume()
+        return None
+
+    def _resume(self) -> bool:
+        self.paused = False
+        self._low_since = None
+        return False
+
+    def video_share_bps(self) -> int | None:
+        """What one of this subscriber's video streams may use; None if unknown or video is paused."""
+        if self.estimate_bps is None or self.paused or not self.video_streams:
+            return None
+        audio = self.audio_streams * self._config.audio_allowance_bps
+        return max(0, self.estimate_bps - audio) // self.video_streams
