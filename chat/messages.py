@@ -171,10 +171,15 @@ class MessageStore:
         return _stored(answer, created=bool(created))
 
     async def history(self, tenant: str, cid: str, after_id: str | None = None,
-                      limit: int | None = None) -> tuple[list[Message], bool]:
-        """Messages after `after_id` (exclusive; None: from the start), oldest first, and whether more follow."""
+                      limit: int | None = None, since: float | None = None) -> tuple[list[Message], bool]:
+        """Messages after `after_id` (exclusive; None: from the start), oldest first, and whether more follow.
+        `since`: none sent before this time (a participant who sees the chat from joining only)."""
         limit = min(limit or self.limits.max_history, self.limits.max_history)
         start = f"({after_id}" if after_id else "-"
+        if since is not None:
+            floor = f"{int(since * 1000)}-0"  # stream ids begin with the Redis time in ms
+            if after_id is None or _id_key(after_id) < _id_key(floor):
+                start = floor
         rows = await self._r.xrange(Keys(tenant).chat_messages(cid), min=start, count=limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]
@@ -250,6 +255,11 @@ class MessageStore:
 def _stored(answer: str, *, created: bool) -> Stored:
     entry_id, _, ts = answer.partition("|")
     return Stored(id=entry_id, ts=float(ts), created=created)
+
+
+def _id_key(stream_id: str) -> tuple[int, int]:
+    ms, _, seq = stream_id.partition("-")
+    return int(ms), int(seq or 0)
 
 
 def valid_stream_id(value: object) -> bool:

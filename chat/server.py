@@ -293,7 +293,7 @@ class ChatServer:
             raise not_found
         if me.state != ParticipantState.ADMITTED:
             raise ChatError("not_admitted", "Du venter på å bli sluppet inn i konsultasjonen.")
-        history, more = await self.chat.messages.history(p.tenant, cid, after)
+        history, more = await self.chat.messages.history(p.tenant, cid, after, since=me.history_from)
         reads = await self.chat.messages.reads(p.tenant, cid)
         first = cid not in s.joined
         s.joined[cid] = me
@@ -402,8 +402,9 @@ class ChatServer:
         limit = d.get("limit")
         if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
             raise ChatError("invalid_event", "Feltet limit må være et positivt heltall.")
-        self._me(s, cid)
-        messages, more = await self.chat.messages.history(s.principal.tenant, cid, after, limit)
+        me = self._me(s, cid)
+        messages, more = await self.chat.messages.history(s.principal.tenant, cid, after, limit,
+                                                          since=me.history_from)
         return {"consultation_id": cid, "messages": [m.public() for m in messages], "more": more}
 
     async def _typing(self, sid: str, s: Session, d: dict[str, Any]) -> dict[str, Any]:

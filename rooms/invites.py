@@ -2,6 +2,9 @@
 
 The token is `nli.<tenant>.<secret>`; only a SHA-256 digest of the secret is stored, so a Redis dump
 does not hand out working links. Spending an invite and adding its participant is one script.
+
+What chat an invitee sees (`history`): an interpreter only from joining; a relative as the host chooses when
+inviting (default from joining); everyone else the whole conversation. See `history_for`.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import redis.asyncio as aioredis
 
@@ -21,6 +25,7 @@ from .keys import Keys
 from .models import Participant, ParticipantState, Role
 
 PREFIX = "nli"
+History = Literal["all", "from_join"]
 KEEP_AFTER_EXPIRY_S = 86400  # long enough to tell "expired" from "unknown"
 
 # KEYS: invite, consultation, participants, subjects, the holder's consultations, audit stream, consultation audit
@@ -37,6 +42,7 @@ if not state or state == 'ended' then return {err = 'consultation_ended'} end
 local p = cjson.decode(ARGV[2])
 p['role'] = h['role']
 if h['lobby'] == '1' then p['state'] = 'lobby' else p['state'] = 'admitted' end
+if h['history'] == 'from_join' then p['history_from'] = tonumber(ARGV[1]) end
 local raw = cjson.encode(p)
 redis.call('HSET', KEYS[1], 'used', '1', 'used_at', ARGV[1], 'participant_id', p['id'])
 redis.call('HSET', KEYS[3], p['id'], raw)
@@ -62,6 +68,17 @@ class Invite:
     role: Role
     lobby: bool
     expires_at: float
+    history: History = "all"
+
+
+def history_for(role: Role, requested: History | None) -> History:
+    """The chat an invitee of `role` sees: an interpreter from joining only (the host cannot widen it); a
+    relative as the host asks (default from joining); others (patient, clinician, nurse) the whole conversation."""
+    if role == Role.INTERPRETER:
+        return "from_join"
+    if role == Role.RELATIVE:
+        return requested or "from_join"
+    return "all"
 
 
 def parse_token(token: str) -> tuple[str, str] | None:
@@ -83,16 +100,19 @@ class InviteStore:
         self._redeem = redis.register_script(_REDEEM)
 
     async def create(self, tenant: str, cid: str, *, role: Role, ttl_s: int, lobby: bool,
-                     created_by: str) -> Invite:
+                     created_by: str, history: History | None = None) -> Invite:
+        """`history`: the host's choice for a relative ("all" or "from_join"); see `history_for`."""
+        seen = history_for(role, history)
         secret = secrets.token_urlsafe(24)
         expires_at = self._clock() + ttl_s
         key = Keys(tenant).invite(_digest(secret))
         async with self._r.pipeline(transaction=True) as p:
             p.hset(key, mapping={"consultation_id": cid, "role": role.value, "lobby": "1" if lobby else "0",
-                                 "expires_at": str(expires_at), "used": "0", "created_by": created_by})
+                                 "expires_at": str(expires_at), "used": "0", "created_by": created_by,
+                                 "history": seen})
             p.expire(key, ttl_s + KEEP_AFTER_EXPIRY_S)
             await p.execute()
-        return Invite(f"{PREFIX}.{tenant}.{secret}", tenant, cid, role, lobby, expires_at)
+        return Invite(f"{PREFIX}.{tenant}.{secret}", tenant, cid, role, lobby, expires_at, seen)
 
     async def peek(self, token: str) -> Invite:
         """What an invite grants, without spending it."""
@@ -101,7 +121,7 @@ class InviteStore:
         if not h or not parsed:
             raise NotFound(_MESSAGES["invite_unknown"][1], code="invite_unknown")
         return Invite(token, parsed[0], h["consultation_id"], Role(h["role"]), h["lobby"] == "1",
-                      float(h["expires_at"]))
+                      float(h["expires_at"]), "from_join" if h.get("history") == "from_join" else "all")
 
     async def redeem(self, token: str, *, subject: str, display_name: str,
                      audit_role: str | None = None) -> tuple[Invite, Participant]:

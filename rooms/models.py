@@ -122,6 +122,7 @@ class Participant:
     display_name: str
     state: ParticipantState
     joined_at: float
+    history_from: float | None = None  # sees chat from this time on (None: the whole conversation)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -136,6 +137,7 @@ class Participant:
             display_name=d["display_name"],
             state=ParticipantState(d["state"]),
             joined_at=d["joined_at"],
+            history_from=d.get("history_from"),
         )
 
     def public(self) -> dict[str, object]:

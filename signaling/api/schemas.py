@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
 
@@ -116,6 +116,8 @@ class InviteIn(Body):
     role: Role
     ttl_s: int = Field(default=3600, gt=0)
     lobby: bool = True
+    # The chat a relative sees: all of it or from joining (default); an interpreter always from joining.
+    history: Literal["all", "from_join"] | None = None
 
 
 class InviteOut(BaseModel):
@@ -123,6 +125,7 @@ class InviteOut(BaseModel):
     url: str
     role: Role
     expires_at: float
+    history: Literal["all", "from_join"]
 
 
 class KnockOut(BaseModel):
@@ -135,6 +138,7 @@ class AccessEntryOut(BaseModel):
     action: str
     actor_role: str
     actor: str | None  # the staff member's id (HelseID); other citizens are not named
+    actor_name: str | None = None  # the staff member's name as shown in the consultation
     actor_is_me: bool
     consultation_id: str | None
     ticket_id: str | None = None

@@ -155,6 +155,7 @@ export const en = {
   denied_announce: "Denied.",
   invite: "Invite",
   invite_role: "Whom do you want to invite?",
+  invite_history_all: "The relative may read the chat from before they joined",
   invite_as_interpreter: "Interpreter",
   invite_as_relative: "Relative",
   invite_as_clinician: "Second doctor",
@@ -313,4 +314,8 @@ export const en = {
   photo_timeout: "The photo was not sent in time. Check the connection and try again.",
   photo_failed: "The photo was not sent.",
   self_view_move: "Your own picture. Move it with the arrow keys or by dragging.",
+  invite_invalid_title: "The link does not work",
+  invite_used_title: "The link has already been used",
+  invite_expired_title: "The link has expired",
+  invite_invalid_next: "Ask the person who sent you the link for a new one. If it is urgent, call the out-of-hours service.",
 };

@@ -155,6 +155,7 @@ export const nb = {
   denied_announce: "Avvist.",
   invite: "Inviter",
   invite_role: "Hvem vil du invitere?",
+  invite_history_all: "Pårørende kan lese chatten fra før de ble med",
   invite_as_interpreter: "Tolk",
   invite_as_relative: "Pårørende",
   invite_as_clinician: "Lege nummer to",
@@ -313,4 +314,8 @@ export const nb = {
   photo_timeout: "Bildet ble ikke sendt i tide. Sjekk forbindelsen og prøv igjen.",
   photo_failed: "Bildet ble ikke sendt.",
   self_view_move: "Ditt eget bilde. Flytt det med piltastene eller ved å dra.",
+  invite_invalid_title: "Lenken virker ikke",
+  invite_used_title: "Lenken er allerede brukt",
+  invite_expired_title: "Lenken er utløpt",
+  invite_invalid_next: "Be den som sendte deg lenken om en ny. Haster det, ring legevakten.",
 };

@@ -22,13 +22,20 @@ export function hostPanel({ cid, onEnded, error }) {
   const role = h("select", { id: "invite-role" }, INVITE_ROLES.map((r) => h("option", { value: r, i18n: `invite_as_${r}` })));
   const out = h("div", { class: "stack", id: "invite-result", "aria-live": "polite" });
   const make = h("button", { type: "button", class: "btn", id: "create-invite", i18n: "create_invite" });
+  // A relative sees the earlier chat only when the host says so here; an interpreter never does.
+  const historyAll = h("input", { type: "checkbox", id: "invite-history-all" });
+  const historyField = h("div", { class: "field", hidden: role.value !== "relative" },
+    historyAll, h("label", { for: "invite-history-all", i18n: "invite_history_all" }));
+  role.addEventListener("change", () => { historyField.hidden = role.value !== "relative"; });
   const inviteSection = h("section", { class: "card", "aria-labelledby": "invite-h" },
     h("h2", { id: "invite-h", class: "h3", i18n: "invite" }),
-    h("div", { class: "field" }, h("label", { for: "invite-role", i18n: "invite_role" }), role), make, out);
+    h("div", { class: "field" }, h("label", { for: "invite-role", i18n: "invite_role" }), role), historyField,
+    make, out);
 
   make.addEventListener("click", async () => {
     try {
-      const inv = await api.invite(cid, { role: role.value, ttl_s: 3600, lobby: true });
+      const history = role.value === "relative" && historyAll.checked ? "all" : "from_join";
+      const inv = await api.invite(cid, { role: role.value, ttl_s: 3600, lobby: true, history });
       out.replaceChildren(linkBox(inv.url, role.value), sendLinkControl({ cid, url: inv.url, error }));
       announce(t("invite_created"));
       out.querySelector("input")?.focus();
