@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import errno
 import gc
-import logging
 import os
 import ssl
 import sys
@@ -14,6 +13,7 @@ from aiohttp import web
 
 from .app import build_app
 from .config import ConfigError, load_config
+from .logs import default_format, setup_logging
 from .workers import supervise
 
 # Garbage collection with thousands of open Socket.IO connections (~220 tracked objects each): CPython's default
@@ -41,20 +41,26 @@ def main(argv: list[str] | None = None) -> int:
                        help="run N processes on ports PORT..PORT+N-1 sharing REDIS_URL (one core each)")
     serve.add_argument("--tls-cert", help="PEM certificate: serve https (browsers allow cameras only on https)")
     serve.add_argument("--tls-key", help="PEM private key for --tls-cert")
+    serve.add_argument("--log-format", choices=("json", "text"),
+                       help="one JSON object per line, or text (default: json in production, else text; "
+                            "also NETTLEGE_LOG_FORMAT)")
     args = parser.parse_args(argv)
 
-    logging.basicConfig(level=os.environ.get("NETTLEGE_LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    level = os.environ.get("NETTLEGE_LOG_LEVEL", "INFO")
+    setup_logging(args.log_format or default_format(os.environ.get("NETTLEGE_ENV") == "production"), level)
     try:
         config = load_config(args.config or os.environ.get("NETTLEGE_CONFIG"), host=args.host, port=args.port)
     except ConfigError as exc:
         print(f"nettlege: {exc}", file=sys.stderr)
         return 2
+    log_format = args.log_format or default_format(config.production)
+    setup_logging(log_format, level)  # the config file may have said production
     if args.workers > 1:
         if not config.redis_url:
             print("nettlege: --workers needs REDIS_URL: the workers share their state in Redis", file=sys.stderr)
             return 2
-        child = ["serve", *(["--config", args.config] if args.config else []), "--host", config.host]
+        child = ["serve", *(["--config", args.config] if args.config else []), "--host", config.host,
+                 "--log-format", log_format]
         return supervise(config, args.workers, child)
     ssl_context = None
     if args.tls_cert or args.tls_key:
