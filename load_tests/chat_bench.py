@@ -30,21 +30,8 @@ from typing import Any
 
 import psutil
 
+from . import harness
 from .clients import ChatClient
-from .harness import (
-    SERVICE,
-    TENANT,
-    Worker,
-    cpu_plan,
-    dev_token,
-    machine,
-    nettlege_server,
-    percentile,
-    pin,
-    record,
-    redis_pid,
-    redis_server,
-)
 
 ORIGIN = "http://bench.nettlege.test"
 MASTER_KEY = base64.b64encode(b"b" * 32).decode()
@@ -59,13 +46,13 @@ async def create_consultations(redis_url: str, n: int) -> list[dict[str, str]]:
 
     async def one(i: int) -> dict[str, str]:
         async with sem:
-            c = await store.consultations.create(TENANT, SERVICE, creator=f"dr{i}", creator_role=Role.CLINICIAN,
-                                                 creator_name=f"Dr {i}")
-            await store.consultations.add_participant(TENANT, c.id, subject=f"cit{i}", role=Role.CITIZEN,
+            c = await store.consultations.create(harness.TENANT, harness.SERVICE, creator=f"dr{i}",
+                                                 creator_role=Role.CLINICIAN, creator_name=f"Dr {i}")
+            await store.consultations.add_participant(harness.TENANT, c.id, subject=f"cit{i}", role=Role.CITIZEN,
                                                       display_name=f"Innbygger {i}",
                                                       state=ParticipantState.ADMITTED)
-            return {"cid": c.id, "doctor": dev_token(f"dr{i}", "clinician", f"Navn dr{i}"),
-                    "citizen": dev_token(f"cit{i}", "citizen", f"Navn cit{i}")}
+            return {"cid": c.id, "doctor": harness.dev_token(f"dr{i}", "clinician", f"Navn dr{i}"),
+                    "citizen": harness.dev_token(f"cit{i}", "citizen", f"Navn cit{i}")}
 
     out = await asyncio.gather(*[one(i) for i in range(n)])
     await store.close()
@@ -174,18 +161,18 @@ def load_generator() -> dict[str, Any]:
 
 def run(consultations: int, duration: float, interval: float, workers: int, connect_concurrency: int,
         pin_server: bool = True) -> dict[str, Any]:
-    (server_cpus,), load_cpus = cpu_plan(1)
-    if not pin_server:
-        server_cpus = load_cpus = sorted(set(server_cpus) | set(load_cpus))
     env = {"NETTLEGE_ALLOWED_ORIGINS": ORIGIN, "NETTLEGE_CHAT_MASTER_KEY": MASTER_KEY}
-    prefix = ["taskset", "-c", ",".join(map(str, server_cpus))]
-    with redis_server() as redis_url, nettlege_server(redis_url, env=env, prefix=prefix) as server:
-        rpid = redis_pid(redis_url)
-        pin(rpid, load_cpus)
+    with harness.pinned_server(env=env) as bench:
+        server, redis_url, rpid = bench.server, bench.redis_url, bench.redis_pid
+        server_cpus, load_cpus = bench.server_cpus, bench.load_cpus
+        if not pin_server:  # let the OS place everything (shared machines)
+            server_cpus = load_cpus = sorted(set(server_cpus) | set(load_cpus))
+            harness.pin(server.proc.pid, server_cpus)
+            harness.pin(rpid, load_cpus)
         t0 = time.perf_counter()
         convs = asyncio.run(create_consultations(redis_url, consultations))
         create_s = time.perf_counter() - t0
-        loads = [Worker(load_generator, load_cpus) for _ in range(workers)]
+        loads = [harness.Worker(load_generator, load_cpus) for _ in range(workers)]
         try:
             for w, load in enumerate(loads):
                 load.send("setup", base=server.base, consultations=convs[w::workers],
@@ -228,10 +215,11 @@ def run(consultations: int, duration: float, interval: float, workers: int, conn
         "delivered": sum(r["delivered"] for r in results), "lost": sum(r["lost"] for r in results),
         "missing_after_resync": sum(r["missing_after_resync"] for r in results), "errors": errors,
         "messages_per_s": round(acked / wall, 1), "deliveries_per_s": round(len(deliver) / wall, 1),
-        "ack_p50_s": percentile(ack, 50), "ack_p99_s": percentile(ack, 99),
-        "deliver_p50_s": percentile(deliver, 50), "deliver_p99_s": percentile(deliver, 99),
+        "ack_p50_s": harness.percentile(ack, 50), "ack_p99_s": harness.percentile(ack, 99),
+        "deliver_p50_s": harness.percentile(deliver, 50), "deliver_p99_s": harness.percentile(deliver, 99),
         "deliver_max_s": max(deliver) if deliver else None,
-        "baseline_whoami_rtt_p50_s": percentile(whoami, 50), "baseline_whoami_rtt_p99_s": percentile(whoami, 99),
+        "baseline_whoami_rtt_p50_s": harness.percentile(whoami, 50),
+        "baseline_whoami_rtt_p99_s": harness.percentile(whoami, 99),
         "server_cpu_pct": cpu["server"], "redis_cpu_pct": cpu["redis"], "load_cpu_pct": load_cpu,
         # CPU the server spent per stored message (incl. its share of pings and pub/sub): less sensitive to a
         # busy machine than the latencies are.
@@ -257,8 +245,8 @@ def main() -> None:
     args = parser.parse_args()
     if not 1 <= args.consultations <= 5000 or not 1 <= args.duration <= 600:
         parser.error("--consultations 1..5000, --duration 1..600")
-    started = machine()
-    record("chat_bench", run(args.consultations, args.duration, args.interval, args.workers,
+    started = harness.machine()
+    harness.record("chat_bench", run(args.consultations, args.duration, args.interval, args.workers,
                              args.connect_concurrency, pin_server=not args.no_pin), started)
 
 

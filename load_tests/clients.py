@@ -455,6 +455,17 @@ class Rest:
     def errors(self) -> dict[str, int]:
         return {k: v for k, v in self.statuses.items() if not k.split()[-1].startswith("2")}
 
+    async def queue_length(self, tenant: str, service: str) -> int | None:
+        """Tickets waiting in one service's queue (public service list; not timed); None when the server did
+        not answer (overloaded: that sample is lost, the run goes on)."""
+        try:
+            async with self.http.get(f"{self.base}/api/v1/services") as r:
+                services = await r.json() if r.status == 200 else []
+        except (aiohttp.ClientError, TimeoutError):
+            services = []
+        mine = [s["queue_length"] for s in services if s["tenant"] == tenant and s["service"] == service]
+        return mine[0] if mine else None
+
     async def call(self, op: str, method: str, path: str, token: str | None = None,
                    body: Any = None) -> tuple[int | str, Any]:
         headers = {"Authorization": f"Bearer {token}"} if token else None

@@ -138,6 +138,34 @@ def nettlege_server(redis_url: str | None, extra_toml: str = "", env: dict[str, 
         shutil.rmtree(config.parent, ignore_errors=True)
 
 
+def taskset(cpu_list: list[int]) -> list[str]:
+    """A command prefix that starts a process (and so all its threads) on these CPUs."""
+    return ["taskset", "-c", ",".join(map(str, cpu_list))]
+
+
+class Bench:
+    """What `pinned_server` started: the server, its Redis, and which CPUs are the server's and the load's."""
+
+    def __init__(self, server: Server, redis_url: str, redis_pid: int | None, server_cpus: list[int],
+                 load_cpus: list[int]) -> None:
+        self.server, self.redis_url, self.redis_pid = server, redis_url, redis_pid
+        self.server_cpus, self.load_cpus = server_cpus, load_cpus
+        self.base, self.pid = server.base, server.proc.pid
+        self.load_pid: int | None = None
+
+
+@contextlib.contextmanager
+def pinned_server(extra_toml: str = "", env: dict[str, str] | None = None) -> Iterator[Bench]:
+    """The usual bench: a private redis-server and one `nettlege serve` (REDIS_URL set) started on the server CPU
+    (CPU 0), Redis moved to the load CPUs, where the load generators go too."""
+    (server_cpus,), load_cpus = cpu_plan(1)
+    with redis_server() as redis_url, \
+            nettlege_server(redis_url, extra_toml, env, prefix=taskset(server_cpus)) as server:
+        rpid = redis_pid(redis_url)
+        pin(rpid, load_cpus)
+        yield Bench(server, redis_url, rpid, server_cpus, load_cpus)
+
+
 def redis_pid(redis_url: str) -> int | None:
     port = redis_url.rsplit(":", 1)[1].split("/")[0]
     for p in psutil.process_iter(["name", "cmdline"]):
@@ -250,6 +278,11 @@ def percentile(values: list[float], p: float) -> float | None:
     return s[min(len(s) - 1, max(0, round(p / 100 * (len(s) - 1))))]
 
 
+def p4(values: list[float], p: float) -> float | None:
+    """The p-th percentile, rounded to 4 decimals."""
+    return r4(percentile(values, p))
+
+
 def median(values: list[Any]) -> Any:
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else None
@@ -322,6 +355,19 @@ def record(name: str, figures: dict[str, Any], started: dict[str, Any] | None = 
 def plot_path(name: str) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     return RESULTS / f"{name}.png"
+
+
+def save_plot(fig: Any, axes: Any, name: str, title: str, legend_size: int | None = 8) -> str:
+    """Grid (and legend) on every axis, the title, and the PNG in load_tests/results/; returns its path."""
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        if legend_size:
+            ax.legend(fontsize=legend_size)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = plot_path(name)
+    fig.savefig(path, dpi=90)
+    return str(path)
 
 
 def pyplot() -> Any:
@@ -467,3 +513,17 @@ def run_sampled(worker: Worker, server_pid: int, other_pids: dict[str, int | Non
             sample.start()
     cpu = meter.stop()
     return answer, cpu, meter.waited, series
+
+
+def run_once_sampled(factory: Callable[[], Handlers], extra_toml: str = "", **command: Any,
+                     ) -> tuple[Any, dict[str, float], dict[str, float], list[tuple[float, float]], Bench]:
+    """One load generator's `run` against a `pinned_server`, with `run_sampled`'s figures and the `Bench`."""
+    with pinned_server(extra_toml) as bench:
+        worker = Worker(factory, bench.load_cpus)
+        try:
+            res, cpu, waited, series = run_sampled(worker, bench.pid, {"redis": bench.redis_pid}, 600,
+                                                   base=bench.base, **command)
+        finally:
+            worker.close()
+    bench.load_pid = worker.pid
+    return res, cpu, waited, series, bench

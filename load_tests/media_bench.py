@@ -54,14 +54,12 @@ from .harness import (
     dev_token,
     machine,
     median,
-    nettlege_server,
     percentile,
-    pin,
+    pinned_server,
     r4,
     record,
-    redis_pid,
-    redis_server,
     stop,
+    taskset,
     udp_rcvbuf_errors,
 )
 
@@ -253,18 +251,12 @@ def load_generator() -> dict[str, Any]:
 
 # --- the driver -----------------------------------------------------------------------------------------
 
-def taskset(cpu_list: list[int]) -> list[str]:
-    """A command prefix that starts a process (and so all its threads) on these CPUs."""
-    return ["taskset", "-c", ",".join(map(str, cpu_list))]
-
-
 @contextlib.contextmanager
 def server(kind: str, cpu_list: list[int]) -> Iterator[tuple[str, list[int], dict[str, Any]]]:
     """(URL, pids to meter, what the load generator needs) of one server on `cpu_list`."""
     if kind == "nettlege":
-        with redis_server() as redis_url, nettlege_server(redis_url, prefix=taskset(cpu_list)) as s:
-            pin(s.proc.pid, cpu_list)
-            yield s.base, s.pids, {"redis_pid": redis_pid(redis_url)}
+        with pinned_server() as bench:
+            yield bench.base, bench.server.pids, {}
     elif kind == "relay":
         proc = subprocess.Popen([*taskset(cpu_list), sys.executable, "-m", "load_tests.media_server",
                                  "--mode", "baseline"], stdout=subprocess.PIPE, text=True)
@@ -285,7 +277,6 @@ def run_one(load: Worker, kind: str, k: int, args: argparse.Namespace, server_cp
             load_cpus: list[int]) -> dict[str, Any]:
     started = machine()
     with server(kind, server_cpus) as (url, pids, extra):
-        pin(extra.get("redis_pid"), load_cpus)
         added = load.call("add", timeout=60 + 5 * k, server=kind, url=url, n=k, ip=extra.get("ip", "127.0.0.1"))
         time.sleep(args.settle)
         meter = CpuMeter({str(pid): pid for pid in pids})

@@ -47,6 +47,7 @@ from .harness import (
     record,
     redis_pid,
     redis_server,
+    taskset,
 )
 
 PRIORITIES = [Priority.GREEN, Priority.GREEN, Priority.YELLOW, Priority.RED]
@@ -165,7 +166,7 @@ async def round_trips(base: str, counter: RedisTurnCounter, n: int = 100) -> dic
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     (server_cpus,), load_cpus = cpu_plan(1)
-    pin_prefix = ["taskset", "-c", ",".join(map(str, server_cpus))]
+    pin_prefix = taskset(server_cpus)
     runs = []
     with redis_server() as redis_url:
         pin(redis_pid(redis_url), load_cpus)

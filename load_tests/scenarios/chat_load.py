@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from load_tests.chat_bench import run as chat_run
-from load_tests.harness import machine, plot_path, pyplot, record
+from load_tests.harness import machine, pyplot, record, save_plot
 
 DELIVER_P99_MAX_S = 0.5
 
@@ -37,15 +37,8 @@ def plot(runs: list[dict[str, Any]], interval: float) -> str:
     axes[1].plot(xs, [r["messages_per_s"] for r in runs], "o-", label="messages/s")
     axes[1].plot(xs, [r["server_cpu_pct"] for r in runs], "s-", label="server CPU % of one core")
     axes[1].set(xlabel="concurrent chat consultations (2 clients each)", title="throughput and server CPU")
-    for ax in axes:
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle(f"chat_load: one nettlege process on CPU 0, Socket.IO load on CPU 1; one message per {interval:g} s "
-                 "per consultation", fontsize=10)
-    fig.tight_layout()
-    path = plot_path("chat_load")
-    fig.savefig(path, dpi=90)
-    return str(path)
+    return save_plot(fig, axes, "chat_load", "chat_load: one nettlege process on CPU 0, Socket.IO load on CPU 1; "
+                     f"one message per {interval:g} s per consultation", 8)
 
 
 def main() -> None:

@@ -28,31 +28,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import math
 import random
 import sys
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
-from load_tests.harness import (
-    ORIGIN,
-    SERVICE,
-    TENANT,
-    Worker,
-    cpu_plan,
-    dev_token,
-    machine,
-    nettlege_server,
-    percentile,
-    pin,
-    plot_path,
-    pyplot,
-    r4,
-    record,
-    redis_pid,
-    redis_server,
-    run_sampled,
-)
+from load_tests import harness
 
 NATIONAL_PEAK = 250
 POPULATION = 5_600_000
@@ -88,7 +72,7 @@ async def day(base: str, p: dict[str, Any]) -> dict[str, Any]:
     video_clip, audio_clip = encode_video_clip(), encode_audio_clip()
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
     tag = f"{int(time.time())}"
-    queue_url = f"{base}/api/v1/tenants/{TENANT}/services/{SERVICE}/queue"
+    queue_url = f"{base}/api/v1/tenants/{harness.TENANT}/services/{harness.SERVICE}/queue"
     rest = Rest(http)
     lat: dict[str, list[float]] = {"chat_ack": [], "chat_deliver": []}
     first_frames: list[tuple[float, float]] = []  # (hour, seconds)
@@ -115,7 +99,7 @@ async def day(base: str, p: dict[str, Any]) -> dict[str, Any]:
         return status, data
 
     async def citizen(i: int, channel: str) -> None:
-        token = dev_token(f"day-{tag}-{i}", "citizen")
+        token = harness.dev_token(f"day-{tag}-{i}", "citizen")
         status, data = await call("join", "POST", queue_url, token, {"channel": channel, "reason": "hoste"})
         if status != 201:
             err(f"join {status}")
@@ -128,6 +112,21 @@ async def day(base: str, p: dict[str, Any]) -> dict[str, Any]:
             if status != 200 or data["state"] != "waiting":
                 return
 
+    @contextlib.asynccontextmanager
+    async def running(channel: str, clients: list[Any]) -> AsyncIterator[None]:
+        """A consultation in progress: counted while it runs, a failure counted as an error of its channel (the
+        day goes on), its clients closed at the end."""
+        active[channel] += 1
+        try:
+            yield
+        except Exception as exc:
+            err(f"{channel} {type(exc).__name__}")
+        finally:
+            active[channel] -= 1
+            for client in clients:
+                await client.close()
+        counts[f"{channel}_done"] += 1
+
     async def video(cid: str, doctor: str, citizen_token: str, duration: float) -> None:
         status, data = await call("poll", "GET", f"{base}/api/v1/consultations/{cid}", doctor)
         signal_url = data["signal_url"] if status == 200 else None
@@ -135,8 +134,7 @@ async def day(base: str, p: dict[str, Any]) -> dict[str, Any]:
         pair = [SignalClient(http, base, cid, tok, PreEncodedMedia([video_clip, audio_clip], Reception()),
                              signal_url=signal_url) for tok in (doctor, citizen_token)]
         start = time.monotonic()
-        active["video"] += 1
-        try:
+        async with running("video", pair):
             await asyncio.wait_for(asyncio.gather(*(c.connect(origin=node) for c in pair)), 20)
             await asyncio.sleep(duration)
             for c in pair:
@@ -148,27 +146,19 @@ async def day(base: str, p: dict[str, Any]) -> dict[str, Any]:
                 shown = time.monotonic() - got.first_video_at
                 if shown > 2:
                     fps.append((hour(), got.frames["video"] / shown))
-        except Exception as exc:
-            err(f"video {type(exc).__name__}")
-        finally:
-            active["video"] -= 1
-            for c in pair:
-                await c.close()
-        counts["video_done"] += 1
 
     async def chat(cid: str, doctor: str, citizen_token: str, duration: float) -> None:
         sent: dict[str, float] = {}
-        clients = []
-        active["chat"] += 1
+        clients: list[ChatClient] = []
 
         def delivered(text: str, seconds: float) -> None:
             lat["chat_deliver"].append(seconds)
             chat_points.append((hour(), seconds))
 
-        try:
+        async with running("chat", clients):
             for tok, role in ((doctor, "clinician"), (citizen_token, "citizen")):
                 client = ChatClient(http, base, tok, role, sent, delivered)
-                await client.join(cid, ORIGIN, timeout=20)
+                await client.join(cid, harness.ORIGIN, timeout=20)
                 clients.append(client)
             end_at = time.monotonic() + duration
             seq = 0
@@ -182,16 +172,9 @@ async def day(base: str, p: dict[str, Any]) -> dict[str, Any]:
                 # one message per side every 20 s, but never faster than 2/s per side: the chat's own limit is
                 # 30 per 10 s per participant, and time compression must not turn the pilot into a flood
                 await asyncio.sleep(max(10 / scale, MIN_CHAT_GAP_S))
-        except Exception as exc:
-            err(f"chat {type(exc).__name__}")
-        finally:
-            active["chat"] -= 1
-            for client in clients:
-                await client.close()
-        counts["chat_done"] += 1
 
     async def clinician(j: int) -> None:
-        token = dev_token(f"daydr-{tag}-{j}", "clinician")
+        token = harness.dev_token(f"daydr-{tag}-{j}", "clinician")
         await asyncio.sleep(rng.uniform(0, 5 / scale))
         while time.monotonic() - t0 < run_s:
             status, data = await call("take", "POST", f"{queue_url}/take", token)
@@ -236,16 +219,9 @@ async def day(base: str, p: dict[str, Any]) -> dict[str, Any]:
 
     async def watch() -> None:
         while time.monotonic() - t0 < run_s:
-            try:
-                async with http.get(f"{base}/api/v1/services") as r:
-                    services = await r.json() if r.status == 200 else []
-            except (aiohttp.ClientError, TimeoutError):
-                services = []
-            if not services:  # an overloaded server: this sample is lost, the run goes on
-                await asyncio.sleep(0.5)
-                continue
-            waiting = sum(s["queue_length"] for s in services if s["tenant"] == TENANT)
-            timeline.append((hour(), active["video"], active["chat"], waiting))
+            waiting = await Rest(http, base).queue_length(harness.TENANT, harness.SERVICE)
+            if waiting is not None:
+                timeline.append((hour(), active["video"], active["chat"], waiting))
             await asyncio.sleep(0.5)
 
     workers = [asyncio.create_task(clinician(j)) for j in range(p["clinicians"])]
@@ -262,7 +238,7 @@ def load_generator() -> dict[str, Any]:
 
 
 def plot(res: dict[str, Any], cpu: list[tuple[float, float]], title: str) -> str:
-    plt = pyplot()
+    plt = harness.pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     tl = res["timeline"]
     axes[0].plot([t[0] for t in tl], [t[1] for t in tl], label="video consultations")
@@ -278,14 +254,7 @@ def plot(res: dict[str, Any], cpu: list[tuple[float, float]], title: str) -> str
     axes[2].axhline(TARGETS["first_frame_p95_max_s"], color="red", ls="--", lw=1, label="first-frame target (p95)")
     axes[2].axhline(TARGETS["chat_deliver_p99_max_s"], color="purple", ls=":", lw=1, label="chat target (p99)")
     axes[2].set(xlabel="hour of day (simulated)", ylabel="seconds", yscale="log", title="latencies")
-    for ax in axes:
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path = plot_path("pilot_day")
-    fig.savefig(path, dpi=90)
-    return str(path)
+    return harness.save_plot(fig, axes, "pilot_day", title, 7)
 
 
 def main() -> None:
@@ -309,26 +278,18 @@ def main() -> None:
     params = {"time_scale": args.time_scale, "peak_arrivals_per_min": peak_arrivals,
               "video_share": video_share_of_arrivals, "video_min": args.video_min, "chat_min": args.chat_min,
               "clinicians": math.ceil(1.2 * peak)}
-    before = machine()
-    server_cpus, load_cpus = cpu_plan(1)
-    with redis_server() as redis_url, \
-            nettlege_server(redis_url, extra_toml=f'allowed_origins = ["{ORIGIN}"]\n',
-                            prefix=["taskset", "-c", str(server_cpus[0][0])]) as (base, proc):
-        rpid = redis_pid(redis_url)
-        pin(rpid, load_cpus)
-        worker = Worker(load_generator, load_cpus)
-        try:
-            res, cpu, waited, samples = run_sampled(worker, proc.pid, {"redis": rpid}, 600, base=base, p=params)
-        finally:
-            worker.close()
+    before = harness.machine()
+    res, cpu, waited, samples, bench = harness.run_once_sampled(
+        load_generator, f'allowed_origins = ["{harness.ORIGIN}"]\n', p=params)
+    server_cpus, load_cpus = bench.server_cpus, bench.load_cpus
     series = [(DAY_START_H + t * args.time_scale / 3600, c) for t, c in samples]
     lat = res["lat"]
     ff = [s for _, s in res["first_frames"]]
     fps = [f for _, f in res["fps"]]
     figures = {
-        "join_p99_s": r4(percentile(lat["join"], 99)), "take_p99_s": r4(percentile(lat["take"], 99)),
-        "first_frame_p95_s": r4(percentile(ff, 95)), "delivered_fps_mean": r4(sum(fps) / len(fps)) if fps else None,
-        "chat_deliver_p99_s": r4(percentile(lat["chat_deliver"], 99)),
+        "join_p99_s": harness.p4(lat["join"], 99), "take_p99_s": harness.p4(lat["take"], 99),
+        "first_frame_p95_s": harness.p4(ff, 95), "delivered_fps_mean": harness.r4(sum(fps) / len(fps)) if fps else None,
+        "chat_deliver_p99_s": harness.p4(lat["chat_deliver"], 99),
     }
     checks = {
         "join_p99_s": figures["join_p99_s"] is not None and figures["join_p99_s"] <= TARGETS["join_p99_max_s"],
@@ -346,11 +307,11 @@ def main() -> None:
         "peak_concurrent_model": round(peak, 1), "mean_consultation_min": round(mean_min, 1),
         "peak_arrivals_per_min_real": round(peak_arrivals, 2), "clinicians": params["clinicians"],
         "within_targets": all(checks.values()), "checks": checks, "targets": TARGETS, **figures,
-        "join_p50_s": r4(percentile(lat["join"], 50)), "take_p50_s": r4(percentile(lat["take"], 50)),
-        "poll_p99_s": r4(percentile(lat["poll"], 99)), "end_p99_s": r4(percentile(lat["end"], 99)),
-        "first_frame_p50_s": r4(percentile(ff, 50)), "delivered_fps_min": r4(min(fps)) if fps else None,
-        "chat_deliver_p50_s": r4(percentile(lat["chat_deliver"], 50)),
-        "chat_ack_p99_s": r4(percentile(lat["chat_ack"], 99)), "chat_messages": len(lat["chat_deliver"]),
+        "join_p50_s": harness.p4(lat["join"], 50), "take_p50_s": harness.p4(lat["take"], 50),
+        "poll_p99_s": harness.p4(lat["poll"], 99), "end_p99_s": harness.p4(lat["end"], 99),
+        "first_frame_p50_s": harness.p4(ff, 50), "delivered_fps_min": harness.r4(min(fps)) if fps else None,
+        "chat_deliver_p50_s": harness.p4(lat["chat_deliver"], 50),
+        "chat_ack_p99_s": harness.p4(lat["chat_ack"], 99), "chat_messages": len(lat["chat_deliver"]),
         "peak_video_concurrent": max((t[1] for t in tl), default=0),
         "peak_chat_concurrent": max((t[2] for t in tl), default=0),
         "peak_queue_length": max((t[3] for t in tl), default=0), **res["counts"], "errors": res["errors"],
@@ -358,14 +319,14 @@ def main() -> None:
         "redis_cpu_pct": cpu.get("redis"), "load_cpu_pct": cpu.get("load"), "runqueue_wait_pct": waited,
     }
     result["plot"] = plot(res, series, f"pilot_day: {args.municipalities} municipalities, 08:00-10:00 at "
-                                       f"{args.time_scale:g}x, one nettlege process on CPU {server_cpus[0]}")
-    result["where"] = {"server": f"1 nettlege serve process (pid {proc.pid}, REDIS_URL set) on CPUs {server_cpus[0]}",
+                                       f"{args.time_scale:g}x, one nettlege process on CPU {server_cpus}")
+    result["where"] = {"server": f"1 nettlege serve process (pid {bench.pid}, REDIS_URL set) on CPUs {server_cpus}",
                        "redis": f"private redis-server on CPUs {load_cpus}",
-                       "load": f"1 load-generator process (pid {worker.pid}: aiortc, Socket.IO, aiohttp) on CPUs "
-                               f"{load_cpus}", "network": "127.0.0.1", **machine(),
+                       "load": f"1 load-generator process (pid {bench.load_pid}: aiortc, Socket.IO, aiohttp) on CPUs "
+                               f"{load_cpus}", "network": "127.0.0.1", **harness.machine(),
                        "loadavg_before": before["loadavg_1_5_15"]}
     print({k: v for k, v in result.items() if k not in ("where", "targets")}, file=sys.stderr)
-    record("scenarios.pilot_day", result, before)
+    harness.record("scenarios.pilot_day", result, before)
 
 
 if __name__ == "__main__":

@@ -31,25 +31,8 @@ import sys
 import time
 from typing import Any
 
+from load_tests import harness
 from load_tests.clients import Rest
-from load_tests.harness import (
-    SERVICE,
-    TENANT,
-    Worker,
-    cpu_plan,
-    dev_token,
-    machine,
-    nettlege_server,
-    percentile,
-    pin,
-    plot_path,
-    pyplot,
-    r4,
-    record,
-    redis_pid,
-    redis_server,
-    run_sampled,
-)
 
 OP_P99_MAX_S = 0.5
 
@@ -69,14 +52,14 @@ async def rush(base: str, p: dict[str, Any]) -> dict[str, Any]:
     t0 = time.monotonic()
     last_arrival = p["rush_s"] / scale
     stop_at = last_arrival + p["tail_s"] / scale
-    queue_url = f"{base}/api/v1/tenants/{TENANT}/services/{SERVICE}/queue"
+    queue_url = f"{base}/api/v1/tenants/{harness.TENANT}/services/{harness.SERVICE}/queue"
 
     def now() -> float:
         return time.monotonic() - t0
 
     async def citizen(i: int, at: float) -> None:
         await asyncio.sleep(max(0.0, at - now()))
-        token = dev_token(f"rush-{tag}-{i}", "citizen")
+        token = harness.dev_token(f"rush-{tag}-{i}", "citizen")
         status, data = await call("join", "POST", queue_url, token, {"channel": "video", "reason": "feber"})
         if status != 201:
             return
@@ -99,7 +82,7 @@ async def rush(base: str, p: dict[str, Any]) -> dict[str, Any]:
             await asyncio.sleep(p["dashboard_s"] / scale)
 
     async def clinician(j: int) -> None:
-        token = dev_token(f"rushdr-{tag}-{j}", "clinician")
+        token = harness.dev_token(f"rushdr-{tag}-{j}", "clinician")
         board = asyncio.create_task(dashboard(token)) if p["dashboard_s"] > 0 else None
         await asyncio.sleep(rng.uniform(0, 5 / scale))
         while now() < stop_at:
@@ -116,16 +99,9 @@ async def rush(base: str, p: dict[str, Any]) -> dict[str, Any]:
 
     async def watch() -> None:
         while now() < stop_at:
-            try:
-                async with http.get(f"{base}/api/v1/services") as r:
-                    services = await r.json() if r.status == 200 else []
-            except (aiohttp.ClientError, TimeoutError):
-                services = []
-            if not services:  # an overloaded server: this sample is lost, the run goes on
-                await asyncio.sleep(0.5)
-                continue
-            queue_len.append((now(), sum(s["queue_length"] for s in services
-                                         if s["tenant"] == TENANT and s["service"] == SERVICE)))
+            waiting = await Rest(http, base).queue_length(harness.TENANT, harness.SERVICE)
+            if waiting is not None:
+                queue_len.append((now(), waiting))
             await asyncio.sleep(0.5)
 
     arrivals, t = [], 0.0
@@ -149,7 +125,7 @@ def load_generator() -> dict[str, Any]:
 
 
 def plot(res: dict[str, Any], cpu_series: list[tuple[float, float]], scale: float) -> str:
-    plt = pyplot()
+    plt = harness.pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     to_min = scale / 60
     axes[0].plot([t * to_min for t, _ in res["queue_len"]], [n for _, n in res["queue_len"]], "-")
@@ -159,13 +135,8 @@ def plot(res: dict[str, Any], cpu_series: list[tuple[float, float]], scale: floa
                 title=f"wait of taken tickets ({len(res['waits'])})")
     axes[2].plot([t * to_min for t, _ in cpu_series], [c for _, c in cpu_series], "-", label="server CPU %")
     axes[2].set(xlabel="minutes (real-time equivalent)", ylabel="% of one core", title="server CPU")
-    for ax in axes:
-        ax.grid(alpha=0.3)
-    fig.suptitle(f"queue_rush at {scale:g}x real time: one nettlege process on CPU 0, load on CPU 1", fontsize=10)
-    fig.tight_layout()
-    path = plot_path("queue_rush")
-    fig.savefig(path, dpi=90)
-    return str(path)
+    return harness.save_plot(fig, axes, "queue_rush", f"queue_rush at {scale:g}x real time: one nettlege process on "
+                             "CPU 0, load on CPU 1", None)
 
 
 def main() -> None:
@@ -186,17 +157,9 @@ def main() -> None:
         parser.error("--citizens 1..20000 and (rush-s + tail-s) / time-scale <= 300 s")
     params = {k: getattr(args, k) for k in ("citizens", "rush_s", "clinicians", "service_s", "poll_s",
                                             "dashboard_s", "tail_s", "time_scale")}
-    before = machine()
-    server_cpus, load_cpus = cpu_plan(1)
-    with redis_server() as redis_url, nettlege_server(redis_url, prefix=["taskset", "-c", str(server_cpus[0][0])]) \
-            as (base, proc):
-        rpid = redis_pid(redis_url)
-        pin(rpid, load_cpus)
-        worker = Worker(load_generator, load_cpus)
-        try:
-            res, cpu, waited, series = run_sampled(worker, proc.pid, {"redis": rpid}, 600, base=base, p=params)
-        finally:
-            worker.close()
+    before = harness.machine()
+    res, cpu, waited, series, bench = harness.run_once_sampled(load_generator, p=params)
+    server_cpus, load_cpus = bench.server_cpus, bench.load_cpus
     lat = res["lat"]
     ops = sum(len(v) for v in lat.values())
     waits_real = [w * args.time_scale for _, w in res["waits"]]
@@ -205,25 +168,26 @@ def main() -> None:
         "run_s": round(res["wall_s"], 1), "joined": res["joined"], "taken": len(res["waits"]),
         "queue_length_max": max((n for _, n in res["queue_len"]), default=0),
         "queue_length_end": res["queue_len"][-1][1] if res["queue_len"] else None,
-        **{f"{op}_p50_s": r4(percentile(v, 50)) for op, v in lat.items()},
-        **{f"{op}_p99_s": r4(percentile(v, 99)) for op, v in lat.items()},
+        **{f"{op}_p50_s": harness.p4(v, 50) for op, v in lat.items()},
+        **{f"{op}_p99_s": harness.p4(v, 99) for op, v in lat.items()},
         "ops_per_s_as_run": round(ops / res["wall_s"], 1),
         "joins_per_s_as_run": round(len(lat["join"]) / (args.rush_s / args.time_scale), 1),
-        "wait_of_taken_p50_s_real": r4(percentile(waits_real, 50)),
-        "wait_of_taken_max_s_real": r4(max(waits_real, default=None) if waits_real else None),
+        "wait_of_taken_p50_s_real": harness.p4(waits_real, 50),
+        "wait_of_taken_max_s_real": harness.r4(max(waits_real, default=None) if waits_real else None),
         "statuses": res["statuses"],
-        "within_target": max(percentile(lat["join"], 99) or 99, percentile(lat["take"], 99) or 99) <= OP_P99_MAX_S,
+        "within_target": max(harness.percentile(lat["join"], 99) or 99,
+                             harness.percentile(lat["take"], 99) or 99) <= OP_P99_MAX_S,
         "target": {"join_p99_max_s": OP_P99_MAX_S, "take_p99_max_s": OP_P99_MAX_S},
         "server_cpu_pct": cpu.get("server"), "server_cpu_pct_peak_1s": max((c for _, c in series), default=None),
         "redis_cpu_pct": cpu.get("redis"), "load_cpu_pct": cpu.get("load"), "runqueue_wait_pct": waited,
     }
     result["plot"] = plot(res, series, args.time_scale)
-    result["where"] = {"server": f"1 nettlege serve process (pid {proc.pid}, REDIS_URL set) on CPUs {server_cpus[0]}",
+    result["where"] = {"server": f"1 nettlege serve process (pid {bench.pid}, REDIS_URL set) on CPUs {server_cpus}",
                        "redis": f"private redis-server on CPUs {load_cpus}",
-                       "load": f"1 load-generator process (pid {worker.pid}, aiohttp) on CPUs {load_cpus}",
-                       "network": "127.0.0.1", **machine(), "loadavg_before": before["loadavg_1_5_15"]}
+                       "load": f"1 load-generator process (pid {bench.load_pid}, aiohttp) on CPUs {load_cpus}",
+                       "network": "127.0.0.1", **harness.machine(), "loadavg_before": before["loadavg_1_5_15"]}
     print({k: v for k, v in result.items() if k != "statuses"}, file=sys.stderr)
-    record("scenarios.queue_rush", result, before)
+    harness.record("scenarios.queue_rush", result, before)
 
 
 if __name__ == "__main__":

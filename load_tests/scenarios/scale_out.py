@@ -28,11 +28,11 @@ from load_tests.harness import (
     machine,
     nettlege_server,
     pin,
-    plot_path,
     pyplot,
     record,
     redis_pid,
     redis_server,
+    save_plot,
 )
 
 from .video_ramp import (
@@ -85,15 +85,8 @@ def plot(one: dict[str, Any], two: dict[str, Any]) -> str:
     axes[1].set(xlabel="concurrent 1:1 consultations", ylabel="seconds", title="join → first frame, p95")
     axes[2].axhline(27, color="red", ls="--", lw=1, label="limit")
     axes[2].set(xlabel="concurrent 1:1 consultations", ylabel="fps", title="delivered video fps (30 sent)")
-    for ax in axes:
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.suptitle(f"scale_out: 1 vs 2 nettlege processes sharing Redis on a {os.cpu_count()}-CPU machine "
-                 "(2 processes: load generators share the servers' CPUs)", fontsize=10)
-    fig.tight_layout()
-    path = plot_path("scale_out")
-    fig.savefig(path, dpi=90)
-    return str(path)
+    return save_plot(fig, axes, "scale_out", f"scale_out: 1 vs 2 nettlege processes sharing Redis on a "
+                     f"{os.cpu_count()}-CPU machine (2 processes: load generators share the servers' CPUs)", 7)
 
 
 def main() -> None:

@@ -39,18 +39,15 @@ from load_tests.harness import (
     Worker,
     cpu_plan,
     machine,
-    nettlege_server,
     percentile,
-    pin,
-    plot_path,
+    pinned_server,
     pyplot,
     r4,
     record,
-    redis_pid,
-    redis_server,
+    save_plot,
     udp_rcvbuf_errors,
 )
-from load_tests.media_bench import load_generator, server, taskset
+from load_tests.media_bench import load_generator, server
 
 SENT_FPS = 30
 FIRST_FRAME_P95_MAX_S = 0.8
@@ -187,13 +184,11 @@ def close_loads(loads: list[Worker]) -> None:
 
 
 def run_sfu(args: argparse.Namespace, server_cpus: list[int], load_cpus: list[int]) -> tuple[dict, dict, dict]:
-    with redis_server() as redis_url, nettlege_server(redis_url, prefix=taskset(server_cpus)) as s:
-        rpid = redis_pid(redis_url)
-        pin(rpid, load_cpus)
+    with pinned_server() as bench:
         loads, clip = start_loads(args.load_processes, load_cpus)
         try:
-            result = ramp("sfu", s.base, "nettlege", {"nettlege": s.proc.pid}, {"redis": rpid}, loads, load_cpus,
-                          args.steps, args.measure_s, args.settle_s, args.gap_s)
+            result = ramp("sfu", bench.base, "nettlege", {"nettlege": bench.pid}, {"redis": bench.redis_pid}, loads,
+                          load_cpus, args.steps, args.measure_s, args.settle_s, args.gap_s)
         finally:
             close_loads(loads)
     where = {"server": f"1 nettlege serve process (REDIS_URL set) on CPUs {server_cpus}",
@@ -228,14 +223,7 @@ def plot(name: str, runs: list[dict[str, Any]], title: str) -> str:
     axes[1].set(xlabel="concurrent 1:1 consultations", ylabel="seconds", title="join → first frame, p95")
     axes[2].axhline(FPS_MIN_FRACTION * SENT_FPS, color="red", ls="--", lw=1, label="limit")
     axes[2].set(xlabel="concurrent 1:1 consultations", ylabel="fps", title="delivered video fps (30 sent)")
-    for ax in axes:
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path = plot_path(name)
-    fig.savefig(path, dpi=90)
-    return str(path)
+    return save_plot(fig, axes, name, title, 8)
 
 
 def mark_contended(axes: Any, steps: list[dict[str, Any]], label: bool = True) -> None:
