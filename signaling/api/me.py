@@ -51,14 +51,18 @@ async def access_log(request: web.Request, principal: Principal, _b: None) -> li
     if principal.role != Role.CITIZEN:
         return []
     entries: list[AuditEntry] = []
+    names: dict[str, str] = {}  # staff subject -> the name they showed in my consultations (for the screen)
     for cid in await _my_consultations(store, principal):
         entries += await store.audit.for_consultation(principal.tenant, cid)
+        c = await store.consultations.get(principal.tenant, cid)
+        names.update({p.subject: p.display_name for p in c.participants if p.role in STAFF_ROLES})
     entries += await ticket_reads(store, principal.tenant, principal.subject)
     out = []
     for e in entries:
         f = e.fields
         out.append(AccessEntryOut(ts=float(f["ts"]), action=f["action"], actor_role=f["role"],
                                   actor=f["actor"] if f["role"] in STAFF_ROLES else None,
+                                  actor_name=names.get(f["actor"]) if f["role"] in STAFF_ROLES else None,
                                   actor_is_me=f["actor"] == principal.subject,
                                   consultation_id=f.get("consultation_id"),
                                   ticket_id=f.get("ticket_id")).model_dump(mode="json"))

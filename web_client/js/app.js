@@ -13,6 +13,9 @@ import * as nurse from "./views/nurse.js";
 import * as operator from "./views/operator.js";
 import * as invite from "./views/invite.js";
 import * as ended from "./views/ended.js";
+import * as admin from "./admin.js";
+import * as accessLog from "./accesslog.js";
+import * as booking from "./views/booking.js";
 
 const ROUTES = [
   [/^\/login$/, login, false],
@@ -25,6 +28,9 @@ const ROUTES = [
   [/^\/operator$/, operator, true],
   [/^\/invite\/([A-Za-z0-9_.~-]+)$/, invite, false],
   [/^\/ended\/([A-Za-z0-9_-]+)$/, ended, false],
+  [/^\/admin$/, admin, true],
+  [/^\/access-log$/, accessLog, true],
+  [/^\/booking\/([A-Za-z0-9_.~-]+)$/, booking, false],
 ];
 
 /** Where a logged-in user starts. */
@@ -34,6 +40,7 @@ export function homeFor(user) {
     case "clinician": return "#/dashboard";
     case "nurse": return "#/nurse";
     case "operator": return "#/operator";
+    case "admin": return "#/admin";
     default: return "#/services";
   }
 }
@@ -96,6 +103,7 @@ function updateTopbar() {
   const user = session.user;
   who.textContent = user ? `${user.name || user.sub} · ${t(`role_${user.role}`)}` : "";
   document.getElementById("logout").hidden = !user;
+  document.getElementById("access-log-link").hidden = user?.role !== "citizen";
 }
 
 async function boot() {

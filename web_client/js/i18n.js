@@ -46,6 +46,11 @@ export function setLang(next, { remember = true } = {}) {
 
 export function onLangChange(fn) { listeners.push(fn); }
 
+/** A screen's own strings ({nb: {...}, nn: {...}, en: {...}}), merged into the dictionaries when it loads. */
+export function addStrings(dicts) {
+  for (const [l, d] of Object.entries(dicts)) Object.assign(DICTS[l], d);
+}
+
 export function t(key, params) {
   let s = DICTS[lang][key] ?? DICTS.nb[key] ?? key;
   if (params) s = s.replace(/\{(\w+)\}/g, (_, p) => (params[p] ?? `{${p}}`));

@@ -6,7 +6,7 @@ import { session } from "../session.js";
 import { startLogin } from "../oidc.js";
 
 export const titleKey = "login_title";
-const ROLES = ["citizen", "clinician", "nurse", "operator"];
+const ROLES = ["citizen", "clinician", "nurse", "operator", "admin"];
 
 export function render(root, _params, { navigate, homeFor }) {
   const error = h("p", { class: "error", role: "alert" });
