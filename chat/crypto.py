@@ -12,8 +12,6 @@
 
 from __future__ import annotations
 
-import base64
-import os
 import time
 from collections.abc import Callable
 
@@ -21,23 +19,15 @@ import redis.asyncio as aioredis
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from rooms.crypto import open_sealed, seal
 from rooms.keys import Keys
 
 from .errors import HistoryShredded
 
-NONCE_BYTES = 12
+__all__ = ["CACHE_MAX", "DataKeys", "open_sealed", "seal"]  # the AES-GCM primitive lives in rooms/crypto.py
+
 _WRAP_AAD = "nettlege-chat-key-v1|{tenant}|{cid}"
 CACHE_MAX = 20_000
-
-
-def seal(key: bytes, plaintext: bytes, aad: str) -> str:
-    nonce = os.urandom(NONCE_BYTES)
-    return base64.b64encode(nonce + AESGCM(key).encrypt(nonce, plaintext, aad.encode())).decode()
-
-
-def open_sealed(key: bytes, sealed: str, aad: str) -> bytes:
-    raw = base64.b64decode(sealed)
-    return AESGCM(key).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], aad.encode())
 
 
 class DataKeys:

@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 
 from . import stats
 from .audit import LUA_AUDIT, Action, Audit, audit_keys
+from .crypto import FieldCipher
 from .errors import Conflict, NotFound
 from .keys import Keys
 from .models import (
@@ -114,9 +115,12 @@ def _raise_script_error(exc: aioredis.ResponseError) -> NoReturn:
 
 
 class ConsultationStore:
-    def __init__(self, redis: aioredis.Redis, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, redis: aioredis.Redis, clock: Callable[[], float] = time.time,
+                 cipher: FieldCipher | None = None) -> None:
+        """`cipher`: seals participants' display names at rest (rooms/crypto.py)."""
         self._r = redis
         self._clock = clock
+        self.cipher = cipher or FieldCipher(None)
         self._add = redis.register_script(_ADD_PARTICIPANT)
         self._decide = redis.register_script(_DECIDE)
         self._transition = redis.register_script(_TRANSITION)
@@ -137,7 +141,7 @@ class ConsultationStore:
             p.hset(k.consultation(cid), mapping=fields)
             if creator_role in (Role.CLINICIAN, Role.NURSE, Role.OPERATOR):
                 me = new_participant(creator, creator_role, creator_name, now)
-                p.hset(k.participants(cid), me.id, me.to_json())
+                p.hset(k.participants(cid), me.id, self.cipher.participant_json(tenant, me))
                 p.hset(k.subjects(cid), creator, me.id)
                 p.sadd(k.my_consultations(creator), cid)
             if audit:
@@ -154,7 +158,7 @@ class ConsultationStore:
             h, raw = await p.execute()
         if not h:
             raise NotFound("Fant ikke denne konsultasjonen.", code="consultation_not_found")
-        return Consultation.from_redis(h, [Participant.from_json(x) for x in raw])
+        return Consultation.from_redis(h, [self.cipher.participant(tenant, x) for x in raw])
 
     async def add_participant(self, tenant: str, cid: str, *, subject: str, role: Role, display_name: str,
                               state: ParticipantState, audit: bool = False) -> Participant:
@@ -168,10 +172,10 @@ class ConsultationStore:
         try:
             raw = await self._add(keys=[k.consultation(cid), k.participants(cid), k.subjects(cid),
                                         k.my_consultations(subject), *audit_keys(tenant, cid)],
-                                  args=[p.id, subject, p.to_json(), entry])
+                                  args=[p.id, subject, self.cipher.participant_json(tenant, p), entry])
         except aioredis.ResponseError as exc:
             _raise_script_error(exc)
-        return Participant.from_json(raw)
+        return self.cipher.participant(tenant, raw)
 
     async def decide(self, tenant: str, cid: str, participant_id: str, admit: bool,
                      audit: Audit | None = None) -> Participant:
@@ -185,7 +189,7 @@ class ConsultationStore:
                                      args=[participant_id, state.value, entry])
         except aioredis.ResponseError as exc:
             _raise_script_error(exc)
-        return Participant.from_json(raw)
+        return self.cipher.participant(tenant, raw)
 
     async def open(self, tenant: str, cid: str) -> bool:
         """scheduled -> waiting, when the first participant arrives for a booked slot."""

@@ -20,6 +20,7 @@ import redis.asyncio as aioredis
 
 from .audit import LUA_AUDIT, Action, Audit, audit_keys
 from .consultations import new_participant
+from .crypto import FieldCipher
 from .errors import Gone, NotFound
 from .keys import Keys
 from .models import Participant, ParticipantState, Role
@@ -94,9 +95,11 @@ def _digest(secret: str) -> str:
 
 
 class InviteStore:
-    def __init__(self, redis: aioredis.Redis, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, redis: aioredis.Redis, clock: Callable[[], float] = time.time,
+                 cipher: FieldCipher | None = None) -> None:
         self._r = redis
         self._clock = clock
+        self.cipher = cipher or FieldCipher(None)  # seals the holder's display name at rest
         self._redeem = redis.register_script(_REDEEM)
 
     async def create(self, tenant: str, cid: str, *, role: Role, ttl_s: int, lobby: bool,
@@ -138,11 +141,11 @@ class InviteStore:
                 keys=[k.invite(_digest(token.split(".")[2])), k.consultation(invite.consultation_id),
                       k.participants(invite.consultation_id), k.subjects(invite.consultation_id),
                       k.my_consultations(subject), *audit_keys(invite.tenant, invite.consultation_id)],
-                args=[self._clock(), template.to_json(), entry])
+                args=[self._clock(), self.cipher.participant_json(invite.tenant, template), entry])
         except aioredis.ResponseError as exc:
             for code, (kind, message) in _MESSAGES.items():
                 if code in str(exc):
                     raise kind(message, code=code) from None
             raise
-        return invite, Participant.from_json(raw)
+        return invite, self.cipher.participant(invite.tenant, raw)
 

@@ -19,6 +19,7 @@ import redis.asyncio as aioredis
 from . import stats
 from .audit import LUA_AUDIT, Action, Audit, audit_keys
 from .consultations import ConsultationStore, new_consultation_fields, new_participant
+from .crypto import FieldCipher
 from .errors import Conflict, NotFound
 from .keys import Keys
 from .models import Channel, Consultation, ConsultationState, Priority, Role, Ticket, TicketState
@@ -140,6 +141,8 @@ class QueueStore:
         self._r = redis
         self._consultations = consultations
         self._clock = clock
+        # Reason, callback phone and owner name are sealed at rest with the consultations' cipher.
+        self.cipher: FieldCipher = consultations.cipher
         self._join = redis.register_script(_JOIN)
         self._take = redis.register_script(_TAKE)
         self._set_priority = redis.register_script(_SET_PRIORITY)
@@ -158,7 +161,7 @@ class QueueStore:
                         owner_role=owner_role, owner_name=owner_name, channel=channel, reason=reason,
                         priority=priority, enqueued_at=now, state=TicketState.WAITING,
                         callback_phone=callback_phone)
-        fields = [x for kv in ticket.to_redis().items() for x in kv]
+        fields = [x for kv in self.cipher.sealed_ticket(ticket).to_redis().items() for x in kv]
         ok, _ = await self._join(
             keys=[k.open_ticket(owner, service), k.ticket(ticket.id), k.queue(service),
                   stats.stats_key(tenant, service, now), *audit_keys(tenant, None)],
@@ -172,7 +175,7 @@ class QueueStore:
         h = await self._r.hgetall(Keys(tenant).ticket(ticket_id))
         if not h:
             raise NotFound("Fant ikke denne plassen i køen.", code="ticket_not_found")
-        return Ticket.from_redis(h)
+        return self.cipher.opened_ticket(Ticket.from_redis(h))
 
     async def open_ticket_of(self, tenant: str, owner: str, service: str) -> str | None:
         return await self._r.get(Keys(tenant).open_ticket(owner, service))
@@ -202,7 +205,7 @@ class QueueStore:
             for tid in ids:
                 p.hgetall(Keys(tenant).ticket(tid))
             rows = await p.execute()
-        return [Ticket.from_redis(h) for h in rows if h]
+        return [self.cipher.opened_ticket(Ticket.from_redis(h)) for h in rows if h]
 
     async def take_next(self, tenant: str, service: str, *, clinician: str, clinician_role: Role,
                         clinician_name: str, audit: Audit | None = None) -> tuple[Ticket, Consultation] | None:
@@ -219,7 +222,8 @@ class QueueStore:
             keys=[k.queue(service), k.clinicians(service), stats.stats_key(tenant, service, now),
                   *audit_keys(tenant, cid)],
             args=[k.prefix, cid, now, clinician, TERMINAL_TTL_S,
-                  *[x for kv in fields.items() for x in kv], "|", me.to_json(), citizen_pid, stats.oslo_hour(now),
+                  *[x for kv in fields.items() for x in kv], "|", self.cipher.participant_json(tenant, me), citizen_pid,
+                  stats.oslo_hour(now),
                   audit.entry(Action.TICKET_TAKEN, now, consultation_id=cid) if audit else ""])
         if tid is None:
             return None

@@ -32,6 +32,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 from .audit import AuditLog
 from .bookings import BookingStore
 from .consultations import ConsultationStore
+from .crypto import FieldCipher
 from .errors import NotReplicated
 from .events import EventBus
 from .invites import InviteStore
@@ -211,15 +212,16 @@ class Store:
     """Everything nettlege keeps, over one Redis connection. Built once by the app, closed on shutdown."""
 
     def __init__(self, redis: aioredis.Redis, clock: Callable[[], float] = time.time,
-                 settings: RedisSettings | None = None) -> None:
+                 settings: RedisSettings | None = None, cipher: FieldCipher | None = None) -> None:
+        """`cipher`: seals personal fields (names, reasons, phone numbers) at rest; None keeps them plain."""
         self.redis = redis
         self.settings = settings or RedisSettings()
         self.health = self.settings.health
         self.durability = Durability(redis, self.settings.min_replicas_ack, self.settings.wait_timeout_ms,
                                      self.health)
-        self.consultations = ConsultationStore(redis, clock)
+        self.consultations = ConsultationStore(redis, clock, cipher)
         self.queue = QueueStore(redis, self.consultations, clock)
-        self.invites = InviteStore(redis, clock)
+        self.invites = InviteStore(redis, clock, cipher)
         self.audit = AuditLog(redis, clock)
         self.events = EventBus(redis)
         self.rate = RateLimiter(redis, clock)
@@ -228,8 +230,9 @@ class Store:
         self.settings = SettingsStore(redis)
 
     @classmethod
-    def open(cls, settings: RedisSettings, clock: Callable[[], float] = time.time) -> Store:
-        return cls(connect(settings), clock, settings)
+    def open(cls, settings: RedisSettings, clock: Callable[[], float] = time.time,
+             cipher: FieldCipher | None = None) -> Store:
+        return cls(connect(settings), clock, settings, cipher)
 
     async def durable(self) -> None:
         """Call after a change and before acking it: with REDIS_MIN_REPLICAS_ACK=N waits until N replicas

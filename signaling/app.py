@@ -19,6 +19,7 @@ from aiohttp import web
 
 from media import MediaConfig, Sfu
 from rooms.audit import Action
+from rooms.crypto import FieldCipher
 from rooms.events import EventHub, queue_topic
 from rooms.store import Store
 
@@ -79,7 +80,8 @@ async def forwarded(request: web.Request,
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
-    store = Store.open(config.redis_settings())
+    # Names, reasons and phone numbers are sealed at rest under the master key (rooms/crypto.py).
+    store = Store.open(config.redis_settings(), cipher=FieldCipher(config.chat_key_bytes()))
     session = aiohttp.ClientSession()
     app[STORE] = store
     app[HTTP] = session
