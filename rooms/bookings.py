@@ -124,14 +124,17 @@ class BookingStore:
                                          state=ConsultationState.SCHEDULED, scheduled_at=slot_at, channel=channel)
         people = [new_participant(host, Role.CLINICIAN, host_name, now),
                   new_participant(citizen, Role.CITIZEN, citizen_name, now)]
+        sealed_name = self._consultations.cipher.seal(tenant, "name", citizen_name) or ""  # sealed at rest
         booking = {"consultation_id": cid, "tenant": tenant, "service": service, "booker": booker, "host": host,
-                   "citizen": citizen, "citizen_name": citizen_name, "slot_at": str(slot_at), "state": "booked",
+                   "citizen": citizen, "citizen_name": sealed_name,
+                   "slot_at": str(slot_at), "state": "booked",
                    "created_at": str(now), "updated_at": str(now)}
         day_set = k.bookings_by_day(host, stats.oslo_day(slot_at))
         async with self._r.pipeline(transaction=True) as p:
             p.hset(k.consultation(cid), mapping=fields)
             for person in people:
-                p.hset(k.participants(cid), person.id, person.to_json())
+                p.hset(k.participants(cid), person.id,
+                       self._consultations.cipher.participant_json(tenant, person))  # name sealed at rest
                 p.hset(k.subjects(cid), person.subject, person.id)
                 p.sadd(k.my_consultations(person.subject), cid)
             p.hset(k.booking(cid), mapping=booking)
@@ -143,13 +146,14 @@ class BookingStore:
             p.hincrby(stats.stats_key(tenant, service, now), "booking:created", 1)
             p.expire(stats.stats_key(tenant, service, now), stats.STATS_TTL_S)
             await p.execute()
-        return Booking.from_redis(booking), await self._consultations.get(tenant, cid)
+        return Booking.from_redis({**booking, "citizen_name": citizen_name}), await self._consultations.get(tenant, cid)
 
     async def get(self, tenant: str, cid: str) -> Booking:
         h = await self._r.hgetall(Keys(tenant).booking(cid))
         if not h:
             raise NotFound("Fant ikke denne timen.", code="booking_not_found")
-        return Booking.from_redis(h)
+        return Booking.from_redis({**h, "citizen_name": self._consultations.cipher.open(tenant, "name",
+                                                                                         h.get("citizen_name")) or ""})
 
     async def cancel(self, booking: Booking) -> None:
         await self._run_change(booking, "cancel", booking.slot_at, 0.0)
