@@ -24,7 +24,7 @@ from media.config import MediaConfig
 class SubscriberBandwidth:
     def __init__(self, config: MediaConfig, clock: Callable[[], float] = time.monotonic) -> None:
         self._config = config
-        self._clock = clock
+        self.clock = clock  # replaceable: tests drive the pause and the probe with their own
         self.estimate_bps: int | None = None
         self.paused = False
         self.video_streams = 0  # video m-lines bound to a publisher, kept by the peer
@@ -37,7 +37,7 @@ class SubscriberBandwidth:
         `offered_video_bps` is what the publishers of its video currently send."""
         config = self._config
         self.estimate_bps = bitrate
-        now = self._clock()
+        now = self.clock()
         if self.paused:
             if bitrate >= config.video_resume_bps:
                 return self._resume()
@@ -56,7 +56,7 @@ class SubscriberBandwidth:
 
     def probe(self) -> bool | None:
         """Called now and then: False (resume video to probe the link) when a pause has lasted long enough."""
-        if self.paused and self._clock() - self._paused_at >= self._config.video_probe_after_s:
+        if self.paused and self.clock() - self._paused_at >= self._config.video_probe_after_s:
             return self._resume()
         return None
 
