@@ -27,7 +27,7 @@ from rooms.audit import Action
 from rooms.bookings import OPENS_BEFORE_S, Booking, changed_at
 from rooms.errors import Gone, NotFound
 from rooms.events import consultation_topic
-from rooms.models import Channel, Consultation, ConsultationState, Principal, Role
+from rooms.models import Channel, Consultation, ConsultationState, Outcome, Principal, Role
 from rooms.stats import oslo_day
 from rooms.tenants import OSLO
 
@@ -274,7 +274,8 @@ async def my_bookings(request: web.Request, principal: Principal, _b: None) -> l
         citizen = next((p for p in c.participants if p.role == Role.CITIZEN), None)
         slot = c.scheduled_at or 0.0
         out.append(HostBookingOut(consultation_id=c.id, service=c.service, slot_at=slot,
-                                  opens_at=slot - OPENS_BEFORE_S, state=c.outcome.value if c.outcome else c.state.value,
+                                  opens_at=slot - OPENS_BEFORE_S,
+                                  state="no-show" if c.outcome == Outcome.NO_SHOW else c.state.value,
                                   citizen_name=citizen.display_name if citizen else "").model_dump(mode="json"))
     return out
 

@@ -4,6 +4,7 @@ import { api, isNetworkError } from "../api.js";
 import { announce, formatDuration, h, tr } from "../dom.js";
 import { t } from "../i18n.js";
 import { session } from "../session.js";
+import { todaysBookings } from "./bookings_today.js";
 
 export const titleKey = "dashboard_title";
 const POLL_MS = 3000;
@@ -30,6 +31,7 @@ export function render(root, [serviceParam], { navigate, setBanner }) {
       h("div", { class: "field inline" }, h("label", { for: "service-select", i18n: "service" }), picker),
       take),
     error, info, count, empty, h("div", { class: "table-wrap" }, table)));
+  root.append(todaysBookings(navigate));  // booked consultations with this clinician as host
 
   let service = serviceParam || session.get("dashboard_service");
   let tickets = [];
