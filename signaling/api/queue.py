@@ -186,3 +186,20 @@ async def set_priority(request: web.Request, principal: Principal, body: Priorit
     await store.events.publish(principal.tenant, queue_topic(ticket.service), {"type": "queue_changed"})
     await audit_ticket_reads(store, principal, [ticket])
     return await _ticket_view(store, request, ticket, principal)
+
+
+@api.route("GET", "/api/v1/me/ticket", summary="My waiting ticket in my tenant (a second device finds its place)",
+           roles=QUEUERS, response=TicketOut, errors=(401, 403, 404), tags=("queue",))
+async def my_ticket(request: web.Request, principal: Principal, _b: None) -> TicketOut:
+    config, store = request.app[CONFIG], request.app[STORE]
+    tenant = config.tenant(principal.tenant)
+    for service in tenant.services if tenant else ():
+        ticket_id = await store.queue.open_ticket_of(principal.tenant, principal.subject, service.id)
+        if ticket_id is None:
+            continue
+        try:
+            ticket = await store.queue.get(principal.tenant, ticket_id)
+        except NotFound:
+            continue
+        return await _ticket_view(store, request, ticket, principal)
+    raise NotFound("Du står ikke i noen kø.", code="no_ticket")

@@ -54,4 +54,5 @@ export const api = {
   admit: (id, pid) => request("POST", `/api/v1/consultations/${id}/participants/${pid}/admit`),
   deny: (id, pid) => request("POST", `/api/v1/consultations/${id}/participants/${pid}/deny`),
   accessLog: () => request("GET", "/api/v1/me/access-log"),
+  myTicket: () => request("GET", "/api/v1/me/ticket"),
 };

@@ -121,6 +121,7 @@ export const en = {
   camera_announce_on: "Camera is off. Audio only.",
   camera_announce_off: "Camera is on.",
   exam_camera: "Exam camera",
+  video_paused_bandwidth: "Video paused: weak connection",
   exam_camera_none: "None",
   exam_camera_on: "The exam camera is shown.",
   exam_camera_off: "The exam camera is off.",

@@ -121,6 +121,7 @@ export const nb = {
   camera_announce_on: "Kameraet er av. Bare lyd.",
   camera_announce_off: "Kameraet er på.",
   exam_camera: "Undersøkelseskamera",
+  video_paused_bandwidth: "Video satt på pause: svak forbindelse",
   exam_camera_none: "Ingen",
   exam_camera_on: "Undersøkelseskameraet vises.",
   exam_camera_off: "Undersøkelseskameraet er av.",

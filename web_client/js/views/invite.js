@@ -7,6 +7,7 @@ import { session } from "../session.js";
 import { field } from "./login.js";
 import { render as renderRoom } from "./room.js";
 import { precallCheck } from "./precall.js";
+import { emergencyNumbers } from "./services.js";
 
 export const titleKey = "invite_title";
 
@@ -43,7 +44,11 @@ export function render(root, [token], ctx) {
       check = precallCheck({ video: true });
       body.append(form, check.element);
       name.focus();
-    }).catch((e) => { error.textContent = e.message; });
+    }).catch((e) => {
+      // Said on the first screen, before anything asks for the camera: what is wrong and what to do.
+      if (e.status && e.status < 500) body.append(invalidLink(e));
+      else error.textContent = e.message;
+    });
   }
 
   function open(cid, role, displayName, roomToken) {
@@ -58,4 +63,14 @@ export function render(root, [token], ctx) {
   }
 
   return () => { check?.stop(false); roomCleanup?.(); };
+}
+
+/** An unknown, used or expired link: the server's reason, then the next step. */
+function invalidLink(err) {
+  const key = { invite_used: "invite_used_title", invite_expired: "invite_expired_title" }[err.code] || "invite_invalid_title";
+  return h("div", { class: "stack", id: "invite-invalid", role: "alert" },
+    h("h2", { class: "h3", i18n: key }),
+    err.message ? h("p", {}, err.message) : null,
+    h("p", { i18n: "invite_invalid_next" }),
+    emergencyNumbers());
 }

@@ -74,6 +74,17 @@ export function render(root, [tenant, service], { navigate }) {
         session.set("ticket", ticket.ticket_id);
         navigate(`#/wait/${ticket.ticket_id}`);
       } catch (err) {
+        if (err.code === "already_queued") {
+          // Queued already (another device or tab): go to that place instead of a dead end.
+          try {
+            const mine = await api.myTicket();
+            if (mine.service === service) {
+              session.set("ticket", mine.ticket_id);
+              navigate(`#/wait/${mine.ticket_id}`);
+              return;
+            }
+          } catch { /* fall through to the message */ }
+        }
         error.textContent = err.message;
         error.focus?.();
       }

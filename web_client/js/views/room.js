@@ -58,6 +58,7 @@ export function render(root, [cid], ctx, opts = {}) {
   const quality = new Map(); // participant id → good|fair|poor
   const placeholders = new Map(); // participant id → tile shown while they send no picture
   const known = new Map(); // participant id → {name, presence} from the last `participants`
+  const pausedVideo = new Set(); // participant ids whose video the server paused for our weak link
   let graceTimer = null;
   let graceAt = 0; // when the last `participants` (and its grace_s) arrived
 
@@ -102,12 +103,13 @@ export function render(root, [cid], ctx, opts = {}) {
 
   /** Badges on a participant's tile: reconnecting (with the grace countdown), microphone off, camera off. */
   function tileBadges(p) {
+    if (!p) return [];
     return [
       p.presence === "reconnecting" ? h("span", { class: "badge tile-badge badge-reconnecting", i18n: "presence_reconnecting",
         i18nParams: { s: graceLeft(p) } }) : null,
       p.audio_off ? h("span", { class: "badge tile-badge", i18n: "mic_off_tag" }) : null,
       p.video_off ? h("span", { class: "badge tile-badge", i18n: "camera_off_tag" }) : null,
-    ];
+    ].filter(Boolean);
   }
 
   /** Presence from each `participants`: who came, who is reconnecting, who left (banner, tile gone). */
@@ -177,7 +179,9 @@ export function render(root, [cid], ctx, opts = {}) {
     const owner = ownerOf(entry);
     const name = owner ? (owner.p.display_name || t(`role_${owner.p.role}`)) : t("participant");
     const label = owner?.label === "exam-camera" ? ` – ${t("exam_camera")}` : "";
-    entry.caption.textContent = `${name}${label}`;
+    const paused = owner && pausedVideo.has(owner.p.id) ? ` – ${t("video_paused_bandwidth")}` : "";
+    entry.caption.textContent = `${name}${label}${paused}`;
+    entry.tile.classList.toggle("tile-paused", Boolean(paused));
     trAttrs(entry.video, { "aria-label": ["video_of", { name: `${name}${label}` }] });
     entry.tile.classList.toggle("tile-exam", owner?.label === "exam-camera");
     if (owner) {
@@ -465,6 +469,13 @@ export function render(root, [cid], ctx, opts = {}) {
       error.textContent = e.detail.message || e.detail.code;
     });
     call.addEventListener("knock", () => host?.refresh());
+    call.addEventListener("quality", (e) => { // the server paused (or resumed) video to us: our link is weak
+      const { participant_id: pid, video } = e.detail || {};
+      if (!pid || pausedVideo.has(pid) === (video === "paused")) return;
+      if (video === "paused") pausedVideo.add(pid); else pausedVideo.delete(pid);
+      tiles.forEach(captionFor);
+      if (video === "paused") announce(t("video_paused_bandwidth"));
+    });
     call.start();
     qualityTimer = setInterval(() => measureQuality().catch(() => {}), QUALITY_MS);
     poll();

@@ -10,11 +10,17 @@ export const DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 export function render(root) {
   const list = h("ul", { class: "service-list", role: "list" });
   const error = h("p", { class: "error", role: "alert" });
+  const waiting = h("p", { class: "notice", id: "my-ticket" });
+  const showTicket = (id) => waiting.replaceChildren(h("a", { href: `#/wait/${id}`, i18n: "back_to_waiting_room" }));
   const active = session.get("ticket");
+  if (active) showTicket(active);
+  else if (session.user?.role === "citizen") {
+    // Another device, or a cleared tab: the server knows the place in the queue.
+    api.myTicket().then((tk) => { session.set("ticket", tk.ticket_id); showTicket(tk.ticket_id); }).catch(() => {});
+  }
   root.append(h("section", { "aria-labelledby": "services-h" },
     h("h1", { id: "services-h", i18n: "services_title" }),
-    active ? h("p", { class: "notice" }, h("a", { href: `#/wait/${active}`, i18n: "back_to_waiting_room" })) : null,
-    error, list));
+    waiting, error, list));
   api.services(session.user?.tenant).then((services) => {
     list.replaceChildren(...services.map(serviceCard));
   }).catch((e) => { error.textContent = e.message; });
