@@ -121,6 +121,7 @@ export const nn = {
   camera_announce_on: "Kameraet er av. Berre lyd.",
   camera_announce_off: "Kameraet er på.",
   exam_camera: "Undersøkingskamera",
+  video_paused_bandwidth: "Video sett på pause: svakt samband",
   exam_camera_none: "Ingen",
   exam_camera_on: "Undersøkingskameraet blir vist.",
   exam_camera_off: "Undersøkingskameraet er av.",
