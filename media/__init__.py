@@ -18,8 +18,10 @@ Knows nothing of Redis or HTTP. The signaling WebSocket (`signaling/signal_ws.py
 offer), `offer` (server-initiated renegotiation when subscribed tracks change; never two outstanding; it also
 carries `"tracks": [{"mid", "participant_id", "id", "kind", "label"}]` because browsers see mids, not msid
 track ids), `participants` (on every change and every `stats_interval_s` with per-participant `stats`),
-`ended`. A failing `send` (closed socket) is logged and ignored; removing the participant is the adapter's
-call. Joining again with the same participant id replaces the old peer connection (Wi-Fi to 4G).
+`quality` (`{"participant_id", "video": "paused"|"on", "reason": "bandwidth"}`: the video this participant
+receives from that publisher is paused because its own link cannot carry video, or is back), `ended`.
+A failing `send` (closed socket) is logged and ignored; removing the participant is the adapter's call.
+Joining again with the same participant id replaces the old peer connection (Wi-Fi to 4G).
 
 Every bad input raises `MediaError(code, message)`; `error.as_event()` is the signaling `error` event. Codes:
 `sdp_invalid`, `sdp_too_large`, `no_offer_outstanding`, `offer_collision` (the client offered while the
@@ -29,9 +31,12 @@ is fatal for the connection; the peer keeps working after one.
 `track_labels` (optional in the client's offer message) maps a track id (msid) or mid to a label such as
 `exam-camera`; the msid of what a subscriber receives is "<publisher participant id> <track id>".
 
+Media is forwarded as RTP packets, as they arrive: no depayloading, no jitter buffer, no re-packetizing.
 Modules: `sfu` (rooms of a process), `room` (who is connected, who subscribes to what), `peer` (one
-participant's peer connection and negotiation), `publisher` (`PublishedTrack`, fan-out), `forwarder`
-(`TrackForwarder`, a subscriber's bounded queue), `keyframes` (rate-limited PLI), `payload` (RTP packing),
+participant's peer connection and negotiation), `publisher` (`PublishedTrack`: in-sequence fan-out of a
+publisher's packets, its REMB cap), `forwarder` (`TrackForwarder`: one subscriber's rewritten stream),
+`bandwidth` (a subscriber's estimate, video share and pause), `keyframes` (rate-limited PLI), `rtp`
+(keyframe starts in VP8/H264 payloads),
 `aiortc_passthrough` (the only reach into aiortc internals), `ice` (STUN/TURN config, TURN REST credentials),
 `stats` and `metrics` (counters and Prometheus), `config`, `errors`, `testing` (aiortc clients for tests and
 load tests).
