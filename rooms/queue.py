@@ -279,7 +279,3 @@ class QueueStore:
             if await self._remove_ticket(ticket, TicketState.ABANDONED, cutoff=cutoff, audit=audit):
                 dropped.append(ticket)
         return dropped
-
-    async def stats(self, tenant: str, service: str, day: str) -> dict[str, float]:
-        h = await self._r.hgetall(Keys(tenant).service_stats(service, day))
-        return {key: float(v) for key, v in h.items()}

@@ -227,7 +227,7 @@ class Store:
         self.rate = RateLimiter(redis, clock)
         self.stats = StatsStore(redis)
         self.bookings = BookingStore(redis, self.consultations, clock)
-        self.settings = SettingsStore(redis)
+        self.service_settings = SettingsStore(redis)  # opening hours and closures set at runtime
 
     @classmethod
     def open(cls, settings: RedisSettings, clock: Callable[[], float] = time.time,

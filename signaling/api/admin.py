@@ -64,7 +64,7 @@ def _tenant_service(request: web.Request, principal: Principal) -> tuple[Tenant,
 
 
 async def _out(request: web.Request, tenant: Tenant, service: Service) -> SettingsOut:
-    runtime = await request.app[STORE].settings.opening_hours(tenant.id, service.id)
+    runtime = await request.app[STORE].service_settings.opening_hours(tenant.id, service.id)
     hours = runtime or service.opening_hours
     return SettingsOut(tenant=tenant.id, service=service.id, source="runtime" if runtime else "config",
                        opening_hours=hours.describe(), closures=sorted(hours.closures))
@@ -89,7 +89,7 @@ async def put_settings(request: web.Request, principal: Principal, body: Setting
         raise ApiError(422, "invalid_opening_hours",
                        "Åpningstid må være TT:MM-TT:MM, 'closed' eller '24/7', og stengte dager ÅÅÅÅ-MM-DD.") from None
     store = request.app[STORE]
-    await store.settings.set_opening_hours(tenant.id, service.id, hours)
+    await store.service_settings.set_opening_hours(tenant.id, service.id, hours)
     await store.audit.record(tenant.id, Action.SETTINGS_CHANGED, actor=principal.subject, role=principal.role,
                              service=service.id)
     return await _out(request, tenant, service)
@@ -101,7 +101,7 @@ async def put_settings(request: web.Request, principal: Principal, body: Setting
 async def reset_settings(request: web.Request, principal: Principal, _b: None) -> SettingsOut:
     tenant, service = _tenant_service(request, principal)
     store = request.app[STORE]
-    if await store.settings.clear(tenant.id, service.id):
+    if await store.service_settings.clear(tenant.id, service.id):
         await store.audit.record(tenant.id, Action.SETTINGS_CHANGED, actor=principal.subject, role=principal.role,
                                  service=service.id, reset="1")
     return await _out(request, tenant, service)

@@ -89,7 +89,7 @@ async def join_queue(request: web.Request, principal: Principal, body: JoinQueue
     config, store = request.app[CONFIG], request.app[STORE]
     tenant = config.tenant(principal.tenant)
     assert tenant is not None
-    service = await store.settings.service(tenant, service.id) or service  # runtime opening hours, closures
+    service = await store.service_settings.service(tenant, service.id) or service  # runtime opening hours, closures
     now = datetime.now(UTC)
     if not service.opening_hours.is_open(now):
         raise ServiceClosed(closed_message(tenant, service, now))

@@ -23,7 +23,7 @@ async def list_services(request: web.Request, _p: None, _b: None) -> list[dict[s
     for tenant in config.tenants:
         if only and tenant.id != only:
             continue
-        for s in await store.settings.effective(tenant):  # runtime opening hours and closures applied
+        for s in await store.service_settings.effective(tenant):  # runtime opening hours and closures applied
             is_open = s.opening_hours.is_open(now)
             out.append(ServiceOut(
                 tenant=tenant.id, tenant_name=tenant.name, service=s.id, name=s.name, open=is_open,

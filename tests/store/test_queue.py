@@ -1,9 +1,11 @@
 import asyncio
+from datetime import date
 
 import pytest
 
 from rooms.errors import Conflict, NotFound
 from rooms.models import Channel, ConsultationState, ParticipantState, Priority, Role, TicketState
+from rooms.stats import oslo_day
 
 
 async def _join(store, owner: str, priority: Priority = Priority.GREEN, service: str = "nettlege",
@@ -111,9 +113,9 @@ async def test_reconnect_within_grace_keeps_place_and_after_grace_is_abandoned(s
     assert [t.id for t in dropped] == [a.id]
     assert (await store.queue.get("demo", a.id)).state == TicketState.ABANDONED
     assert (await store.queue.place(b, 600)).position == 1
-    day = __import__("rooms.stats", fromlist=["oslo_day"]).oslo_day(clock())
-    stats = await store.queue.stats("demo", "nettlege", day)
-    assert stats["abandoned"] == 1 and stats["joined"] == 2
+    day = date.fromisoformat(oslo_day(clock()))
+    tickets = (await store.stats.report("demo", ["nettlege"], day, day))["services"][0]["tickets"]
+    assert tickets["abandoned"] == 1 and tickets["joined"] == 2
 
 
 async def test_tenants_are_isolated(store):
