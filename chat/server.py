@@ -15,7 +15,8 @@ server -> client: message, typing, read, knock, ended, queue_position, called, e
 
 Who may do what is checked on every `join` against the store (admitted participants only; a session or
 invite principal only in its own consultation; the principal's tenant only). Later events on that
-consultation need a join on this connection. Nothing here logs message text or names.
+consultation need a join on this connection. Nothing here logs message text or names, and nothing puts them
+on Redis pub/sub: a stored message is announced by id and every process reads it from the stream (`_deliver`).
 """
 
 from __future__ import annotations
@@ -144,7 +145,8 @@ class ChatServer:
         self.hub: EventHub | None = None
         self.sessions: dict[str, Session] = {}
         self._consultation_watch: dict[tuple[str, str], tuple[int, Callable[[], None]]] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Future[Any]] = set()
+        self._deliveries: dict[tuple[str, str], asyncio.Future[Any]] = {}  # the last message being delivered
         self._broadcasts = asyncio.Semaphore(MAX_BROADCASTS_IN_FLIGHT)
         self.counters = ChatCounters()
         self.sio.on("connect", self._on_connect)
@@ -347,7 +349,7 @@ class ChatServer:
             if stored.created:
                 self.counters.messages += 1
                 msg = Message(stored.id, cid, sender, text, stored.ts)
-                await self._broadcast(s.principal.tenant, cid, "message", msg.public(), skip_sid=sid)
+                await self._announce_message(s.principal.tenant, cid, msg.id, skip_sid=sid)
         return {"id": stored.id, "ts": stored.ts, "duplicate": not stored.created}
 
     async def _attachment(self, sid: str, s: Session, d: dict[str, Any]) -> dict[str, Any]:
@@ -383,8 +385,47 @@ class ChatServer:
                     "attachment": first.attachment if first else None}
         self.counters.attachments += 1
         msg = Message(stored.id, cid, sender, caption, stored.ts, meta)
-        await self._broadcast(tenant, cid, "message", msg.public(), skip_sid=sid)
+        await self._announce_message(tenant, cid, msg.id, skip_sid=sid)
         return {"id": stored.id, "ts": stored.ts, "duplicate": False, "attachment": meta}
+
+    async def _announce_message(self, tenant: str, cid: str, message_id: str, skip_sid: str) -> None:
+        """Tell every process that a message was stored -- by its id only: each fetches and opens it from the
+        stream and sends it to its own sockets in the consultation (`_deliver`). Text and names never travel on
+        Redis pub/sub. Best effort like every broadcast: clients resync with `history`."""
+        try:
+            async with self._broadcasts:
+                await self.store.events.publish(tenant, consultation_topic(cid),
+                                                {"type": "chat_message", "id": message_id, "skip_sid": skip_sid})
+        except Exception as exc:
+            log.warning("announcing a message failed: %s", type(exc).__name__)
+
+    async def _deliver(self, tenant: str, cid: str, message_id: str, skip_sid: str | None,
+                       before: asyncio.Future[Any] | None) -> None:
+        """Fetch an announced message and send it to this process's sockets in the consultation, after the
+        message announced before it (announcements arrive in stream order; fetches may finish out of order)."""
+        try:
+            msg = await self.chat.messages.one(tenant, cid, message_id)
+        except Exception as exc:  # the type only: never content
+            log.warning("fetching an announced message failed: %s", type(exc).__name__)
+            msg = None
+        if before is not None:
+            with contextlib.suppress(Exception):
+                await before
+        if msg is not None:
+            await self.sio.emit("message", msg.public(), room=room(tenant, cid), skip_sid=skip_sid,
+                                ignore_queue=True)
+
+    async def _knock(self, tenant: str, cid: str, participant_id: str) -> None:
+        """A knock announced by id: the display name comes from the store (it never travels on pub/sub)."""
+        try:
+            p = (await self.store.consultations.get(tenant, cid)).participant(participant_id)
+        except Exception as exc:
+            log.warning("reading a knocking participant failed: %s", type(exc).__name__)
+            return
+        if p is not None:
+            payload = {"consultation_id": cid, "participant_id": p.id, "role": p.role.value,
+                       "display_name": p.display_name}
+            await self.sio.emit("knock", payload, room=host_room(tenant, cid), ignore_queue=True)
 
     async def _broadcast(self, tenant: str, cid: str, event: str, data: dict[str, Any],
                          skip_sid: str | None = None) -> None:
@@ -448,15 +489,26 @@ class ChatServer:
 
         def on_event(event: dict[str, Any]) -> None:
             kind = event.get("type")
-            if kind == "knock":
-                payload = {"consultation_id": cid, "participant_id": event.get("participant_id"),
-                           "role": event.get("role"), "display_name": event.get("display_name")}
-                self._spawn(self.sio.emit("knock", payload, room=host_room(tenant, cid), ignore_queue=True))
+            if kind == "chat_message" and valid_stream_id(event.get("id")):
+                skip = event.get("skip_sid")
+                before = self._deliveries.get(key)
+                task = asyncio.ensure_future(self._deliver(tenant, cid, event["id"],
+                                                           skip if isinstance(skip, str) else None, before))
+                self._deliveries[key] = task
+                self._tasks.add(task)
+                task.add_done_callback(lambda t: self._delivered(key, t))
+            elif kind == "knock" and isinstance(event.get("participant_id"), str):
+                self._spawn(self._knock(tenant, cid, event["participant_id"]))
             elif kind == "ended":
                 self._spawn(self.sio.emit("ended", {"consultation_id": cid, "outcome": event.get("outcome")},
                                           room=room(tenant, cid), ignore_queue=True))
 
         self._consultation_watch[key] = (1, self._hub.add(tenant, consultation_topic(cid), on_event))
+
+    def _delivered(self, key: tuple[str, str], task: asyncio.Future[Any]) -> None:
+        self._tasks.discard(task)
+        if self._deliveries.get(key) is task:
+            del self._deliveries[key]
 
     def _unwatch_consultation(self, tenant: str, cid: str) -> None:
         key = (tenant, cid)

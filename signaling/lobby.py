@@ -16,9 +16,9 @@ KNOCKS_PER_MINUTE = 20
 
 
 async def announce_knock(store: Store, tenant: str, cid: str, participant: Participant) -> None:
+    # Ids only on pub/sub: the listeners read the display name from the store (where it is sealed at rest).
     await store.events.publish(tenant, consultation_topic(cid),
-                               {"type": "knock", "participant_id": participant.id,
-                                "role": participant.role.value, "display_name": participant.display_name})
+                               {"type": "knock", "participant_id": participant.id, "role": participant.role.value})
 
 
 async def knock(store: Store, principal: Principal, cid: str) -> Participant:

@@ -297,8 +297,12 @@ class SignalSession:
             await self.send({"type": "ended", "outcome": event.get("outcome")})
             await self.ws.close(code=CLOSE_ENDED, message=b"ended")
         elif kind == "knock" and self.peer is not None and self.principal and self.principal.is_staff:
-            await self.send({"type": "knock", "participant_id": event.get("participant_id"),
-                             "role": event.get("role"), "display_name": event.get("display_name")})
+            # The event names the participant by id only (no names on pub/sub): read who it is.
+            c = await self.app[STORE].consultations.get(self.principal.tenant, self.cid)
+            knocking = c.participant(str(event.get("participant_id")))
+            if knocking is not None:
+                await self.send({"type": "knock", "participant_id": knocking.id, "role": knocking.role.value,
+                                 "display_name": knocking.display_name})
 
     async def _watch_answers(self) -> None:
         """A client that never answers a server offer would block every later renegotiation (the server
