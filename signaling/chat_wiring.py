@@ -3,7 +3,8 @@
 chat/ does not import signaling: this module hands it what it needs -- the store, an `identify` that
 accepts every credential the REST API and signaling accept (dev/OIDC/session JWTs, invites), the allowed
 origins, the Redis URL for python-socketio's AsyncRedisManager, the chat master key -- and runs the
-retention sweep that shreds the data keys of consultations that ended more than `retention_days` ago.
+retention sweep: it shreds the data keys of consultations that ended more than `retention_days` ago and
+deletes those consultations with their participants and indexes (rooms/retention.py, README "Privacy").
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from chat.server import Authenticated, ChatServer
 from chat.store import ChatStore
 from rooms.audit import Action
 from rooms.errors import DomainError
+from rooms.retention import RetentionSweeper
 
 from .appkeys import CONFIG, HUB, NOTIFIER, STORE
 from .auth import AuthError
@@ -94,10 +96,26 @@ async def shred_expired(app: web.Application, now: float | None = None) -> list[
     return shredded
 
 
+async def retention_round(app: web.Application, now: float | None = None) -> list[str]:
+    """The whole retention policy (rooms/retention.py, README "Privacy"): shred the chats past retention, then
+    delete the consultations past retention with their indexes. Returns the deleted consultations' ids."""
+    config, store = app[CONFIG], app[STORE]
+    await shred_expired(app, now)
+    sweeper = RetentionSweeper(store.redis)
+    deleted: list[str] = []
+    for tenant in config.tenants:
+        report = await sweeper.sweep(tenant.id, config.retention_days * 86400, now)
+        deleted += report.consultations
+        if report.consultations or report.tickets_given_ttl:
+            log.info("retention: %d consultations deleted, %d tickets given a TTL", len(report.consultations),
+                     report.tickets_given_ttl, extra={"tenant": tenant.id})
+    return deleted
+
+
 async def _shred_loop(app: web.Application, stop: asyncio.Event) -> None:
     while not stop.is_set():
         try:
-            await shred_expired(app)
+            await retention_round(app)
         except Exception as exc:  # Redis briefly away: next round
             log.warning("chat retention sweep failed: %s", type(exc).__name__)
         with contextlib.suppress(TimeoutError):
