@@ -88,6 +88,7 @@ class Ticket:
     taken_by: str | None = None
     disconnected_at: float | None = None
     taken_seq: int | None = None  # order in which tickets of a service were taken
+    owner_offline_s: float | None = None  # how long the owner had been offline when the ticket was taken
 
     @classmethod
     def from_redis(cls, h: dict[str, str]) -> Ticket:
@@ -108,6 +109,7 @@ class Ticket:
             taken_by=h.get("taken_by") or None,
             disconnected_at=float(h["disconnected_at"]) if h.get("disconnected_at") else None,
             taken_seq=int(h["taken_seq"]) if h.get("taken_seq") else None,
+            owner_offline_s=float(h["owner_offline_s"]) if h.get("owner_offline_s") else None,
         )
 
     def to_redis(self) -> dict[str, str]:

@@ -25,6 +25,8 @@ from .keys import Keys
 from .models import Channel, Consultation, ConsultationState, Priority, Role, Ticket, TicketState
 
 RANK_SPAN = 10**14
+OFFLINE_AFTER_S = 10.0  # take-next passes over a ticket whose owner has been offline longer (same priority)
+TAKE_SCAN = 50  # tickets of the first priority take-next looks at for a present owner
 TERMINAL_TTL_S = 7 * 24 * 3600  # a finished ticket is kept a week for statistics, then expires
 
 
@@ -47,19 +49,34 @@ return {1, redis.call('ZRANK', queue_key, ARGV[1])}
 """
 
 # KEYS: queue, clinicians, stats, audit stream, consultation audit   ARGV: prefix, cid, now, clinician subject, ttl,
-# consultation fields..., '|', clinician participant json, citizen participant id, Oslo hour (statistics), audit entry
+# consultation fields..., '|', clinician participant json, citizen participant id, Oslo hour (statistics), audit entry,
+# rank span, offline threshold (s), how many tickets of the first priority to look at
 _TAKE = stats.LUA + LUA_AUDIT + """
 local queue_key, clinicians_key, stats_key = KEYS[1], KEYS[2], KEYS[3]
 local prefix, cid, now, who, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
-local popped = redis.call('ZPOPMIN', queue_key)
-if #popped == 0 then return nil end
-local tid = popped[1]
+local sep = 6
+while ARGV[sep] ~= '|' do sep = sep + 1 end
+local span, offline_after, scan = tonumber(ARGV[sep + 5]), tonumber(ARGV[sep + 6]), tonumber(ARGV[sep + 7])
+-- Within the most urgent priority, the first ticket whose owner is here (or away only briefly); when
+-- all of them are away, the first one all the same (the caller is told how long its owner has been gone).
+local head = redis.call('ZRANGE', queue_key, 0, scan - 1, 'WITHSCORES')
+if #head == 0 then return nil end
+local rank = math.floor(tonumber(head[2]) / span)
+local tid = head[1]
+for i = 1, #head, 2 do
+  if math.floor(tonumber(head[i + 1]) / span) ~= rank then break end
+  local d = redis.call('HGET', prefix .. 'ticket:' .. head[i], 'disconnected_at')
+  if not d or d == '' or now - tonumber(d) <= offline_after then tid = head[i]; break end
+end
+redis.call('ZREM', queue_key, tid)
 local tkey = prefix .. 'ticket:' .. tid
 local t = redis.call('HGETALL', tkey)
 local ticket = {}
 for i = 1, #t, 2 do ticket[t[i]] = t[i + 1] end
-local sep = 6
-while ARGV[sep] ~= '|' do sep = sep + 1 end
+local offline_s = ''
+if ticket['disconnected_at'] and ticket['disconnected_at'] ~= '' then
+  offline_s = tostring(now - tonumber(ticket['disconnected_at']))
+end
 local ckey = prefix .. 'consultation:' .. cid
 redis.call('HSET', ckey, unpack(ARGV, 6, sep - 1))
 redis.call('HSET', ckey, 'ticket_id', tid, 'channel', ticket['channel'], 'service', ticket['service'])
@@ -73,7 +90,7 @@ for _, p in ipairs({clinician, citizen}) do
 end
 stats_take(stats_key, ARGV[sep + 3], now - tonumber(ticket['enqueued_at']), ticket['owner_role'])
 redis.call('HSET', tkey, 'state', 'taken', 'consultation_id', cid, 'taken_by', who, 'disconnected_at', '',
-           'taken_seq', redis.call('INCR', queue_key .. ':taken_seq'))
+           'taken_seq', redis.call('INCR', queue_key .. ':taken_seq'), 'owner_offline_s', offline_s)
 redis.call('EXPIRE', tkey, ttl)
 redis.call('DEL', prefix .. 'owner:' .. ticket['owner'] .. ':ticket:' .. ticket['service'])
 redis.call('ZREM', prefix .. 'disconnected', tid)
@@ -209,7 +226,9 @@ class QueueStore:
 
     async def take_next(self, tenant: str, service: str, *, clinician: str, clinician_role: Role,
                         clinician_name: str, audit: Audit | None = None) -> tuple[Ticket, Consultation] | None:
-        """Atomically pop the most urgent, oldest ticket and open a consultation with its owner invited.
+        """Atomically take the most urgent, oldest ticket whose owner is present (within that priority; gone
+        for at most OFFLINE_AFTER_S; if all are gone, the oldest anyway, with `owner_offline_s` set) and open
+        a consultation with its owner invited.
         `audit`: who takes it, recorded as `ticket.taken` in the same script."""
         k = Keys(tenant)
         now = self._clock()
@@ -224,7 +243,8 @@ class QueueStore:
             args=[k.prefix, cid, now, clinician, TERMINAL_TTL_S,
                   *[x for kv in fields.items() for x in kv], "|", self.cipher.participant_json(tenant, me), citizen_pid,
                   stats.oslo_hour(now),
-                  audit.entry(Action.TICKET_TAKEN, now, consultation_id=cid) if audit else ""])
+                  audit.entry(Action.TICKET_TAKEN, now, consultation_id=cid) if audit else "",
+                  RANK_SPAN, OFFLINE_AFTER_S, TAKE_SCAN])
         if tid is None:
             return None
         return await self.get(tenant, tid), await self._consultations.get(tenant, cid)

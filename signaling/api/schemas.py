@@ -67,6 +67,11 @@ class TicketOut(BaseModel):
     owner_role: Role
     owner_name: str | None = None
     callback_phone: str | None = None
+    # Staff view: whether the owner's page is connected now (waiting tickets), since when it is not, and
+    # for a taken ticket how long its owner had been offline when it was taken.
+    owner_online: bool | None = None
+    offline_since: float | None = None
+    owner_offline_s: float | None = None
 
 
 class TakeOut(BaseModel):
@@ -148,7 +153,10 @@ def ticket_out(t: Ticket, position: int | None, eta_s: int | None, *, staff_view
     return TicketOut(ticket_id=t.id, tenant=t.tenant, service=t.service, channel=t.channel, reason=t.reason,
                      priority=t.priority, state=t.state.value, enqueued_at=t.enqueued_at, position=position,
                      eta_s=eta_s, consultation_id=t.consultation_id, owner_role=Role(t.owner_role),
-                     owner_name=t.owner_name if staff_view else None, callback_phone=t.callback_phone)
+                     owner_name=t.owner_name if staff_view else None, callback_phone=t.callback_phone,
+                     owner_online=(t.disconnected_at is None) if staff_view and t.state.value == "waiting" else None,
+                     offline_since=t.disconnected_at if staff_view else None,
+                     owner_offline_s=t.owner_offline_s if staff_view else None)
 
 
 def consultation_out(c: Consultation, me_subject: str | None) -> ConsultationOut:

@@ -574,3 +574,23 @@ async def test_every_new_screen_passes_axe_in_english(server, pages) -> None:
     await screen(doctor, "room-clinician-en")
     await citizen.locator("#room-status").get_by_text("Connected").wait_for(timeout=15_000)
     await screen(citizen, "room-citizen-en")
+
+
+# --- 3: who is still there, on the dashboard ---------------------------------------------------------
+
+async def test_dashboard_shows_whether_each_citizen_is_online(server, pages) -> None:
+    base, _ = server
+    stays = await queue_citizen(pages, base, "Blir Her", channel="chat")
+    goes = await queue_citizen(pages, base, "Går Bort", channel="chat")
+    doctor = await pages.open(base + "/")
+    await dev_login(doctor, "clinician", "Dr. Oversikt")
+    await doctor.select_option("#service-select", "legevakt")
+    here = doctor.locator("#queue-table tbody tr", has_text="Blir Her")
+    away = doctor.locator("#queue-table tbody tr", has_text="Går Bort")
+    await here.locator(".owner-presence").get_by_text("På nett").wait_for(timeout=10_000)
+    await away.locator(".owner-presence").get_by_text("På nett").wait_for(timeout=10_000)
+    await goes.close()  # the waiting page is closed: the server hears the connection go
+    await away.locator(".owner-presence").get_by_text("Frakoblet").wait_for(timeout=10_000)
+    assert "På nett" in await here.locator(".owner-presence").inner_text()
+    await screen(doctor, "dashboard-presence")
+    await stays.locator("#queue-position").get_by_text("nummer 1").wait_for()  # still waiting, first in line

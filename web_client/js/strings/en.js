@@ -319,4 +319,7 @@ export const en = {
   invite_used_title: "The link has already been used",
   invite_expired_title: "The link has expired",
   invite_invalid_next: "Ask the person who sent you the link for a new one. If it is urgent, call the out-of-hours service.",
+  owner_online: "Online",
+  owner_offline: "Offline for {t}",
+  owner_was_offline: "The patient has been offline for {t} and may have closed the page. Everyone online with the same priority was taken first. Try the chat, or call the patient.",
 };

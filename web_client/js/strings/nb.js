@@ -319,4 +319,7 @@ export const nb = {
   invite_used_title: "Lenken er allerede brukt",
   invite_expired_title: "Lenken er utløpt",
   invite_invalid_next: "Be den som sendte deg lenken om en ny. Haster det, ring legevakten.",
+  owner_online: "På nett",
+  owner_offline: "Frakoblet i {t}",
+  owner_was_offline: "Pasienten har vært frakoblet i {t} og kan ha lukket siden. Alle som var på nett med samme hastegrad, er tatt først. Prøv chatten, eller ring pasienten.",
 };

@@ -319,4 +319,7 @@ export const nn = {
   invite_used_title: "Lenkja er allereie brukt",
   invite_expired_title: "Lenkja har gått ut",
   invite_invalid_next: "Be den som sende deg lenkja om ei ny. Hastar det, ring legevakta.",
+  owner_online: "På nett",
+  owner_offline: "Fråkopla i {t}",
+  owner_was_offline: "Pasienten har vore fråkopla i {t} og kan ha lukka sida. Alle som var på nett med same hastegrad, er tekne først. Prøv chatten, eller ring pasienten.",
 };

@@ -9,6 +9,7 @@ import { todaysBookings } from "./bookings_today.js";
 export const titleKey = "dashboard_title";
 const POLL_MS = 3000;
 const PRIORITIES = ["red", "yellow", "green"];
+const OFFLINE_NOTICE_S = 10; // the server's OFFLINE_AFTER_S: take-next passes over citizens gone longer
 
 export function render(root, [serviceParam], { navigate, setBanner }) {
   const tenant = session.user.tenant;
@@ -91,9 +92,18 @@ export function render(root, [serviceParam], { navigate, setBanner }) {
         h("td", { dataset: { label: t("col_channel") } }, h("span", { i18n: `channel_${tk.channel}` }),
           tk.callback_phone ? h("span", { class: "hint" }, ` (${tk.callback_phone})`) : null),
         h("td", { class: "reason", dataset: { label: t("col_reason") } }, tk.reason),
-        h("td", { dataset: { label: t("col_name") } }, name, tk.owner_role === "nurse" ? h("span", { class: "tag", i18n: "role_nurse" }) : null),
+        h("td", { dataset: { label: t("col_name") } }, name, tk.owner_role === "nurse" ? h("span", { class: "tag", i18n: "role_nurse" }) : null,
+          " ", ownerPresence(tk)),
         h("td", { dataset: { label: t("col_set_priority") } }, select));
     }));
+  }
+
+  /** Whether the citizen's waiting page is open now (the server hears it over the chat connection). */
+  function ownerPresence(tk) {
+    if (tk.owner_online === null || tk.owner_online === undefined) return null;
+    if (tk.owner_online) return h("span", { class: "presence presence-connected owner-presence", i18n: "owner_online" });
+    return h("span", { class: "presence presence-reconnecting owner-presence", i18n: "owner_offline",
+      i18nParams: { t: formatDuration(Date.now() / 1000 - (tk.offline_since || Date.now() / 1000)) } });
   }
 
   tick = setInterval(() => {
@@ -111,7 +121,9 @@ export function render(root, [serviceParam], { navigate, setBanner }) {
         take.disabled = false;
         return;
       }
-      navigate(`#/room/${taken.consultation_id}`);
+      // Every present citizen of that priority was taken first; this one's page has been gone a while.
+      const away = taken.ticket?.owner_offline_s;
+      navigate(`#/room/${taken.consultation_id}${away > OFFLINE_NOTICE_S ? `?offline=${Math.round(away)}` : ""}`);
     } catch (e) {
       error.textContent = e.message;
       take.disabled = false;

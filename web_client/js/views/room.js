@@ -2,7 +2,7 @@
 // leave or end), chat beside it, participants with a quality indicator; hosts also invite, admit or
 // deny knocks and end with an outcome. A dropped network reconnects into the same consultation.
 import { api, isNetworkError, request } from "../api.js";
-import { announce, h, tr, trAttrs } from "../dom.js";
+import { announce, formatDuration, h, tr, trAttrs } from "../dom.js";
 import { t } from "../i18n.js";
 import { session } from "../session.js";
 import { Call, qualityOf } from "../signaling.js";
@@ -85,7 +85,7 @@ export function render(root, [cid], ctx, opts = {}) {
         q && p.presence !== "reconnecting" ? h("span", { class: `quality quality-${q}`, i18n: `quality_${q}` }) : null,
         (p.tracks || []).some((x) => x.label === "exam-camera") ? h("span", { class: "tag", i18n: "exam_camera" }) : null);
     }));
-    host?.update(consultation, call?.participants || []);
+    // (The host panel keeps its own lobby view fresh: a stale `consultation` here would hide a knock.)
   }
 
   function graceLeft(p) {
@@ -419,6 +419,11 @@ export function render(root, [cid], ctx, opts = {}) {
     side.append(chatSection.element, participantsSection);
     if (isHost) {
       if (consultation?.ticket_id) side.prepend(patientContext(consultation.ticket_id));
+      const away = Number(ctx.query?.get("offline"));
+      if (away > 0) {
+        error.before(h("p", { class: "notice", id: "owner-offline", role: "status", i18n: "owner_was_offline",
+          i18nParams: { t: formatDuration(away) } }));
+      }
       host = hostPanel({ cid, onEnded: (outcome) => finish(outcome, true), error });
       side.append(host.element);
     }
@@ -436,7 +441,7 @@ export function render(root, [cid], ctx, opts = {}) {
         clearTimeout(pollTimer);
         // Chat needs an admitted participant; never the raw invite token (that would spend it twice).
         startChat(call.sessionToken || token);
-        sendMediaState();
+        if (withVideo) sendMediaState(); // chat and phone consultations have no camera to report
         opts.onAdmitted?.();
       } else if (state === "lobby") setStatus("in_lobby");
       else if (state === "reconnecting") { ctx.setBanner("reconnecting"); setStatus("reconnecting"); }
