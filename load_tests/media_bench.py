@@ -280,10 +280,13 @@ def run_one(load: Worker, kind: str, k: int, args: argparse.Namespace, server_cp
         added = load.call("add", timeout=60 + 5 * k, server=kind, url=url, n=k, ip=extra.get("ip", "127.0.0.1"))
         time.sleep(args.settle)
         meter = CpuMeter({str(pid): pid for pid in pids})
+        load_meter = CpuMeter({"load": load.pid})  # a starved load generator shows as lost frames, not as cost
         udp0 = udp_rcvbuf_errors()
         meter.start()
+        load_meter.start()
         window = load.call("measure", timeout=60 + args.duration, duration=args.duration)
         cpu = meter.stop()
+        load_cpu = load_meter.stop()["load"]
         udp = udp_rcvbuf_errors() - udp0
         load.call("close", timeout=60)
     cpu_s = sum(meter.seconds.values())
@@ -309,13 +312,14 @@ def run_one(load: Worker, kind: str, k: int, args: argparse.Namespace, server_cp
         "forwarded_pps": round(forwarded / window["seconds"], 1),
         "udp_rcvbuf_errors": udp, "no_picture": added["no_picture"], "setup_errors": added["errors"][:3],
         "sample_markers": window["sample"], "server_runqueue_wait_pct": max(meter.waited.values(), default=None),
+        "load_cpu_pct": load_cpu, "load_runqueue_wait_pct": load_meter.waited["load"],
         "loadavg_1_5_15": started["loadavg_1_5_15"],
     }
 
 
 FIGURES = ["core_pct_per_consultation", "cpu_us_per_published_packet", "cpu_us_per_forwarded_packet",
            "first_frame_p50_s", "first_frame_p95_s", "delivered_over_published", "packet_loss", "delivered_fps",
-           "udp_rcvbuf_errors", "server_cpu_pct"]
+           "udp_rcvbuf_errors", "server_cpu_pct", "server_runqueue_wait_pct", "load_cpu_pct", "load_runqueue_wait_pct"]
 
 
 def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
