@@ -31,6 +31,11 @@ export function groupEntries(entries) {
   return [...groups.values()].sort((a, b) => b.entries[0].ts - a.entries[0].ts);
 }
 
+/** A cell that names its column, for the stacked layout on a phone. */
+function cell(key, content) {
+  return h("td", { i18nAttrs: { "data-label": key } }, content);
+}
+
 export function render(root) {
   useAdminCss();
   const body = h("div", { class: "stack", id: "access-log" });
@@ -52,8 +57,9 @@ export function render(root) {
           h("thead", {}, h("tr", {}, ["accesslog_when", "accesslog_who", "accesslog_role", "accesslog_what"]
             .map((k) => h("th", { scope: "col", i18n: k })))),
           h("tbody", {}, g.entries.map((e) => h("tr", {},
-            h("td", {}, h("time", { datetime: new Date(e.ts * 1000).toISOString() }, when(e.ts))),
-            h("td", {}, who(e)), h("td", {}, role(e)), h("td", {}, t(`action_${e.action}`)))))))));
+            cell("accesslog_when", h("time", { datetime: new Date(e.ts * 1000).toISOString() }, when(e.ts))),
+            cell("accesslog_who", who(e)), cell("accesslog_role", role(e)),
+            cell("accesslog_what", t(`action_${e.action}`)))))))));
     });
   }).catch((e) => body.append(h("p", { class: "error", role: "alert" }, e.message)));
 }
