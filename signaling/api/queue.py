@@ -24,6 +24,7 @@ from ..http import Access, Api, ApiError, require_tenant
 from .consultations import view
 from .limits import write_allowed
 from .schemas import JoinQueueIn, PriorityIn, TakeOut, TicketOut, ticket_out
+from .sms import notify_turn
 
 api = Api()
 READ_AUDIT_WINDOW_S = 900  # one ticket.read per staff member and ticket per quarter hour (the list is polled)
@@ -103,7 +104,7 @@ async def join_queue(request: web.Request, principal: Principal, body: JoinQueue
     ticket = await store.queue.join(
         principal.tenant, service.id, owner=principal.subject, owner_role=principal.role,
         owner_name=principal.name, channel=body.channel, reason=body.reason,
-        callback_phone=body.callback_phone if body.channel == Channel.PHONE else None,
+        callback_phone=body.callback_phone,  # phone: the number to call; video/chat: an optional "your turn" SMS
         priority=body.priority or Priority.GREEN)
     await store.audit.record(principal.tenant, Action.TICKET_JOINED, actor=principal.subject,
                              role=principal.role, ticket_id=ticket.id, service=service.id)
@@ -148,6 +149,8 @@ async def take_next(request: web.Request, principal: Principal, _b: None) -> Tak
                              role=principal.role, consultation_id=consultation.id, ticket_id=ticket.id)
     await store.events.publish(principal.tenant, ticket_topic(ticket.id),
                                {"type": "called", "consultation_id": consultation.id})
+    if ticket.callback_phone and ticket.channel != Channel.PHONE:  # phone: the clinician calls instead
+        notify_turn(request.app, ticket.callback_phone, service.name, consultation.id)
     await store.events.publish(principal.tenant, queue_topic(service.id), {"type": "queue_changed"})
     await store.events.publish(principal.tenant, consultation_topic(consultation.id), {"type": "changed"})
     return TakeOut(ticket_id=ticket.id, consultation_id=consultation.id,

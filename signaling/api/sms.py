@@ -9,6 +9,7 @@ and the server logs that a link was handed out, without the number.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Annotated
@@ -82,3 +83,36 @@ async def send_sms(request: web.Request, principal: Principal, body: SmsIn) -> S
     if not ok:
         raise ApiError(502, "sms_failed", "SMS-en kunne ikke sendes. Les lenken opp for innringeren.")
     return SmsOut(sent=True)
+
+
+# Strong references to "it is your turn" messages in flight (asyncio keeps only weak ones to tasks).
+_TURN_SMS: set[asyncio.Task[bool]] = set()
+
+
+async def send_text(app: web.Application, phone: str, text: str) -> bool:
+    """One SMS through the configured webhook; False when none is configured or it failed (never raises)."""
+    url = app[CONFIG].sms_webhook_url
+    if not url:
+        return False
+    try:
+        async with app[HTTP].post(url, json={"to": phone, "text": text},
+                                  timeout=aiohttp.ClientTimeout(total=10)) as resp:
+            return resp.status < 300
+    except (aiohttp.ClientError, TimeoutError):
+        return False
+
+
+def notify_turn(app: web.Application, phone: str, service_name: str, consultation_id: str) -> None:
+    """'It is your turn' to a citizen who gave a number when queueing, without delaying take-next."""
+    if not app[CONFIG].sms_webhook_url:
+        return
+    text = f"nettlege: Det er din tur hos {service_name}. Gå tilbake til nettlege-siden nå."
+
+    async def send() -> bool:
+        ok = await send_text(app, phone, text)
+        log.info("turn SMS for consultation %s: %s", consultation_id, "sent" if ok else "failed")
+        return ok
+
+    task = asyncio.get_running_loop().create_task(send())
+    _TURN_SMS.add(task)
+    task.add_done_callback(_TURN_SMS.discard)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 from aiohttp.web import Application
 
@@ -101,6 +102,23 @@ async def start_app(make_config, redis_url) -> AsyncIterator[Callable[..., Await
     yield start
     for server in servers:
         await server.close()
+
+
+@pytest.fixture
+async def sms_webhook() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
+    sent: list[dict[str, Any]] = []
+
+    async def receive(request: web.Request) -> web.Response:
+        sent.append(await request.json())
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_post("/sms", receive)
+    port = free_port()
+    server = TestServer(app, host="127.0.0.1", port=port)
+    await server.start_server()
+    yield f"http://127.0.0.1:{port}/sms", sent
+    await server.close()
 
 
 @pytest.fixture

@@ -3,33 +3,11 @@ see test_consultation.py); the number goes to the webhook and nowhere else."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
-
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 
-from .conftest import dev_login, free_port
+from .conftest import dev_login
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-async def sms_webhook() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
-    sent: list[dict[str, Any]] = []
-
-    async def receive(request: web.Request) -> web.Response:
-        sent.append(await request.json())
-        return web.json_response({"ok": True})
-
-    app = web.Application()
-    app.router.add_post("/sms", receive)
-    port = free_port()
-    server = TestServer(app, host="127.0.0.1", port=port)
-    await server.start_server()
-    yield f"http://127.0.0.1:{port}/sms", sent
-    await server.close()
 
 
 async def test_operator_sends_the_link_by_sms_through_the_webhook(start_app, sms_webhook, pages) -> None:

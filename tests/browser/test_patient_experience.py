@@ -46,6 +46,7 @@ REFUSE_MEDIA = """(() => {
   };
 })();"""
 
+THEIR_PHOTO = "#chat-log .msg-theirs .photo-thumb"
 NO_SIDEWAYS_SCROLL = "() => document.documentElement.scrollWidth <= window.innerWidth + 1"
 WIDER_THAN_SCREEN = """() => [...document.querySelectorAll('body *')]
     .filter(e => e.getBoundingClientRect().right > innerWidth + 1 && e.getClientRects().length)
@@ -154,6 +155,28 @@ async def test_called_for_a_phone_consultation_alerts_too(server, pages) -> None
     await take_next(base, await api_token(base, "clinician", "Dr. Ring"), "legevakt")
     await page.get_by_text("Legen ringer deg nå.").wait_for(timeout=10_000)
     await page.wait_for_function("() => window.__alerts.tones >= 3 && window.__alerts.vibrations.length > 0")
+
+
+async def test_a_citizen_who_gave_a_number_gets_an_sms_when_called(start_app, sms_webhook, pages) -> None:
+    url, sent = sms_webhook
+    base, _ = await start_app(sms_webhook_url=url)
+    page = await pages.open(base + "/", phone=True)
+    await dev_login(page, "citizen", "Sms Varsel")
+    await page.goto(f"{base}/#/join/oslo/legevakt")
+    await page.check("#ch-chat")
+    await page.get_by_text("Mobilnummer for SMS når det er din tur (valgfritt)").wait_for()
+    await page.fill("#callback-phone", "+47 912 34 567")
+    await page.fill("#reason", "Sår hals")
+    await page.click("#main form button[type=submit]")
+    await page.locator("#queue-position").get_by_text("nummer 1").wait_for()
+    assert sent == []
+    await take_next(base, await api_token(base, "clinician", "Dr. Sms"), "legevakt")
+    for _ in range(100):  # the SMS goes out beside take-next, not before its answer: wait for it
+        if sent:
+            break
+        await page.wait_for_timeout(100)
+    assert len(sent) == 1 and sent[0]["to"] == "+47 912 34 567"
+    assert "din tur" in sent[0]["text"] and "Sår hals" not in sent[0]["text"]
 
 
 # --- 5: leaving asks first ---------------------------------------------------------------------------
@@ -308,7 +331,7 @@ async def test_a_photo_travels_both_ways_and_opens_full_size(server, pages, tmp_
     await citizen.locator("#chat-log .msg-mine .photo-thumb").wait_for(timeout=15_000)
     thumb = doctor.locator("#chat-log .msg-theirs .photo-thumb")
     await thumb.wait_for(timeout=15_000)
-    await doctor.wait_for_function("() => document.querySelector('#chat-log .msg-theirs .photo-thumb').naturalWidth === 64")
+    await doctor.wait_for_function(f"() => document.querySelector('{THEIR_PHOTO}').naturalWidth === 64")
     r, g, b = await _pixel(doctor, "#chat-log .msg-theirs .photo-thumb")
     assert r > 180 and g < 60 and b < 60, (r, g, b)
     assert await thumb.get_attribute("alt") == "Bilde fra Foto Pasient"
@@ -319,7 +342,7 @@ async def test_a_photo_travels_both_ways_and_opens_full_size(server, pages, tmp_
     await doctor.set_input_files("#photo-camera", str(blue))
     back = citizen.locator("#chat-log .msg-theirs .photo-thumb")
     await back.wait_for(timeout=15_000)
-    await citizen.wait_for_function("() => document.querySelector('#chat-log .msg-theirs .photo-thumb').naturalWidth === 40")
+    await citizen.wait_for_function(f"() => document.querySelector('{THEIR_PHOTO}').naturalWidth === 40")
     r, g, b = await _pixel(citizen, "#chat-log .msg-theirs .photo-thumb")
     assert b > 180 and r < 60, (r, g, b)
     await screen(citizen, "chat-photos")
@@ -358,8 +381,8 @@ async def test_clinician_sees_context_knock_popup_exports_and_interpreter_gets_n
     # Export for the patient record.
     async with doctor.expect_download() as dl:
         await doctor.click("#export-text")
-    path = await (await dl.value).path()
-    text = open(path, encoding="utf-8").read()
+    download = await dl.value
+    text = (await download.path()).read_text(encoding="utf-8")
     assert "Det klør" in text
 
     # An interpreter knocks: a popup with admit/deny at the top of the screen, a sound.

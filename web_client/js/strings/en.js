@@ -322,4 +322,6 @@ export const en = {
   owner_online: "Online",
   owner_offline: "Offline for {t}",
   owner_was_offline: "The patient has been offline for {t} and may have closed the page. Everyone online with the same priority was taken first. Try the chat, or call the patient.",
+  sms_turn_phone: "Mobile number for an SMS when it is your turn (optional)",
+  sms_turn_phone_hint: "We send one SMS when the doctor is ready, so you need not watch the page all the time.",
 };

@@ -322,4 +322,6 @@ export const nb = {
   owner_online: "På nett",
   owner_offline: "Frakoblet i {t}",
   owner_was_offline: "Pasienten har vært frakoblet i {t} og kan ha lukket siden. Alle som var på nett med samme hastegrad, er tatt først. Prøv chatten, eller ring pasienten.",
+  sms_turn_phone: "Mobilnummer for SMS når det er din tur (valgfritt)",
+  sms_turn_phone_hint: "Vi sender én SMS når legen er klar, så du ikke må følge med på siden hele tiden.",
 };

@@ -322,4 +322,6 @@ export const nn = {
   owner_online: "På nett",
   owner_offline: "Fråkopla i {t}",
   owner_was_offline: "Pasienten har vore fråkopla i {t} og kan ha lukka sida. Alle som var på nett med same hastegrad, er tekne først. Prøv chatten, eller ring pasienten.",
+  sms_turn_phone: "Mobilnummer for SMS når det er din tur (valfritt)",
+  sms_turn_phone_hint: "Vi sender éin SMS når legen er klar, så du slepp å følgje med på sida heile tida.",
 };

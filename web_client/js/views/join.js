@@ -40,7 +40,12 @@ export function render(root, [tenant, service], { navigate }) {
     const phone = h("input", { id: "callback-phone", name: "callback_phone", type: "tel", autocomplete: "tel",
       inputMode: "tel" });
     const phoneField = field("callback-phone", "callback_phone", phone, "callback_phone_hint");
-    const toggle = () => { phoneField.hidden = form.querySelector("input[name=channel]:checked")?.value !== "phone"; };
+    // Phone: the number the doctor calls (required). Video and chat: optional, for an SMS when it is your turn.
+    const toggle = () => {
+      const isPhone = form.querySelector("input[name=channel]:checked")?.value === "phone";
+      tr(phoneField.querySelector("label"), isPhone ? "callback_phone" : "sms_turn_phone");
+      tr(phoneField.querySelector(".hint"), isPhone ? "callback_phone_hint" : "sms_turn_phone_hint");
+    };
     const form = h("form", { class: "stack", novalidate: true },
       h("fieldset", { class: "radios" }, h("legend", { i18n: "choose_channel" }), radios),
       phoneField,
@@ -60,6 +65,7 @@ export function render(root, [tenant, service], { navigate }) {
         return;
       }
       const body = { channel, reason: reason.value.trim() };
+      if (channel !== "phone" && phone.value.trim()) body.callback_phone = phone.value.trim();
       if (channel === "phone") {
         if (!phone.value.trim()) {
           phone.setAttribute("aria-invalid", "true");
