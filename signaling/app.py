@@ -18,7 +18,7 @@ import aiohttp
 from aiohttp import web
 
 from media import MediaConfig, Sfu
-from rooms.audit import Action
+from rooms.audit import SYSTEM
 from rooms.crypto import FieldCipher
 from rooms.events import EventHub, queue_topic
 from rooms.store import Store
@@ -102,14 +102,13 @@ async def _sweeper(app: web.Application) -> AsyncIterator[None]:
             await asyncio.sleep(SWEEP_INTERVAL_S)
             for tenant in config.tenants:
                 try:
-                    dropped = await store.queue.abandon_expired(tenant.id, config.queue_grace_s)
+                    # ticket.abandoned is recorded by the script that drops each ticket
+                    dropped = await store.queue.abandon_expired(tenant.id, config.queue_grace_s, audit=SYSTEM)
                 except Exception:  # Redis briefly away: try again next round
                     log.warning("queue sweep failed for a tenant", exc_info=True)
                     continue
                 for ticket in dropped:
                     app[METRICS].tickets_abandoned.labels(tenant.id).inc()
-                    await store.audit.record(tenant.id, Action.TICKET_ABANDONED, actor="system", role="system",
-                                             ticket_id=ticket.id)
                     await store.events.publish(tenant.id, queue_topic(ticket.service), {"type": "queue_changed"})
 
     task = asyncio.create_task(loop(), name="queue-sweeper")

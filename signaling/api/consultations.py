@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from rooms.audit import Action
+from rooms.audit import Action, Audit
 from rooms.events import consultation_topic
 from rooms.models import (
     Consultation,
@@ -66,13 +66,12 @@ async def create(request: web.Request, principal: Principal, body: CreateConsult
     store = request.app[STORE]
     c = await store.consultations.create(body.tenant, body.service, creator=principal.subject,
                                          creator_role=principal.role, creator_name=principal.name,
-                                         scheduled_at=body.scheduled_at, channel=body.channel)
+                                         scheduled_at=body.scheduled_at, channel=body.channel,
+                                         audit=True)  # consultation.created, in the same transaction
     if body.citizen:
         await store.consultations.add_participant(body.tenant, c.id, subject=body.citizen, role=Role.CITIZEN,
                                                   display_name="", state=ParticipantState.ADMITTED)
         c = await store.consultations.get(body.tenant, c.id)
-    await store.audit.record(body.tenant, Action.CONSULTATION_CREATED, actor=principal.subject,
-                             role=principal.role, consultation_id=c.id)
     return await view(request, c, principal.subject)
 
 
@@ -92,9 +91,8 @@ async def get(request: web.Request, principal: Principal, _b: None) -> Consultat
 async def end(request: web.Request, principal: Principal, body: EndIn) -> ConsultationOut:
     c = consultation_of(request)
     store = request.app[STORE]
-    c = await store.consultations.end(principal.tenant, c.id, body.outcome)
-    await store.audit.record(principal.tenant, Action.CONSULTATION_ENDED, actor=principal.subject,
-                             role=principal.role, consultation_id=c.id, outcome=body.outcome.value)
+    c = await store.consultations.end(principal.tenant, c.id, body.outcome,
+                                      audit=Audit(principal.subject, principal.role))  # in the same script
     await store.events.publish(principal.tenant, consultation_topic(c.id),
                                {"type": "ended", "outcome": body.outcome.value})
     return await view(request, c, principal.subject)
@@ -140,11 +138,8 @@ async def knock(request: web.Request, principal: Principal, _b: None) -> KnockOu
 async def _decide(request: web.Request, principal: Principal, admit: bool) -> ParticipantOut:
     c = consultation_of(request)
     store = request.app[STORE]
-    p = await store.consultations.decide(principal.tenant, c.id, request.match_info["participant_id"], admit)
-    await store.audit.record(principal.tenant,
-                             Action.CONSULTATION_ADMITTED if admit else Action.CONSULTATION_DENIED,
-                             actor=principal.subject, role=principal.role, consultation_id=c.id,
-                             participant_id=p.id)
+    p = await store.consultations.decide(principal.tenant, c.id, request.match_info["participant_id"], admit,
+                                         audit=Audit(principal.subject, principal.role))  # in the same script
     await store.events.publish(principal.tenant, consultation_topic(c.id),
                                {"type": "admitted" if admit else "denied", "participant_id": p.id})
     return ParticipantOut(id=p.id, role=p.role, display_name=p.display_name, state=p.state.value)

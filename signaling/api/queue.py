@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from rooms.audit import Action
+from rooms.audit import Action, Audit
 from rooms.errors import NotFound, ServiceClosed
 from rooms.events import consultation_topic, queue_topic, ticket_topic
 from rooms.keys import Keys
@@ -105,9 +105,8 @@ async def join_queue(request: web.Request, principal: Principal, body: JoinQueue
         principal.tenant, service.id, owner=principal.subject, owner_role=principal.role,
         owner_name=principal.name, channel=body.channel, reason=body.reason,
         callback_phone=body.callback_phone,  # phone: the number to call; video/chat: an optional "your turn" SMS
-        priority=body.priority or Priority.GREEN)
-    await store.audit.record(principal.tenant, Action.TICKET_JOINED, actor=principal.subject,
-                             role=principal.role, ticket_id=ticket.id, service=service.id)
+        priority=body.priority or Priority.GREEN,
+        audit=Audit(principal.subject, principal.role))  # ticket.joined, in the same script
     await store.events.publish(principal.tenant, queue_topic(service.id), {"type": "queue_changed"})
     return await _ticket_view(store, request, ticket, principal)
 
@@ -141,12 +140,11 @@ async def take_next(request: web.Request, principal: Principal, _b: None) -> Tak
     store = request.app[STORE]
     await write_allowed(request, principal, "take")
     taken = await store.queue.take_next(principal.tenant, service.id, clinician=principal.subject,
-                                        clinician_role=principal.role, clinician_name=principal.name)
+                                        clinician_role=principal.role, clinician_name=principal.name,
+                                        audit=Audit(principal.subject, principal.role))  # ticket.taken, same script
     if taken is None:
         return web.Response(status=204)
     ticket, consultation = taken
-    await store.audit.record(principal.tenant, Action.TICKET_TAKEN, actor=principal.subject,
-                             role=principal.role, consultation_id=consultation.id, ticket_id=ticket.id)
     await store.events.publish(principal.tenant, ticket_topic(ticket.id),
                                {"type": "called", "consultation_id": consultation.id})
     if ticket.callback_phone and ticket.channel != Channel.PHONE:  # phone: the clinician calls instead
@@ -171,9 +169,7 @@ async def get_ticket(request: web.Request, principal: Principal, _b: None) -> Ti
 async def leave_queue(request: web.Request, principal: Principal, _b: None) -> None:
     ticket = await _my_ticket(request, principal, staff=TRIAGE)
     store = request.app[STORE]
-    await store.queue.leave(ticket)
-    await store.audit.record(principal.tenant, Action.TICKET_LEFT, actor=principal.subject,
-                             role=principal.role, ticket_id=ticket.id)
+    await store.queue.leave(ticket, audit=Audit(principal.subject, principal.role))  # ticket.left, same script
     await store.events.publish(principal.tenant, queue_topic(ticket.service), {"type": "queue_changed"})
 
 
@@ -183,9 +179,8 @@ async def leave_queue(request: web.Request, principal: Principal, _b: None) -> N
 async def set_priority(request: web.Request, principal: Principal, body: PriorityIn) -> TicketOut:
     ticket = await _my_ticket(request, principal, staff=TRIAGE)
     store = request.app[STORE]
-    ticket = await store.queue.set_priority(ticket, body.priority)
-    await store.audit.record(principal.tenant, Action.TICKET_PRIORITY, actor=principal.subject,
-                             role=principal.role, ticket_id=ticket.id, priority=body.priority.value)
+    ticket = await store.queue.set_priority(ticket, body.priority,
+                                            audit=Audit(principal.subject, principal.role))  # in the same script
     await store.events.publish(principal.tenant, queue_topic(ticket.service), {"type": "queue_changed"})
     await audit_ticket_reads(store, principal, [ticket])
     return await _ticket_view(store, request, ticket, principal)
