@@ -130,6 +130,8 @@ async def test_admin_period_picker_and_bad_period(server, pages) -> None:
     await page.get_by_role("button", name="Siste 7 dager").click()
     await page.locator("#stats-status").get_by_text("Viser").wait_for()
     assert await page.input_value("#stats-from") < await page.input_value("#stats-to")
+    # nothing wider than the phone: no sideways scrolling
+    assert await page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
     await page.fill("#stats-from", "2026-12-31")
     await page.fill("#stats-to", "2026-01-01")
     await page.click("#stats-form button[type=submit]")
