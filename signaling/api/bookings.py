@@ -34,6 +34,7 @@ from rooms.tenants import OSLO
 from ..appkeys import AUTH, CONFIG, STORE
 from ..auth import AuthError
 from ..http import Api, ApiError, Body, bearer_token, require_tenant
+from .limits import write_allowed
 
 log = logging.getLogger(__name__)
 api = Api()
@@ -155,6 +156,7 @@ async def create_booking(request: web.Request, principal: Principal, body: Creat
     if tenant is None or tenant.service(body.service) is None:
         raise ApiError(404, "service_not_found", "Fant ikke denne tjenesten.")
     _check_slot(body.slot_at)
+    await write_allowed(request, principal, "booking")
     store = request.app[STORE]
     b, c = await store.bookings.create(body.tenant, body.service, booker=principal.subject, host=body.host,
                                        host_name=body.host_name, citizen=body.citizen,
@@ -184,7 +186,10 @@ async def poll_bookings(request: web.Request, principal: Principal, _b: None) ->
            roles=BOOKER, response=BookingOut, errors=(401, 403, 404), tags=("bookings",))
 async def get_booking(request: web.Request, principal: Principal, _b: None) -> BookingOut:
     b = await _mine(request, principal)
-    c = await request.app[STORE].consultations.get(b.tenant, b.consultation_id)
+    store = request.app[STORE]
+    c = await store.consultations.get(b.tenant, b.consultation_id)
+    await store.audit.record_access(b.tenant, Action.CONSULTATION_VIEWED, actor=principal.subject,
+                                    role=principal.role, consultation_id=c.id)
     return _out(request, b, c, links=c.state != ConsultationState.ENDED)
 
 
@@ -194,6 +199,7 @@ async def get_booking(request: web.Request, principal: Principal, _b: None) -> B
 async def reschedule_booking(request: web.Request, principal: Principal, body: RescheduleIn) -> BookingOut:
     b = await _mine(request, principal)
     _check_slot(body.slot_at)
+    await write_allowed(request, principal, "booking")
     store = request.app[STORE]
     b = await store.bookings.reschedule(b, body.slot_at, request.app[CONFIG].booking_no_show_s)
     await store.audit.record(b.tenant, Action.BOOKING_RESCHEDULED, actor=principal.subject, role=principal.role,
@@ -272,6 +278,9 @@ async def my_bookings(request: web.Request, principal: Principal, _b: None) -> l
     out = []
     for c in await store.bookings.of_host(principal.tenant, principal.subject, day):
         citizen = next((p for p in c.participants if p.role == Role.CITIZEN), None)
+        # the list shows the citizen's name: an access to that consultation (once per quarter hour)
+        await store.audit.record_access(principal.tenant, Action.CONSULTATION_VIEWED, actor=principal.subject,
+                                        role=principal.role, consultation_id=c.id)
         slot = c.scheduled_at or 0.0
         out.append(HostBookingOut(consultation_id=c.id, service=c.service, slot_at=slot,
                                   opens_at=slot - OPENS_BEFORE_S,

@@ -85,6 +85,12 @@ async def test_booking_links_open_the_room_for_the_citizen_and_the_logged_in_hos
     listed = await (await client.get(f"/api/v1/me/bookings?day={day}", headers=bearer(doc))).json()
     assert [x["consultation_id"] for x in listed] == [b["consultation_id"]]
     assert await (await client.get(f"/api/v1/me/bookings?day={day}", headers=bearer(other_doc))).json() == []
+    # listing shows the citizen's name to the host: audited as an access to that consultation
+    from signaling.appkeys import STORE
+
+    trail = await client.server.app[STORE].audit.for_consultation("oslo", b["consultation_id"])
+    assert ("consultation.viewed", "dr-1") in {(e.fields["action"], e.fields["actor"]) for e in trail}
+    assert ("consultation.created", "booksys") in {(e.fields["action"], e.fields["actor"]) for e in trail}
 
 
 async def test_links_before_the_window_tampered_or_after_a_cancel(client):
