@@ -24,6 +24,7 @@ from rooms.events import EventHub, queue_topic
 from rooms.store import Store
 
 from .api import bookings, build_api
+from .api.shortcodes import short_address
 from .appkeys import AUTH, CONFIG, HTTP, HUB, STORE
 from .audit_wiring import setup_audit
 from .auth import Authenticator
@@ -175,6 +176,7 @@ def build_app(config: Config) -> web.Application:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/", index)
+    app.router.add_get("/k", short_address)  # the short address a caller types for a six-digit code
     for sub in STATIC_DIRS:
         if (WEB_CLIENT_DIR / sub).is_dir():
             app.router.add_static(f"/static/{sub}/", WEB_CLIENT_DIR / sub, follow_symlinks=False)

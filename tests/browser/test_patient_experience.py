@@ -454,6 +454,34 @@ async def test_an_invalid_invite_link_says_so_before_any_camera(server, pages) -
     await screen(page, "invite-invalid")
 
 
+async def test_a_caller_without_sms_types_the_operators_six_digit_code(server, pages) -> None:
+    base, _ = server
+    operator = await pages.open(base + "/")
+    await dev_login(operator, "operator", "Ola Operatør")
+    await operator.fill("#op-phone", "+47 912 34 567")
+    await operator.click("#create-for-caller")
+    await operator.click("#make-code")
+    code = (await operator.locator("#op-code-value").inner_text()).replace(" ", "")
+    assert len(code) == 6 and code.isdigit()
+    assert "/k" in await operator.locator("#op-code").inner_text()
+    await screen(operator, "operator-code")
+
+    caller = await pages.open(base + "/k", phone=True)
+    await caller.get_by_role("heading", name="Skriv inn koden").wait_for()
+    await screen(caller, "code-entry")
+    await caller.fill("#short-code", "12345")
+    await caller.click("#code-submit")
+    await caller.locator("#code-error").get_by_text("seks sifre").wait_for()
+    await caller.fill("#short-code", f"{code[:3]} {code[3:]}")
+    await caller.click("#code-submit")
+    await caller.locator("#invitee-name").wait_for(timeout=10_000)  # the invite, as from the link
+    # The code is spent: typed again (another phone), it is refused in words.
+    other = await pages.open(base + "/k", phone=True)
+    await other.fill("#short-code", code)
+    await other.click("#code-submit")
+    await other.locator("#code-error").get_by_text("ukjent, brukt eller utløpt").wait_for()
+
+
 # --- 10: 200 % text at 390 px -------------------------------------------------------------------------
 
 async def _check_zoom(page: Any, name: str) -> None:

@@ -13,6 +13,7 @@ import * as nurse from "./views/nurse.js";
 import * as operator from "./views/operator.js";
 import * as invite from "./views/invite.js";
 import * as ended from "./views/ended.js";
+import * as code from "./views/code.js";
 import * as admin from "./admin.js";
 import * as accessLog from "./accesslog.js";
 import * as booking from "./views/booking.js";
@@ -28,6 +29,7 @@ const ROUTES = [
   [/^\/operator$/, operator, true],
   [/^\/invite\/([A-Za-z0-9_.~-]+)$/, invite, false],
   [/^\/ended\/([A-Za-z0-9_-]+)$/, ended, false],
+  [/^\/kode$/, code, false],
   [/^\/admin$/, admin, true],
   [/^\/access-log$/, accessLog, true],
   [/^\/booking\/([A-Za-z0-9_.~-]+)$/, booking, false],

@@ -324,4 +324,12 @@ export const en = {
   owner_was_offline: "The patient has been offline for {t} and may have closed the page. Everyone online with the same priority was taken first. Try the chat, or call the patient.",
   sms_turn_phone: "Mobile number for an SMS when it is your turn (optional)",
   sms_turn_phone_hint: "We send one SMS when the doctor is ready, so you need not watch the page all the time.",
+  code_title: "Enter the code",
+  code_label: "The code you were given (six digits)",
+  code_hint: "The out-of-hours call centre gave you the code on the phone.",
+  code_submit: "Continue",
+  code_six_digits: "The code is six digits, for example 123 456.",
+  code_make: "Make a code to read aloud",
+  code_no_sms: "Caller cannot get an SMS?",
+  code_read_aloud: "Ask the caller to go to {url} and enter the code. It works once, for {min} minutes.",
 };

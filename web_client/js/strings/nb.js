@@ -324,4 +324,12 @@ export const nb = {
   owner_was_offline: "Pasienten har vært frakoblet i {t} og kan ha lukket siden. Alle som var på nett med samme hastegrad, er tatt først. Prøv chatten, eller ring pasienten.",
   sms_turn_phone: "Mobilnummer for SMS når det er din tur (valgfritt)",
   sms_turn_phone_hint: "Vi sender én SMS når legen er klar, så du ikke må følge med på siden hele tiden.",
+  code_title: "Skriv inn koden",
+  code_label: "Koden du fikk (seks sifre)",
+  code_hint: "Koden fikk du fra legevaktsentralen på telefon.",
+  code_submit: "Fortsett",
+  code_six_digits: "Koden er seks sifre, for eksempel 123 456.",
+  code_make: "Lag kode å lese opp",
+  code_no_sms: "Får ikke innringeren SMS?",
+  code_read_aloud: "Be innringeren gå til {url} og skrive inn koden. Den virker én gang i {min} minutter.",
 };

@@ -324,4 +324,12 @@ export const nn = {
   owner_was_offline: "Pasienten har vore fråkopla i {t} og kan ha lukka sida. Alle som var på nett med same hastegrad, er tekne først. Prøv chatten, eller ring pasienten.",
   sms_turn_phone: "Mobilnummer for SMS når det er din tur (valfritt)",
   sms_turn_phone_hint: "Vi sender éin SMS når legen er klar, så du slepp å følgje med på sida heile tida.",
+  code_title: "Skriv inn koden",
+  code_label: "Koden du fekk (seks siffer)",
+  code_hint: "Koden fekk du frå legevaktsentralen på telefon.",
+  code_submit: "Hald fram",
+  code_six_digits: "Koden er seks siffer, til dømes 123 456.",
+  code_make: "Lag kode å lese opp",
+  code_no_sms: "Får ikkje innringjaren SMS?",
+  code_read_aloud: "Be innringjaren gå til {url} og skrive inn koden. Han verkar éin gong i {min} minutt.",
 };

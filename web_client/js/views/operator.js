@@ -42,11 +42,32 @@ export function render(root, _p, { navigate }) {
       } else {
         tr(status, "sms_not_configured_show");
       }
-      result.replaceChildren(status, linkBox(inv.url, "citizen"),
+      result.replaceChildren(status, linkBox(inv.url, "citizen"), shortCode(c.id, inv.token),
         h("a", { class: "btn btn-primary", href: `#/room/${c.id}`, id: "open-room", i18n: "open_room" }));
       result.querySelector("input")?.focus();
     } catch (err) {
       error.textContent = err.message;
     }
   });
+}
+
+/** For a caller without SMS: six digits to read aloud, typed at the short address. */
+function shortCode(cid, token) {
+  const out = h("div", { class: "stack", id: "op-code", "aria-live": "polite" });
+  const make = h("button", { type: "button", class: "btn", id: "make-code", i18n: "code_make" });
+  make.addEventListener("click", async () => {
+    try {
+      const made = await request("POST", `/api/v1/consultations/${cid}/short-codes`, { token });
+      const spaced = `${made.code.slice(0, 3)} ${made.code.slice(3)}`;
+      out.replaceChildren(
+        h("p", { class: "short-code", id: "op-code-value", "aria-label": made.code.split("").join(" ") }, spaced),
+        h("p", { i18n: "code_read_aloud", i18nParams: { url: made.url.replace(/^https?:\/\//, ""),
+          min: Math.round(made.expires_in_s / 60) } }));
+      make.hidden = true;
+    } catch (e) {
+      out.replaceChildren(h("p", { class: "error", role: "alert" }, e.message));
+    }
+  });
+  return h("section", { class: "stack", "aria-labelledby": "op-code-h" },
+    h("h2", { id: "op-code-h", class: "h3", i18n: "code_no_sms" }), make, out);
 }
