@@ -44,4 +44,5 @@ def test_preferred_language_from_the_header():
 
 def test_a_code_without_a_translation_keeps_the_bokmal_message():
     assert translate("some_new_code", "en", "Noe på bokmål.") == "Noe på bokmål."
-    assert translate("rate_limited", "nn", "x", {"retry_after_s": 7}) == "For mange førespurnader. Prøv igjen om 7 sekund."
+    expected = "For mange førespurnader. Prøv igjen om 7 sekund."
+    assert translate("rate_limited", "nn", "x", {"retry_after_s": 7}) == expected
