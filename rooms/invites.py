@@ -101,10 +101,12 @@ class InviteStore:
         self._clock = clock
         self.cipher = cipher or FieldCipher(None)  # seals the holder's display name at rest
         self._redeem = redis.register_script(_REDEEM)
+        self._audit = redis.register_script(LUA_AUDIT + "return audit_append(KEYS[1], KEYS[2], ARGV[1])")
 
     async def create(self, tenant: str, cid: str, *, role: Role, ttl_s: int, lobby: bool,
-                     created_by: str, history: History | None = None) -> Invite:
-        """`history`: the host's choice for a relative ("all" or "from_join"); see `history_for`."""
+                     created_by: str, history: History | None = None, audit: Audit | None = None) -> Invite:
+        """`history`: the host's choice for a relative ("all" or "from_join"); see `history_for`.
+        `audit`: who invites, recorded as `invite.created` in the same transaction."""
         seen = history_for(role, history)
         secret = secrets.token_urlsafe(24)
         expires_at = self._clock() + ttl_s
@@ -114,6 +116,10 @@ class InviteStore:
                                  "expires_at": str(expires_at), "used": "0", "created_by": created_by,
                                  "history": seen})
             p.expire(key, ttl_s + KEEP_AFTER_EXPIRY_S)
+            if audit:
+                entry = audit.entry(Action.INVITE_CREATED, self._clock(), consultation_id=cid,
+                                    invitee_role=role.value)
+                await self._audit(keys=audit_keys(tenant, cid), args=[entry], client=p)
             await p.execute()
         return Invite(f"{PREFIX}.{tenant}.{secret}", tenant, cid, role, lobby, expires_at, seen)
 

@@ -112,9 +112,8 @@ async def invite(request: web.Request, principal: Principal, body: InviteIn) -> 
         raise ApiError(422, "ttl_too_long", f"En lenke kan vare høyst {config.limits.max_invite_ttl_s} sekunder.")
     await write_allowed(request, principal)
     inv = await store.invites.create(principal.tenant, c.id, role=body.role, ttl_s=body.ttl_s, lobby=body.lobby,
-                                     created_by=principal.subject, history=body.history)
-    await store.audit.record(principal.tenant, Action.INVITE_CREATED, actor=principal.subject,
-                             role=principal.role, consultation_id=c.id, invitee_role=body.role.value)
+                                     created_by=principal.subject, history=body.history,
+                                     audit=Audit(principal.subject, principal.role))  # in the same transaction
     return InviteOut(token=inv.token, url=invite_url(config, inv.token), role=inv.role,
                      expires_at=inv.expires_at, history=inv.history)
 

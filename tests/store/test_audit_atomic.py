@@ -98,3 +98,16 @@ return {#queued, missing}
     await task
     assert seen and all(missing == 0 for _, missing in seen)
     assert await snapshot(keys=[k.queue("nettlege"), k.audit()]) == [40, 0]
+
+
+async def test_invites_carry_their_entries(store):
+    c = await store.consultations.create("oslo", "nettlege", creator="hpr-1", creator_role=Role.CLINICIAN,
+                                         creator_name="Dr")
+    inv = await store.invites.create("oslo", c.id, role=Role.INTERPRETER, ttl_s=600, lobby=True,
+                                     created_by="hpr-1", audit=DOC)
+    _invite, p = await store.invites.redeem(inv.token, subject="guest-1", display_name="Tolk",
+                                            audit_role=Role.INTERPRETER.value)
+    entries = await store.audit.for_consultation("oslo", c.id)
+    assert _actions(entries) == ["invite.created", "invite.redeemed"]
+    assert entries[0].fields["invitee_role"] == "interpreter" and entries[1].fields["participant_id"] == p.id
+    assert "Tolk" not in str([e.fields for e in entries])
