@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -34,10 +34,14 @@ def score(priority: Priority, enqueued_at: float) -> int:
     return priority.rank * RANK_SPAN + int(enqueued_at * 1000)
 
 
-# KEYS: open ticket, ticket, queue, stats, audit stream x2   ARGV: ticket id, score, Oslo hour (statistics),
-# ticket fields..., audit entry
+# KEYS: open ticket, ticket, queue, stats, audit stream x2, the owner's open-ticket keys of other services...
+# ARGV: ticket id, score, Oslo hour (statistics), ticket fields..., audit entry
 _JOIN = stats.LUA + LUA_AUDIT + """
 local open_key, ticket_key, queue_key, stats_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+for i = 7, #KEYS do  -- one queue at a time: a waiting ticket in another service refuses this one too
+  local elsewhere = redis.call('GET', KEYS[i])
+  if elsewhere then return {0, elsewhere} end
+end
 local existing = redis.call('GET', open_key)
 if existing then return {0, existing} end
 redis.call('HSET', ticket_key, unpack(ARGV, 4, #ARGV - 1))
@@ -168,8 +172,10 @@ class QueueStore:
 
     async def join(self, tenant: str, service: str, *, owner: str, owner_role: Role, owner_name: str,
                    channel: Channel, reason: str, callback_phone: str | None = None,
-                   priority: Priority = Priority.GREEN, audit: Audit | None = None) -> Ticket:
-        """Queue a ticket. An owner holds at most one waiting ticket per service (Conflict otherwise).
+                   priority: Priority = Priority.GREEN, audit: Audit | None = None,
+                   exclusive_of: Sequence[str] = ()) -> Ticket:
+        """Queue a ticket. An owner holds at most one waiting ticket per service (Conflict otherwise), and none
+        at all while it waits in one of the services in `exclusive_of` (a citizen: one queue at a time).
         `audit`: who queues it, recorded as `ticket.joined` in the same script."""
         k = Keys(tenant)
         now = self._clock()
@@ -181,7 +187,8 @@ class QueueStore:
         fields = [x for kv in self.cipher.sealed_ticket(ticket).to_redis().items() for x in kv]
         ok, _ = await self._join(
             keys=[k.open_ticket(owner, service), k.ticket(ticket.id), k.queue(service),
-                  stats.stats_key(tenant, service, now), *audit_keys(tenant, None)],
+                  stats.stats_key(tenant, service, now), *audit_keys(tenant, None),
+                  *(k.open_ticket(owner, s) for s in exclusive_of if s != service)],
             args=[ticket.id, score(priority, now), stats.oslo_hour(now), *fields,
                   audit.entry(Action.TICKET_JOINED, now, ticket_id=ticket.id, service=service) if audit else ""])
         if not ok:

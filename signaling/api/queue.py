@@ -106,7 +106,9 @@ async def join_queue(request: web.Request, principal: Principal, body: JoinQueue
         owner_name=principal.name, channel=body.channel, reason=body.reason,
         callback_phone=body.callback_phone,  # phone: the number to call; video/chat: an optional "your turn" SMS
         priority=body.priority or Priority.GREEN,
-        audit=Audit(principal.subject, principal.role))  # ticket.joined, in the same script
+        audit=Audit(principal.subject, principal.role),  # ticket.joined, in the same script
+        # A citizen waits in one queue at a time; a nurse may ask for doctors for several patients.
+        exclusive_of=[s.id for s in tenant.services] if principal.role == Role.CITIZEN else ())
     await store.events.publish(principal.tenant, queue_topic(service.id), {"type": "queue_changed"})
     return await _ticket_view(store, request, ticket, principal)
 

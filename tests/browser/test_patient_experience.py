@@ -439,6 +439,20 @@ async def test_a_second_device_finds_the_ticket_instead_of_already_queued(server
     await second.locator("#queue-position").get_by_text("nummer 1").wait_for()
 
 
+async def test_a_citizen_waits_in_one_queue_at_a_time(server, pages) -> None:
+    base, _ = server
+    page = await queue_citizen(pages, base, "Ein Kø", channel="chat")
+    ticket_id = page.url.rsplit("/", 1)[1]
+    await page.goto(f"{base}/#/join/oslo/nettlege")
+    await page.check("#ch-chat")
+    await page.fill("#reason", "Noe annet")
+    await page.click("#main form button[type=submit]")
+    error = page.locator("#main .error")
+    await error.get_by_text("Du kan stå i én kø om gangen").wait_for(timeout=10_000)
+    assert await error.locator("a").get_attribute("href") == f"#/wait/{ticket_id}"
+    await screen(page, "join-one-queue")
+
+
 # --- 9: invite links ----------------------------------------------------------------------------------
 
 async def test_an_invalid_invite_link_says_so_before_any_camera(server, pages) -> None:

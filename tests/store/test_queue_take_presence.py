@@ -2,6 +2,9 @@
 been gone longer than OFFLINE_AFTER_S; a brief drop keeps the place; if everyone of the first priority is
 gone, the oldest is taken all the same and `owner_offline_s` says for how long. Never across priorities."""
 
+import pytest
+
+from rooms.errors import Conflict
 from rooms.models import Channel, Priority, Role
 from rooms.queue import OFFLINE_AFTER_S
 
@@ -62,3 +65,21 @@ async def test_presence_never_jumps_a_more_urgent_ticket(store, clock):
     assert taken.id == red.id and taken.owner_offline_s >= OFFLINE_AFTER_S * 3
     assert (await _take(store)).id == green.id
     assert await _take(store) is None
+
+
+async def test_a_citizen_waits_in_one_queue_at_a_time(store):
+    services = ["nettlege", "legevakt"]
+    first = await store.queue.join("demo", "nettlege", owner="kari", owner_role=Role.CITIZEN, owner_name="Kari",
+                                   channel=Channel.CHAT, reason="hoste", exclusive_of=services)
+    with pytest.raises(Conflict) as refused:
+        await store.queue.join("demo", "legevakt", owner="kari", owner_role=Role.CITIZEN, owner_name="Kari",
+                               channel=Channel.CHAT, reason="hoste", exclusive_of=services)
+    assert refused.value.code == "already_queued"
+    assert await store.queue.length("demo", "legevakt") == 0
+    # Without the rule (a nurse for another patient) a second service is fine; after leaving, so is Kari.
+    await store.queue.join("demo", "legevakt", owner="siri", owner_role=Role.NURSE, owner_name="Siri",
+                           channel=Channel.VIDEO, reason="pasient 2")
+    await store.queue.leave(first)
+    again = await store.queue.join("demo", "legevakt", owner="kari", owner_role=Role.CITIZEN, owner_name="Kari",
+                                   channel=Channel.CHAT, reason="hoste", exclusive_of=services)
+    assert again.service == "legevakt"

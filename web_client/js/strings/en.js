@@ -332,4 +332,5 @@ export const en = {
   code_make: "Make a code to read aloud",
   code_no_sms: "Caller cannot get an SMS?",
   code_read_aloud: "Ask the caller to go to {url} and enter the code. It works once, for {min} minutes.",
+  queued_elsewhere: "You are already queueing for another service. You can be in one queue at a time.",
 };

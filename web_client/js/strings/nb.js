@@ -332,4 +332,5 @@ export const nb = {
   code_make: "Lag kode å lese opp",
   code_no_sms: "Får ikke innringeren SMS?",
   code_read_aloud: "Be innringeren gå til {url} og skrive inn koden. Den virker én gang i {min} minutter.",
+  queued_elsewhere: "Du står allerede i kø hos en annen tjeneste. Du kan stå i én kø om gangen.",
 };

@@ -332,4 +332,5 @@ export const nn = {
   code_make: "Lag kode å lese opp",
   code_no_sms: "Får ikkje innringjaren SMS?",
   code_read_aloud: "Be innringjaren gå til {url} og skrive inn koden. Han verkar éin gong i {min} minutt.",
+  queued_elsewhere: "Du står allereie i kø hos ei anna teneste. Du kan stå i éin kø om gongen.",
 };

@@ -84,11 +84,15 @@ export function render(root, [tenant, service], { navigate }) {
           // Queued already (another device or tab): go to that place instead of a dead end.
           try {
             const mine = await api.myTicket();
+            session.set("ticket", mine.ticket_id);
             if (mine.service === service) {
-              session.set("ticket", mine.ticket_id);
               navigate(`#/wait/${mine.ticket_id}`);
               return;
             }
+            // One queue at a time: say where the citizen waits, with the way there.
+            error.replaceChildren(h("span", { i18n: "queued_elsewhere" }), " ",
+              h("a", { href: `#/wait/${mine.ticket_id}`, i18n: "back_to_waiting_room" }));
+            return;
           } catch { /* fall through to the message */ }
         }
         error.textContent = err.message;
