@@ -25,6 +25,21 @@ from .audit import LUA_AUDIT, SYSTEM, Action, audit_keys
 from .keys import Keys
 from .queue import TERMINAL_TTL_S
 
+# Delete one consultation and its indexes, and record it, at once. KEYS: consultation, participants, subjects,
+# node, audit stream, consultation audit, then each subject's consultations set (in the order of ARGV[3..]).
+# ARGV: consultation id, audit entry, the subjects read just before. A subject added meanwhile: 0 (next round).
+_DELETE = LUA_AUDIT + """
+local subjects = redis.call('HKEYS', KEYS[3])
+if #subjects ~= #ARGV - 2 then return 0 end
+local expected = {}
+for i = 3, #ARGV do expected[ARGV[i]] = true end
+for _, s in ipairs(subjects) do if not expected[s] then return 0 end end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+for i = 7, #KEYS do redis.call('SREM', KEYS[i], ARGV[1]) end
+audit_append(KEYS[5], KEYS[6], ARGV[2])
+return 1
+"""
+
 
 @dataclass
 class RetentionReport:
@@ -36,7 +51,7 @@ class RetentionSweeper:
     def __init__(self, redis: aioredis.Redis, clock: Callable[[], float] = time.time) -> None:
         self._r = redis
         self._clock = clock
-        self._audit = redis.register_script(LUA_AUDIT + "return audit_append(KEYS[1], KEYS[2], ARGV[1])")
+        self._delete_script = redis.register_script(_DELETE)
 
     async def sweep(self, tenant: str, retention_s: float, now: float | None = None) -> RetentionReport:
         """One round over a tenant; idempotent (safe on every node at once)."""
@@ -76,20 +91,13 @@ class RetentionSweeper:
         return started + retention_s <= now
 
     async def _delete(self, tenant: str, cid: str, now: float) -> bool:
-        """Delete one consultation and its indexes in one transaction (WATCHed: a participant added meanwhile
-        makes it retry next round rather than leave an index behind)."""
+        """Delete one consultation with its indexes, audited, in one script (every key declared: legal on a
+        Redis Cluster too). False when a participant joined in between: the next round tries again."""
         k = Keys(tenant)
-        async with self._r.pipeline(transaction=True) as p:
-            try:
-                await p.watch(k.subjects(cid), k.consultation(cid))
-                subjects = await p.hkeys(k.subjects(cid))
-                p.multi()
-                p.delete(k.consultation(cid), k.participants(cid), k.subjects(cid), k.consultation_node(cid))
-                for subject in subjects:
-                    p.srem(k.my_consultations(subject), cid)
-                entry = SYSTEM.entry(Action.DATA_EXPIRED, now, consultation_id=cid)
-                await self._audit(keys=audit_keys(tenant, cid), args=[entry], client=p)
-                await p.execute()
-            except aioredis.WatchError:
-                return False
-        return True
+        subjects = sorted(await self._r.hkeys(k.subjects(cid)))
+        entry = SYSTEM.entry(Action.DATA_EXPIRED, now, consultation_id=cid)
+        done = await self._delete_script(
+            keys=[k.consultation(cid), k.participants(cid), k.subjects(cid), k.consultation_node(cid),
+                  *audit_keys(tenant, cid), *[k.my_consultations(sub) for sub in subjects]],
+            args=[cid, entry, *subjects])
+        return bool(done)
