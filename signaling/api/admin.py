@@ -17,7 +17,7 @@ from rooms.models import Principal, Role
 from rooms.tenants import OpeningHours, Service, Tenant
 
 from ..appkeys import CONFIG, STORE
-from ..http import Api, ApiError, Body, require_tenant
+from ..http import Access, Api, ApiError, Body, require_tenant
 
 api = Api()
 ADMIN = (Role.ADMIN,)
@@ -72,14 +72,15 @@ async def _out(request: web.Request, tenant: Tenant, service: Service) -> Settin
 
 @api.route("GET", "/api/v1/tenants/{tenant}/services/{service}/settings",
            summary="A service's opening hours and closures (admin)", roles=ADMIN, response=SettingsOut,
-           errors=(401, 403, 404), tags=("admin",))
+           errors=(401, 403, 404), tags=("admin",), access=Access.TENANT)
 async def get_settings(request: web.Request, principal: Principal, _b: None) -> SettingsOut:
     return await _out(request, *_tenant_service(request, principal))
 
 
 @api.route("PUT", "/api/v1/tenants/{tenant}/services/{service}/settings",
            summary="Replace a service's opening hours and closures (admin; audited)", roles=ADMIN,
-           body=SettingsIn, response=SettingsOut, errors=(401, 403, 404, 422), tags=("admin",))
+           body=SettingsIn, response=SettingsOut, errors=(401, 403, 404, 422), tags=("admin",),
+           access=Access.TENANT)
 async def put_settings(request: web.Request, principal: Principal, body: SettingsIn) -> SettingsOut:
     tenant, service = _tenant_service(request, principal)
     try:
@@ -97,7 +98,7 @@ async def put_settings(request: web.Request, principal: Principal, body: Setting
 
 @api.route("DELETE", "/api/v1/tenants/{tenant}/services/{service}/settings",
            summary="Back to the config file's opening hours (admin; audited)", roles=ADMIN, response=SettingsOut,
-           errors=(401, 403, 404), tags=("admin",))
+           errors=(401, 403, 404), tags=("admin",), access=Access.TENANT)
 async def reset_settings(request: web.Request, principal: Principal, _b: None) -> SettingsOut:
     tenant, service = _tenant_service(request, principal)
     store = request.app[STORE]
@@ -109,7 +110,7 @@ async def reset_settings(request: web.Request, principal: Principal, _b: None) -
 
 @api.route("GET", "/api/v1/tenants/{tenant}/audit/status",
            summary="Whether the tenant's audit trail verifies against its sealed checkpoints (admin)",
-           roles=ADMIN, response=AuditStatusOut, errors=(401, 403, 404), tags=("admin",))
+           roles=ADMIN, response=AuditStatusOut, errors=(401, 403, 404), tags=("admin",), access=Access.TENANT)
 async def audit_status(request: web.Request, principal: Principal, _b: None) -> AuditStatusOut:
     require_tenant(principal, request.match_info["tenant"])
     if request.app[CONFIG].tenant(principal.tenant) is None:

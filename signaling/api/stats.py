@@ -12,7 +12,7 @@ from rooms.models import Principal, Role
 from rooms.stats import MAX_DAYS, oslo_day, to_csv
 
 from ..appkeys import CONFIG, STORE
-from ..http import Api, ApiError, require_tenant
+from ..http import Access, Api, ApiError, require_tenant
 
 api = Api()
 
@@ -101,7 +101,7 @@ def period(request: web.Request) -> tuple[date, date]:
 
 @api.route("GET", "/api/v1/tenants/{tenant}/stats",
            summary="Anonymous figures per service for a period (admin); ?format=csv suppresses counts 1-4",
-           roles=(Role.ADMIN,), response=StatsOut, errors=(401, 403, 404, 422), tags=("admin",),
+           roles=(Role.ADMIN,), response=StatsOut, errors=(401, 403, 404, 422), tags=("admin",), access=Access.TENANT,
            query={"from": "first Europe/Oslo day, YYYY-MM-DD (default today)",
                   "to": "last day, inclusive (default today)",
                   "format": "json (default) or csv"})

@@ -6,6 +6,8 @@ import pytest
 
 from rooms.models import Role
 from signaling.api import build_api
+from signaling.http import Access
+from signaling.identity import identify
 from tests.conftest import bearer, dev_token
 
 ROUTES = [r for r in build_api().routes if not r.public]
@@ -89,3 +91,77 @@ async def test_clinician_of_same_tenant_not_in_consultation_sees_nothing(app_cli
     assert (await app_client.get(f"/api/v1/consultations/{c['id']}", headers=bearer(doc2))).status == 404
     assert (await app_client.post(f"/api/v1/consultations/{c['id']}/end", json={"outcome": "resolved"},
                                   headers=bearer(doc2))).status == 404
+
+
+# --- the access condition each route declares (signaling/http.py Access), probed principal by principal -----
+
+CONSULTATION_ROUTES = [r for r in ROUTES if "{consultation_id}" in r.path and r.access in (Access.PARTICIPANT,
+                                                                                           Access.HOST)]
+
+
+async def _cast(client) -> dict:
+    """A consultation with every kind of principal the conditions tell apart."""
+    doc = await dev_token(client, "host-doc", "clinician")
+    c = await (await client.post("/api/v1/consultations", json={"tenant": "oslo", "service": "nettlege"},
+                                  headers=bearer(doc))).json()
+    cid = c["id"]
+    who = {"host": doc, "outsider": await dev_token(client, "other-doc", "clinician"),
+           "other_tenant": await dev_token(client, "bergen-doc", "clinician", tenant="bergen")}
+    for name in ("admitted", "lobby", "denied"):
+        who[name] = await dev_token(client, f"kari-{name}", "citizen")
+        k = await (await client.post(f"/api/v1/consultations/{cid}/knock", headers=bearer(who[name]))).json()
+        if name != "lobby":
+            action = "admit" if name == "admitted" else "deny"
+            r = await client.post(f"/api/v1/consultations/{cid}/participants/{k['participant_id']}/{action}",
+                                  headers=bearer(doc))
+            assert r.status == 200
+    inv = await (await client.post(f"/api/v1/consultations/{cid}/invites", json={"role": "relative", "lobby": False},
+                                   headers=bearer(doc))).json()
+    who["guest"] = (await identify(client.server.app, inv["token"], "Mor")).session_token
+    return {"cid": cid, "who": who}
+
+
+def _consultation_path(path: str, cid: str) -> str:
+    return re.sub(r"{(\w+)}", lambda m: cid if m[1] == "consultation_id" else f"{m[1][0]}_x", path)
+
+
+@pytest.mark.parametrize("route", CONSULTATION_ROUTES, ids=lambda r: f"{r.method} {r.path}")
+async def test_consultation_routes_enforce_their_declared_condition(app_client, route):
+    cast = await _cast(app_client)
+    path = _consultation_path(route.path, cast["cid"])
+    expected = {"outsider": 404, "other_tenant": 404, "lobby": 403, "denied": 403}
+    if route.access is Access.HOST:
+        expected.update({"admitted": 403, "guest": 403})
+    for name, status in expected.items():
+        r = await app_client.request(route.method, path, headers=bearer(cast["who"][name]),
+                                     json={} if route.body else None)
+        assert r.status == status, (name, r.status, await r.text())
+        assert set(await r.json()) == {"error", "message"}
+    # and the principals the condition lets through get past it (to the handler's own checks)
+    allowed = ["host"] if route.access is Access.HOST else ["host", "admitted", "guest"]
+    for name in allowed:
+        r = await app_client.request(route.method, path, headers=bearer(cast["who"][name]),
+                                     json={} if route.body else None)
+        body = await r.json() if r.content_type == "application/json" else {}
+        assert r.status < 400 or body.get("error") not in ("not_admitted", "forbidden", "consultation_not_found"), (
+            name, r.status, body)
+
+
+async def test_session_tokens_reach_only_routes_marked_for_them(app_client):
+    cast = await _cast(app_client)
+    guest = cast["who"]["guest"]
+    for route in ROUTES:
+        if route.scoped:
+            continue
+        path = _consultation_path(_concrete(route.path), cast["cid"])
+        r = await app_client.request(route.method, path, headers=bearer(guest), json={} if route.body else None)
+        assert r.status == 403, (route.method, route.path, r.status)
+
+
+def test_docs_security_md_holds_the_generated_tables():
+    from pathlib import Path
+
+    from signaling.access_table import render
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "security.md").read_text()
+    assert render() in doc, "docs/security.md is stale: paste `python -m signaling.access_table` into it"
