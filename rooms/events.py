@@ -148,8 +148,11 @@ class EventHub:
         delay = 0.2
         first = True
         while not self._stopping:
-            pubsub = self._pubsub()
+            pubsub = None
             try:
+                if isinstance(self._r, RedisCluster):
+                    await self._r.initialize()  # the slot map, to pick a node for the subscription
+                pubsub = self._pubsub()
                 await pubsub.psubscribe(self._pattern)
                 self.subscribed.set()
                 if not first:
@@ -174,5 +177,6 @@ class EventHub:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
             finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+                if pubsub is not None:
+                    with contextlib.suppress(Exception):
+                        await pubsub.aclose()

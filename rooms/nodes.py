@@ -29,21 +29,18 @@ class Node:
     heartbeat: float
 
 
-# KEYS: assignment key, live set   ARGV: now, liveness cutoff, candidate node ids (least loaded first)...
+# KEYS: assignment key   ARGV: the live node ids, least loaded first. The live set is not read here: it is in
+# the deployment's slot, the assignment in the tenant's, and a script may only touch one slot (Redis Cluster).
 _ASSIGN = """
 local current = redis.call('GET', KEYS[1])
 if current then
-  local seen = redis.call('ZSCORE', KEYS[2], current)
-  if seen and tonumber(seen) >= tonumber(ARGV[2]) then return current end
-end
-for i = 3, #ARGV do
-  local seen = redis.call('ZSCORE', KEYS[2], ARGV[i])
-  if seen and tonumber(seen) >= tonumber(ARGV[2]) then
-    redis.call('SET', KEYS[1], ARGV[i], 'EX', 86400)
-    return ARGV[i]
+  for i = 1, #ARGV do
+    if ARGV[i] == current then return current end
   end
 end
-return false
+if #ARGV == 0 then return false end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', 86400)
+return ARGV[1]
 """
 
 
@@ -85,6 +82,5 @@ class NodeRegistry:
         if not nodes:
             return None
         ranked = sorted(nodes, key=lambda n: (n.load, n.id))
-        chosen = await self._assign(keys=[Keys(tenant).consultation_node(cid), NODES],
-                                    args=[self._clock(), self._clock() - self.timeout_s, *[n.id for n in ranked]])
+        chosen = await self._assign(keys=[Keys(tenant).consultation_node(cid)], args=[n.id for n in ranked])
         return next((n for n in nodes if n.id == chosen), None)

@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 BACKOFF_BASE_S = 0.05
 BACKOFF_CAP_S = 1.0
 DURABLE_PROBE = "nl:{durable}:probe"  # written right before WAIT, so WAIT covers every earlier write
+CLUSTER_SCHEME = "redis+cluster://"
 REPLICA_CHECK_S = 1.0  # how long a look at the primary's connected replicas is trusted
 
 
@@ -72,6 +73,13 @@ class RedisSettings:
     retry_s: float = 5.0  # how long connection errors are retried before the caller sees them
     max_connections: int = 64
     health: StoreHealth = field(default_factory=StoreHealth, compare=False)
+
+    @classmethod
+    def from_url(cls, url: str | None, **kwargs: Any) -> RedisSettings:
+        """`redis://` is one server; `redis+cluster://host:port` (any node) a Redis Cluster."""
+        if url and url.startswith(CLUSTER_SCHEME):
+            return cls(cluster_url="redis://" + url[len(CLUSTER_SCHEME):], **kwargs)
+        return cls(url=url, **kwargs)
 
     @property
     def kind(self) -> str:
@@ -131,7 +139,8 @@ class _SentinelPool(SentinelConnectionPool, aioredis.BlockingConnectionPool):
 def connect(target: RedisSettings | str | None, max_connections: int = 64) -> aioredis.Redis:
     """A redis-py asyncio client for the configured deployment; with nothing configured an in-process
     fakeredis speaking the same protocol (for `make run` and demos: it keeps nothing across restarts)."""
-    s = target if isinstance(target, RedisSettings) else RedisSettings(url=target, max_connections=max_connections)
+    s = target if isinstance(target, RedisSettings) else RedisSettings.from_url(target,
+                                                                                max_connections=max_connections)
     retry = CountingRetry(s.health, s.retry_s)
     common: dict[str, Any] = {"decode_responses": True, "retry": retry, "socket_connect_timeout": 2,
                               "health_check_interval": 30}

@@ -26,7 +26,10 @@ async def _dump(redis_url: str) -> bytes:
     """Every key and value in Redis, as raw bytes."""
     import redis.asyncio as aioredis
 
-    r = aioredis.Redis.from_url(redis_url)  # raw bytes, no decoding
+    from rooms.store import RedisSettings
+
+    cluster = RedisSettings.from_url(redis_url).cluster_url  # tests/ha runs this suite on a Redis Cluster too
+    r = aioredis.RedisCluster.from_url(cluster) if cluster else aioredis.Redis.from_url(redis_url)  # raw bytes
     out = []
     async for key in r.scan_iter(count=1000):
         kind = (await r.type(key)).decode()
