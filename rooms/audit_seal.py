@@ -4,13 +4,14 @@ The sealer walks each tenant's audit stream in order and chains an HMAC-SHA256 o
 `mac_i = HMAC(key, mac_{i-1} | entry id | canonical JSON of the entry)`, starting from a per-tenant genesis
 MAC. It stores each entry's MAC in Redis (`Keys.audit_macs`, to point at the entry that was changed) and, after
 every round that sealed something, appends a signed checkpoint `{tenant, last_id, count, mac, ts, sig}` to a
-sink outside Redis (a JSON-lines file). `verify` trusts only the key and the checkpoints: it recomputes the
-chain from the stream and reports
+sink outside Redis (a JSON-lines file). `verify` trusts only the key and the latest checkpoint (its chain value
+covers every entry before it): it recomputes the chain from the stream and reports
 
 - an entry whose stored MAC does not match its content and predecessor (changed, or its predecessor removed);
 - an entry before the last checkpoint without a MAC (inserted);
-- a checkpoint whose entry is gone, whose position moved or whose chain value differs (removed, truncated, or
-  rewritten together with the MACs in Redis, which needs the key to do unnoticed).
+- the checkpoint, when its entry is gone, its position moved or its chain value differs (removed, truncated,
+  or rewritten together with the MACs in Redis, which needs the key to do unnoticed);
+- a checkpoint whose signature does not hold (the file was edited).
 
 Entries appended since the last seal are not covered yet: the sealer runs every few seconds.
 """
@@ -54,14 +55,20 @@ class Checkpoint:
 
 class CheckpointSink(Protocol):
     def write(self, cp: Checkpoint) -> None: ...
-    def read(self, tenant: str) -> list[Checkpoint]: ...
+
+    def latest(self, tenant: str) -> Checkpoint | None:
+        """The checkpoint covering the most entries (the chain value there covers every entry before it)."""
+        ...
 
 
 class FileCheckpoints:
-    """Checkpoints as JSON lines appended to a file (one short line per write: atomic with O_APPEND)."""
+    """Checkpoints as JSON lines appended to a file (one short line per write: atomic with O_APPEND, so several
+    processes may share the file). Read incrementally: only lines appended since the last look are parsed."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._offset = 0
+        self._latest: dict[str, Checkpoint] = {}
 
     def write(self, cp: Checkpoint) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -70,31 +77,37 @@ class FileCheckpoints:
             f.flush()
             os.fsync(f.fileno())
 
-    def read(self, tenant: str) -> list[Checkpoint]:
-        if not self.path.exists():
-            return []
-        out = []
-        for line in self.path.read_text(encoding="utf-8").splitlines():
-            try:
-                d = json.loads(line)
-                if d.get("tenant") == tenant:
-                    out.append(Checkpoint(**d))
-            except (ValueError, TypeError):
-                out.append(Checkpoint(tenant, "unreadable", -1, "", 0.0))  # reported by verify
-        return out
+    def latest(self, tenant: str) -> Checkpoint | None:
+        if self.path.exists():
+            with self.path.open("rb") as f:
+                f.seek(self._offset)
+                chunk = f.read()
+            end = chunk.rfind(b"\n") + 1  # a line still being written is read next time
+            self._offset += end
+            for line in chunk[:end].decode("utf-8", "replace").splitlines():
+                try:
+                    cp = Checkpoint(**json.loads(line))
+                except (ValueError, TypeError):
+                    continue  # not a checkpoint: it cannot vouch for anything
+                best = self._latest.get(cp.tenant)
+                if best is None or cp.count >= best.count:
+                    self._latest[cp.tenant] = cp
+        return self._latest.get(tenant)
 
 
 class MemoryCheckpoints:
     """Checkpoints kept in this process only (development and tests without a configured file)."""
 
     def __init__(self) -> None:
-        self._items: list[Checkpoint] = []
+        self._latest: dict[str, Checkpoint] = {}
 
     def write(self, cp: Checkpoint) -> None:
-        self._items.append(cp)
+        best = self._latest.get(cp.tenant)
+        if best is None or cp.count >= best.count:
+            self._latest[cp.tenant] = cp
 
-    def read(self, tenant: str) -> list[Checkpoint]:
-        return [cp for cp in self._items if cp.tenant == tenant]
+    def latest(self, tenant: str) -> Checkpoint | None:
+        return self._latest.get(tenant)
 
 
 def _canonical(fields: dict[str, str]) -> str:
@@ -123,22 +136,19 @@ class AuditSealer:
     def _sign(self, cp: Checkpoint) -> str:
         return hmac.new(self._key, cp.body(), hashlib.sha256).hexdigest()
 
-    def _trusted(self, tenant: str) -> tuple[list[Checkpoint], list[str]]:
-        good, bad = [], []
-        for cp in self.sink.read(tenant):
-            if hmac.compare_digest(cp.sig, self._sign(cp)):
-                good.append(cp)
-            else:
-                bad.append(f"checkpoint-signature:{cp.last_id}")
-        return good, bad
+    def _trusted(self, tenant: str) -> tuple[Checkpoint | None, list[str]]:
+        """The latest checkpoint if its signature holds; else None and the problem (a forged or damaged file)."""
+        cp = self.sink.latest(tenant)
+        if cp is None or hmac.compare_digest(cp.sig, self._sign(cp)):
+            return cp, []
+        return None, [f"checkpoint-signature:{cp.last_id}"]
 
     def _start(self, tenant: str) -> tuple[str, int, str]:
         if tenant in self._state:
             return self._state[tenant]
-        good, _ = self._trusted(tenant)
-        if good:
-            last = max(good, key=lambda cp: cp.count)
-            return last.last_id, last.count, last.mac
+        cp, _ = self._trusted(tenant)
+        if cp is not None:
+            return cp.last_id, cp.count, cp.mac
         return "", 0, self.genesis(tenant)
 
     async def seal(self, tenant: str) -> Checkpoint | None:
@@ -172,10 +182,9 @@ class AuditSealer:
     async def verify(self, tenant: str) -> list[str]:
         """Recompute the chain; the ids of bad entries and checkpoints (empty when the trail is intact)."""
         k = Keys(tenant)
-        checkpoints, problems = self._trusted(tenant)
-        by_id = {cp.last_id: cp for cp in checkpoints}
-        sealed_upto = max((cp.count for cp in checkpoints), default=0)
-        seen: set[str] = set()
+        checkpoint, problems = self._trusted(tenant)
+        sealed_upto = checkpoint.count if checkpoint else 0
+        seen = False
         prev_stored = true_mac = self.genesis(tenant)
         position = 0
         last_id = ""
@@ -193,12 +202,12 @@ class AuditSealer:
                 elif not hmac.compare_digest(stored, expected):
                     problems.append(entry_id)
                 true_mac = self._mac(true_mac, entry_id, fields)
-                cp = by_id.get(entry_id)
-                if cp is not None:
-                    seen.add(entry_id)
-                    if cp.count != position or not hmac.compare_digest(cp.mac, true_mac):
+                if checkpoint is not None and entry_id == checkpoint.last_id:
+                    seen = True
+                    if checkpoint.count != position or not hmac.compare_digest(checkpoint.mac, true_mac):
                         problems.append(f"checkpoint:{entry_id}")
                 prev_stored = stored or expected
             last_id = rows[-1][0]
-        problems += [f"checkpoint:{cp.last_id}" for cp in checkpoints if cp.last_id not in seen]
+        if checkpoint is not None and not seen:
+            problems.append(f"checkpoint:{checkpoint.last_id}")  # its entry is gone: removed or truncated
         return problems

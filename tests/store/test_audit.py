@@ -105,7 +105,7 @@ async def test_a_new_process_with_the_same_key_and_checkpoints_finds_the_change(
 async def test_a_forged_checkpoint_is_refused(store, sealer, tmp_path):
     await _fill(store)
     await sealer.seal("oslo")
-    forged = Checkpoint("oslo", "0-1", 1, "00" * 32, 1.0, sig="ab" * 32)
+    forged = Checkpoint("oslo", "0-1", 99, "00" * 32, 1.0, sig="ab" * 32)  # claims to cover the most entries
     FileCheckpoints(tmp_path / "audit-checkpoints.jsonl").write(forged)
     assert "checkpoint-signature:0-1" in await sealer.verify("oslo")
 
