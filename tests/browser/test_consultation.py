@@ -141,6 +141,11 @@ async def test_nurse_requests_a_doctor_and_shows_the_exam_camera(media_server, p
     await doctor.wait_for_function("() => document.querySelectorAll('#remote-videos video').length >= 2")
     await wait_for_video(doctor, "#remote-videos figure.tile-exam video")
     await doctor.locator("#participants").get_by_text("Undersøkelseskamera").wait_for()
+    # The nurse sees her exam camera's picture; it is asked for at up to 1280×720.
+    await nurse.wait_for_function("() => document.querySelector('#exam-preview').videoWidth > 0")
+    constraints = await nurse.evaluate(
+        "() => document.querySelector('#exam-preview').srcObject.getVideoTracks()[0].getConstraints()")
+    assert constraints["width"] in (1280, {"ideal": 1280}) and constraints["height"] in (720, {"ideal": 720})
     await screen(nurse, "room-nurse")
     await screen(doctor, "room-clinician-exam")
 

@@ -659,3 +659,44 @@ async def test_dashboard_shows_whether_each_citizen_is_online(server, pages) -> 
     assert "På nett" in await here.locator(".owner-presence").inner_text()
     await screen(doctor, "dashboard-presence")
     await stays.locator("#queue-position").get_by_text("nummer 1").wait_for()  # still waiting, first in line
+
+
+# --- 7: devices -------------------------------------------------------------------------------------
+
+AUDIO_SENT = """() => { let n = 0; return window.nettlegeCall.pc.getStats().then(st => { st.forEach(s => {
+    if (s.type === 'outbound-rtp' && s.kind === 'audio') n += s.packetsSent; }); return n; }); }"""
+AUDIO_RECEIVED = """() => window.nettlegeCall.pc.getStats().then(st => { let n = 0; st.forEach(s => {
+    if (s.type === 'inbound-rtp' && s.kind === 'audio') n += s.packetsReceived; }); return n; })"""
+
+
+async def test_devices_are_chosen_before_and_during_the_call(media_server, pages) -> None:
+    base, _ = media_server
+    citizen = await queue_citizen(pages, base, "Eining Vel")
+    # Before: the pre-call check offers camera, microphone and speaker once access is given.
+    await citizen.click("#precall-start")
+    await citizen.locator("#check-camera.ok").wait_for()
+    await citizen.locator("#pre-devices").wait_for()
+    assert await citizen.locator("#pre-mic option").count() >= 2
+    await citizen.select_option("#pre-mic", label="Fake Audio Input 1")
+    await citizen.locator("#pre-devices-status").get_by_text("Mikrofon: Fake Audio Input 1").wait_for()
+    await screen(citizen, "precall-devices")
+
+    doctor = await doctor_takes(pages, base)
+    await citizen.locator("#room-status").get_by_text("Tilkoblet").wait_for(timeout=15_000)
+    # The choice carried into the call.
+    sent_label = "() => window.nettlegeCall.pc.getSenders().find(s => s.track && s.track.kind === 'audio').track.label"
+    await citizen.wait_for_function(f"() => ({sent_label})() === 'Fake Audio Input 1'", timeout=10_000)
+    # During: another microphone, without renegotiating; the doctor keeps receiving sound.
+    await citizen.click("#devices-toggle")
+    await citizen.locator("#devices-panel").wait_for()
+    await citizen.select_option("#room-mic", label="Fake Audio Input 2")
+    await citizen.wait_for_function(f"() => ({sent_label})() === 'Fake Audio Input 2'", timeout=10_000)
+    before = await doctor.evaluate(AUDIO_RECEIVED)
+    await doctor.wait_for_function(f"(b) => ({AUDIO_RECEIVED})().then(n => n > b + 20)", arg=before, timeout=10_000)
+    # The speaker: every remote sound plays on the chosen output.
+    out = await citizen.locator("#room-speaker option", has_text="Fake Audio Output 1").get_attribute("value")
+    await citizen.select_option("#room-speaker", value=out)
+    await citizen.wait_for_function(
+        "(id) => [...document.querySelectorAll('.audios audio')].every(a => a.sinkId === id)"
+        " && document.querySelectorAll('.audios audio').length > 0", arg=out, timeout=10_000)
+    await screen(citizen, "room-devices")

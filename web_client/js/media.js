@@ -1,14 +1,52 @@
 // Camera and microphone: getUserMedia, the microphone level meter, cameras for the exam camera,
 // and the pre-call connection check.
 
+import { session } from "./session.js";
+
 let kept = null; // the stream from the pre-call check, handed on to the consultation
 
-export async function getLocalMedia({ video = true, audio = true, deviceId } = {}) {
+/**
+ * Camera and/or microphone. `deviceId` picks the camera, `micId` the microphone (else the ones chosen
+ * before, kept in the session), `facingMode` front ("user") or back ("environment") on a phone, and
+ * `hd` asks for up to 1280×720 (the nurse's exam camera: detail matters more than motion).
+ */
+export async function getLocalMedia({ video = true, audio = true, deviceId, micId, facingMode, hd = false } = {}) {
+  const chosen = session.get("devices") || {};
+  const cam = deviceId ?? (facingMode ? undefined : chosen.camera);
+  const mic = micId ?? chosen.mic;
   const constraints = {
-    audio: audio ? { echoCancellation: true, noiseSuppression: true } : false,
-    video: video ? { width: { ideal: 640 }, height: { ideal: 480 }, ...(deviceId ? { deviceId: { exact: deviceId } } : {}) } : false,
+    audio: audio ? { echoCancellation: true, noiseSuppression: true,
+      ...(mic ? { deviceId: micId ? { exact: mic } : { ideal: mic } } : {}) } : false,
+    video: video ? {
+      width: { ideal: hd ? 1280 : 640 }, height: { ideal: hd ? 720 : 480 },
+      ...(cam ? { deviceId: deviceId ? { exact: cam } : { ideal: cam } } : {}),
+      ...(facingMode ? { facingMode: { ideal: facingMode } } : {}),
+    } : false,
   };
   return navigator.mediaDevices.getUserMedia(constraints);
+}
+
+/** Cameras, microphones and speakers (labels only once the page may use the camera or microphone). */
+export async function listDevices() {
+  const all = await navigator.mediaDevices.enumerateDevices();
+  return {
+    cameras: all.filter((d) => d.kind === "videoinput"),
+    mics: all.filter((d) => d.kind === "audioinput"),
+    // Choosing the speaker needs setSinkId (Chromium, Firefox; not Safari on iOS).
+    speakers: typeof HTMLMediaElement.prototype.setSinkId === "function"
+      ? all.filter((d) => d.kind === "audiooutput") : [],
+  };
+}
+
+/** Remember a choice ({camera}, {mic} or {speaker}) for this tab: the consultation uses it. */
+export function rememberDevice(choice) {
+  session.set("devices", { ...(session.get("devices") || {}), ...choice });
+}
+
+/** Play `el` on the chosen speaker (no-op where the browser cannot choose). */
+export async function useSpeaker(el, id = session.get("devices")?.speaker) {
+  if (!id || typeof el.setSinkId !== "function") return;
+  try { await el.setSinkId(id); } catch { /* the device went away: the default plays */ }
 }
 
 export function keepStream(stream) { kept = stream; }

@@ -75,6 +75,20 @@ export class Call extends EventTarget {
     if (this.state === "admitted") this._send({ type: "media_state", ...state });
   }
 
+  /** Another camera or microphone (device choice, front/back): the sender keeps its m-line, so no
+   * renegotiation; the mute / camera-off state carries over. Returns false without a sender to reuse. */
+  async replaceLocalTrack(kind, track) {
+    if (!this.localStream) this.localStream = new MediaStream();
+    const old = kind === "audio" ? this.localStream.getAudioTracks()[0] : this.localStream.getVideoTracks()[0];
+    if (old) { track.enabled = old.enabled; this.localStream.removeTrack(old); }
+    this.localStream.addTrack(track);
+    const sender = this.pc?.getSenders().find((s) => s.track ? s.track === old : false)
+      || this.pc?.getTransceivers().find((t) => t.sender.track?.kind === kind && t.sender.track === old)?.sender;
+    if (sender) await sender.replaceTrack(track);
+    old?.stop();
+    return !!sender;
+  }
+
   /** Publish or withdraw an extra camera with a label (the nurse's "exam-camera"). */
   async setExtraStream(label, stream) {
     const old = this.extra.get(label);
@@ -87,7 +101,10 @@ export class Call extends EventTarget {
     // A new m-line of its own: addTrack() would reuse the receive-only m-line of a track the SFU
     // forwards to us, and the SFU does not take media on those.
     if (stream && this.pc) {
-      stream.getTracks().forEach((tr) => this.pc.addTransceiver(tr, { direction: "sendonly", streams: [stream] }));
+      stream.getTracks().forEach((tr) => {
+        const t = this.pc.addTransceiver(tr, { direction: "sendonly", streams: [stream] });
+        preferDetail(t.sender);
+      });
     }
   }
 
@@ -367,4 +384,14 @@ export function qualityOf(prev, cur) {
   if (loss > 0.08 || jitter > 0.1) return "poor";
   if (loss > 0.02 || jitter > 0.04) return "fair";
   return "good";
+}
+
+/** The exam camera: keep the resolution (a wound, a rash) and let the frame rate drop when bandwidth is
+ * short; the room camera keeps the browser's default (frame rate first). */
+function preferDetail(sender) {
+  try {
+    const params = sender.getParameters();
+    params.degradationPreference = "maintain-resolution";
+    sender.setParameters(params).catch(() => {});
+  } catch { /* not every browser lets a page choose */ }
 }

@@ -1,6 +1,7 @@
-// Invitee (interpreter, relative, second clinician, a caller): opens a single-use link, gives a name,
-// waits in the lobby until admitted, then the room. The invite is spent on joining; a reload uses
-// the session token the server gave in exchange.
+// Invitee (interpreter, relative, a caller): opens a single-use link, gives a name, waits in the lobby
+// until admitted, then the room. The invite is spent on joining; a reload uses the session token the
+// server gave in exchange. A second clinician or nurse logs in first and accepts the invite with their own
+// identity (never anonymously), then opens the room with that login.
 import { request } from "../api.js";
 import { h, tr } from "../dom.js";
 import { session } from "../session.js";
@@ -24,6 +25,10 @@ export function render(root, [token], ctx) {
     open(spent.cid, spent.role, spent.name, session.get(`room_token_${spent.cid}`) || token);
   } else {
     request("GET", `/api/v1/invites/${encodeURIComponent(token)}`, undefined, { token: "" }).then((inv) => {
+      if (inv.role === "clinician" || inv.role === "nurse") {
+        acceptAsStaff(inv);
+        return;
+      }
       const name = h("input", { id: "invitee-name", autocomplete: "name", maxLength: 80, required: true });
       const form = h("form", { class: "stack", novalidate: true },
         h("p", { i18n: `invited_as_${inv.role}` }),
@@ -49,6 +54,20 @@ export function render(root, [token], ctx) {
       if (e.status && e.status < 500) body.append(invalidLink(e));
       else error.textContent = e.message;
     });
+  }
+
+  // Staff join with their own login: accepting binds it to the consultation (a staff invite is never spent
+  // anonymously), then the room opens with that login like any consultation of theirs.
+  async function acceptAsStaff(inv) {
+    const login = () => { session.set("after_login", `#/invite/${token}`); ctx.navigate("#/login"); };
+    if (!session.token) { login(); return; }
+    try {
+      await request("POST", `/api/v1/invites/${encodeURIComponent(token)}/accept`);
+    } catch (e) {
+      if (e.status === 401) { login(); return; }
+      if (e.code !== "already_participant") { body.append(invalidLink(e)); return; }
+    }
+    ctx.navigate(`#/room/${inv.consultation_id}`);
   }
 
   function open(cid, role, displayName, roomToken) {

@@ -3,6 +3,7 @@ import { h, tr, announce } from "../dom.js";
 import { t } from "../i18n.js";
 import { connectionCheck, getLocalMedia, keepStream, levelMeter, stopStream } from "../media.js";
 import { mediaErrorKey, mediaHelp } from "./mediahelp.js";
+import { devicePicker } from "./devices.js";
 
 /** Returns {element, stop(keep)}: stop(true) hands the live stream on to the consultation. */
 export function precallCheck({ video = true } = {}) {
@@ -24,6 +25,20 @@ export function precallCheck({ video = true } = {}) {
     h("div", { class: "field" }, h("label", { for: "mic-level", i18n: "mic_level" }), meter),
     results, start);
   let help = null;
+  // Devices: shown once the check has run (the browser names them only after access is given).
+  const replaceStream = async (opts) => {
+    const next = await getLocalMedia({ video, audio: true, ...opts });
+    stopMeter();
+    stopStream(stream);
+    stream = next;
+    if (video) preview.srcObject = stream;
+    stopMeter = levelMeter(stream, (level) => { meter.value = level; });
+  };
+  const devices = devicePicker({ idPrefix: "pre", stream: () => stream,
+    onCamera: (id) => replaceStream({ deviceId: id }), onMic: (id) => replaceStream({ micId: id }),
+    onSpeaker: async () => {}, onFacing: video ? (facing) => replaceStream({ facingMode: facing }) : null });
+  devices.element.hidden = true;
+  el.insertBefore(devices.element, start);
 
   let stream = null;
   let stopMeter = () => {};
@@ -49,6 +64,8 @@ export function precallCheck({ video = true } = {}) {
         const vt = stream.getVideoTracks()[0];
         mark(camItem, !!vt && vt.readyState === "live", vt ? "camera_ok" : "camera_missing");
       }
+      devices.element.hidden = false;
+      devices.refresh().catch(() => {});
       const at = stream.getAudioTracks()[0];
       mark(micItem, !!at, at ? "mic_ok_speak" : "mic_missing");
       stopMeter = levelMeter(stream, (level) => {

@@ -8,7 +8,8 @@ import { session } from "../session.js";
 import { Call, qualityOf } from "../signaling.js";
 import { msidOf } from "../sdp.js";
 import { Chat } from "../chat.js";
-import { getLocalMedia, listCameras, stopStream, takeKeptStream } from "../media.js";
+import { getLocalMedia, listCameras, stopStream, takeKeptStream, useSpeaker } from "../media.js";
+import { devicePicker } from "./devices.js";
 import { chatPanel } from "./chatpanel.js";
 import { hostPanel } from "./hostpanel.js";
 import { confirmDialog } from "./confirm.js";
@@ -208,6 +209,7 @@ export function render(root, [cid], ctx, opts = {}) {
     if (track.kind === "audio") {
       const audio = h("audio", { autoplay: true });
       audio.srcObject = new MediaStream([track]);
+      useSpeaker(audio);
       audios.append(audio);
       tiles.set(track.id, { track, stream, mid, tile: audio, audio: true, caption: null, video: null });
       track.addEventListener("ended", () => { audio.remove(); tiles.delete(track.id); });
@@ -282,6 +284,7 @@ export function render(root, [cid], ctx, opts = {}) {
       if (!localStream?.getAudioTracks().length) controls.querySelector("#mute").disabled = true;
       if (!localStream?.getVideoTracks().length) controls.querySelector("#camera").disabled = true;
     }
+    if (withVideo) controls.append(devicesControl());
     if (role === "nurse" && withVideo) controls.append(examCameraControl());
     controls.append(h("button", { type: "button", class: isHost ? "btn" : "btn btn-danger", id: "leave-call",
       i18n: "leave", onclick: () => leave() }));
@@ -289,6 +292,32 @@ export function render(root, [cid], ctx, opts = {}) {
       controls.append(h("button", { type: "button", class: "btn btn-danger", id: "end-consultation",
         i18n: "end_consultation", onclick: () => host.openEnd() }));
     }
+  }
+
+  /** "Devices": camera, microphone and speaker during the call, and front/back on a phone. */
+  function devicesControl() {
+    const swap = async (kind, opts) => {
+      const s = await getLocalMedia({ video: kind === "video", audio: kind === "audio", ...opts });
+      const track = kind === "video" ? s.getVideoTracks()[0] : s.getAudioTracks()[0];
+      if (!call) throw new Error("no call");
+      await call.replaceLocalTrack(kind, track);
+      localStream = call.localStream;
+      selfVideo.srcObject = localStream;
+    };
+    const picker = devicePicker({ idPrefix: "room", stream: () => localStream,
+      onCamera: (id) => swap("video", { deviceId: id }), onMic: (id) => swap("audio", { micId: id }),
+      onSpeaker: async (id) => { for (const a of audios.querySelectorAll("audio")) await useSpeaker(a, id); },
+      onFacing: (facing) => swap("video", { facingMode: facing }) });
+    const panel = h("div", { class: "card devices-panel", id: "devices-panel", hidden: true }, picker.element);
+    const toggle = h("button", { type: "button", class: "btn", id: "devices-toggle", "aria-expanded": "false",
+      "aria-controls": "devices-panel", i18n: "devices" });
+    toggle.addEventListener("click", () => {
+      panel.hidden = !panel.hidden;
+      toggle.setAttribute("aria-expanded", String(!panel.hidden));
+      if (!panel.hidden) picker.refresh().catch(() => {});
+    });
+    controls.after(panel);
+    return toggle;
   }
 
   function examCameraControl() {
@@ -299,13 +328,21 @@ export function render(root, [cid], ctx, opts = {}) {
       cams.forEach((c, i) => select.append(h("option", { value: c.deviceId || `cam-${i}` },
         `${c.label || t("camera_n", { n: i + 1 })}${c.deviceId === mainId ? ` (${t("in_use")})` : ""}`)));
     }).catch(() => {});
+    // The nurse sees what her exam camera sends.
+    const preview = h("video", { class: "exam-preview", id: "exam-preview", autoplay: true, muted: true, playsInline: true,
+      hidden: true, i18nAttrs: { "aria-label": "exam_camera_preview" } });
+    preview.muted = true;
+    wrap.append(preview);
     select.addEventListener("change", async () => {
       stopStream(examStream);
       examStream = null;
+      preview.hidden = true;
       try {
         if (select.value) {
           const id = select.value.startsWith("cam-") ? undefined : select.value;
-          examStream = await getLocalMedia({ video: true, audio: false, deviceId: id });
+          examStream = await getLocalMedia({ video: true, audio: false, deviceId: id, hd: true });
+          preview.srcObject = examStream;
+          preview.hidden = false;
         }
         await call?.setExtraStream("exam-camera", examStream);
         announce(t(examStream ? "exam_camera_on" : "exam_camera_off"));
