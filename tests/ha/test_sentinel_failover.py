@@ -132,8 +132,9 @@ async def test_failover_loses_no_acked_message_ticket_or_frame(sentinels: Sentin
         await peers[1].media.wait_for(lambda: frames_from(peers[1], 1) >= before[1] + 30, 20, "video during failover")
 
         # chat: a new message acked within 15 s of the kill (the senders keep resending meanwhile)
-        await until_ok(lambda: asyncio.sleep(0, all(len(v) > acked_before_kill[k] for k, v in acked.items())),
-                       15 - (loop.time() - killed_at), "chat")
+        async def chat_back() -> bool:
+            return all(len(v) > acked_before_kill[k] for k, v in acked.items())
+        await until_ok(chat_back, 15 - (loop.time() - killed_at), "chat")
         # REST: a change acked within 15 s of the kill
         probe_tok = await dev_token(app, "probe", "citizen")
 
