@@ -24,7 +24,7 @@ from media.ice import turn_rest_credentials
 from rooms.audit import Action
 from rooms.errors import DomainError, Forbidden, Gone, NotFound, RateLimited
 from rooms.events import consultation_topic
-from rooms.models import ConsultationState, ParticipantState, Principal
+from rooms.models import ConsultationState, ParticipantState, Principal, Role
 
 from .appkeys import AUTH, CONFIG, HUB, STORE
 from .auth import SESSION_REFRESH_S, AuthError
@@ -294,7 +294,9 @@ class SignalSession:
             await self.ws.close(code=CLOSE_REFUSED, message=b"denied")
         elif kind == "ended":
             self.ended = True
-            await self.send({"type": "ended", "outcome": event.get("outcome")})
+            # The outcome is the patient's and the clinicians' business, not an interpreter's or a relative's.
+            guest = self.principal is not None and self.principal.role in (Role.INTERPRETER, Role.RELATIVE)
+            await self.send({"type": "ended", "outcome": None if guest else event.get("outcome")})
             await self.ws.close(code=CLOSE_ENDED, message=b"ended")
         elif kind == "knock" and self.peer is not None and self.principal and self.principal.is_staff:
             # The event names the participant by id only (no names on pub/sub): read who it is.

@@ -164,7 +164,9 @@ def consultation_out(c: Consultation, me_subject: str | None) -> ConsultationOut
     return ConsultationOut(
         id=c.id, tenant=c.tenant, service=c.service, state=c.state.value, channel=c.channel,
         created_at=c.created_at, scheduled_at=c.scheduled_at, started_at=c.started_at, ended_at=c.ended_at,
-        outcome=c.outcome, ticket_id=c.ticket_id,
+        # The outcome is the patient's and the clinicians' business, not an interpreter's or a relative's.
+        outcome=None if me is not None and me.role in (Role.INTERPRETER, Role.RELATIVE) else c.outcome,
+        ticket_id=c.ticket_id,
         participants=[ParticipantOut(id=p.id, role=p.role, display_name=p.display_name, state=p.state.value)
                       for p in c.participants],
         me=me.id if me else None, signal_url=f"/api/v1/consultations/{c.id}/signal")

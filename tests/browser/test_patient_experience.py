@@ -393,6 +393,8 @@ async def test_clinician_sees_context_knock_popup_exports_and_interpreter_gets_n
     await doctor.click("#create-invite")
     link = await doctor.locator("#invite-result input").input_value()
     interpreter = await pages.open(link)
+    frames: list[str] = []  # what the server tells the interpreter over signaling
+    interpreter.on("websocket", lambda ws: ws.on("framereceived", lambda f: frames.append(str(f))))
     await interpreter.fill("#invitee-name", "Ali Tolk")
     await interpreter.click("#join-invite")
     popup = doctor.locator("#knock-popup")
@@ -412,6 +414,8 @@ async def test_clinician_sees_context_knock_popup_exports_and_interpreter_gets_n
     await interpreter.get_by_role("heading", name="Konsultasjonen er avsluttet").wait_for(timeout=15_000)
     assert await interpreter.locator("#ended-outcome").count() == 0
     assert "Henvist" not in await interpreter.locator("#main").inner_text()
+    ended = [f for f in frames if '"type": "ended"' in f or '"type":"ended"' in f]
+    assert ended and all("referred" not in f for f in ended), ended
 
 
 # --- 11: the same place from another device ---------------------------------------------------------
