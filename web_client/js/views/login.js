@@ -52,9 +52,8 @@ export function render(root, _params, { navigate, homeFor }) {
       const sub = `dev-${role.value}-${crypto.getRandomValues(new Uint32Array(1))[0].toString(36)}`;
       try {
         const { token } = await api.devToken({ sub, role: role.value, tenant: tenant.value, name: name.value.trim() });
+        const next = session.get("after_login"); // read first: a fresh login starts a fresh session
         session.login(token);
-        const next = session.get("after_login");
-        session.set("after_login", null);
         navigate(next || homeFor(session.user));
       } catch (err) {
         error.textContent = err.message;
