@@ -170,6 +170,12 @@ class MessageStore:
             raise
         return _stored(answer, created=bool(created))
 
+    async def previous(self, tenant: str, cid: str, participant_id: str, client_id: str) -> Stored | None:
+        """The first answer to a (sender, client_id) already stored, or None: lets a retried upload be answered
+        before its bytes are stored (and counted against a quota) a second time."""
+        answer = await self._r.hget(Keys(tenant).chat_client_ids(cid), f"{participant_id}:{client_id}")
+        return _stored(answer, created=False) if answer else None
+
     async def history(self, tenant: str, cid: str, after_id: str | None = None,
                       limit: int | None = None, since: float | None = None) -> tuple[list[Message], bool]:
         """Messages after `after_id` (exclusive; None: from the start), oldest first, and whether more follow.

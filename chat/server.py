@@ -367,6 +367,11 @@ class ChatServer:
     async def _store_attachment(self, sid: str, tenant: str, cid: str, sender: Sender, client_id: str,
                                 caption: str, d: dict[str, Any], content_type: str) -> dict[str, Any]:
         att = self.chat.attachments
+        earlier = await self.chat.messages.previous(tenant, cid, sender.participant_id, client_id)
+        if earlier is not None:  # a retry of an upload already stored: answer it, store nothing
+            first = await self.chat.messages.one(tenant, cid, earlier.id)
+            return {"id": earlier.id, "ts": earlier.ts, "duplicate": True,
+                    "attachment": first.attachment if first else None}
         await self.store.durability.admit()
         aid = await att.put(tenant, cid, bytes(d["data"]), content_type, owner=sender.participant_id)
         meta = {"id": aid, "content_type": content_type, "size": len(d["data"]),

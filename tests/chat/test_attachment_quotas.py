@@ -31,6 +31,8 @@ async def test_quotas_refuse_before_storing_with_an_error_event(chat_app, joined
                                      tenant_bytes=100 * size, global_bytes=1000 * size)
     assert (await _send(citizen, pair.cid, 1))["ok"]
     assert (await _send(citizen, pair.cid, 2))["ok"]
+    again = await _send(citizen, pair.cid, 2)  # a retry at the quota is answered, not refused
+    assert again["ok"] and again["duplicate"] and again["attachment"]["size"] == size
     refused = await _send(citizen, pair.cid, 3)
     assert refused["error"] == "attachment_quota" and "bilder" in refused["message"]
     [event] = await citizen.wait_for("error")
