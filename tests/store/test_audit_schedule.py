@@ -3,6 +3,7 @@ an ERROR log line when someone with write access to Redis changed it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
@@ -29,6 +30,13 @@ async def test_the_app_verifies_the_trail_and_raises_the_alarm(make_config, redi
     try:
         server_app = app.server.app
         store = server_app[STORE]
+        # The background task verifies once at start-up, without being asked.
+        for _ in range(500):
+            if 'nettlege_audit_verify_ok{tenant="oslo"} 1.0' in await (await app.get("/metrics")).text():
+                break
+            await asyncio.sleep(0.02)
+        else:
+            raise AssertionError("the start-up verification never reported")
         ids = [await store.audit.record("oslo", Action.CONSULTATION_VIEWED, actor=f"d{i}", role="clinician",
                                         consultation_id="c_1") for i in range(3)]
         assert (await verify_all(server_app))["oslo"] == []
