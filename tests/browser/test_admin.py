@@ -137,3 +137,8 @@ async def test_admin_period_picker_and_bad_period(server, pages) -> None:
     await page.click("#stats-form button[type=submit]")
     assert "fra-datoen" in await page.locator("#admin-error").inner_text()
     await screen(page, "admin-phone-error")
+    # English: the figures and plots are drawn again in the new language
+    await page.fill("#stats-from", await page.input_value("#stats-to"))
+    await page.select_option("#lang-select", "en")
+    await page.locator("#svc-nettlege-summary").get_by_text("Joined the queue").wait_for()
+    await page.locator("#audit-status").get_by_text("audit trail verifies").wait_for()

@@ -2,7 +2,7 @@
 // trail's verification status, and each service's opening hours and closures (stored at runtime, audited).
 import { ApiError, request } from "./api.js";
 import { announce, h, tr } from "./dom.js";
-import { addStrings, locale, t } from "./i18n.js";
+import { addStrings, locale, onLangChange, t } from "./i18n.js";
 import { session } from "./session.js";
 import { adminStrings } from "./admin.strings.js";
 import { channelPlot, fmtSeconds, hourPlot, loadChart, outcomePlot, table, waitPlot } from "./admin.charts.js";
@@ -154,6 +154,8 @@ export function render(root) {
   load();
   loadAudit();
   loadSettings();
+  // The plots' and tables' texts are drawn, not keyed: draw them again in the new language.
+  onLangChange(() => { if (!stopped) { load(); loadAudit(); } });
   return () => { stopped = true; charts.forEach((c) => c.destroy()); };
 }
 
