@@ -704,3 +704,43 @@ async def test_devices_are_chosen_before_and_during_the_call(media_server, pages
         "(id) => [...document.querySelectorAll('.audios audio')].every(a => a.sinkId === id)"
         " && document.querySelectorAll('.audios audio').length > 0", arg=out, timeout=10_000)
     await screen(citizen, "room-devices")
+
+
+# --- 10: the phone keyboard and the small self view ---------------------------------------------------
+
+async def test_enter_is_a_new_line_on_a_touch_phone_and_the_self_view_moves(media_server, pages) -> None:
+    base, _ = media_server
+    ctx = await pages.browser.new_context(viewport=PHONE_390, has_touch=True, is_mobile=True, locale="nb-NO",
+                                          permissions=["camera", "microphone"])
+    pages.contexts.append(ctx)
+    citizen = await ctx.new_page()
+    citizen.on("pageerror", lambda e: pages.errors.append(f"touch: {e}"))
+    await citizen.goto(base + "/")
+    await dev_login(citizen, "citizen", "Touch Pasient")
+    await citizen.goto(f"{base}/#/join/oslo/legevakt")
+    await citizen.fill("#reason", "Vondt")
+    await citizen.click("#main form button[type=submit]")
+    await citizen.locator("#queue-position").get_by_text("nummer 1").wait_for()
+    doctor = await doctor_takes(pages, base)
+    await citizen.locator("#chat-state").get_by_text("tilkoblet").wait_for(timeout=15_000)
+    await citizen.get_by_text("Enter gir ny linje").first.wait_for()
+    await citizen.locator("#chat-input").click()
+    await citizen.keyboard.type("Første linje")
+    await citizen.keyboard.press("Enter")
+    await citizen.keyboard.type("Andre linje")
+    assert await citizen.input_value("#chat-input") == "Første linje\nAndre linje"
+    assert await citizen.locator("#chat-log .msg").count() == 0  # nothing sent by Enter
+    await citizen.locator("#chat-send").tap()
+    await doctor.locator("#chat-log .msg-text").get_by_text("Andre linje").wait_for(timeout=10_000)
+    assert await doctor.locator("#chat-log .msg-text").first.inner_text() == "Første linje\nAndre linje"
+
+    # The small self view moves out of the way (arrow keys here; a finger drags it the same way).
+    self_view = citizen.locator(".tile-self")
+    await citizen.locator("#remote-videos .tile").first.wait_for(timeout=15_000)
+    before = await self_view.bounding_box()
+    await self_view.focus()
+    for _ in range(3):
+        await citizen.keyboard.press("ArrowLeft")
+    await citizen.keyboard.press("ArrowDown")
+    after = await self_view.bounding_box()
+    assert before and after and after["x"] < before["x"] - 30 and after["y"] > before["y"]
