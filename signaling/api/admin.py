@@ -17,6 +17,7 @@ from rooms.models import Principal, Role
 from rooms.tenants import OpeningHours, Service, Tenant
 
 from ..appkeys import CONFIG, STORE
+from ..audit_wiring import AUDIT_SEALER
 from ..http import Access, Api, ApiError, Body, require_tenant
 
 api = Api()
@@ -115,8 +116,6 @@ async def audit_status(request: web.Request, principal: Principal, _b: None) -> 
     require_tenant(principal, request.match_info["tenant"])
     if request.app[CONFIG].tenant(principal.tenant) is None:
         raise ApiError(404, "not_found", "Fant ikke dette.")
-    from ..audit_wiring import AUDIT_SEALER  # the sealer is set up by signaling/audit_wiring.py (S2's rework)
-
     problems = await request.app[AUDIT_SEALER].verify(principal.tenant)
     return AuditStatusOut(intact=not problems, problems=problems[:20], problem_count=len(problems),
                           checked_at=time.time())
