@@ -54,6 +54,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "store_unavailable": ("Tenesta er mellombels overbelasta. Prøv igjen.",
                           "The service is overloaded right now. Try again."),
     "internal": ("Noko gjekk gale hos oss. Prøv igjen.", "Something went wrong on our side. Try again."),
+    "denied": ("Du vart ikkje sloppen inn i denne konsultasjonen.", "You were not let into this consultation."),
+    "replaced": ("Du kopla til frå ein annan stad; dette sambandet er lukka.",
+                 "You connected from somewhere else; this connection is closed."),
+    "answer_timeout": ("Svaret på tilbodet frå serveren kom ikkje i tide; koplar til på nytt.",
+                       "The answer to the server's offer came too late; reconnecting."),
+    "room_full": ("Konsultasjonen er full.", "The consultation is full."),
     "rate_limited": ("For mange førespurnader. Prøv igjen om {retry_after_s} sekund.",
                      "Too many requests. Try again in {retry_after_s} seconds."),
 }

@@ -32,6 +32,7 @@ from .config import Config
 from .http import error_response, parse_json
 from .identity import identify
 from .lobby import knock
+from .messages import preferred, translate
 from .metrics import METRICS
 from .placement import NODE
 
@@ -93,6 +94,7 @@ class SignalSession:
     def __init__(self, app: web.Application, ws: web.WebSocketResponse, consultation_id: str) -> None:
         self.app = app
         self.ws = ws
+        self.lang = "nb"  # error messages: the `lang` of hello (nb, nn, en)
         self.cid = consultation_id
         self.principal: Principal | None = None
         self.participant_id: str | None = None
@@ -120,7 +122,7 @@ class SignalSession:
 
     async def error(self, code: str, message: str) -> None:
         self.app[METRICS].signal_errors.labels(code).inc()
-        await self.send({"type": "error", "code": code, "message": message})
+        await self.send({"type": "error", "code": code, "message": translate(code, self.lang, message)})
 
     async def run(self) -> None:
         try:
@@ -146,6 +148,7 @@ class SignalSession:
         if hello is None or hello.get("type") != "hello" or not isinstance(hello.get("token"), str):
             raise _Fatal("hello_expected", "Første melding må være hello med token.", CLOSE_BAD)
         name = hello.get("display_name") if isinstance(hello.get("display_name"), str) else ""
+        self.lang = preferred(hello.get("lang") if isinstance(hello.get("lang"), str) else None)
         try:
             identity = await identify(self.app, hello["token"], name)
         except AuthError as e:

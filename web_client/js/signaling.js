@@ -158,7 +158,7 @@ export class Call extends EventTarget {
     if (this.state !== "reconnecting") this._setState("connecting");
     ws.onopen = () => {
       ws.send(JSON.stringify({ type: "hello", token: this.sessionToken || this.token,
-        display_name: this.displayName }));
+        display_name: this.displayName, lang: document.documentElement.lang || "nb" }));
     };
     ws.onmessage = (e) => {
       let msg;
