@@ -347,4 +347,13 @@ export const en = {
   device_failed: "Could not switch ({reason}).",
   devices: "Camera, microphone and speaker",
   exam_camera_preview: "Preview of the exam camera",
+  chat_error_text_too_long: "The message is too long.",
+  chat_error_text_empty: "The message is empty.",
+  chat_error_not_admitted: "You have not been let in yet.",
+  chat_error_not_joined: "The chat is not ready yet. Try again.",
+  chat_error_consultation_not_found: "This consultation was not found.",
+  chat_error_unauthorized: "Please log in again.",
+  chat_error_attachment_empty: "The picture is empty.",
+  chat_error_attachment_unreadable: "The picture could not be read.",
+  chat_error_internal: "Something went wrong on our side. Try again.",
 };

@@ -347,4 +347,13 @@ export const nb = {
   device_failed: "Kunne ikke bytte ({reason}).",
   devices: "Kamera, mikrofon og høyttaler",
   exam_camera_preview: "Forhåndsvisning av undersøkelseskameraet",
+  chat_error_text_too_long: "Meldingen er for lang.",
+  chat_error_text_empty: "Meldingen er tom.",
+  chat_error_not_admitted: "Du er ikke sluppet inn ennå.",
+  chat_error_not_joined: "Chatten er ikke klar ennå. Prøv igjen.",
+  chat_error_consultation_not_found: "Fant ikke denne konsultasjonen.",
+  chat_error_unauthorized: "Du må logge inn på nytt.",
+  chat_error_attachment_empty: "Bildet er tomt.",
+  chat_error_attachment_unreadable: "Bildet kunne ikke leses.",
+  chat_error_internal: "Noe gikk galt hos oss. Prøv igjen.",
 };

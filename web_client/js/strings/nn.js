@@ -347,4 +347,13 @@ export const nn = {
   device_failed: "Kunne ikkje byte ({reason}).",
   devices: "Kamera, mikrofon og høgtalar",
   exam_camera_preview: "Førehandsvising av undersøkingskameraet",
+  chat_error_text_too_long: "Meldinga er for lang.",
+  chat_error_text_empty: "Meldinga er tom.",
+  chat_error_not_admitted: "Du er ikkje sloppen inn enno.",
+  chat_error_not_joined: "Chatten er ikkje klar enno. Prøv igjen.",
+  chat_error_consultation_not_found: "Fann ikkje denne konsultasjonen.",
+  chat_error_unauthorized: "Du må logge inn på nytt.",
+  chat_error_attachment_empty: "Biletet er tomt.",
+  chat_error_attachment_unreadable: "Biletet kunne ikkje lesast.",
+  chat_error_internal: "Noko gjekk gale hos oss. Prøv igjen.",
 };

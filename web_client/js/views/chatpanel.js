@@ -125,17 +125,24 @@ export function chatPanel({ cid, tokenFor } = {}) {
       const key = { attachment_too_large: "photo_too_large", attachment_type: "photo_wrong_type",
         photo_unreadable: "photo_wrong_type", not_connected: "photo_not_connected",
         upload_timeout: "photo_timeout" }[e.code];
-      if (key) tr(photoError, key); else photoError.textContent = e.message || t("photo_failed");
+      if (key) tr(photoError, key); else photoError.textContent = chatError({ error: e.code, message: e.message || t("photo_failed") });
     }
   }
   for (const picker of [takePhoto, pickPhoto]) {
     picker.addEventListener("change", () => { const f = picker.files?.[0]; picker.value = ""; sendPhoto(f); });
   }
 
+  /** The chat server answers in bokmål; known codes are said in the UI's language instead. */
+  function chatError(err) {
+    const key = `chat_error_${err?.error || err?.code}`;
+    const text = t(key);
+    return text !== key ? text : (err?.message || t("not_sent"));
+  }
+
   function attach(c) {
     chat = c;
     chat.addEventListener("state", (e) => {
-      if (e.detail.error) state.textContent = e.detail.error.message || e.detail.error.error;
+      if (e.detail.error) state.textContent = chatError(e.detail.error);
       else tr(state, e.detail.connected ? "chat_connected" : "chat_reconnecting");
     });
     chat.addEventListener("message", (e) => {
@@ -150,7 +157,7 @@ export function chatPanel({ cid, tokenFor } = {}) {
     chat.addEventListener("delivered", (e) => delivered(e.detail.client_id));
     chat.addEventListener("failed", (e) => {
       const li = byClientId.get(e.detail.client_id);
-      if (li) { li.classList.add("failed"); li.querySelector(".msg-status").textContent = e.detail.message || t("not_sent"); }
+      if (li) { li.classList.add("failed"); li.querySelector(".msg-status").textContent = chatError(e.detail); }
     });
   }
 
