@@ -9,7 +9,7 @@ import time
 import pytest
 from aiohttp import ClientSession
 
-from .conftest import dev_login, has_route, screen
+from .conftest import dev_login, has_route, screen, session_token
 from .media_checks import wait_for_video
 
 pytestmark = pytest.mark.browser
@@ -58,6 +58,23 @@ async def test_booked_consultation_from_link_to_video(server, pages) -> None:
     await wait_for_video(doctor)
     await wait_for_video(citizen)
     await doctor.locator("#participants").get_by_text("Kari Booket").wait_for()
+
+    # Ended after a real conversation: the statistics count the booking, the outcome and a duration.
+    token = await session_token(doctor)
+    async with ClientSession() as http:
+        async with http.post(f"{base}/api/v1/consultations/{booking['consultation_id']}/end",
+                             json={"outcome": "physical-followup"},
+                             headers={"Authorization": f"Bearer {token}"}) as r:
+            assert r.status == 200, await r.text()
+        async with http.post(f"{base}/api/v1/dev/token", json={"sub": "adm", "role": "admin", "tenant": "oslo",
+                                                               "name": "Admin"}) as r:
+            admin = (await r.json())["token"]
+        async with http.get(f"{base}/api/v1/tenants/oslo/stats", headers={"Authorization": f"Bearer {admin}"}) as r:
+            nettlege = next(s for s in (await r.json())["services"] if s["service"] == "nettlege")
+    assert nettlege["bookings"]["created"] == 1
+    assert nettlege["consultations"]["ended"] == 1
+    assert nettlege["consultations"]["outcomes"]["physical-followup"] == 1
+    assert nettlege["consultations"]["duration_s"]["p50"] is not None  # it started: both were connected
 
 
 async def test_a_link_before_its_window_says_when_it_opens(server, pages) -> None:
