@@ -391,7 +391,13 @@ def main() -> None:
                     if (kind, n) in done:
                         continue  # the capped relay step, measured already in this run
                     done.add((kind, n))
-                    result = {"run": run + 1, **run_one(load, kind, n, args, server_cpus, load_cpus)}
+                    try:
+                        result = {"run": run + 1, **run_one(load, kind, n, args, server_cpus, load_cpus)}
+                    except (RuntimeError, TimeoutError, OSError) as exc:  # a server that would not start, ...
+                        record("media_bench", {"kind": "failed", "run": run + 1, "server": kind, "consultations": n,
+                                               "error": f"{type(exc).__name__}: {exc}"})
+                        load.call("close", timeout=60)
+                        continue
                     runs.append(result)
                     record("media_bench", {"kind": "run", **result})
                     print(f"{kind} K={n}: {result}", file=sys.stderr, flush=True)
