@@ -292,12 +292,6 @@ def r4(x: float | None) -> float | None:
     return None if x is None else round(x, 4)
 
 
-def medians(runs: list[dict[str, Any]], keys: list[str] | None = None) -> dict[str, Any]:
-    """Per key, the median over runs of the numeric values (None where no run has one)."""
-    keys = keys or [k for k, v in runs[0].items() if isinstance(v, int | float) and not isinstance(v, bool)]
-    return {k: r4(median([r.get(k) for r in runs])) for k in keys}
-
-
 def dev_token(sub: str, role: str, name: str | None = None, tenant: str = TENANT) -> str:
     """A dev JWT like POST /api/v1/dev/token issues, minted here to keep setup off the server's CPU."""
     import jwt
