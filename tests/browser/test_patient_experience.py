@@ -610,7 +610,12 @@ async def test_nynorsk_from_the_browser_on_every_screen(server, pages) -> None:
     await screen(citizen, "leave-confirm-nn")
     await citizen.click("#leave-dialog-yes")
     await citizen.get_by_role("heading", name="Du har forlate samtalen").wait_for()
+    await citizen.locator("#rejoin").get_by_text("Bli med igjen").wait_for(timeout=10_000)
     await screen(citizen, "left-nn")
+    await citizen.goto(base + "/#/kode")
+    await citizen.get_by_role("heading", name="Skriv inn koden").wait_for()
+    await citizen.get_by_text("Koden du fekk (seks siffer)").wait_for()
+    await screen(citizen, "code-entry-nn")
     # A server message in nynorsk too (Accept-Language follows the UI), on the first screen of a bad link.
     await citizen.goto(base + "/#/invite/ukjend-lenkje")
     await citizen.locator("#invite-invalid").get_by_text("Lenkja er ukjend").wait_for(timeout=10_000)
@@ -622,8 +627,15 @@ async def test_every_new_screen_passes_axe_in_english(server, pages) -> None:
     base, _ = server
     citizen = await pages.open(base + "/", phone=True, locale="en-GB")
     await citizen.get_by_role("heading", name="Log in").wait_for()
+    await screen(citizen, "login-en")
     await dev_login(citizen, "citizen", "English Patient")
+    await citizen.get_by_role("heading", name="Contact a doctor").wait_for()
+    await citizen.goto(base + "/#/kode")
+    await citizen.get_by_role("heading", name="Enter the code").wait_for()
+    await screen(citizen, "code-entry-en")
     await citizen.goto(base + "/#/join/oslo/legevakt")
+    await citizen.get_by_text("How do you want to talk to the doctor?").wait_for()
+    await screen(citizen, "join-en")
     await citizen.check("#ch-chat")
     await citizen.fill("#reason", "Sore throat")
     await citizen.click("#main form button[type=submit]")
@@ -643,6 +655,10 @@ async def test_every_new_screen_passes_axe_in_english(server, pages) -> None:
     await screen(doctor, "room-clinician-en")
     await citizen.locator("#room-status").get_by_text("Connected").wait_for(timeout=15_000)
     await screen(citizen, "room-citizen-en")
+    await citizen.click("#leave-call")
+    await citizen.click("#leave-dialog-yes")
+    await citizen.locator("#rejoin").get_by_text("Join again").wait_for(timeout=10_000)
+    await screen(citizen, "left-en")
 
 
 # --- 3: who is still there, on the dashboard ---------------------------------------------------------
