@@ -169,7 +169,7 @@ export const en = {
   sms_phone: "Mobile number",
   sms_sent: "The SMS has been sent.",
   sms_not_configured: "SMS is not set up. Pass the link on another way.",
-  sms_not_configured_show: "SMS is not set up on this server. Read the link out to the caller or copy it.",
+  sms_not_configured_show: "SMS is not set up on this server. Make a code to read out to the caller, or copy the link.",
 
   end_title: "End the consultation",
   outcome: "Outcome",

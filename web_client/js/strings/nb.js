@@ -169,7 +169,7 @@ export const nb = {
   sms_phone: "Mobilnummer",
   sms_sent: "SMS-en er sendt.",
   sms_not_configured: "SMS er ikke satt opp. Gi lenken videre på annen måte.",
-  sms_not_configured_show: "SMS er ikke satt opp på denne serveren. Les lenken opp for innringeren eller kopier den.",
+  sms_not_configured_show: "SMS er ikke satt opp på denne serveren. Lag en kode å lese opp for innringeren, eller kopier lenken.",
 
   end_title: "Avslutt konsultasjonen",
   outcome: "Utfall",

@@ -169,7 +169,7 @@ export const nn = {
   sms_phone: "Mobilnummer",
   sms_sent: "SMS-en er sendt.",
   sms_not_configured: "SMS er ikkje sett opp. Gi lenkja vidare på annan måte.",
-  sms_not_configured_show: "SMS er ikkje sett opp på denne serveren. Les lenkja opp for innringjaren eller kopier ho.",
+  sms_not_configured_show: "SMS er ikkje sett opp på denne serveren. Lag ein kode å lese opp for innringjaren, eller kopier lenkja.",
 
   end_title: "Avslutt konsultasjonen",
   outcome: "Utfall",
