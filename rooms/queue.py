@@ -20,13 +20,14 @@ from . import stats
 from .audit import LUA_AUDIT, Action, Audit, audit_keys
 from .consultations import ConsultationStore, new_consultation_fields, new_participant
 from .crypto import FieldCipher
-from .errors import Conflict, NotFound
+from .errors import Conflict, NotFound, Unavailable
 from .keys import Keys
 from .models import Channel, Consultation, ConsultationState, Priority, Role, Ticket, TicketState
 
 RANK_SPAN = 10**14
 OFFLINE_AFTER_S = 10.0  # take-next passes over a ticket whose owner has been offline longer (same priority)
 TAKE_SCAN = 50  # tickets of the first priority take-next looks at for a present owner
+TAKE_ATTEMPTS = 5  # take-next reads the head again when tickets joined it between its read and its script
 TERMINAL_TTL_S = 7 * 24 * 3600  # a finished ticket is kept a week for statistics, then expires
 
 
@@ -52,15 +53,27 @@ stats_join(stats_key, ARGV[3], redis.call('HGET', ticket_key, 'channel'), redis.
 return {1, redis.call('ZRANK', queue_key, ARGV[1])}
 """
 
-# KEYS: queue, clinicians, stats, audit stream, consultation audit   ARGV: prefix, cid, now, clinician subject, ttl,
-# consultation fields..., '|', clinician participant json, citizen participant id, Oslo hour (statistics), audit entry,
-# rank span, offline threshold (s), how many tickets of the first priority to look at
+# Every key the script touches is in KEYS (Redis Cluster routes a script by its keys; all share the tenant's slot):
+# KEYS: queue, clinicians, stats, audit stream, consultation audit, consultation, its participants, its subjects,
+# the clinician's consultations, disconnected set, taken counter, then per head ticket (as read by the caller, in
+# ARGV after the fixed ones): ticket, its owner's open-ticket key, its owner's consultations.
+# ARGV: cid, now, clinician subject, ttl, consultation fields..., '|', clinician participant json, citizen
+# participant id, Oslo hour (statistics), audit entry, rank span, offline threshold (s), how many tickets of the
+# first priority to look at, head ticket ids...
+# A ticket at the head the caller did not read (one queued meanwhile) means {-1}: read again and retry.
 _TAKE = stats.LUA + LUA_AUDIT + """
 local queue_key, clinicians_key, stats_key = KEYS[1], KEYS[2], KEYS[3]
-local prefix, cid, now, who, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
-local sep = 6
+local ckey, participants_key, subjects_key, mine_key = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local disconnected_key, taken_seq_key, FIXED = KEYS[10], KEYS[11], 11
+local cid, now, who, ttl = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+local sep = 5
 while ARGV[sep] ~= '|' do sep = sep + 1 end
 local span, offline_after, scan = tonumber(ARGV[sep + 5]), tonumber(ARGV[sep + 6]), tonumber(ARGV[sep + 7])
+local declared = {}
+for i = sep + 8, #ARGV do declared[ARGV[i]] = i - sep - 7 end
+local function key_of(tid, which)
+  return KEYS[FIXED + 3 * (declared[tid] - 1) + which]
+end
 -- Within the most urgent priority, the first ticket whose owner is here (or away only briefly); when
 -- all of them are away, the first one all the same (the caller is told how long its owner has been gone).
 local head = redis.call('ZRANGE', queue_key, 0, scan - 1, 'WITHSCORES')
@@ -69,11 +82,13 @@ local rank = math.floor(tonumber(head[2]) / span)
 local tid = head[1]
 for i = 1, #head, 2 do
   if math.floor(tonumber(head[i + 1]) / span) ~= rank then break end
-  local d = redis.call('HGET', prefix .. 'ticket:' .. head[i], 'disconnected_at')
+  if not declared[head[i]] then return {-1} end
+  local d = redis.call('HGET', key_of(head[i], 1), 'disconnected_at')
   if not d or d == '' or now - tonumber(d) <= offline_after then tid = head[i]; break end
 end
+if not declared[tid] then return {-1} end
 redis.call('ZREM', queue_key, tid)
-local tkey = prefix .. 'ticket:' .. tid
+local tkey = key_of(tid, 1)
 local t = redis.call('HGETALL', tkey)
 local ticket = {}
 for i = 1, #t, 2 do ticket[t[i]] = t[i + 1] end
@@ -81,23 +96,23 @@ local offline_s = ''
 if ticket['disconnected_at'] and ticket['disconnected_at'] ~= '' then
   offline_s = tostring(now - tonumber(ticket['disconnected_at']))
 end
-local ckey = prefix .. 'consultation:' .. cid
-redis.call('HSET', ckey, unpack(ARGV, 6, sep - 1))
+redis.call('HSET', ckey, unpack(ARGV, 5, sep - 1))
 redis.call('HSET', ckey, 'ticket_id', tid, 'channel', ticket['channel'], 'service', ticket['service'])
 local clinician = cjson.decode(ARGV[sep + 1])
 local citizen = {id = ARGV[sep + 2], subject = ticket['owner'], role = ticket['owner_role'],
                  display_name = ticket['owner_name'], state = 'admitted', joined_at = now}
-for _, p in ipairs({clinician, citizen}) do
-  redis.call('HSET', ckey .. ':participants', p['id'], cjson.encode(p))
-  redis.call('HSET', ckey .. ':subjects', p['subject'], p['id'])
-  redis.call('SADD', prefix .. 'subject:' .. p['subject'] .. ':consultations', cid)
+for _, pair in ipairs({{clinician, mine_key}, {citizen, key_of(tid, 3)}}) do
+  local p = pair[1]
+  redis.call('HSET', participants_key, p['id'], cjson.encode(p))
+  redis.call('HSET', subjects_key, p['subject'], p['id'])
+  redis.call('SADD', pair[2], cid)
 end
 stats_take(stats_key, ARGV[sep + 3], now - tonumber(ticket['enqueued_at']), ticket['owner_role'])
 redis.call('HSET', tkey, 'state', 'taken', 'consultation_id', cid, 'taken_by', who, 'disconnected_at', '',
-           'taken_seq', redis.call('INCR', queue_key .. ':taken_seq'), 'owner_offline_s', offline_s)
+           'taken_seq', redis.call('INCR', taken_seq_key), 'owner_offline_s', offline_s)
 redis.call('EXPIRE', tkey, ttl)
-redis.call('DEL', prefix .. 'owner:' .. ticket['owner'] .. ':ticket:' .. ticket['service'])
-redis.call('ZREM', prefix .. 'disconnected', tid)
+redis.call('DEL', key_of(tid, 2))
+redis.call('ZREM', disconnected_key, tid)
 redis.call('ZADD', clinicians_key, now, who)
 audit_append(KEYS[4], KEYS[5], ARGV[sep + 4], 'ticket_id', tid)
 return tid
@@ -244,14 +259,32 @@ class QueueStore:
                                          state=ConsultationState.WAITING)
         me = new_participant(clinician, clinician_role, clinician_name, now)
         citizen_pid = "p_" + secrets.token_urlsafe(9)
-        tid = await self._take(
-            keys=[k.queue(service), k.clinicians(service), stats.stats_key(tenant, service, now),
-                  *audit_keys(tenant, cid)],
-            args=[k.prefix, cid, now, clinician, TERMINAL_TTL_S,
-                  *[x for kv in fields.items() for x in kv], "|", self.cipher.participant_json(tenant, me), citizen_pid,
-                  stats.oslo_hour(now),
-                  audit.entry(Action.TICKET_TAKEN, now, consultation_id=cid) if audit else "",
-                  RANK_SPAN, OFFLINE_AFTER_S, TAKE_SCAN])
+        for _ in range(TAKE_ATTEMPTS):
+            # The head as it is now, with each ticket's owner: the script declares every key it may touch.
+            head = await self._r.zrange(k.queue(service), 0, TAKE_SCAN - 1)
+            if not head:
+                return None
+            async with self._r.pipeline(transaction=False) as p:
+                for tid in head:
+                    p.hget(k.ticket(tid), "owner")
+                owners = await p.execute()
+            per_ticket = [key for tid, owner in zip(head, owners, strict=True)
+                          for key in (k.ticket(tid), k.open_ticket(owner or "", service),
+                                      k.my_consultations(owner or ""))]
+            taken = await self._take(
+                keys=[k.queue(service), k.clinicians(service), stats.stats_key(tenant, service, now),
+                      *audit_keys(tenant, cid), k.consultation(cid), k.participants(cid), k.subjects(cid),
+                      k.my_consultations(clinician), k.disconnected(), f"{k.queue(service)}:taken_seq", *per_ticket],
+                args=[cid, now, clinician, TERMINAL_TTL_S,
+                      *[x for kv in fields.items() for x in kv], "|", self.cipher.participant_json(tenant, me),
+                      citizen_pid, stats.oslo_hour(now),
+                      audit.entry(Action.TICKET_TAKEN, now, consultation_id=cid) if audit else "",
+                      RANK_SPAN, OFFLINE_AFTER_S, TAKE_SCAN, *head])
+            if not isinstance(taken, list):  # [-1]: a ticket joined the head meanwhile; read it again
+                break
+        else:
+            raise Unavailable("Køen endres akkurat nå. Prøv igjen.", retry_after_s=1, code="queue_busy")
+        tid = taken
         if tid is None:
             return None
         return await self.get(tenant, tid), await self._consultations.get(tenant, cid)
