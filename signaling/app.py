@@ -31,7 +31,7 @@ from .audit_wiring import setup_audit
 from .auth import Authenticator
 from .chat_wiring import setup_chat
 from .config import Config
-from .http import add_security_headers, error_middleware
+from .http import error_middleware, setup_security_headers
 from .messages import localize_errors
 from .metrics import METRICS, Metrics
 from .openapi import build_openapi
@@ -185,6 +185,6 @@ def build_app(config: Config) -> web.Application:
     for sub in STATIC_DIRS:
         if (WEB_CLIENT_DIR / sub).is_dir():
             app.router.add_static(f"/static/{sub}/", WEB_CLIENT_DIR / sub, follow_symlinks=False)
-    app.on_response_prepare.append(add_security_headers)  # every response, 404s and static files included
+    setup_security_headers(app)  # every response, 404s and static files included
     setup_chat(app)
     return app

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -27,6 +28,7 @@ from . import policy
 from .appkeys import CONFIG, STORE
 from .auth import AuthError
 from .identity import verify
+from .placement import NODE
 
 log = logging.getLogger(__name__)
 
@@ -305,15 +307,51 @@ def content_security_policy(connect_origins: Iterable[str]) -> str:
             "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
 
+NODES_TTL_S = 5.0  # how long the list of live nodes in connect-src is reused
+
+
+@dataclass
+class _NodeOrigins:
+    """The deployment's live nodes (their signal URLs are where a page may connect), read at most every
+    NODES_TTL_S: one Redis read per process, not one per response."""
+
+    at: float = -NODES_TTL_S
+    origins: list[str] = field(default_factory=list)
+
+
+NODE_ORIGINS = web.AppKey("csp_node_origins", _NodeOrigins)
+
+
+def setup_security_headers(app: web.Application) -> None:
+    app[NODE_ORIGINS] = _NodeOrigins()
+    app.on_response_prepare.append(add_security_headers)
+
+
+async def _nodes(app: web.Application) -> list[str]:
+    cache, node = app.get(NODE_ORIGINS), app.get(NODE)
+    if cache is None or node is None:
+        return []
+    own = [node.address]  # known without Redis, before the first heartbeat too
+    now = time.monotonic()
+    if now - cache.at > NODES_TTL_S:
+        cache.at = now
+        try:
+            cache.origins = [n.address for n in await node.registry.live()]
+        except Exception:  # Redis away: keep the last list (the page's own origin is always allowed)
+            log.warning("could not read the live nodes for the CSP")
+    return own + cache.origins
+
+
 async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
     """Security headers everywhere; `no-store` on every API response (most carry personal data); HSTS when
     the request came over TLS (directly, or from a trusted proxy that says so)."""
     config = request.app[CONFIG]
     for k, v in SECURITY_HEADERS.items():
         response.headers.setdefault(k, v)
-    response.headers.setdefault("Content-Security-Policy", content_security_policy(
-        [*([config.public_url] if config.public_url else []), *config.allowed_origins,
-         *([config.node_url] if config.node_url else [])]))
+    if "Content-Security-Policy" not in response.headers:
+        response.headers["Content-Security-Policy"] = content_security_policy(
+            [*([config.public_url] if config.public_url else []), *config.allowed_origins,
+             *([config.node_url] if config.node_url else []), *await _nodes(request.app)])
     if request.path.startswith("/api/") or request.path == "/metrics":
         response.headers["Cache-Control"] = "no-store"
     if _over_tls(request, config.trusted_proxies):

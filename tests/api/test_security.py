@@ -258,8 +258,9 @@ async def test_csp_connect_src_names_the_configured_origins_only(make_config):
     try:
         csp = (await client.get("/")).headers["Content-Security-Policy"]
         connect = next(d for d in csp.split(";") if d.strip().startswith("connect-src")).split()[1:]
+        # this origin, the configured ones and the deployment's live nodes (where signal_url may point)
         assert connect == ["'self'", "https://video.oslo.test", "wss://video.oslo.test", "https://node-b.oslo.test",
-                           "wss://node-b.oslo.test"]
+                           "wss://node-b.oslo.test", "http://127.0.0.1:8080", "ws://127.0.0.1:8080"]
     finally:
         await client.close()
 
