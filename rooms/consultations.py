@@ -6,6 +6,7 @@ until a clinician admits or denies them. Each change can record its audit entry 
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from collections.abc import Callable
@@ -45,7 +46,8 @@ def new_participant(subject: str, role: Role, display_name: str, now: float,
 
 # Add a participant unless the subject is one already. KEYS: consultation, participants, subjects, mine,
 # audit stream, consultation audit   ARGV: participant id, subject, participant json, audit entry.
-# Returns the participant json that holds.
+# Returns the participant json that holds. Only an admitted participant gets the consultation in "mine" (a knock
+# does not: the lobby sees nothing of the consultation).
 _ADD_PARTICIPANT = LUA_AUDIT + """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {err = 'not_found'} end
@@ -54,12 +56,12 @@ local existing = redis.call('HGET', KEYS[3], ARGV[2])
 if existing then return redis.call('HGET', KEYS[2], existing) end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 redis.call('HSET', KEYS[3], ARGV[2], ARGV[1])
-redis.call('SADD', KEYS[4], redis.call('HGET', KEYS[1], 'id'))
+if cjson.decode(ARGV[3])['state'] == 'admitted' then redis.call('SADD', KEYS[4], redis.call('HGET', KEYS[1], 'id')) end
 audit_append(KEYS[5], KEYS[6], ARGV[4])
 return ARGV[3]
 """
 
-# Lobby decision. KEYS: consultation, participants, audit stream, consultation audit
+# Lobby decision. KEYS: consultation, participants, audit stream, consultation audit, the participant's "mine"
 # ARGV: participant id, new state, audit entry
 _DECIDE = LUA_AUDIT + """
 local state = redis.call('HGET', KEYS[1], 'state')
@@ -72,6 +74,7 @@ if p['state'] ~= 'lobby' then return {err = 'not_in_lobby'} end
 p['state'] = ARGV[2]
 raw = cjson.encode(p)
 redis.call('HSET', KEYS[2], ARGV[1], raw)
+if ARGV[2] == 'admitted' then redis.call('SADD', KEYS[5], redis.call('HGET', KEYS[1], 'id')) end
 audit_append(KEYS[3], KEYS[4], ARGV[3])
 return raw
 """
@@ -184,8 +187,11 @@ class ConsultationStore:
         action = Action.CONSULTATION_ADMITTED if admit else Action.CONSULTATION_DENIED
         entry = audit.entry(action, self._clock(), consultation_id=cid, participant_id=participant_id) \
             if audit else ""
+        known = await self._r.hget(k.participants(cid), participant_id)  # its subject (never changes)
+        subject = json.loads(known)["subject"] if known else ""
         try:
-            raw = await self._decide(keys=[k.consultation(cid), k.participants(cid), *audit_keys(tenant, cid)],
+            raw = await self._decide(keys=[k.consultation(cid), k.participants(cid), *audit_keys(tenant, cid),
+                                           k.my_consultations(subject)],
                                      args=[participant_id, state.value, entry])
         except aioredis.ResponseError as exc:
             _raise_script_error(exc)

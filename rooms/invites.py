@@ -21,7 +21,7 @@ import redis.asyncio as aioredis
 from .audit import LUA_AUDIT, Action, Audit, audit_keys
 from .consultations import new_participant
 from .crypto import FieldCipher
-from .errors import Gone, NotFound
+from .errors import Conflict, Gone, NotFound
 from .keys import Keys
 from .models import Participant, ParticipantState, Role
 
@@ -41,6 +41,7 @@ if tonumber(h['expires_at']) < tonumber(ARGV[1]) then return {err = 'invite_expi
 local state = redis.call('HGET', KEYS[2], 'state')
 if not state or state == 'ended' then return {err = 'consultation_ended'} end
 local p = cjson.decode(ARGV[2])
+if redis.call('HEXISTS', KEYS[4], p['subject']) == 1 then return {err = 'already_participant'} end
 p['role'] = h['role']
 if h['lobby'] == '1' then p['state'] = 'lobby' else p['state'] = 'admitted' end
 if h['history'] == 'from_join' then p['history_from'] = tonumber(ARGV[1]) end
@@ -48,7 +49,7 @@ local raw = cjson.encode(p)
 redis.call('HSET', KEYS[1], 'used', '1', 'used_at', ARGV[1], 'participant_id', p['id'])
 redis.call('HSET', KEYS[3], p['id'], raw)
 redis.call('HSET', KEYS[4], p['subject'], p['id'])
-redis.call('SADD', KEYS[5], redis.call('HGET', KEYS[2], 'id'))
+if p['state'] == 'admitted' then redis.call('SADD', KEYS[5], redis.call('HGET', KEYS[2], 'id')) end
 audit_append(KEYS[6], KEYS[7], ARGV[3])
 return raw
 """
@@ -58,6 +59,7 @@ _MESSAGES = {
     "invite_used": (Gone, "Lenken er allerede brukt. Be om en ny lenke."),
     "invite_expired": (Gone, "Lenken er utløpt. Be om en ny lenke."),
     "consultation_ended": (Gone, "Konsultasjonen er avsluttet."),
+    "already_participant": (Conflict, "Du er allerede med i denne konsultasjonen."),
 }
 
 

@@ -328,3 +328,36 @@ async def test_no_reknock_after_deny_and_knocks_are_rate_limited_per_consultatio
     assert statuses.count(202) == KNOCKS_PER_MINUTE - 1 and statuses[-1] == 429  # kari's knock counted too
     got = await (await app_client.get(f"/api/v1/consultations/{cid}", headers=bearer(doc))).json()
     assert len(got["participants"]) == KNOCKS_PER_MINUTE + 1  # the host and the knocks let through
+
+
+async def test_a_knock_does_not_add_the_consultation_to_my_consultations(app_client):
+    from signaling.appkeys import STORE
+
+    store = app_client.server.app[STORE]
+    doc = await dev_token(app_client, "d1", "clinician")
+    c = await _consultation(app_client, doc)
+    for name, action in (("kari", "admit"), ("ola", "deny"), ("per", None)):
+        tok = await dev_token(app_client, name, "citizen")
+        k = await (await app_client.post(f"/api/v1/consultations/{c['id']}/knock", headers=bearer(tok))).json()
+        assert c["id"] not in await store.consultations.of_subject("oslo", name)
+        if action:
+            await app_client.post(f"/api/v1/consultations/{c['id']}/participants/{k['participant_id']}/{action}",
+                                  headers=bearer(doc))
+        mine = await store.consultations.of_subject("oslo", name)
+        assert (c["id"] in mine) is (action == "admit"), name
+    # a guest invite into the lobby likewise; one that admits at once does add it
+    lobby = await identify(app_client.server.app, (await _invite(app_client, doc, c["id"], "relative"))["token"])
+    direct = await identify(app_client.server.app,
+                            (await _invite(app_client, doc, c["id"], "interpreter", lobby=False))["token"])
+    assert c["id"] not in await store.consultations.of_subject("oslo", lobby.principal.subject)
+    assert c["id"] in await store.consultations.of_subject("oslo", direct.principal.subject)
+
+
+async def test_a_participant_cannot_accept_a_second_place(app_client):
+    doc = await dev_token(app_client, "d1", "clinician")
+    c = await _consultation(app_client, doc)
+    inv = await _invite(app_client, doc, c["id"], "clinician")
+    r = await app_client.post(f"/api/v1/invites/{inv['token']}/accept", headers=bearer(doc))
+    assert r.status == 409 and (await r.json())["error"] == "already_participant"
+    got = await (await app_client.get(f"/api/v1/consultations/{c['id']}", headers=bearer(doc))).json()
+    assert len(got["participants"]) == 1
