@@ -47,6 +47,14 @@ class Keys:
         """A host clinician's booked consultations on one Oslo day (the dashboard's list)."""
         return f"{self.prefix}subject:{subject}:bookings:{day}"
 
+    def booking_webhook_cursor(self, booker: str) -> str:
+        """The change time up to which a booking system's webhook has been delivered."""
+        return f"{self.prefix}booker:{booker}:webhook:cursor"
+
+    def booking_webhook_lock(self, booker: str) -> str:
+        """Held by the one process delivering a booking system's webhook round."""
+        return f"{self.prefix}booker:{booker}:webhook:lock"
+
     def bookings_of(self, booker: str) -> str:
         """A booking system's bookings by slot time (what its polling reads)."""
         return f"{self.prefix}booker:{booker}:bookings"

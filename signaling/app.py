@@ -169,6 +169,7 @@ def build_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(_resources)
     app.cleanup_ctx.append(_sweeper)
     app.cleanup_ctx.append(bookings.no_show_sweeper)
+    app.cleanup_ctx.append(bookings.webhook_sender)
     setup_audit(app)  # seals the audit trail and verifies it on a schedule
     listen_ips = None if config.media.listen_ips is None else tuple(config.media.listen_ips)
     setup_signaling(app, Sfu(MediaConfig.for_host(config.host, listen_ips, announced_ip=config.media.announced_ip)))

@@ -129,6 +129,7 @@ class Config(_Strict):
     trusted_proxies: list[str] = []
     queue_grace_s: int = Field(default=120, ge=0)
     booking_no_show_s: int = Field(default=15 * 60, gt=0)  # a booked slot nobody attended ends as no-show
+    booking_webhooks: dict[str, str] = {}  # booking system's subject -> URL that gets its bookings' changes
     signal_drop_grace_s: float = Field(default=20.0, ge=0)  # a dropped media connection keeps its place
     signal_answer_timeout_s: float = Field(default=15.0, gt=0)  # a server offer unanswered this long: reconnect
     retention_days: int = Field(default=30, ge=1)

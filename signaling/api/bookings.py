@@ -7,18 +7,27 @@ consultation, the person it is for and their role. It opens the waiting room fro
 slot (checked against the booking's current slot, so a rescheduled slot moves the window). The citizen's
 link works on its own (it is exchanged for a session token bound to that consultation, as a spent invite
 is); the clinician's link needs the clinician logged in with their own identity, as that subject.
+
+State changes reach the booking system by polling `GET /bookings?since=` or, when `booking_webhooks` names
+a URL for its subject, by a POST of the same body to that URL, signed with `X-Nettlege-Signature`
+(HMAC-SHA256 of the body with the server's key). Delivery is at least once and carries each booking's
+current state: a round runs in one process at a time, and the cursor moves only after a 2xx.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import logging
+import secrets
 import time
 from collections.abc import AsyncIterator
 from datetime import date, datetime
 from typing import Annotated, Any
 
+import aiohttp
 import jwt
 from aiohttp import web
 from pydantic import BaseModel, Field, StringConstraints
@@ -27,11 +36,12 @@ from rooms.audit import Action
 from rooms.bookings import OPENS_BEFORE_S, Booking, changed_at
 from rooms.errors import Gone, NotFound
 from rooms.events import consultation_topic
+from rooms.keys import Keys
 from rooms.models import Channel, Consultation, ConsultationState, Outcome, Principal, Role
 from rooms.stats import oslo_day
 from rooms.tenants import OSLO
 
-from ..appkeys import AUTH, CONFIG, STORE
+from ..appkeys import AUTH, CONFIG, HTTP, STORE
 from ..auth import AuthError
 from ..http import Api, ApiError, Body, bearer_token, require_tenant
 from .limits import write_allowed
@@ -45,6 +55,8 @@ LINK_VALID_AFTER_SLOT_S = 2 * 86400
 MAX_AHEAD_S = 366 * 86400
 SWEEP_INTERVAL_S = 2.0
 POLL_WINDOW_S = 7 * 86400  # polling sees bookings whose slot is at most this long ago
+WEBHOOK_LOCK_MS = 15_000
+WEBHOOK_TIMEOUT_S = 5.0
 
 Subject = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@-]+$")]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=80, strip_whitespace=True)]
@@ -123,14 +135,14 @@ def _sign_link(request: web.Request, b: Booking, subject: str, role: Role) -> st
     return f"{_base(request)}/#/booking/{token}"
 
 
-def _out(request: web.Request, b: Booking, c: Consultation, *, links: bool = False) -> BookingOut:
+def _out(request: web.Request | None, b: Booking, c: Consultation, *, links: bool = False) -> BookingOut:
     state = b.state if b.state in ("cancelled", "no-show") else c.state.value
     return BookingOut(
         consultation_id=b.consultation_id, tenant=b.tenant, service=b.service, slot_at=b.slot_at,
         opens_at=b.slot_at - OPENS_BEFORE_S, host=b.host, state=state, consultation_state=c.state.value,
         outcome=c.outcome.value if c.outcome else None, changed_at=changed_at(b, c),
         links=Links(citizen=_sign_link(request, b, b.citizen, Role.CITIZEN),
-                    clinician=_sign_link(request, b, b.host, Role.CLINICIAN)) if links else None)
+                    clinician=_sign_link(request, b, b.host, Role.CLINICIAN)) if links and request else None)
 
 
 def _check_slot(slot_at: float) -> None:
@@ -176,10 +188,8 @@ async def poll_bookings(request: web.Request, principal: Principal, _b: None) ->
     except ValueError:
         raise ApiError(422, "invalid_since", "since må være et tidspunkt i sekunder.") from None
     now = time.time()
-    rows = await request.app[STORE].bookings.of_booker(principal.tenant, principal.subject, now - POLL_WINDOW_S)
-    out = [_out(request, b, c) for b, c in rows]
-    return BookingsOut(now=now, bookings=sorted((o for o in out if o.changed_at > since),
-                                                key=lambda o: o.changed_at))
+    return BookingsOut(now=now, bookings=await _changes(request.app[STORE], principal.tenant, principal.subject,
+                                                        since, now))
 
 
 @api.route("GET", "/api/v1/bookings/{consultation_id}", summary="One of my bookings, with fresh join links",
@@ -287,6 +297,72 @@ async def my_bookings(request: web.Request, principal: Principal, _b: None) -> l
                                   state="no-show" if c.outcome == Outcome.NO_SHOW else c.state.value,
                                   citizen_name=citizen.display_name if citizen else "").model_dump(mode="json"))
     return out
+
+
+async def _changes(store: Any, tenant: str, booker: str, since: float, now: float) -> list[BookingOut]:
+    rows = await store.bookings.of_booker(tenant, booker, now - POLL_WINDOW_S)
+    return sorted((o for o in (_out(None, b, c) for b, c in rows) if o.changed_at > since),
+                  key=lambda o: o.changed_at)
+
+
+def webhook_signature(secret: str, body: bytes) -> str:
+    """`X-Nettlege-Signature`: HMAC-SHA256 of the body with the server's key, for the receiver to check."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+async def deliver_webhooks(app: web.Application) -> int:
+    """One round: each booking system with a webhook gets the changes since its cursor, from one process at a
+    time (a short Redis lock), at least once (the cursor moves only after a 2xx). Returns changes delivered."""
+    config, store = app[CONFIG], app[STORE]
+    delivered = 0
+    for tenant in config.tenants:
+        k = Keys(tenant.id)
+        for booker, url in config.booking_webhooks.items():
+            lock = k.booking_webhook_lock(booker)
+            token = secrets.token_hex(8)
+            if not await store.redis.set(lock, token, nx=True, px=WEBHOOK_LOCK_MS):
+                continue
+            try:
+                now = time.time()
+                since = float(await store.redis.get(k.booking_webhook_cursor(booker)) or 0)
+                changes = await _changes(store, tenant.id, booker, since, now)
+                if not changes:
+                    continue
+                body = BookingsOut(now=now, bookings=changes).model_dump_json().encode()
+                assert config.secret_key
+                headers = {"Content-Type": "application/json",
+                           "X-Nettlege-Signature": webhook_signature(config.secret_key, body)}
+                async with app[HTTP].post(url, data=body, headers=headers,
+                                          timeout=aiohttp.ClientTimeout(total=WEBHOOK_TIMEOUT_S)) as resp:
+                    if resp.status // 100 != 2:
+                        log.warning("booking webhook answered %s; retrying next round", resp.status)
+                        continue
+                await store.redis.set(k.booking_webhook_cursor(booker), str(changes[-1].changed_at))
+                delivered += len(changes)
+            except (aiohttp.ClientError, TimeoutError):
+                log.warning("booking webhook not reachable; retrying next round")
+            finally:
+                if await store.redis.get(lock) == token:
+                    await store.redis.delete(lock)
+    return delivered
+
+
+async def webhook_sender(app: web.Application) -> AsyncIterator[None]:
+    """Delivers booking changes to configured webhooks (polling `GET /bookings?since=` gives the same)."""
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL_S)
+            try:
+                await deliver_webhooks(app)
+            except Exception:  # Redis briefly away: try again next round
+                log.warning("booking webhook round failed", exc_info=True)
+
+    task = None if not app[CONFIG].booking_webhooks else asyncio.create_task(loop(), name="booking-webhooks")
+    yield
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def no_show_sweeper(app: web.Application) -> AsyncIterator[None]:

@@ -5,10 +5,12 @@ import asyncio
 import time
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from rooms.stats import oslo_day
 from rooms.store import connect
+from signaling.api.bookings import deliver_webhooks, webhook_signature
 from signaling.app import build_app
 from tests.conftest import bearer, close_app, dev_token
 
@@ -162,3 +164,49 @@ async def test_bad_bookings_and_other_booking_systems(client):
     doc = await dev_token(client, "dr-1", "clinician")
     assert (await client.get("/api/v1/me/bookings?day=i-dag", headers=bearer(doc))).status == 422
     assert (await client.post("/api/v1/bookings/links/redeem", json={"link": 5})).status == 422
+
+
+async def test_webhook_delivers_each_change_once_from_two_processes_and_retries(make_config, redis_url):
+    got: list[dict] = []
+    failures = [1]  # the first delivery is refused: it must come again
+
+    async def receive(request: web.Request) -> web.Response:
+        body = await request.read()
+        assert request.headers["X-Nettlege-Signature"] == webhook_signature(config.secret_key, body)
+        if failures[0]:
+            failures[0] -= 1
+            return web.Response(status=503)
+        got.extend((b["consultation_id"], b["state"]) for b in (await request.json())["bookings"])
+        return web.Response(status=204)
+
+    receiver = web.Application()
+    receiver.router.add_post("/hook", receive)
+    server = TestServer(receiver, host="127.0.0.1")
+    await server.start_server()
+    r = connect(redis_url)
+    await r.flushdb()
+    await r.aclose()
+    config = make_config(booking_webhooks={"booksys": str(server.make_url("/hook"))})
+    apps = [TestClient(TestServer(build_app(config), host="127.0.0.1")) for _ in range(2)]
+    for a in apps:
+        await a.start_server()
+    try:
+        booker = await dev_token(apps[0], "booksys", "booking")
+        b = await _book(apps[0], booker, time.time() + 3600)
+        cid = b["consultation_id"]
+
+        async def delivered(n: int) -> bool:
+            return len(got) >= n
+        await _until(lambda: delivered(1))
+        assert got == [(cid, "scheduled")] and failures == [0]
+        assert (await apps[1].delete(f"/api/v1/bookings/{cid}", headers=bearer(booker))).status == 204
+        await _until(lambda: delivered(2))
+        # more rounds on both processes: nothing is sent twice
+        for a in apps:
+            assert await deliver_webhooks(a.server.app) == 0
+        assert got == [(cid, "scheduled"), (cid, "cancelled")]
+    finally:
+        for a in apps:
+            await close_app(a)
+        await server.close()
+
