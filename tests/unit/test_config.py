@@ -55,8 +55,10 @@ def test_production_requires_secrets():
                                    "NETTLEGE_CHAT_MASTER_KEY": chat_key, "NETTLEGE_PUBLIC_URL": "https://x.test"})
     with pytest.raises(ConfigError, match="audit_key must be at least 32"):
         load_config(None, environ={"NETTLEGE_AUDIT_KEY": "short"})
-    config = load_config(None, environ={"NETTLEGE_ENV": "production", "NETTLEGE_SECRET_KEY": "s" * 40,
-                                        "NETTLEGE_CHAT_MASTER_KEY": chat_key, "NETTLEGE_AUDIT_KEY": "a" * 40})
+    config = load_config(None, environ={"NETTLEGE_ENV": "production", "NETTLEGE_SECRET_KEY": secrets.token_urlsafe(32),
+                                        "NETTLEGE_CHAT_MASTER_KEY": chat_key, "NETTLEGE_AUDIT_KEY": "a" * 40,
+                                        "REDIS_URL": "redis://127.0.0.1:6390/0",
+                                        "NETTLEGE_PUBLIC_URL": "https://x.test"})
     assert not config.dev_issuer_enabled
 
 
