@@ -439,6 +439,10 @@ def restrict_gathering(pc: RTCPeerConnection, listen_ips: Sequence[str], announc
         connection.gather_candidates = gather  # type: ignore[method-assign]
 
 
+# Like mediasoup's iceConsentTimeout: a client whose checks stopped this long has withdrawn consent.
+CONSENT_TIMEOUT_S = 30.0
+
+
 def make_ice_lite(pc: RTCPeerConnection) -> None:
     """Make the server's ICE agents ICE-lite (RFC 8445 section 2.5), as mediasoup's always are: they never
     dial a client's candidates, they answer its authenticated checks, and media goes only to an address that
@@ -449,8 +453,9 @@ def make_ice_lite(pc: RTCPeerConnection) -> None:
     aioice 0.13 is a full agent only. Per connection: `add_remote_candidate` ignores candidates (the server
     learns addresses from checks), `_remote_candidates_expected` stays true (no candidates is not a failure;
     the check list completes when the client nominates), `check_start` for a pair made by an incoming check
-    marks it succeeded instead of sending a check, and `query_consent` does nothing (the controlling client
-    checks consent; a lite agent does not send requests)."""
+    marks it succeeded instead of sending a check, `check_incoming` notes when the last check came, and
+    `query_consent` sends nothing (a lite agent sends no requests) but closes the connection when the
+    client's checks, its consent (RFC 7675), stopped `CONSENT_TIMEOUT_S` ago."""
     for connection in ice_connections(pc):
         if getattr(connection, "_nettlege_lite", False):
             continue
@@ -466,13 +471,29 @@ def make_ice_lite(pc: RTCPeerConnection) -> None:
                 pair.nominated = True
             connection.check_complete(pair)
 
-        async def no_consent_checks() -> None:
-            return None
+        original_check_incoming = connection.check_incoming
 
+        def check_incoming(message: Any, addr: tuple[str, int], protocol: Any,
+                           connection: Connection = connection, original: Any = original_check_incoming) -> None:
+            connection._nettlege_consent_at = time.monotonic()  # type: ignore[attr-defined]
+            original(message, addr, protocol)
+
+        async def consent_from_client_checks(connection: Connection = connection) -> None:
+            # RFC 7675 for a lite agent: the client's checks (browsers send one every few seconds) are its
+            # consent. Without one for CONSENT_TIMEOUT_S, stop sending: close, as aioice does on expiry.
+            while True:
+                await asyncio.sleep(min(5.0, CONSENT_TIMEOUT_S / 4))
+                if time.monotonic() - connection._nettlege_consent_at > CONSENT_TIMEOUT_S:  # type: ignore[attr-defined]
+                    connection._query_consent_task = None
+                    await connection.close()
+                    return
+
+        connection._nettlege_consent_at = time.monotonic()  # type: ignore[attr-defined]
         connection.add_remote_candidate = ignore_candidate  # type: ignore[method-assign]
         connection._remote_candidates_expected = lambda: True  # type: ignore[method-assign]
         connection.check_start = answered_check_is_valid  # type: ignore[method-assign]
-        connection.query_consent = no_consent_checks  # type: ignore[method-assign]
+        connection.check_incoming = check_incoming  # type: ignore[method-assign]
+        connection.query_consent = consent_from_client_checks  # type: ignore[method-assign]
         gatherer = next(t.receiver.transport.transport.iceGatherer for t in pc.getTransceivers()
                         if t.receiver.transport.transport.iceGatherer._connection is connection)
         gatherer.getLocalParameters = _lite_parameters(gatherer.getLocalParameters)  # type: ignore[method-assign]
@@ -500,6 +521,12 @@ def keep_codecs(transceiver: RTCRtpTransceiver, mime_types: Sequence[str]) -> No
     base_types = {c.payloadType for c in kept}
     kept += [c for c in transceiver._codecs if is_rtx(c) and c.parameters.get("apt") in base_types]
     transceiver._codecs = kept
+
+
+def keep_only(transceiver: RTCRtpTransceiver, mime_type: str) -> None:
+    """Answer with `mime_type` (and its RTX) only, if the client offered it: it then sends nothing else."""
+    if any(c.mimeType.lower() == mime_type for c in transceiver._codecs):
+        keep_codecs(transceiver, (mime_type,))
 
 
 Negotiated = dict[RTCRtpTransceiver, tuple[list[RTCRtpCodecParameters], list[Any]]]
@@ -554,6 +581,8 @@ def keep_negotiated_numbering(pc: RTCPeerConnection, sdp: str, negotiated: Negot
             renumbered[codec.payloadType] = pt
         codecs = []
         for codec in transceiver._codecs:
+            if renumbered[codec.payloadType] in (c.payloadType for c in codecs):
+                continue  # two variants of one codec (aiortc's two H264 profiles) took one number: list it once
             codec = copy.deepcopy(codec)  # aiortc's codec objects are shared module state
             codec.payloadType = renumbered[codec.payloadType]
             if is_rtx(codec):

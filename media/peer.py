@@ -22,6 +22,7 @@ from media.errors import MediaError
 from media.forwarder import TrackForwarder
 from media.ice import rtc_configuration, strip_candidates
 from media.publisher import PublishedTrack
+from media.sdp import accept_declined, decodes_h264
 from media.stats import ParticipantStats, SfuCounters
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,10 @@ class Peer:
         self._pending: dict[str, PublishedTrack] = {}  # received m-lines not yet in an accepted offer
         self._labels: dict[str, str] = {}
         self._trickled_candidates = 0
+        # Whether this client decodes H264 (from its first offer; None: it offered no video). The room
+        # replaces `h264_everywhere` with "every participant does": else publishers are answered VP8 only.
+        self.decodes_h264: bool | None = None
+        self.h264_everywhere: Callable[[], bool] = lambda: self.decodes_h264 is not False
         self._stats_at = time.monotonic()
         self._stats_bytes = (0, 0)
         self._stats_packets = (0, 0)
@@ -88,6 +93,8 @@ class Peer:
             self._labels = dict(track_labels or {})
             _check_has_media(sdp)
             sdp = await self._without_candidates(sdp)
+            if self.decodes_h264 is None:
+                self.decodes_h264 = decodes_h264(sdp)
             try:
                 await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
                 for transceiver in self.pc.getTransceivers():
@@ -96,6 +103,9 @@ class Peer:
                         passthrough.keep_codecs(transceiver, FORWARDABLE)
                     elif mid in self._pending:
                         passthrough.keep_codecs(transceiver, FORWARDABLE)
+                        if transceiver.kind == "video" and not self.h264_everywhere():
+                            # Someone here cannot decode H264 and the SFU does not transcode: VP8, if offered.
+                            passthrough.keep_only(transceiver, "video/vp8")
                         track = self._pending[mid]
                         track.codec = passthrough.negotiated_codec(transceiver)  # type: ignore[assignment]
                         if track.codec is None:
@@ -130,10 +140,17 @@ class Peer:
                 raise MediaError("no_offer_outstanding", "There is no server offer waiting for an answer.")
             sdp = await self._without_candidates(sdp)
             try:
+                sdp, declined = accept_declined(sdp, self.pc.localDescription.sdp)
                 await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
             except Exception as exc:
                 raise MediaError("sdp_invalid", f"The answer could not be applied: {exc}") from exc
             self._offer_outstanding = False
+            for transceiver in self.pc.getTransceivers():
+                if transceiver.mid in declined:  # the client cannot use it (e.g. H264 in Firefox)
+                    transceiver.direction = "inactive"
+                    codec = passthrough.negotiated_codec(transceiver)
+                    if codec is not None and codec.mimeType.lower() == "video/h264":
+                        self.decodes_h264 = False
         if self._negotiation_needed:
             self._schedule_negotiation()
 
@@ -379,10 +396,13 @@ class Peer:
         transceiver = self.pc.addTransceiver(forwarder, direction="sendonly")
         capabilities = RTCRtpSender.getCapabilities(published.kind).codecs
         mime = published.codec.mimeType.lower()
-        transceiver.setCodecPreferences(
-            [c for c in capabilities if c.mimeType.lower() == mime and _same_profile(c.parameters,
-                                                                                        published.codec.parameters)]
-            + [c for c in capabilities if c.mimeType.lower().endswith("/rtx")])
+        same = [c for c in capabilities if c.mimeType.lower() == mime
+                and _same_profile(c.parameters, published.codec.parameters)]
+        # One H264 variant, the publisher's own profile if we have it (aiortc has 42001f and 42e01f).
+        exact = [c for c in same if str(c.parameters.get("profile-level-id", "")).lower()
+                 == str(published.codec.parameters.get("profile-level-id", "")).lower()]
+        transceiver.setCodecPreferences((exact or same)[:1]
+                                        + [c for c in capabilities if c.mimeType.lower().endswith("/rtx")])
         forwarder.port = passthrough.RtpSendPort(transceiver.sender, forwarder.on_keyframe_request,
                                                  self._on_estimate)
         # The subscriber can tell whose track it is from the msid: "<participant id> <track id>".

@@ -34,6 +34,10 @@ class Room:
         self._media_off: dict[str, dict[str, bool]] = {}
         self.closed = False
 
+    def _h264_everywhere(self) -> bool:
+        """Whether every participant decodes H264, so a publisher may send it (forwarded as it comes)."""
+        return all(peer.decodes_h264 is not False for peer in self._peers.values())
+
     async def join(self, participant_id: str, role: str, display_name: str, send: Send) -> Peer:
         """A participant's new peer connection. `send` delivers signaling messages (the server's `answer`
         and `offer`, `participants`, `ended`) to that participant's WebSocket. Joining again with the same
@@ -49,6 +53,7 @@ class Room:
                              "participants with video.")
         peer = Peer(participant_id=participant_id, role=role, display_name=display_name, send=send,
                     config=self._config, counters=self._counters, on_tracks_changed=self._tracks_changed)
+        peer.h264_everywhere = self._h264_everywhere
         self._peers[participant_id] = peer
         for other in self._peers.values():
             if other is not peer:

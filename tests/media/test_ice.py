@@ -199,3 +199,25 @@ def test_strip_candidates_counts_distinct_addresses_and_keeps_everything_else() 
     assert count == 1
     assert stripped == ("v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\n"
                         "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\n")
+
+
+@pytest.mark.media
+async def test_a_client_whose_checks_stop_has_withdrawn_consent_and_the_server_stops_sending(
+        sfu, make_client, monkeypatch) -> None:
+    """RFC 7675 on the lite side: a client's checks are its consent; when they stop, so does the server."""
+    from media import aiortc_passthrough
+
+    monkeypatch.setattr(aioice_ice, "CONSENT_INTERVAL", 0.2)  # the client checks every ~0.2 s
+    monkeypatch.setattr(aiortc_passthrough, "CONSENT_TIMEOUT_S", 1.0)
+    room = sfu.room("c-consent")
+    doctor, citizen = make_client("doctor", sender_id=1), make_client("citizen", sender_id=2)
+    await connect(room, doctor, role="clinician")
+    await connect(room, citizen)
+    # 60 frames take longer than the timeout: a client that keeps checking keeps its connection.
+    await citizen.wait_for(has_picture(citizen, "doctor", frames=60), what="the doctor's picture")
+    peer = room.peer("citizen")
+    assert peer.pc.connectionState == "connected"
+    client_connection = next(iter(aiortc_passthrough.ice_connections(citizen.pc)))
+    client_connection._query_consent_task.cancel()  # the client's checks stop (its network went away)
+    await citizen.wait_for(lambda: peer.pc.connectionState in ("failed", "closed"), within_s=15,
+                           what="the server giving up the connection")

@@ -1,0 +1,59 @@
+"""What the SFU reads from a client's SDP beyond what aiortc does: declined m-lines and video codecs.
+
+A browser declines an m-line it cannot use by answering it with port 0 and nothing else (no ICE credentials,
+no fingerprint; legal, RFC 8829 section 5.3.1): Firefox without OpenH264 does so for an H264 track. aiortc
+knows no declined m-lines and refuses such an answer whole, so `accept_declined` turns each one into an
+inactive m-line on the BUNDLE transport before aiortc reads it.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from aiortc.sdp import GroupDescription, SessionDescription
+
+
+def accept_declined(answer: str, offer: str) -> tuple[str, list[str]]:
+    """The answer with every declined (port 0) audio/video m-line made `inactive`, and their mids.
+    `offer` is our offer it answers (its codecs fill the declined m-lines). Raises ValueError if every
+    m-line is declined (there is no transport left to take the credentials from)."""
+    description = SessionDescription.parse(answer)
+    declined = [(i, m) for i, m in enumerate(description.media) if m.port == 0 and m.kind in ("audio", "video")]
+    if not declined:
+        return answer, []
+    accepted = next((m for m in description.media if m.port != 0 and m.ice is not None
+                     and m.ice.usernameFragment), None)
+    if accepted is None:
+        raise ValueError("every media section was declined")
+    offered = SessionDescription.parse(offer).media
+    mids = []
+    for index, media in declined:
+        ours = offered[index] if index < len(offered) else None
+        media.port = 9
+        media.direction = "inactive"
+        media.ice = copy.copy(accepted.ice)
+        media.dtls = copy.deepcopy(accepted.dtls)
+        media.rtcp_mux = True
+        media.rtcp_port, media.rtcp_host = 9, "0.0.0.0"  # aiortc writes rtcp-mux only beside a=rtcp
+        media.ice_candidates = []
+        if ours is not None:
+            media.rtp.muxId = media.rtp.muxId or ours.rtp.muxId
+            media.rtp.codecs = copy.deepcopy(ours.rtp.codecs)
+            media.fmt = list(ours.fmt)
+            media.rtp.headerExtensions = []
+        mids.append(media.rtp.muxId)
+    bundle = next((g for g in description.group if g.semantic == "BUNDLE"), None)
+    if bundle is None:
+        description.group.append(GroupDescription(semantic="BUNDLE", items=[m.rtp.muxId for m in description.media]))
+    else:
+        bundle.items += [mid for mid in mids if mid not in bundle.items]
+    return str(description), mids
+
+
+def decodes_h264(sdp: str) -> bool | None:
+    """Whether the client can receive H264, from its offer's video m-lines (a browser lists every codec it
+    decodes); None if it offered no video at all."""
+    video = [m for m in SessionDescription.parse(sdp).media if m.kind == "video" and m.port != 0]
+    if not video:
+        return None
+    return any(c.mimeType.lower() == "video/h264" for m in video for c in m.rtp.codecs)

@@ -1,0 +1,130 @@
+"""Browsers beyond Chromium (issue 10): declined m-lines, a video codec every subscriber decodes, and an H264
+offer that lists each payload type once. aiortc clients stand in for Firefox without OpenH264 (offers and
+decodes VP8 only, declines an H264 m-line with port 0) and Safari (offers H264 first, then VP8)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from aiortc import RTCRtpSender
+
+import media.testing
+from tests.media.conftest import audio_from, connect, has_picture, video_from
+
+pytestmark = [pytest.mark.media, pytest.mark.timeout(60)]
+
+_prefer = media.testing._prefer
+
+
+@pytest.fixture(autouse=True)
+def safari_codecs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`video_codec="safari"` offers H264 first, then VP8 (and RTX), as Safari does."""
+    def prefer(transceiver: Any, mime: str) -> None:
+        if mime != "safari":
+            return _prefer(transceiver, mime)
+        codecs = RTCRtpSender.getCapabilities("video").codecs
+        transceiver.setCodecPreferences(
+            [c for c in codecs if c.mimeType.lower() == "video/h264"]
+            + [c for c in codecs if c.mimeType.lower() in ("video/vp8", "video/rtx")])
+        return None
+    monkeypatch.setattr(media.testing, "_prefer", prefer)
+
+
+def _sections(sdp: str) -> list[str]:
+    head, *sections = re.split(r"(?=^m=)", sdp, flags=re.M)
+    return [head, *sections]
+
+
+def decline_h264(sdp: str) -> str:
+    """Answer every H264 m-line as Firefox without OpenH264 does: port 0, no ICE, no DTLS, no candidates."""
+    head, *sections = _sections(sdp)
+    declined_mids = []
+    out = []
+    for section in sections:
+        if "H264/90000" not in section:
+            out.append(section)
+            continue
+        mid = re.search(r"^a=mid:(\S+)", section, flags=re.M).group(1)  # type: ignore[union-attr]
+        pt = re.search(r"^a=rtpmap:(\d+) H264/90000", section, flags=re.M).group(1)  # type: ignore[union-attr]
+        declined_mids.append(mid)
+        out.append(f"m=video 0 UDP/TLS/RTP/SAVPF {pt}\r\nc=IN IP4 0.0.0.0\r\na=inactive\r\na=mid:{mid}\r\n"
+                   f"a=rtpmap:{pt} H264/90000\r\n")
+    bundle = re.search(r"^a=group:BUNDLE (.*)$", head, flags=re.M)
+    if bundle:
+        kept = [m for m in bundle.group(1).split() if m not in declined_mids]
+        head = head.replace(bundle.group(0), "a=group:BUNDLE " + " ".join(kept))
+    return head + "".join(out)
+
+
+def _video_formats(sdp: str) -> list[list[str]]:
+    return [line.split()[3:] for line in sdp.splitlines() if line.startswith("m=video")]
+
+
+async def test_an_h264_offer_lists_each_payload_type_once(sfu, make_client) -> None:
+    room = sfu.room("c-h264-pts")
+    doctor = make_client("doctor", sender_id=1, video_codec="video/h264")
+    citizen = make_client("citizen", sender_id=2)
+    await connect(room, doctor)
+    await connect(room, citizen)
+    await citizen.wait_for(has_picture(citizen, "doctor", frames=10), what="H264 picture")
+    offers = [m["sdp"] for m in citizen.messages if m["type"] == "offer"]
+    formats = [f for sdp in offers for f in _video_formats(sdp)]
+    assert formats and all(len(f) == len(set(f)) for f in formats), formats
+
+
+async def test_a_declined_h264_m_line_is_accepted_and_audio_and_other_video_still_flow(sfu, make_client) -> None:
+    room = sfu.room("c-declined")
+    safari = make_client("safari", sender_id=1, video_codec="video/h264")  # H264 only: nothing to switch to
+    firefox = make_client("firefox", sender_id=2)
+    await connect(room, safari)
+    await connect(room, firefox, offer=False)
+    forward = firefox.to_server
+    assert forward is not None
+
+    async def declining(message: dict[str, Any]) -> None:
+        if message["type"] == "answer":
+            message = {**message, "sdp": decline_h264(message["sdp"])}
+        await forward(message)
+
+    firefox.to_server = declining
+    await firefox.offer()
+    # Safari's voice reaches Firefox: the answer that declined the H264 m-line was taken, not refused.
+    await firefox.wait_for(lambda: bool(audio_from(firefox, "safari")) and audio_from(firefox, "safari")[0]
+                           .loud_frames > 25, what="Safari's voice in Firefox")
+    assert not [m for m in firefox.messages if m["type"] == "error"]
+    peer = room.peer("firefox")
+    declined = [t for t in peer.pc.getTransceivers() if t.direction == "inactive"]
+    assert len(declined) == 1 and peer.decodes_h264 is False
+    # Later renegotiation still works: a VP8 publisher joins and Firefox sees it.
+    chrome = make_client("chrome", sender_id=3)
+    await connect(room, chrome)
+    await firefox.wait_for(has_picture(firefox, "chrome", frames=10), what="Chrome's picture in Firefox")
+    assert not [m for m in firefox.messages if m["type"] == "error"]
+
+
+async def test_a_publisher_offering_h264_and_vp8_sends_vp8_when_a_participant_lacks_h264(sfu, make_client) -> None:
+    room = sfu.room("c-vp8")
+    firefox = make_client("firefox", sender_id=2)  # offers (and so decodes) VP8 only
+    safari = make_client("safari", sender_id=1, video_codec="safari")
+    await connect(room, firefox)
+    await connect(room, safari)
+    await firefox.wait_for(has_picture(firefox, "safari", frames=20), what="Safari's picture in Firefox")
+    [published] = [t for t in room.peer("safari").published.values() if t.kind == "video"]
+    assert published.codec.mimeType.lower() == "video/vp8"
+    [video] = video_from(firefox, "safari")
+    assert {s for s, _ in video.markers} == {1} and video.counters_in_order()
+    answer = next(m["sdp"] for m in safari.messages if m["type"] == "answer")
+    assert "H264" not in answer  # Safari is not even allowed to send H264
+
+
+async def test_a_publisher_keeps_h264_when_everyone_decodes_it(sfu, make_client) -> None:
+    room = sfu.room("c-h264-ok")
+    chrome = make_client("chrome", sender_id=2, video_codec="safari")  # lists H264 too
+    safari = make_client("safari", sender_id=1, video_codec="safari")
+    await connect(room, chrome)
+    await connect(room, safari)
+    await chrome.wait_for(has_picture(chrome, "safari", frames=20), what="Safari's picture in Chrome")
+    [published] = [t for t in room.peer("safari").published.values() if t.kind == "video"]
+    assert published.codec.mimeType.lower() == "video/h264"
