@@ -3,16 +3,17 @@
     .venv/bin/python -m load_tests.profile_forwarding --consultations 2 --duration 10
 
 Prints, per stage of the forwarding path, the server's CPU time per published packet (received by the
-server) in µs, taken from cProfile's own-time (`tottime`) of the functions that make up each stage. cProfile
-adds its own overhead per Python call, so absolute figures are higher than without it; the breakdown (which
-stage costs what share) is what the profile is for. Figures go into docs/capacity.md.
+server) in µs, taken from cProfile's own-time (`tottime`) of the functions that make up each stage. The
+profiler's clock is the process's CPU time, not the wall clock, so time spent waiting for a CPU on a busy
+machine is not counted. cProfile adds its own overhead per Python call, so absolute figures are higher than
+without it; the breakdown (which stage costs what share) is what the profile is for. Figures go into
+docs/capacity.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import pstats
 import signal
 import subprocess
@@ -101,6 +102,21 @@ def breakdown(profile_path: str) -> tuple[dict[str, float], float, int]:
     return result, 1e6 * everything / packets, packets
 
 
+# media_server under a CPU-time profiler (its own NETTLEGE_MEDIA_PROFILE one uses the wall clock).
+SERVER = """
+import cProfile, sys, time
+from load_tests import media_server
+sys.argv = ["media_server", "--mode", "sfu"]
+profiler = cProfile.Profile(time.process_time)
+profiler.enable()
+try:
+    media_server.main()
+finally:
+    profiler.disable()
+    profiler.dump_stats({path!r})
+"""
+
+
 def _stats(port: int) -> dict[str, Any]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats", timeout=10) as response:
         return json.loads(response.read())
@@ -113,9 +129,8 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=0, help="also print the N functions with most own time")
     args = parser.parse_args()
     profile_path = tempfile.mktemp(prefix="nettlege-forwarding-", suffix=".prof")
-    server = subprocess.Popen([sys.executable, "-m", "load_tests.media_server", "--mode", "sfu"],
-                              stdout=subprocess.PIPE, text=True,
-                              env={**os.environ, "NETTLEGE_MEDIA_PROFILE": profile_path})
+    server = subprocess.Popen([sys.executable, "-c", SERVER.format(path=profile_path)],
+                              stdout=subprocess.PIPE, text=True)
     try:
         port = int(server.stdout.readline())  # type: ignore[union-attr]
         load = Worker(load_generator, [])

@@ -50,6 +50,8 @@ from aiortc.rtp import (
     RTP_HISTORY_SIZE,
     HeaderExtensionsMap,
     RtcpPsfbPacket,
+    RtcpRrPacket,
+    RtcpSrPacket,
     RtpPacket,
     pack_remb_fci,
     unpack_remb_fci,
@@ -276,6 +278,7 @@ class RtpSendPort:
         self._history: dict[int, RtpPacket] = sender._RTCRtpSender__rtp_history  # type: ignore[attr-defined]
         self._extensions_map: HeaderExtensionsMap = sender._RTCRtpSender__rtp_header_extensions_map  # type: ignore[attr-defined]
         self.payload_type: int | None = None
+        self.fraction_lost = 0.0  # of this stream, in the subscriber's last receiver report
         self._mid: str | None = None
         self._on_remb = on_remb
         original_send = sender.send
@@ -296,6 +299,10 @@ class RtpSendPort:
                 if sender._ssrc in ssrcs:
                     self._on_remb(bitrate)
                 return
+            if isinstance(packet, RtcpRrPacket | RtcpSrPacket):
+                for report in packet.reports:
+                    if report.ssrc == sender._ssrc:
+                        self.fraction_lost = report.fraction_lost / 256
             await original_rtcp(packet)  # RR statistics, NACK (retransmitted from the history), PLI/FIR
 
         sender.send = send  # type: ignore[method-assign]

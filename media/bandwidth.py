@@ -5,12 +5,14 @@ The subscriber's REMB covers its whole transport (every stream it receives). Aud
 `audio_allowance_bps` per stream; the rest is shared evenly among the video streams. That share caps what
 each publisher is told it may send (see `PublishedTrack.bitrate_cap`).
 
-Pausing needs more than a low estimate: a receive-side estimator reports about 1.5 times what arrives, so a
-publisher sending little (a still picture) shows a low estimate on a perfect link. Video pauses when the
-estimate stays below `video_pause_bps` for `video_pause_after_s` while more video is offered than the
-estimate. A paused subscriber receives no video, so its estimator has nothing to measure: video comes back
-when an estimate reaches `video_resume_bps`, or on a probe `video_probe_after_s` after the pause (if the
-link is still too weak, the estimate falls again and video pauses again).
+Pausing needs more than a low estimate. A receive-side estimator reports at most about 1.5 times what
+arrives and climbs back only ~8 % a second, so a publisher sending little (a still picture), or video just
+resumed, shows a low estimate on a perfect link. Video pauses when, for `video_pause_after_s`, the estimate
+stays below `video_pause_bps` while more video is offered than the estimate and the subscriber reports
+losing at least `video_pause_loss` of it: the link is really overrun. A paused subscriber receives no video,
+so its estimator has nothing to measure: video comes back when an estimate reaches `video_resume_bps`, or on
+a probe `video_probe_after_s` after the pause (if the link is still too weak, loss comes back and video
+pauses again).
 """
 
 from __future__ import annotations
@@ -32,9 +34,10 @@ class SubscriberBandwidth:
         self._low_since: float | None = None
         self._paused_at = 0.0
 
-    def on_estimate(self, bitrate: int, offered_video_bps: float) -> bool | None:
+    def on_estimate(self, bitrate: int, offered_video_bps: float, fraction_lost: float = 0.0) -> bool | None:
         """A REMB from the subscriber. Returns True (pause video), False (resume) or None (no change).
-        `offered_video_bps` is what the publishers of its video currently send."""
+        `offered_video_bps` is what the publishers of its video currently send, `fraction_lost` the most
+        the subscriber's receiver reports say it lost of one of them."""
         config = self._config
         self.estimate_bps = bitrate
         now = self.clock()
@@ -42,7 +45,8 @@ class SubscriberBandwidth:
             if bitrate >= config.video_resume_bps:
                 return self._resume()
             return None
-        if bitrate < config.video_pause_bps and offered_video_bps > bitrate:
+        overrun = offered_video_bps > bitrate and fraction_lost >= config.video_pause_loss
+        if bitrate < config.video_pause_bps and overrun:
             if self._low_since is None:
                 self._low_since = now
             elif now - self._low_since >= config.video_pause_after_s:

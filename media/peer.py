@@ -414,10 +414,12 @@ class Peer:
 
     def _on_estimate(self, bitrate: int) -> None:
         """A REMB from this participant (it covers every stream it receives)."""
-        video = [s.forwarder.published for s in self._subscriptions.values()
-                 if s.forwarder.kind == "video" and s.forwarder.published is not None]
+        forwarders = [s.forwarder for s in self._subscriptions.values()
+                      if s.forwarder.kind == "video" and s.forwarder.published is not None]
+        video = [f.published for f in forwarders]
         offered = sum(t.bitrate_bps for t in video)  # type: ignore[union-attr]
-        change = self.bandwidth.on_estimate(bitrate, offered)
+        lost = max((f.port.fraction_lost for f in forwarders if f.port is not None), default=0.0)
+        change = self.bandwidth.on_estimate(bitrate, offered, lost)
         if change is not None:
             self._set_video_paused(change)
         for track in video:

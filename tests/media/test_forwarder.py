@@ -196,23 +196,28 @@ def test_the_bitrate_cap_is_the_least_subscriber_share_within_the_service_limits
     assert track.bitrate_cap() == CONFIG.max_video_bitrate_bps
 
 
-def test_video_pauses_on_a_lasting_low_estimate_and_comes_back_with_hysteresis_or_a_probe() -> None:
+def test_video_pauses_on_a_lasting_low_estimate_with_loss_and_comes_back_with_hysteresis_or_a_probe() -> None:
     clock = Clock()
     bandwidth = SubscriberBandwidth(CONFIG, clock=clock)
+    lossy = CONFIG.video_pause_loss
     # A publisher sending little shows a low estimate on a perfect link: no pause.
-    assert bandwidth.on_estimate(100_000, offered_video_bps=60_000) is None
+    assert bandwidth.on_estimate(100_000, offered_video_bps=60_000, fraction_lost=lossy) is None
     clock.now += 5
-    assert bandwidth.on_estimate(100_000, offered_video_bps=60_000) is None
-    # More is offered than the estimate, for longer than video_pause_after_s: pause.
+    assert bandwidth.on_estimate(100_000, offered_video_bps=60_000, fraction_lost=lossy) is None
+    # Nor while nothing is lost (an estimate still climbing back after a pause).
     assert bandwidth.on_estimate(100_000, offered_video_bps=400_000) is None
+    clock.now += 5
+    assert bandwidth.on_estimate(100_000, offered_video_bps=400_000) is None
+    # More offered than the estimate, and lost, for longer than video_pause_after_s: pause.
+    assert bandwidth.on_estimate(100_000, offered_video_bps=400_000, fraction_lost=lossy) is None
     clock.now += CONFIG.video_pause_after_s + 0.01
-    assert bandwidth.on_estimate(110_000, offered_video_bps=400_000) is True
+    assert bandwidth.on_estimate(110_000, offered_video_bps=400_000, fraction_lost=0.3) is True
     assert bandwidth.paused and bandwidth.video_share_bps() is None
     assert bandwidth.on_estimate(CONFIG.video_pause_bps + 10_000, offered_video_bps=400_000) is None  # hysteresis
     assert bandwidth.on_estimate(CONFIG.video_resume_bps, offered_video_bps=400_000) is False
-    assert bandwidth.on_estimate(100_000, offered_video_bps=400_000) is None
+    assert bandwidth.on_estimate(100_000, offered_video_bps=400_000, fraction_lost=lossy) is None
     clock.now += CONFIG.video_pause_after_s + 0.01
-    assert bandwidth.on_estimate(100_000, offered_video_bps=400_000) is True
+    assert bandwidth.on_estimate(100_000, offered_video_bps=400_000, fraction_lost=lossy) is True
     assert bandwidth.probe() is None
     clock.now += CONFIG.video_probe_after_s + 0.01
     assert bandwidth.probe() is False and not bandwidth.paused

@@ -174,7 +174,7 @@ class ManualClock:
 async def test_video_pauses_for_a_subscriber_that_cannot_carry_it_audio_goes_on_and_a_probe_brings_it_back(
         sfu, make_client) -> None:
     room = sfu.room("c-pause")
-    doctor = make_client("doctor", sender_id=1, noise=True)
+    doctor = make_client("doctor", sender_id=1, noise=True, size=(160, 120))  # ~0.7 Mbit/s
     weak = make_client("weak", sender_id=2, video_labels=())
     strong = make_client("strong", sender_id=3, video_labels=())
     await connect(room, doctor)
@@ -192,7 +192,19 @@ async def test_video_pauses_for_a_subscriber_that_cannot_carry_it_audio_goes_on_
             clock.now += 0.2
         return estimate["bps"]
 
-    report_bandwidth(video_receiver(weak), report)
+    receiver = video_receiver(weak)
+    report_bandwidth(receiver, report)
+    # The weak link loses a tenth of the video (retransmissions repair it, the receiver reports count it).
+    media_ssrcs = set(receiver._RTCRtpReceiver__rtx_ssrc.values())
+    original, seen = receiver._handle_rtp_packet, [0]
+
+    async def lossy(packet: Any, arrival_time_ms: int) -> None:
+        seen[0] += 1
+        if estimate["bps"] < sfu.config.video_pause_bps and packet.ssrc in media_ssrcs and seen[0] % 10 == 0:
+            return
+        await original(packet, arrival_time_ms)
+
+    receiver._handle_rtp_packet = lossy
 
     def quality(client: Any) -> list[dict[str, Any]]:
         return [m for m in client.messages if m.get("type") == "quality"]
@@ -205,22 +217,26 @@ async def test_video_pauses_for_a_subscriber_that_cannot_carry_it_audio_goes_on_
     [strong_video] = video_from(strong, "doctor")
     [weak_forwarder] = [f for f in room.peer("weak").subscribed_tracks() if f.kind == "video"]
     sent_at_pause, forwarded = weak_forwarder.counters.packets, sfu.counters.forwarded_packets
-    loud = audio.loud_frames
-    await weak.wait_for(lambda: audio.loud_frames > loud + 50, what="audio during the pause")
-    frames_at_pause, loud, strong_before = len(video.markers), audio.loud_frames, len(strong_video.markers)
-    await weak.wait_for(lambda: audio.loud_frames > loud + 50, what="more audio during the pause")
+    drawn_at_pause = doctor.video_tracks[0].counter  # the publisher's frames so far
+    loud, strong_before = audio.loud_frames, len(strong_video.markers)
+    await weak.wait_for(lambda: audio.loud_frames > loud + 100, what="audio during the pause")
     await strong.wait_for(lambda: len(strong_video.markers) > strong_before + 20, what="the strong one's video")
     assert weak_forwarder.counters.packets == sent_at_pause  # no video to the weak subscriber only
-    assert len(video.markers) == frames_at_pause  # (its last frames were decoded in the first second)
+    # What it still decodes was sent before the pause (its client repairs and releases it late).
+    assert all(counter < drawn_at_pause for _, counter in video.markers), (drawn_at_pause, video.markers[-5:])
     assert sfu.counters.forwarded_packets > forwarded and not quality(strong)
+    frames_at_pause = len(video.markers)
 
-    estimate["bps"] = 1_000_000  # the link recovers; no estimate arrives without video: a probe
+    estimate["bps"] = 1_000_000  # the link recovers (no loss); no estimate arrives without video: a probe
     clock.now += sfu.config.video_probe_after_s
     await weak.wait_for(lambda: len(quality(weak)) == 2, within_s=15, what="video back")
     assert quality(weak)[-1] == {"type": "quality", "participant_id": "doctor", "video": "on", "reason": "bandwidth"}
-    await weak.wait_for(lambda: len(video.markers) > frames_at_pause + 20, what="the picture again")
+    await weak.wait_for(lambda: len(video.markers) > frames_at_pause + 20, within_s=20, what="the picture again")
     await weak.wait_for(lambda: len(reports) > 5 and reports[-1] == 1_000_000)
-    # In order (aiortc's decoder may show a picture twice after a frame its client lost at 3 Mbit/s).
-    assert all(b >= a for (_, a), (_, b) in itertools.pairwise(video.markers))
+    # After the pause, in order (aiortc's decoder may show a picture twice). While a tenth was lost, the
+    # aiortc client itself may decode a late-repaired frame after a newer one: its jitter buffer, not ours.
+    resumed = video.markers[frames_at_pause:]
+    assert all(b >= a for (_, a), (_, b) in itertools.pairwise(resumed)), [
+        (a, b) for (_, a), (_, b) in itertools.pairwise(resumed) if b < a]
     assert {s for s, _ in video.markers} == {1}
     assert len(quality(weak)) == 2 and sfu.counters.video_pauses == 1
