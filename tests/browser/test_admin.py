@@ -90,6 +90,9 @@ async def test_admin_view_plots_tables_csv_audit_and_settings(server, pages, tmp
     # the audit trail verifies
     await page.locator("#audit-status.audit-ok").wait_for()
     await screen(page, "admin")
+    # after the phone-width screenshot the plots grow back to the desktop width
+    width = "(id) => document.getElementById(id).clientWidth"
+    await page.wait_for_function(f"() => ({width})('svc-nettlege-wait-canvas') > 400")
     shutil.copy(ROOT / "test-artifacts" / "screenshots" / "admin-desktop.png", ROOT / "test-artifacts" / "admin.png")
 
     # CSV download, small counts suppressed

@@ -156,7 +156,18 @@ export function render(root) {
   loadSettings();
   // The plots' and tables' texts are drawn, not keyed: draw them again in the new language.
   onLangChange(() => { if (!stopped) { load(); loadAudit(); } });
-  return () => { stopped = true; charts.forEach((c) => c.destroy()); };
+  // Chart.js follows its container shrinking but not always growing back (grid/flex): resize on the window's.
+  let resizing = null;
+  const onResize = () => {
+    clearTimeout(resizing);
+    resizing = setTimeout(() => charts.forEach((c) => c.resize()), 50);
+  };
+  window.addEventListener("resize", onResize);
+  return () => {
+    stopped = true;
+    window.removeEventListener("resize", onResize);
+    charts.forEach((c) => c.destroy());
+  };
 }
 
 async function settingsForm(tenant, service) {
