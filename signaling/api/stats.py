@@ -83,9 +83,11 @@ def _day(request: web.Request, name: str, today: date) -> date:
     if raw is None:
         return today
     try:
-        return date.fromisoformat(raw) if len(raw) == 10 else date.fromisoformat("invalid")
+        if len(raw) == 10:  # exactly YYYY-MM-DD (fromisoformat also takes 20260310 and week dates)
+            return date.fromisoformat(raw)
     except ValueError:
-        raise ApiError(422, "invalid_date", f"{name} må være en dato på formen ÅÅÅÅ-MM-DD.") from None
+        pass
+    raise ApiError(422, "invalid_date", f"{name} må være en dato på formen ÅÅÅÅ-MM-DD.")
 
 
 def period(request: web.Request) -> tuple[date, date]:
