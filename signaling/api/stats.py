@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import date
 
@@ -15,6 +16,7 @@ from ..appkeys import CONFIG, STORE
 from ..http import Access, Api, ApiError, require_tenant
 
 api = Api()
+DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 # The response shapes, for the OpenAPI document (rooms/stats.py builds the dict itself).
@@ -83,7 +85,7 @@ def _day(request: web.Request, name: str, today: date) -> date:
     if raw is None:
         return today
     try:
-        if len(raw) == 10:  # exactly YYYY-MM-DD (fromisoformat also takes 20260310 and week dates)
+        if DAY.fullmatch(raw):  # exactly YYYY-MM-DD (fromisoformat also takes 20260310 and week dates)
             return date.fromisoformat(raw)
     except ValueError:
         pass

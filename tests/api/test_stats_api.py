@@ -190,7 +190,7 @@ async def test_period_defaults_and_bad_input(app_client):
     assert resp.status == 200 and body["from"] == body["to"] == oslo_day(time.time())
     assert [len(s["by_hour"]) for s in body["services"]] == [24, 24, 24]
     for query in ("from=2026-13-01", "from=yesterday", "to=2026-1-1", "from=2026-03-10&to=2026-03-09",
-                  "from=2024-01-01&to=2026-01-01", "format=xml"):
+                  "from=2024-01-01&to=2026-01-01", "format=xml", "from=2026-W10-2", "to=20260310"):
         resp = await app_client.get(f"/api/v1/tenants/oslo/stats?{query}", headers=bearer(admin))
         assert resp.status == 422, query
         assert set(await resp.json()) == {"error", "message"}
