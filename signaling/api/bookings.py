@@ -45,6 +45,7 @@ from ..appkeys import AUTH, CONFIG, HTTP, STORE
 from ..auth import AuthError
 from ..http import Api, ApiError, Body, bearer_token, require_tenant
 from .limits import write_allowed
+from .stats import DAY
 
 log = logging.getLogger(__name__)
 api = Api()
@@ -281,9 +282,11 @@ async def redeem_link(request: web.Request, _p: None, body: LinkIn) -> LinkOut:
 async def my_bookings(request: web.Request, principal: Principal, _b: None) -> list[dict[str, Any]]:
     day = request.query.get("day") or oslo_day(time.time())
     try:
-        date.fromisoformat(day)
+        valid = bool(DAY.fullmatch(day)) and date.fromisoformat(day).isoformat() == day
     except ValueError:
-        raise ApiError(422, "invalid_date", "day må være en dato på formen ÅÅÅÅ-MM-DD.") from None
+        valid = False
+    if not valid:
+        raise ApiError(422, "invalid_date", "day må være en dato på formen ÅÅÅÅ-MM-DD.")
     store = request.app[STORE]
     out = []
     for c in await store.bookings.of_host(principal.tenant, principal.subject, day):

@@ -162,7 +162,8 @@ async def test_bad_bookings_and_other_booking_systems(client):
         assert (await client.patch(path, json={"slot_at": time.time() + 60}, headers=bearer(token))).status == 404
     assert (await client.get("/api/v1/bookings?since=igår", headers=bearer(booker))).status == 422
     doc = await dev_token(client, "dr-1", "clinician")
-    assert (await client.get("/api/v1/me/bookings?day=i-dag", headers=bearer(doc))).status == 422
+    for day in ("i-dag", "20260310", "2026-W10-2", "2026-02-30"):
+        assert (await client.get(f"/api/v1/me/bookings?day={day}", headers=bearer(doc))).status == 422
     assert (await client.post("/api/v1/bookings/links/redeem", json={"link": 5})).status == 422
 
 
