@@ -752,11 +752,16 @@ async def test_enter_is_a_new_line_on_a_touch_phone_and_the_self_view_moves(medi
 
     # The small self view moves out of the way (arrow keys here; a finger drags it the same way).
     self_view = citizen.locator(".tile-self")
-    await citizen.locator("#remote-videos .tile").first.wait_for(timeout=15_000)
-    before = await self_view.bounding_box()
+    # One remote picture (the doctor's, no name tile beside it): the self view floats over it.
+    await citizen.wait_for_function(
+        "() => document.querySelectorAll('#remote-videos .tile').length === 1"
+        " && !document.querySelector('#remote-videos .tile-placeholder')"
+        " && getComputedStyle(document.querySelector('.tile-self')).position === 'absolute'", timeout=15_000)
+    where = "() => { const t = document.querySelector('.tile-self'); return [t.offsetLeft, t.offsetTop]; }"
+    x0, y0 = await citizen.evaluate(where)
     await self_view.focus()
     for _ in range(3):
         await citizen.keyboard.press("ArrowLeft")
     await citizen.keyboard.press("ArrowDown")
-    after = await self_view.bounding_box()
-    assert before and after and after["x"] < before["x"] - 30 and after["y"] > before["y"]
+    x1, y1 = await citizen.evaluate(where)
+    assert x1 < x0 - 30 and y1 > y0, (x0, y0, x1, y1)

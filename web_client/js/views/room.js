@@ -130,6 +130,24 @@ export function render(root, [cid], ctx, opts = {}) {
       if (entry.audio) continue;
       if (entry.ownerId && !now.has(entry.ownerId)) entry.tile.remove();
     }
+    syncPlaceholders(list);
+    for (const entry of tiles.values()) if (!entry.audio) captionFor(entry);
+    for (const [id, tile] of placeholders) tile.querySelector(".tile-badges").replaceChildren(...tileBadges(now.get(id)));
+    clearInterval(graceTimer);
+    if (list.some((p) => p.presence === "reconnecting")) {
+      graceTimer = setInterval(() => {
+        roomEl.querySelectorAll("[data-i18n='presence_reconnecting']").forEach((el) => {
+          const pid = el.closest("[data-participant]")?.dataset.participant;
+          const p = pid && now.get(pid);
+          if (p) tr(el, "presence_reconnecting", { s: graceLeft(p) });
+        });
+      }, 1000);
+    }
+  }
+
+  /** A name tile for each other participant who sends no picture; none for one whose picture arrived. */
+  function syncPlaceholders(list) {
+    const now = new Map(list.map((p) => [p.id, p]));
     for (const [id, tile] of placeholders) if (!now.has(id)) { tile.remove(); placeholders.delete(id); }
     for (const p of list) {
       if (p.id === call?.participantId) continue;
@@ -146,18 +164,6 @@ export function render(root, [cid], ctx, opts = {}) {
       tile.querySelector(".tile-avatar").textContent = name.trim().charAt(0).toUpperCase();
       tile.querySelector("figcaption").textContent = name;
       if (!tile.isConnected) remote.append(tile);
-    }
-    for (const entry of tiles.values()) if (!entry.audio) captionFor(entry);
-    for (const [id, tile] of placeholders) tile.querySelector(".tile-badges").replaceChildren(...tileBadges(now.get(id)));
-    clearInterval(graceTimer);
-    if (list.some((p) => p.presence === "reconnecting")) {
-      graceTimer = setInterval(() => {
-        roomEl.querySelectorAll("[data-i18n='presence_reconnecting']").forEach((el) => {
-          const pid = el.closest("[data-participant]")?.dataset.participant;
-          const p = pid && now.get(pid);
-          if (p) tr(el, "presence_reconnecting", { s: graceLeft(p) });
-        });
-      }, 1000);
     }
   }
 
@@ -204,6 +210,7 @@ export function render(root, [cid], ctx, opts = {}) {
         media.play().catch(() => {}); // taken out of the page, it paused
       }
       captionFor(known);
+      if (call?.participants?.length) syncPlaceholders(call.participants);
       return;
     }
     if (track.kind === "audio") {
@@ -225,6 +232,7 @@ export function render(root, [cid], ctx, opts = {}) {
     tiles.set(track.id, entry);
     captionFor(entry);
     remote.append(tile);
+    if (call?.participants?.length) syncPlaceholders(call.participants); // the picture replaces the name tile
     track.addEventListener("ended", () => { tile.remove(); tiles.delete(track.id); });
     // An m-line the SFU stops using goes inactive: hide its tile until the line is reused.
     stream.addEventListener?.("removetrack", (e) => { if (e.track === track) tile.remove(); });
@@ -488,10 +496,14 @@ export function render(root, [cid], ctx, opts = {}) {
     });
     call.addEventListener("welcome", (e) => {
       if (!e.detail.session_token) return;
+      const previous = session.get(`room_token_${cid}`);
       session.set(`room_token_${cid}`, e.detail.session_token);
-      // An invitee has no login of their own: the session token (bound to this consultation) is it,
-      // so a second clinician can use the host actions too.
-      if (opts.token && !session.token) session.login(e.detail.session_token, {}, { keep: true });
+      // An invitee has no login of their own: the session token (bound to this consultation) is it. Session
+      // tokens live 15 minutes and a fresh one comes every few: the login and the chat take it over.
+      if (opts.token && (!session.token || session.token === previous)) {
+        session.login(e.detail.session_token, {}, { keep: true });
+      }
+      if (chat && previous && chat.token === previous) chat.token = e.detail.session_token;
     });
     call.addEventListener("track", (e) => onTrack(e.detail));
     call.addEventListener("reset", () => {
