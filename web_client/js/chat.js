@@ -7,8 +7,10 @@ import { uuid } from "./dom.js";
 const ACK_TIMEOUT_MS = 5000;
 const UPLOAD_TIMEOUT_MS = 60000; // a 5 MB photo on a slow mobile uplink
 
+/** `token` is read on every (re)connect: a session token is short-lived and refreshed while the call runs. */
 function connect(token) {
-  return io({ path: "/socket.io", auth: { token }, transports: ["websocket"], reconnectionDelayMax: 3000 });
+  return io({ path: "/socket.io", auth: (cb) => cb({ token: token() }), transports: ["websocket"],
+              reconnectionDelayMax: 3000 });
 }
 
 /** Stream ids "<ms>-<seq>": true when a is later than b. */
@@ -33,7 +35,7 @@ export class Chat extends EventTarget {
   }
 
   start() {
-    this.socket = connect(this.token);
+    this.socket = connect(() => this.token);
     this.socket.on("connect", () => this._join());
     this.socket.on("disconnect", () => { this.joined = false; this._emit("state", { connected: false }); });
     this.socket.on("connect_error", () => this._emit("state", { connected: false }));
@@ -150,7 +152,7 @@ export class QueueEvents {
 
   start() {
     try {
-      this.socket = connect(this.token);
+      this.socket = connect(() => this.token);
       // (Re)connected: watch the ticket again; this also tells the server the owner is back.
       this.socket.on("connect", () => {
         this.socket.emit("watch_ticket", { ticket_id: this.ticketId }, () => this.onChange());
