@@ -44,6 +44,7 @@ from rooms.tenants import OSLO
 from ..appkeys import AUTH, CONFIG, HTTP, STORE
 from ..auth import AuthError
 from ..http import Api, ApiError, Body, bearer_token, require_tenant
+from ..policy import public_base
 from .limits import write_allowed
 from .stats import DAY
 
@@ -124,7 +125,7 @@ class HostBookingOut(BaseModel):
 
 
 def _base(request: web.Request) -> str:
-    return (request.app[CONFIG].public_url or f"{request.scheme}://{request.host}").rstrip("/")
+    return public_base(request.app[CONFIG])  # links never follow the Host header
 
 
 def _sign_link(request: web.Request, b: Booking, subject: str, role: Role) -> str:

@@ -14,6 +14,7 @@ from rooms.shortcodes import CODE_TTL_S, ShortCodes, is_code
 
 from ..appkeys import CONFIG, STORE
 from ..http import Access, Api, ApiError, Body
+from ..policy import public_base
 from .consultations import load
 from .limits import write_allowed
 
@@ -52,7 +53,7 @@ async def create_code(request: web.Request, principal: Principal, body: ShortCod
         raise ApiError(422, "not_this_consultation", "Invitasjonen gjelder en annen konsultasjon.")
     await write_allowed(request, principal)
     code = await ShortCodes(store.redis).create(body.token, CODE_TTL_S)
-    base = (request.app[CONFIG].public_url or f"{request.scheme}://{request.host}").rstrip("/")
+    base = public_base(request.app[CONFIG])  # never the Host header
     return ShortCodeOut(code=code, expires_in_s=CODE_TTL_S, url=f"{base}/k")
 
 
