@@ -9,7 +9,6 @@ from aiohttp import web
 
 from rooms.audit import AuditEntry
 from rooms.errors import NotFound
-from rooms.keys import Keys
 from rooms.models import STAFF_ROLES, ParticipantState, Principal, Role
 from rooms.store import Store
 
@@ -33,17 +32,6 @@ async def _my_consultations(store: Store, principal: Principal) -> list[str]:
     return out
 
 
-async def ticket_reads(store: Store, tenant: str, subject: str) -> list[AuditEntry]:
-    """Entries indexed under this person by `queue.audit_ticket_read`."""
-    k = Keys(tenant)
-    ids = await store.redis.lrange(k.subject_audit(subject), 0, -1)
-    async with store.redis.pipeline(transaction=False) as p:
-        for entry_id in ids:
-            p.xrange(k.audit(), min=entry_id, max=entry_id)
-        rows = await p.execute()
-    return [AuditEntry(*r[0]) for r in rows if r]
-
-
 @api.route("GET", "/api/v1/me/access-log", summary="Who accessed my consultations and tickets (citizens)",
            response=list[AccessEntryOut], errors=(401,), tags=("me",))
 async def access_log(request: web.Request, principal: Principal, _b: None) -> list[dict[str, object]]:
@@ -56,7 +44,7 @@ async def access_log(request: web.Request, principal: Principal, _b: None) -> li
         entries += await store.audit.for_consultation(principal.tenant, cid)
         c = await store.consultations.get(principal.tenant, cid)
         names.update({p.subject: p.display_name for p in c.participants if p.role in STAFF_ROLES})
-    entries += await ticket_reads(store, principal.tenant, principal.subject)
+    entries += await store.audit.for_subject(principal.tenant, principal.subject)  # staff reads of my tickets
     out = []
     for e in entries:
         f = e.fields

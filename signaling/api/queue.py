@@ -66,12 +66,10 @@ async def audit_ticket_reads(store: Store, principal: Principal, tickets: list[T
     for t, new in zip(others, fresh, strict=True):
         if not new:
             continue
-        entry_id = await store.audit.record(principal.tenant, Action.TICKET_READ, actor=principal.subject,
-                                            role=principal.role, ticket_id=t.id)
-        async with store.redis.pipeline(transaction=True) as p:
-            p.rpush(k.subject_audit(t.owner), entry_id)
-            p.expire(k.subject_audit(t.owner), TERMINAL_TTL_S)
-            await p.execute()
+        # the entry and its place in the owner's index are one script; the index lives as long as a ticket
+        await store.audit.record(principal.tenant, Action.TICKET_READ, actor=principal.subject,
+                                 role=principal.role, ticket_id=t.id, data_subject=t.owner)
+        await store.redis.expire(k.subject_audit(t.owner), TERMINAL_TTL_S)
 
 
 async def _my_ticket(request: web.Request, principal: Principal, *, staff: tuple[Role, ...]) -> Ticket:
