@@ -128,11 +128,15 @@ class _SentinelPool(SentinelConnectionPool, aioredis.BlockingConnectionPool):
         self.health = health
 
     async def get_master_address(self) -> Any:
-        before = self.master_address
-        address = await super().get_master_address()
-        if before is not None and address != before:
-            self.health.failovers += 1
-            log.warning("Redis primary changed (failover): now %s:%s", *address)
+        # SentinelConnectionPool's own logic, with the count: no await between the check and the update, so
+        # connections reconnecting at once count one failover, not one each.
+        address = await self.sentinel_manager.discover_master(self.service_name)
+        if self.master_address != address:
+            if self.master_address is not None:
+                self.health.failovers += 1
+                log.warning("Redis primary changed (failover): now %s:%s", *address)
+            self.master_address = address
+            await self.disconnect(inuse_connections=False)  # idle connections reconnect to the new primary
         return address
 
 

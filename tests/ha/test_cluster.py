@@ -63,6 +63,7 @@ def test_a_tenant_shares_one_slot_and_deployment_keys_have_their_own(cluster: Cl
         rc.close()
 
 
+@pytest.mark.timeout(900)
 def test_store_and_chat_suites_pass_on_a_cluster(cluster: Cluster) -> None:
     env = {**os.environ, "NETTLEGE_TEST_REDIS_URL": cluster.url}
     args = [sys.executable, "-m", "pytest", "tests/store", "tests/chat", "-q", "-p", "no:cacheprovider",

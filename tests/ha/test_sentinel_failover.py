@@ -83,6 +83,7 @@ async def take_all(app: TestClient, doctor: str) -> list[str]:
         taken.append((await r.json())["ticket_id"])
 
 
+@pytest.mark.timeout(400)
 async def test_failover_loses_no_acked_message_ticket_or_frame(sentinels: SentinelSet, config_file):  # type: ignore[no-untyped-def]
     config = ha_config(config_file, sentinels.env(), redis_min_replicas_ack=1, redis_wait_timeout_ms=2000,
                        signal_drop_grace_s=20)

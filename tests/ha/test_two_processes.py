@@ -67,6 +67,7 @@ def two_processes(sentinels: SentinelSet, tmp_path: Path) -> Iterator[list[str]]
                 proc.kill()
 
 
+@pytest.mark.timeout(400)
 async def test_failover_with_two_processes(sentinels: SentinelSet, two_processes: list[str]):
     async with aiohttp.ClientSession() as http:
         a, b = (Rest(http, u) for u in two_processes)
