@@ -37,6 +37,7 @@ def build_openapi(api: Api, extra_paths: dict[str, dict[str, Any]] | None = None
             op["security"] = [{"bearer": []}]
         if r.roles:
             op["x-roles"] = sorted(role.value for role in r.roles)
+        op["x-access"] = r.access.value  # the condition beyond the role (docs/security.md)
         if r.body is not None:
             op["requestBody"] = {"required": True,
                                  "content": {"application/json": {"schema": _schema(r.body, defs)}}}
