@@ -258,6 +258,20 @@ async def test_doctor_sees_the_patient_drop_with_a_countdown_then_leave(media_se
     await screen(doctor, "presence-left")
 
 
+async def test_a_network_drop_shows_within_3_s_and_clears_when_the_patient_is_back(media_server, pages) -> None:
+    base, _ = media_server
+    citizen = await queue_citizen(pages, base, "Nett Brudd")
+    doctor = await doctor_takes(pages, base)
+    await citizen.locator("#room-status").get_by_text("Tilkoblet").wait_for(timeout=15_000)
+    row = doctor.locator("#participants li", has_text="Nett Brudd")
+    await row.locator(".presence-connected").wait_for(timeout=10_000)
+    await citizen.context.set_offline(True)
+    await row.get_by_text("Mistet forbindelsen").wait_for(timeout=3_000)
+    await citizen.context.set_offline(False)
+    await row.locator(".presence-connected").wait_for(timeout=15_000)
+    assert await doctor.locator("#presence-notice").inner_text() == ""  # back in time: nobody "left"
+
+
 async def test_refused_camera_gets_guidance_and_the_doctor_sees_camera_and_microphone_off(media_server, pages) -> None:
     base, _ = media_server
     citizen = await queue_citizen(pages, base, "Blokk Kamera", init=REFUSE_MEDIA)
