@@ -12,6 +12,7 @@ import pytest
 from aiohttp import ClientSession
 
 from .conftest import dev_login, has_route, screen, shoot, slug
+from .media_checks import frames_decoded, wait_for_more_frames
 
 pytestmark = pytest.mark.browser
 
@@ -779,3 +780,12 @@ async def test_enter_is_a_new_line_on_a_touch_phone_and_the_self_view_moves(medi
     await citizen.keyboard.press("ArrowDown")
     x1, y1 = await citizen.evaluate(where)
     assert x1 < x0 - 30 and y1 > y0, (x0, y0, x1, y1)
+
+    # Front/back camera on a phone: the picture the doctor gets keeps coming after the switch.
+    sent_video = "() => window.nettlegeCall.pc.getSenders().find(s => s.track && s.track.kind === 'video').track.id"
+    first_track = await citizen.evaluate(sent_video)
+    await citizen.locator("#devices-toggle").tap()
+    await citizen.locator("#room-flip").tap()
+    await citizen.locator("#room-devices-status").get_by_text("Bakkameraet er i bruk.").wait_for(timeout=10_000)
+    assert await citizen.evaluate(sent_video) != first_track
+    await wait_for_more_frames(doctor, await frames_decoded(doctor))
