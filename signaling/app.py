@@ -31,7 +31,8 @@ from .audit_wiring import setup_audit
 from .auth import Authenticator
 from .chat_wiring import setup_chat
 from .config import Config
-from .http import error_middleware, setup_security_headers
+from .headers import setup_security_headers
+from .http import error_middleware
 from .messages import localize_errors
 from .metrics import METRICS, Metrics
 from .openapi import build_openapi
