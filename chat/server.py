@@ -36,7 +36,7 @@ import socketio
 from rooms.audit import Action
 from rooms.errors import DomainError
 from rooms.events import EventHub, consultation_topic, queue_topic, ticket_topic
-from rooms.models import STAFF_ROLES, Participant, ParticipantState, Principal, Ticket, TicketState
+from rooms.models import STAFF_ROLES, Participant, ParticipantState, Principal, Role, Ticket, TicketState
 from rooms.store import Store
 
 from .attachments import safe_name
@@ -505,8 +505,14 @@ class ChatServer:
             elif kind == "knock" and isinstance(event.get("participant_id"), str):
                 self._spawn(self._knock(tenant, cid, event["participant_id"]))
             elif kind == "ended":
+                # The outcome is the patient's and the clinicians' business, not an interpreter's or a relative's.
+                guests = [sid for sid, sess in self.sessions.items() if cid in sess.joined
+                          and sess.joined[cid].role in (Role.INTERPRETER, Role.RELATIVE)]
                 self._spawn(self.sio.emit("ended", {"consultation_id": cid, "outcome": event.get("outcome")},
-                                          room=room(tenant, cid), ignore_queue=True))
+                                          room=room(tenant, cid), skip_sid=guests or None, ignore_queue=True))
+                for sid in guests:
+                    self._spawn(self.sio.emit("ended", {"consultation_id": cid, "outcome": None}, to=sid,
+                                              ignore_queue=True))
 
         self._consultation_watch[key] = (1, self._hub.add(tenant, consultation_topic(cid), on_event))
 
