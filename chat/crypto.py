@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from rooms.crypto import open_sealed, seal
 from rooms.keys import Keys
+from rooms.replies import text_or_none
 
 from .errors import HistoryShredded
 
@@ -73,7 +74,7 @@ class DataKeys:
         key = self._cached(tenant, cid)
         if key is not None:
             return key
-        wrapped = await self._r.get(Keys(tenant).chat_data_key(cid))
+        wrapped = text_or_none(await self._r.get(Keys(tenant).chat_data_key(cid)))
         if wrapped is None:
             return None
         return self._remember(tenant, cid, self._unwrap(tenant, cid, wrapped))
@@ -92,7 +93,7 @@ class DataKeys:
         if created:
             return self._remember(tenant, cid, fresh)
         # Another process created it first: use theirs.
-        winner = await self._r.get(k.chat_data_key(cid))
+        winner = text_or_none(await self._r.get(k.chat_data_key(cid)))
         if winner is None:  # pragma: no cover - shredded in between
             raise HistoryShredded()
         return self._remember(tenant, cid, self._unwrap(tenant, cid, winner))

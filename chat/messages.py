@@ -24,6 +24,7 @@ import redis.asyncio as aioredis
 from cryptography.exceptions import InvalidTag
 
 from rooms.keys import Keys
+from rooms.replies import hash_fields, stream_entries, text_or_none, texts
 
 from .crypto import DataKeys, open_sealed, seal
 from .errors import ChatError, HistoryShredded
@@ -173,7 +174,7 @@ class MessageStore:
     async def previous(self, tenant: str, cid: str, participant_id: str, client_id: str) -> Stored | None:
         """The first answer to a (sender, client_id) already stored, or None: lets a retried upload be answered
         before its bytes are stored (and counted against a quota) a second time."""
-        answer = await self._r.hget(Keys(tenant).chat_client_ids(cid), f"{participant_id}:{client_id}")
+        answer = text_or_none(await self._r.hget(Keys(tenant).chat_client_ids(cid), f"{participant_id}:{client_id}"))
         return _stored(answer, created=False) if answer else None
 
     async def history(self, tenant: str, cid: str, after_id: str | None = None,
@@ -186,7 +187,7 @@ class MessageStore:
             floor = f"{int(since * 1000)}-0"  # stream ids begin with the Redis time in ms
             if after_id is None or _id_key(after_id) < _id_key(floor):
                 start = floor
-        rows = await self._r.xrange(Keys(tenant).chat_messages(cid), min=start, count=limit + 1)
+        rows = stream_entries(await self._r.xrange(Keys(tenant).chat_messages(cid), min=start, count=limit + 1))
         more = len(rows) > limit
         rows = rows[:limit]
         if not rows:
@@ -197,7 +198,7 @@ class MessageStore:
         return [self._open(tenant, cid, data_key, entry_id, f) for entry_id, f in rows], more
 
     async def one(self, tenant: str, cid: str, entry_id: str) -> Message | None:
-        rows = await self._r.xrange(Keys(tenant).chat_messages(cid), min=entry_id, max=entry_id)
+        rows = stream_entries(await self._r.xrange(Keys(tenant).chat_messages(cid), min=entry_id, max=entry_id))
         if not rows:
             return None
         data_key = await self.keys.get(tenant, cid)
@@ -228,10 +229,11 @@ class MessageStore:
     async def mark_read(self, tenant: str, cid: str, participant_id: str, up_to_id: str) -> str | None:
         """Move the participant's read marker forward; the new marker, or None when it did not move."""
         k = Keys(tenant)
-        return await self._read(keys=[k.chat_reads(cid), k.chat_messages(cid)], args=[participant_id, up_to_id])
+        return text_or_none(await self._read(keys=[k.chat_reads(cid), k.chat_messages(cid)],
+                                             args=[participant_id, up_to_id]))
 
     async def reads(self, tenant: str, cid: str) -> dict[str, str]:
-        return await self._r.hgetall(Keys(tenant).chat_reads(cid))
+        return hash_fields(await self._r.hgetall(Keys(tenant).chat_reads(cid)))
 
     async def shred_expired(self, tenant: str, retention_s: float, now: float | None = None) -> list[str]:
         """Delete the data key of every consultation that ended more than `retention_s` ago (or is gone).
@@ -240,7 +242,7 @@ class MessageStore:
         """
         now = self._clock() if now is None else now
         k = Keys(tenant)
-        cids = await self._r.zrange(k.chat_keyed(), 0, -1)
+        cids = texts(await self._r.zrange(k.chat_keyed(), 0, -1))
         if not cids:
             return []
         async with self._r.pipeline(transaction=False) as p:
