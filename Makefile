@@ -26,13 +26,14 @@ web-client:
 	  if grep -q '"build"' web_client/package.json; then (cd web_client && npm run --silent build); fi; \
 	fi
 
-# Debian packages the tests drive for real: redis-server, chromium (headless), coturn (TURN).
+# Debian packages the tests drive for real: redis-server, chromium (headless), coturn (TURN), firefox-esr.
 system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v redis-cli >/dev/null || missing="$$missing redis-tools"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v turnserver >/dev/null || missing="$$missing coturn"; \
+	command -v firefox-esr >/dev/null || missing="$$missing firefox-esr"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \

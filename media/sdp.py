@@ -34,7 +34,6 @@ def accept_declined(answer: str, offer: str) -> tuple[str, list[str]]:
         media.ice = copy.copy(accepted.ice)
         media.dtls = copy.deepcopy(accepted.dtls)
         media.rtcp_mux = True
-        media.rtcp_port, media.rtcp_host = 9, "0.0.0.0"  # aiortc writes rtcp-mux only beside a=rtcp
         media.ice_candidates = []
         if ours is not None:
             media.rtp.muxId = media.rtp.muxId or ours.rtp.muxId
@@ -42,6 +41,9 @@ def accept_declined(answer: str, offer: str) -> tuple[str, list[str]]:
             media.fmt = list(ours.fmt)
             media.rtp.headerExtensions = []
         mids.append(media.rtp.muxId)
+    for media in description.media:  # aiortc writes a=rtcp-mux only beside a=rtcp, which Firefox omits
+        if media.rtcp_mux and media.rtcp_port is None:
+            media.rtcp_port, media.rtcp_host = 9, "0.0.0.0"
     bundle = next((g for g in description.group if g.semantic == "BUNDLE"), None)
     if bundle is None:
         description.group.append(GroupDescription(semantic="BUNDLE", items=[m.rtp.muxId for m in description.media]))
@@ -52,8 +54,9 @@ def accept_declined(answer: str, offer: str) -> tuple[str, list[str]]:
 
 def decodes_h264(sdp: str) -> bool | None:
     """Whether the client can receive H264, from its offer's video m-lines (a browser lists every codec it
-    decodes); None if it offered no video at all."""
-    video = [m for m in SessionDescription.parse(sdp).media if m.kind == "video" and m.port != 0]
+    decodes); None if it offered no video at all. Port 0 counts: in an offer it is a bundle-only m-line
+    (Firefox offers all but its first m-line so), not a declined one."""
+    video = [m for m in SessionDescription.parse(sdp).media if m.kind == "video"]
     if not video:
         return None
     return any(c.mimeType.lower() == "video/h264" for m in video for c in m.rtp.codecs)

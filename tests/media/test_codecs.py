@@ -11,6 +11,7 @@ import pytest
 from aiortc import RTCRtpSender
 
 import media.testing
+from media.sdp import accept_declined, decodes_h264
 from tests.media.conftest import audio_from, connect, has_picture, video_from
 
 pytestmark = [pytest.mark.media, pytest.mark.timeout(60)]
@@ -128,3 +129,29 @@ async def test_a_publisher_keeps_h264_when_everyone_decodes_it(sfu, make_client)
     await chrome.wait_for(has_picture(chrome, "safari", frames=20), what="Safari's picture in Chrome")
     [published] = [t for t in room.peer("safari").published.values() if t.kind == "video"]
     assert published.codec.mimeType.lower() == "video/h264"
+
+
+FIREFOX_OFFER = ("v=0\r\no=mozilla...THIS_IS_SDPARTA-99.0 1 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
+                 "a=group:BUNDLE 0 1\r\nm=audio 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\n"
+                 "a=ice-ufrag:u\r\na=ice-pwd:pppppppppppppppppppppp\r\na=rtcp-mux\r\na=setup:active\r\n"
+                 "a=rtpmap:96 opus/48000/2\r\n"
+                 "m=video 0 UDP/TLS/RTP/SAVPF 97\r\nc=IN IP4 0.0.0.0\r\na=bundle-only\r\na=mid:1\r\n"
+                 "a=rtcp-mux\r\na=rtpmap:97 VP8/90000\r\n")
+
+
+def test_a_bundle_only_m_line_in_an_offer_says_what_the_client_decodes() -> None:
+    """Firefox offers every m-line but the first with port 0 and a=bundle-only: not declined."""
+    assert decodes_h264(FIREFOX_OFFER) is False
+    assert decodes_h264(FIREFOX_OFFER.replace("97 VP8/90000", "97 H264/90000")) is True
+    assert decodes_h264(FIREFOX_OFFER.split("m=video")[0]) is None
+
+
+def test_accepting_a_declined_m_line_keeps_rtcp_mux_on_m_lines_without_a_rtcp() -> None:
+    """Firefox writes a=rtcp-mux without a=rtcp; aiortc's writer drops the one without the other."""
+    answer = FIREFOX_OFFER.replace("a=bundle-only\r\n", "").replace("a=rtcp-mux\r\na=rtpmap:97", "a=rtpmap:97")
+    answer = answer.replace("a=group:BUNDLE 0 1", "a=group:BUNDLE 0")
+    rewritten, mids = accept_declined(answer, FIREFOX_OFFER)
+    assert mids == ["1"]
+    sections = rewritten.split("m=")[1:]
+    assert all("a=rtcp-mux" in s for s in sections) and "a=inactive" in sections[1]
+    assert "a=ice-ufrag:u" in sections[1] and "a=group:BUNDLE 0 1" in rewritten

@@ -4,6 +4,7 @@ bound to the namespace's root-side address, and participants run inside the name
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import subprocess
@@ -52,9 +53,13 @@ async def net_client(served: TestClient, namespace: netns.Namespace) -> AsyncIte
     app closes (an open WebSocket would hold up its shutdown)."""
     made: list[NetClient] = []
 
-    def make(cid: str, token: str, *args: str) -> NetClient:
-        client = NetClient(namespace, "--base-url", str(served.make_url("/")), "--cid", cid, "--token", token,
-                           "--listen-ip", namespace.client_ip, *args)
+    def make(cid: str, token: str, *args: str, module: str = "tests.net.client") -> NetClient:
+        base = str(served.make_url("/"))
+        if module == "tests.net.client":
+            args = ("--base-url", base, "--cid", cid, "--token", token, "--listen-ip", namespace.client_ip, *args)
+        else:
+            args = ("--url", base, "--cid", cid, "--token", token, *args)
+        client = NetClient(namespace, *args, module=module)
         made.append(client)
         return client
 
@@ -66,8 +71,8 @@ async def net_client(served: TestClient, namespace: netns.Namespace) -> AsyncIte
 class NetClient:
     """tests/net/client.py running inside a namespace: its printed events, and commands to it."""
 
-    def __init__(self, ns: netns.Namespace, *args: str) -> None:
-        self.process = ns.spawn("tests.net.client", *args)
+    def __init__(self, ns: netns.Namespace, *args: str, module: str = "tests.net.client") -> None:
+        self.process = ns.spawn(module, *args)
         self.events: list[dict[str, Any]] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -86,6 +91,10 @@ class NetClient:
         self.process.stdin.flush()
 
     def stop(self) -> None:
+        if self.process.poll() is None and self.process.stdin is not None:
+            self.process.stdin.close()  # end of input: the client leaves (and closes its browser) by itself
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(15)
         if self.process.poll() is None:
             self.process.terminate()
             try:
