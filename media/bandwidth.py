@@ -46,7 +46,7 @@ class SubscriberBandwidth:
                 return self._resume()
             return None
         overrun = offered_video_bps > bitrate and fraction_lost >= config.video_pause_loss
-        if bitrate < config.video_pause_bps and overrun:
+        if bitrate < config.video_pause_bps and overrun and config.pause_video_when_overrun:
             if self._low_since is None:
                 self._low_since = now
             elif now - self._low_since >= config.video_pause_after_s:

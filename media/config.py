@@ -32,11 +32,14 @@ class MediaConfig:
     # gets no video at all (audio goes on) instead of pulling everyone's picture down.
     max_video_bitrate_bps: int = 1_500_000
     video_pause_bps: int = 150_000
+    # Pausing can be switched off (the REMB cap stays): a CPU-starved client's estimator also reports a low
+    # estimate with loss, which on a loaded test machine is not a weak link.
+    pause_video_when_overrun: bool = True
     # Hysteresis: video comes back when the estimate is at least this, or, since a subscriber without
     # video sends no fresh estimate, on a probe `video_probe_after_s` after the pause.
     video_resume_bps: int = 250_000
-    video_pause_after_s: float = 1.0
-    video_pause_loss: float = 0.05  # fraction of video lost (receiver reports) that says the link is overrun
+    video_pause_after_s: float = 2.0
+    video_pause_loss: float = 0.1  # fraction of video lost (receiver reports) that says the link is overrun
     video_probe_after_s: float = 6.0
     # What a subscriber's audio streams are assumed to need out of its estimate (Opus voice ~32 kbit/s + RTP).
     audio_allowance_bps: int = 48_000

@@ -12,7 +12,9 @@ import pytest
 from media import MediaConfig, MediaError, Room, Sfu
 from media.testing import MediaClient
 
-MEDIA_CONFIG = MediaConfig(listen_ips=("127.0.0.1",), stats_interval_s=0.5)
+# No pausing of video for weak links here (test_rtp_forwarding turns it on): on a loaded machine a starved
+# aiortc client's estimate collapses with loss, as a weak link's does, and would pause the picture under test.
+MEDIA_CONFIG = MediaConfig(listen_ips=("127.0.0.1",), stats_interval_s=0.5, pause_video_when_overrun=False)
 
 
 async def connect(room: Room, client: MediaClient, role: str = "citizen", offer: bool = True) -> None:

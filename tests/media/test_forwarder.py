@@ -221,3 +221,13 @@ def test_video_pauses_on_a_lasting_low_estimate_with_loss_and_comes_back_with_hy
     assert bandwidth.probe() is None
     clock.now += CONFIG.video_probe_after_s + 0.01
     assert bandwidth.probe() is False and not bandwidth.paused
+
+
+def test_pausing_can_be_switched_off_and_the_cap_still_applies() -> None:
+    clock = Clock()
+    bandwidth = SubscriberBandwidth(MediaConfig(pause_video_when_overrun=False), clock=clock)
+    bandwidth.video_streams = 1
+    for _ in range(10):
+        assert bandwidth.on_estimate(50_000, offered_video_bps=400_000, fraction_lost=0.5) is None
+        clock.now += 1
+    assert not bandwidth.paused and bandwidth.video_share_bps() == 50_000
