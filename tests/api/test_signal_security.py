@@ -140,3 +140,21 @@ async def test_origin_is_required_and_aioice_does_not_log_addresses(app_client):
             await app_client.ws_connect(path, headers=headers)
         assert refused.value.status == 403
     assert logging.getLogger("aioice").getEffectiveLevel() >= logging.WARNING
+
+
+async def test_a_connected_participant_gets_fresh_session_tokens(app_client, monkeypatch):
+    from signaling import signal_ws
+    from signaling.appkeys import AUTH
+
+    monkeypatch.setattr(signal_ws, "SESSION_REFRESH_S", 0.2)  # 5 minutes in service
+    doc = await dev_token(app_client, "d1", "clinician")
+    cid = await _consultation(app_client, doc)
+    async with app_client.ws_connect(f"/api/v1/consultations/{cid}/signal", headers=_origin(app_client)) as ws:
+        await ws.send_json({"type": "hello", "token": doc})
+        welcome = await _next(ws, "welcome")
+        fresh = await _next(ws, "session_token")
+        assert fresh["type"] == "session_token"
+        who = await app_client.server.app[AUTH].verify(fresh["session_token"])
+        assert who.consultation_id == cid and who.participant_id == welcome["participant_id"]
+        r = await app_client.get(f"/api/v1/consultations/{cid}", headers=bearer(fresh["session_token"]))
+        assert r.status == 200
