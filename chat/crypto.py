@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from rooms.crypto import open_sealed, seal
 from rooms.keys import Keys
-from rooms.replies import text_or_none
+from rooms.redis_types import text_or_none
 
 from .errors import HistoryShredded
 

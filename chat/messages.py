@@ -24,7 +24,7 @@ import redis.asyncio as aioredis
 from cryptography.exceptions import InvalidTag
 
 from rooms.keys import Keys
-from rooms.replies import hash_fields, stream_entries, text_or_none, texts
+from rooms.redis_types import hash_fields, stream_entries, text_or_none, texts
 
 from .crypto import DataKeys, open_sealed, seal
 from .errors import ChatError, HistoryShredded

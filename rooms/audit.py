@@ -22,6 +22,7 @@ from enum import StrEnum
 import redis.asyncio as aioredis
 
 from .keys import Keys
+from .redis_types import stream_entries, text
 
 
 class Action(StrEnum):
@@ -121,7 +122,7 @@ class AuditLog:
                                          ticket_id=ticket_id, **detail)
         k = Keys(tenant)
         keys = [*audit_keys(tenant, consultation_id), k.subject_audit(data_subject) if data_subject else k.audit()]
-        return await self._record(keys=keys, args=[entry])
+        return text(await self._record(keys=keys, args=[entry]))
 
     async def record_access(self, tenant: str, action: Action, *, actor: str, role: str, consultation_id: str,
                             window_s: int = 900) -> str | None:
@@ -133,7 +134,7 @@ class AuditLog:
         return await self.record(tenant, action, actor=actor, role=role, consultation_id=consultation_id)
 
     async def entries(self, tenant: str, start: str = "-", count: int | None = None) -> list[AuditEntry]:
-        rows = await self._r.xrange(Keys(tenant).audit(), min=start, count=count)
+        rows = stream_entries(await self._r.xrange(Keys(tenant).audit(), min=start, count=count))
         return [AuditEntry(i, f) for i, f in rows]
 
     async def for_consultation(self, tenant: str, cid: str) -> list[AuditEntry]:

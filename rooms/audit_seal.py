@@ -33,6 +33,7 @@ from typing import Protocol
 import redis.asyncio as aioredis
 
 from .keys import Keys
+from .redis_types import optional_texts, stream_entries
 
 log = logging.getLogger(__name__)
 BATCH = 1000
@@ -158,7 +159,8 @@ class AuditSealer:
             last_id, count, mac = self._start(tenant)
             sealed_any = False
             while True:
-                rows = await self._r.xrange(k.audit(), min=f"({last_id}" if last_id else "-", count=BATCH)
+                rows = stream_entries(await self._r.xrange(k.audit(), min=f"({last_id}" if last_id else "-",
+                                                           count=BATCH))
                 if not rows:
                     break
                 macs = {}
@@ -189,10 +191,11 @@ class AuditSealer:
         position = 0
         last_id = ""
         while True:
-            rows = await self._r.xrange(k.audit(), min=f"({last_id}" if last_id else "-", count=BATCH)
+            rows = stream_entries(await self._r.xrange(k.audit(), min=f"({last_id}" if last_id else "-",
+                                                       count=BATCH))
             if not rows:
                 break
-            stored_macs = await self._r.hmget(k.audit_macs(), [entry_id for entry_id, _ in rows])
+            stored_macs = optional_texts(await self._r.hmget(k.audit_macs(), [entry_id for entry_id, _ in rows]))
             for (entry_id, fields), stored in zip(rows, stored_macs, strict=True):
                 position += 1
                 expected = self._mac(prev_stored, entry_id, fields)

@@ -23,6 +23,7 @@ from .consultations import ConsultationStore, new_consultation_fields, new_parti
 from .errors import Conflict, NotFound
 from .keys import Keys
 from .models import Channel, Consultation, ConsultationState, Role
+from .redis_types import as_hash, hash_fields, text_set, texts
 
 OPENS_BEFORE_S = 15 * 60
 KEEP_S = 90 * 86400  # booking bookkeeping (not the consultation) is kept this long after the slot
@@ -131,13 +132,13 @@ class BookingStore:
                    "created_at": str(now), "updated_at": str(now)}
         day_set = k.bookings_by_day(host, stats.oslo_day(slot_at))
         async with self._r.pipeline(transaction=True) as p:
-            p.hset(k.consultation(cid), mapping=fields)
+            p.hset(k.consultation(cid), mapping=as_hash(fields))
             for person in people:
                 p.hset(k.participants(cid), person.id,
                        self._consultations.cipher.participant_json(tenant, person))  # name sealed at rest
                 p.hset(k.subjects(cid), person.subject, person.id)
                 p.sadd(k.my_consultations(person.subject), cid)
-            p.hset(k.booking(cid), mapping=booking)
+            p.hset(k.booking(cid), mapping=as_hash(booking))
             p.expire(k.booking(cid), int(max(0.0, slot_at - now) + KEEP_S))
             p.zadd(k.bookings_due(), {cid: slot_at + no_show_after_s})
             p.sadd(day_set, cid)
@@ -149,7 +150,7 @@ class BookingStore:
         return Booking.from_redis({**booking, "citizen_name": citizen_name}), await self._consultations.get(tenant, cid)
 
     async def get(self, tenant: str, cid: str) -> Booking:
-        h = await self._r.hgetall(Keys(tenant).booking(cid))
+        h = hash_fields(await self._r.hgetall(Keys(tenant).booking(cid)))
         if not h:
             raise NotFound("Fant ikke denne timen.", code="booking_not_found")
         return Booking.from_redis({**h, "citizen_name": self._consultations.cipher.open(tenant, "name",
@@ -178,7 +179,7 @@ class BookingStore:
     async def of_host(self, tenant: str, host: str, day: str) -> list[Consultation]:
         """The host's booked consultations on one Oslo day, by slot time (cancelled ones left out)."""
         out = []
-        for cid in await self._r.smembers(Keys(tenant).bookings_by_day(host, day)):
+        for cid in text_set(await self._r.smembers(Keys(tenant).bookings_by_day(host, day))):
             try:
                 out.append(await self._consultations.get(tenant, cid))
             except NotFound:  # expired with retention
@@ -188,7 +189,7 @@ class BookingStore:
     async def of_booker(self, tenant: str, booker: str, slot_from: float) -> list[tuple[Booking, Consultation]]:
         """A booking system's bookings with a slot from `slot_from` on (for polling)."""
         out = []
-        for cid in await self._r.zrangebyscore(Keys(tenant).bookings_of(booker), slot_from, "+inf"):
+        for cid in texts(await self._r.zrangebyscore(Keys(tenant).bookings_of(booker), slot_from, "+inf")):
             try:
                 out.append((await self.get(tenant, cid), await self._consultations.get(tenant, cid)))
             except NotFound:
@@ -200,7 +201,7 @@ class BookingStore:
         k = Keys(tenant)
         now = self._clock()
         ended = []
-        for cid in await self._r.zrangebyscore(k.bookings_due(), "-inf", now):
+        for cid in texts(await self._r.zrangebyscore(k.bookings_due(), "-inf", now)):
             if await self._no_show(keys=[k.bookings_due(), k.consultation(cid), k.booking(cid), k.stats_prefix()],
                                    args=[cid, now, stats.oslo_day(now)]):
                 ended.append(cid)

@@ -28,6 +28,7 @@ from .models import (
     ParticipantState,
     Role,
 )
+from .redis_types import as_hash, text, text_set
 
 
 def new_consultation_fields(cid: str, tenant: str, service: str, *, creator: str, now: float,
@@ -141,7 +142,7 @@ class ConsultationStore:
         fields = new_consultation_fields(cid, tenant, service, creator=creator, now=now, state=state,
                                          scheduled_at=scheduled_at, channel=channel)
         async with self._r.pipeline(transaction=True) as p:
-            p.hset(k.consultation(cid), mapping=fields)
+            p.hset(k.consultation(cid), mapping=as_hash(fields))
             if creator_role in (Role.CLINICIAN, Role.NURSE, Role.OPERATOR):
                 me = new_participant(creator, creator_role, creator_name, now)
                 p.hset(k.participants(cid), me.id, self.cipher.participant_json(tenant, me))
@@ -221,12 +222,12 @@ class ConsultationStore:
                               ts_field: str, outcome: str, entry: str = "") -> str:
         try:
             now = self._clock()
-            return await self._transition(keys=[Keys(tenant).consultation(cid), Keys(tenant).stats_prefix(),
-                                                *audit_keys(tenant, cid)],
-                                          args=[from_states, to.value, ts_field, now, outcome, stats.oslo_day(now),
-                                                entry])
+            return text(await self._transition(keys=[Keys(tenant).consultation(cid), Keys(tenant).stats_prefix(),
+                                                     *audit_keys(tenant, cid)],
+                                               args=[from_states, to.value, ts_field, now, outcome,
+                                                     stats.oslo_day(now), entry]))
         except aioredis.ResponseError as exc:
             _raise_script_error(exc)
 
     async def of_subject(self, tenant: str, subject: str) -> list[str]:
-        return sorted(await self._r.smembers(Keys(tenant).my_consultations(subject)))
+        return sorted(text_set(await self._r.smembers(Keys(tenant).my_consultations(subject))))

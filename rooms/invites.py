@@ -24,6 +24,7 @@ from .crypto import FieldCipher
 from .errors import Conflict, Gone, NotFound
 from .keys import Keys
 from .models import Participant, ParticipantState, Role
+from .redis_types import hash_fields
 
 PREFIX = "nli"
 History = Literal["all", "from_join"]
@@ -128,7 +129,7 @@ class InviteStore:
     async def peek(self, token: str) -> Invite:
         """What an invite grants, without spending it."""
         parsed = parse_token(token)
-        h = await self._r.hgetall(Keys(parsed[0]).invite(_digest(parsed[1]))) if parsed else {}
+        h = hash_fields(await self._r.hgetall(Keys(parsed[0]).invite(_digest(parsed[1])))) if parsed else {}
         if not h or not parsed:
             raise NotFound(_MESSAGES["invite_unknown"][1], code="invite_unknown")
         return Invite(token, parsed[0], h["consultation_id"], Role(h["role"]), h["lobby"] == "1",

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 
 from .keys import Keys
+from .redis_types import scored
 
 NODES = "nl:{nodes}:live"  # sorted set: node id -> last heartbeat
 NODE_INFO = "nl:{nodes}:node:"  # hash per node: address, load
@@ -68,7 +69,7 @@ class NodeRegistry:
 
     async def live(self) -> list[Node]:
         cutoff = self._clock() - self.timeout_s
-        rows = await self._r.zrangebyscore(NODES, cutoff, "+inf", withscores=True)
+        rows = scored(await self._r.zrangebyscore(NODES, cutoff, "+inf", withscores=True))
         async with self._r.pipeline(transaction=False) as p:
             for node_id, _ in rows:
                 p.hgetall(NODE_INFO + node_id)

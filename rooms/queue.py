@@ -23,6 +23,7 @@ from .crypto import FieldCipher
 from .errors import Conflict, NotFound, Unavailable
 from .keys import Keys
 from .models import Channel, Consultation, ConsultationState, Priority, Role, Ticket, TicketState
+from .redis_types import hash_fields, text_or_none, texts
 
 RANK_SPAN = 10**14
 OFFLINE_AFTER_S = 10.0  # take-next passes over a ticket whose owner has been offline longer (same priority)
@@ -211,13 +212,13 @@ class QueueStore:
         return ticket
 
     async def get(self, tenant: str, ticket_id: str) -> Ticket:
-        h = await self._r.hgetall(Keys(tenant).ticket(ticket_id))
+        h = hash_fields(await self._r.hgetall(Keys(tenant).ticket(ticket_id)))
         if not h:
             raise NotFound("Fant ikke denne plassen i køen.", code="ticket_not_found")
         return self.cipher.opened_ticket(Ticket.from_redis(h))
 
     async def open_ticket_of(self, tenant: str, owner: str, service: str) -> str | None:
-        return await self._r.get(Keys(tenant).open_ticket(owner, service))
+        return text_or_none(await self._r.get(Keys(tenant).open_ticket(owner, service)))
 
     async def place(self, ticket: Ticket, median_consultation_s: int) -> Place | None:
         """Position (1-based) and estimated wait, or None when the ticket no longer waits."""
@@ -237,7 +238,7 @@ class QueueStore:
         return await self._r.zcard(Keys(tenant).queue(service))
 
     async def waiting(self, tenant: str, service: str, limit: int = 200) -> list[Ticket]:
-        ids = await self._r.zrange(Keys(tenant).queue(service), 0, limit - 1)
+        ids = texts(await self._r.zrange(Keys(tenant).queue(service), 0, limit - 1))
         if not ids:
             return []
         async with self._r.pipeline(transaction=False) as p:
@@ -261,7 +262,7 @@ class QueueStore:
         citizen_pid = "p_" + secrets.token_urlsafe(9)
         for _ in range(TAKE_ATTEMPTS):
             # The head as it is now, with each ticket's owner: the script declares every key it may touch.
-            head = await self._r.zrange(k.queue(service), 0, TAKE_SCAN - 1)
+            head = texts(await self._r.zrange(k.queue(service), 0, TAKE_SCAN - 1))
             if not head:
                 return None
             async with self._r.pipeline(transaction=False) as p:
@@ -328,7 +329,7 @@ class QueueStore:
         """Drop tickets whose owner has been gone longer than the grace period; counted as abandoned (and
         recorded as `ticket.abandoned` by `audit`, usually the system, in the same script)."""
         cutoff = self._clock() - grace_s
-        ids = await self._r.zrangebyscore(Keys(tenant).disconnected(), "-inf", cutoff)
+        ids = texts(await self._r.zrangebyscore(Keys(tenant).disconnected(), "-inf", cutoff))
         dropped = []
         for tid in ids:
             try:

@@ -1,4 +1,4 @@
-"""What Redis replies are in nettlege: text.
+"""Types at the redis-py boundary: what Redis replies are in nettlege (text), and a hash as redis-py takes it.
 
 redis-py types every reply as `bytes | str`, since it cannot know how a client was made. Every client nettlege
 makes has decode_responses=True (`rooms.store.connect`), so a reply is always `str`. These functions say so once,
@@ -12,8 +12,14 @@ from typing import TypeAlias, cast
 
 from redis.typing import EncodableT
 
-# What redis-py accepts as a hash's field or value (`hset(mapping=...)`).
+# What redis-py accepts as a hash's fields and values (`hset(mapping=...)`).
 Fields: TypeAlias = Mapping[EncodableT, EncodableT]
+
+
+def as_hash(mapping: Mapping[str, str]) -> Fields:
+    """A str -> str hash for `hset(mapping=...)`. Mapping's key type is invariant, so redis-py's signature
+    refuses a dict[str, str] as it stands, though redis-py only reads the items."""
+    return cast(Fields, mapping)
 
 
 def text(reply: bytes | str) -> str:
@@ -29,6 +35,11 @@ def text_or_none(reply: bytes | str | None) -> str | None:
 def texts(reply: Iterable[object] | None) -> list[str]:
     """The members of a list reply (ZRANGE without scores, LRANGE, HMGET of present fields)."""
     return cast("list[str]", reply)
+
+
+def scored(reply: Iterable[object]) -> list[tuple[str, float]]:
+    """ZRANGE ... WITHSCORES: (member, score) pairs."""
+    return cast("list[tuple[str, float]]", reply)
 
 
 def optional_texts(reply: Iterable[object] | None) -> list[str | None]:

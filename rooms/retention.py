@@ -24,6 +24,7 @@ import redis.asyncio as aioredis
 from .audit import LUA_AUDIT, SYSTEM, Action, audit_keys
 from .keys import Keys
 from .queue import TERMINAL_TTL_S
+from .redis_types import optional_texts, texts
 
 # Delete one consultation and its indexes, and record it, at once. KEYS: consultation, participants, subjects,
 # node, audit stream, consultation audit, then each subject's consultations set (in the order of ARGV[3..]).
@@ -81,12 +82,12 @@ class RetentionSweeper:
         return state, ttl
 
     async def _due(self, k: Keys, cid: str, retention_s: float, now: float) -> bool:
-        state, ended_at, created_at, scheduled_at = await self._r.hmget(
-            k.consultation(cid), "state", "ended_at", "created_at", "scheduled_at")
+        state, ended_at, created_at, scheduled_at = optional_texts(await self._r.hmget(
+            k.consultation(cid), "state", "ended_at", "created_at", "scheduled_at"))
         if state is None:
             return False
         if state == "ended":
-            return bool(ended_at) and float(ended_at) + retention_s <= now
+            return bool(ended_at and float(ended_at) + retention_s <= now)
         started = max(float(created_at or 0), float(scheduled_at or 0))
         return started + retention_s <= now
 
@@ -94,7 +95,7 @@ class RetentionSweeper:
         """Delete one consultation with its indexes, audited, in one script (every key declared: legal on a
         Redis Cluster too). False when a participant joined in between: the next round tries again."""
         k = Keys(tenant)
-        subjects = sorted(await self._r.hkeys(k.subjects(cid)))
+        subjects = sorted(texts(await self._r.hkeys(k.subjects(cid))))
         entry = SYSTEM.entry(Action.DATA_EXPIRED, now, consultation_id=cid)
         done = await self._delete_script(
             keys=[k.consultation(cid), k.participants(cid), k.subjects(cid), k.consultation_node(cid),

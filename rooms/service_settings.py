@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 from pydantic import ValidationError
 
 from .keys import Keys
+from .redis_types import optional_texts, text_or_none
 from .tenants import OpeningHours, Service, Tenant
 
 
@@ -20,7 +21,7 @@ class SettingsStore:
 
     async def opening_hours(self, tenant: str, service: str) -> OpeningHours | None:
         """The runtime opening hours, or None when the config file's apply."""
-        return _parse(await self._r.get(Keys(tenant).service_settings(service)))
+        return _parse(text_or_none(await self._r.get(Keys(tenant).service_settings(service))))
 
     async def set_opening_hours(self, tenant: str, service: str, hours: OpeningHours) -> None:
         await self._r.set(Keys(tenant).service_settings(service), hours.model_dump_json())
@@ -32,7 +33,7 @@ class SettingsStore:
         """The tenant's services with runtime settings applied (one round trip)."""
         if not tenant.services:
             return []
-        raw = await self._r.mget([Keys(tenant.id).service_settings(s.id) for s in tenant.services])
+        raw = optional_texts(await self._r.mget([Keys(tenant.id).service_settings(s.id) for s in tenant.services]))
         out = []
         for s, value in zip(tenant.services, raw, strict=True):
             hours = _parse(value)

@@ -21,13 +21,13 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
-from redis.backoff import ExponentialWithJitterBackoff
+from redis.backoff import EqualJitterBackoff
 
 from .audit import AuditLog
 from .bookings import BookingStore
@@ -101,12 +101,14 @@ class CountingRetry(Retry):
     """redis-py's Retry, counting each retried failure as a reconnect (for /metrics)."""
 
     def __init__(self, health: StoreHealth, retry_s: float) -> None:
-        # Backoff 0.05, 0.1, ... capped at 1 s: the first retries are quick (a dropped connection), the later
-        # ones wait out a Sentinel failover (down-after + election, a few seconds) within about `retry_s`.
-        ramp = math.ceil(math.log2(BACKOFF_CAP_S / BACKOFF_BASE_S))
-        ramp_s = sum(min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** i) for i in range(ramp))
-        retries = ramp + max(0, math.ceil((retry_s - ramp_s) / BACKOFF_CAP_S))
-        super().__init__(ExponentialWithJitterBackoff(cap=BACKOFF_CAP_S, base=BACKOFF_BASE_S), retries)
+        # Backoff 0.1, 0.2, ... capped at 1 s (each between half and all of that: jitter, so processes do not
+        # retry in step): the first retries are quick (a dropped connection), the later ones wait out a
+        # Sentinel failover (down-after + election, a few seconds). As many as add up to about `retry_s`.
+        retries, expected = 0, 0.0
+        while expected < retry_s:
+            retries += 1
+            expected += 0.75 * min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** retries)
+        super().__init__(EqualJitterBackoff(cap=BACKOFF_CAP_S, base=BACKOFF_BASE_S), retries)
         self.health = health
 
     async def call_with_retry(self, do: Any, fail: Any, is_retryable: Any = None,
@@ -124,7 +126,8 @@ class _SentinelPool(SentinelConnectionPool, aioredis.BlockingConnectionPool):
     under a burst like the single-server pool; counts a changed primary as a failover."""
 
     def __init__(self, service_name: str, sentinel_manager: Sentinel, health: StoreHealth, **kwargs: Any) -> None:
-        super().__init__(service_name, sentinel_manager, **kwargs)
+        # redis-py leaves SentinelConnectionPool.__init__ unannotated.
+        super().__init__(service_name, sentinel_manager, **kwargs)  # type: ignore[no-untyped-call]
         self.health = health
 
     async def get_master_address(self) -> Any:
@@ -152,13 +155,15 @@ def connect(target: RedisSettings | str | None, max_connections: int = 64) -> ai
         # Sentinels answer quickly or are down: a short timeout so a dead one is skipped, not waited for.
         sentinel = Sentinel(list(s.sentinels), sentinel_kwargs={"socket_timeout": 1, "socket_connect_timeout": 1,
                                                                 "decode_responses": True})
-        pool = _SentinelPool(s.sentinel_master or "", sentinel, s.health, max_connections=s.max_connections,
-                             timeout=10, **common)
+        pool: aioredis.BlockingConnectionPool = _SentinelPool(s.sentinel_master or "", sentinel, s.health,
+                                                              max_connections=s.max_connections, timeout=10,
+                                                              **common)
         return aioredis.Redis(connection_pool=pool)
     if s.cluster_url:
-        cluster: Any = RedisCluster.from_url(s.cluster_url, decode_responses=True, retry=retry,
-                                             max_connections=s.max_connections, socket_connect_timeout=2)
-        return cluster
+        cluster = RedisCluster.from_url(s.cluster_url, decode_responses=True, retry=retry,
+                                        max_connections=s.max_connections, socket_connect_timeout=2)
+        # No subclass of Redis, but it answers every command the stores send (their keys share a slot).
+        return cast(aioredis.Redis, cluster)
     if s.url:
         # A bounded pool that waits for a free connection instead of failing under a burst.
         pool = aioredis.BlockingConnectionPool.from_url(s.url, max_connections=s.max_connections, timeout=10,
