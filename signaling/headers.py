@@ -85,7 +85,7 @@ async def add_security_headers(request: web.Request, response: web.StreamRespons
         response.headers["Content-Security-Policy"] = content_security_policy(
             [*([config.public_url] if config.public_url else []), *config.allowed_origins,
              *([config.node_url] if config.node_url else []), *await _nodes(request.app)])
-    if request.path.startswith("/api/") or request.path == "/metrics":
+    if request.path.startswith(("/api/", "/socket.io")) or request.path == "/metrics":  # chat polling too
         response.headers["Cache-Control"] = "no-store"
     if _over_tls(request, config.trusted_proxies):
         response.headers.setdefault("Strict-Transport-Security", HSTS)

@@ -241,6 +241,9 @@ async def test_security_headers_everywhere_and_no_store_on_the_api(app_client):
         if path.startswith("/api/"):
             assert r.headers["Cache-Control"] == "no-store", path
         assert "Strict-Transport-Security" not in r.headers  # plain http
+    # the chat's long-polling transport carries messages too
+    r = await app_client.get("/socket.io/?EIO=4&transport=polling")
+    assert r.headers["Cache-Control"] == "no-store" and r.headers["X-Content-Type-Options"] == "nosniff"
 
 
 async def test_static_serves_only_the_built_client(app_client):
