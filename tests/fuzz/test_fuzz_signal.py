@@ -82,21 +82,31 @@ class Socket:
                 return
 
     async def send(self, frame: Any, hello: bool) -> None:
+        for _ in range(2):  # the server may have closed the socket (e.g. rate_limited) before we read the close
+            if hello:
+                ws = await self.open(hello=False)
+            else:
+                if self.ws is None or self.ws.closed:
+                    self.ws = await self.open()
+                ws = self.ws
+            try:
+                await self._write(ws, frame)
+                break
+            except ConnectionError:
+                await self.drain(ws)  # note how it closed, then open a new one
+                await ws.close()
+        await self.drain(ws, quiet_s=0.5 if hello else 0.03)
         if hello:
-            ws = await self.open(hello=False)
-        else:
-            if self.ws is None or self.ws.closed:
-                self.ws = await self.open()
-            ws = self.ws
+            await ws.close()
+
+    @staticmethod
+    async def _write(ws: aiohttp.ClientWebSocketResponse, frame: Any) -> None:
         if isinstance(frame, bytes):
             await ws.send_bytes(frame)
         elif isinstance(frame, str):  # a text frame is UTF-8: a lone surrogate can only come JSON-escaped
             await ws.send_str(frame.encode("utf-8", "backslashreplace").decode())
         else:
             await ws.send_str(json.dumps(frame))
-        await self.drain(ws, quiet_s=0.5 if hello else 0.03)
-        if hello:
-            await ws.close()
 
     async def close(self) -> None:
         if self.ws is not None:
