@@ -379,6 +379,16 @@ def on_remb_received(sender: RTCRtpSender, callback: Callable[[int], None]) -> N
     sender._handle_rtcp_packet = handle  # type: ignore[method-assign]
 
 
+def set_opus_bitrate(sender: RTCRtpSender, bitrate: int) -> None:
+    """Make an aiortc audio sender (a test publisher) encode Opus at `bitrate` instead of aiortc's 96 kbit/s,
+    as a browser sends voice (~32 kbit/s). Call before it starts."""
+    from aiortc.codecs.opus import OpusEncoder
+
+    encoder = OpusEncoder()
+    encoder.codec.bit_rate = bitrate  # the codec opens on the first frame, with this rate
+    sender._RTCRtpSender__encoder = encoder  # type: ignore[attr-defined]
+
+
 def encoder_target_bitrate(sender: RTCRtpSender) -> int | None:
     """What an aiortc sender's live encoder currently aims at (None before it encoded a frame)."""
     encoder = sender._RTCRtpSender__encoder  # type: ignore[attr-defined]

@@ -12,7 +12,8 @@ stays below `video_pause_bps` while more video is offered than the estimate and 
 losing at least `video_pause_loss` of it: the link is really overrun. A paused subscriber receives no video,
 so its estimator has nothing to measure: video comes back when an estimate reaches `video_resume_bps`, or on
 a probe `video_probe_after_s` after the pause (if the link is still too weak, loss comes back and video
-pauses again).
+pauses again). Each probe that fails doubles the wait for the next, up to 8 times, since every probe floods a
+weak link (and its audio) for a moment.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ class SubscriberBandwidth:
         self.audio_streams = 0
         self._low_since: float | None = None
         self._paused_at = 0.0
+        self._probe_after = config.video_probe_after_s
+        self._probing = False  # video is on because of a probe, not a good estimate
 
     def on_estimate(self, bitrate: int, offered_video_bps: float, fraction_lost: float = 0.0) -> bool | None:
         """A REMB from the subscriber. Returns True (pause video), False (resume) or None (no change).
@@ -50,22 +53,28 @@ class SubscriberBandwidth:
             if self._low_since is None:
                 self._low_since = now
             elif now - self._low_since >= config.video_pause_after_s:
+                # A failed probe: wait longer for the next one.
+                self._probe_after = (min(2 * self._probe_after, 8 * config.video_probe_after_s) if self._probing
+                                     else config.video_probe_after_s)
                 self.paused = True
                 self._paused_at = now
                 self._low_since = None
                 return True
         else:
             self._low_since = None
+            if bitrate >= config.video_resume_bps:
+                self._probing = False  # the probe found a good link: the next pause starts from the first wait
         return None
 
     def probe(self) -> bool | None:
         """Called now and then: False (resume video to probe the link) when a pause has lasted long enough."""
-        if self.paused and self.clock() - self._paused_at >= self._config.video_probe_after_s:
-            return self._resume()
+        if self.paused and self.clock() - self._paused_at >= self._probe_after:
+            return self._resume(probing=True)
         return None
 
-    def _resume(self) -> bool:
+    def _resume(self, probing: bool = False) -> bool:
         self.paused = False
+        self._probing = probing
         self._low_since = None
         return False
 

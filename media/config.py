@@ -40,7 +40,7 @@ class MediaConfig:
     video_resume_bps: int = 250_000
     video_pause_after_s: float = 2.0
     video_pause_loss: float = 0.1  # fraction of video lost (receiver reports) that says the link is overrun
-    video_probe_after_s: float = 6.0
+    video_probe_after_s: float = 5.0
     # What a subscriber's audio streams are assumed to need out of its estimate (Opus voice ~32 kbit/s + RTP).
     audio_allowance_bps: int = 48_000
     sdp_max_bytes: int = 64 * 1024

@@ -152,7 +152,8 @@ class MediaClient:
                  audio: bool = True, ice_servers: list[dict[str, Any]] | None = None,
                  relay_only: bool = False, size: tuple[int, int] = (320, 240), noise: bool = False,
                  listen_ips: tuple[str, ...] = ("127.0.0.1",), decode: bool = True,
-                 video_codec: str = "video/vp8", rewrite_offer: Callable[[str], str] | None = None) -> None:
+                 video_codec: str = "video/vp8", rewrite_offer: Callable[[str], str] | None = None,
+                 audio_bitrate: int | None = None) -> None:
         self.name = name
         self.pc = RTCPeerConnection(rtc_configuration(ice_servers or [], relay_only=relay_only))
         self._listen_ips = listen_ips
@@ -163,6 +164,7 @@ class MediaClient:
         self.video_tracks = [MarkerVideoTrack(sender_id + i, *size, noise=noise) for i in range(len(video_labels))]
         self.video_labels = video_labels
         self.audio_track = ToneAudioTrack() if audio else None
+        self._audio_bitrate = audio_bitrate  # Opus bit/s; None: aiortc's 96 kbit/s, not a browser's voice rate
         self.received: dict[str, ReceivedTrack] = {}
         self.participants: list[dict[str, Any]] = []
         self.messages: list[dict[str, Any]] = []
@@ -193,6 +195,8 @@ class MediaClient:
         if self.audio_track is not None:
             transceiver = self.pc.addTransceiver(self.audio_track, direction="sendonly")
             _prefer(transceiver, "audio/opus")
+            if self._audio_bitrate is not None:
+                aiortc_passthrough.set_opus_bitrate(transceiver.sender, self._audio_bitrate)
         if not self.video_tracks and self.audio_track is None:
             self.pc.addTransceiver("video", direction="recvonly")
         aiortc_passthrough.restrict_gathering(self.pc, self._listen_ips, None)

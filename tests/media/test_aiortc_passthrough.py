@@ -78,6 +78,9 @@ def test_the_sender_still_sends_retransmits_and_reports_what_the_send_port_puts_
     assert "await transceiver.sender.send(self.__localRtp(transceiver))" in inspect.getsource(aiortc.rtcpeerconnection)
     assert "await recipient._handle_rtcp_packet(packet)" in inspect.getsource(aiortc.rtcdtlstransport)
     assert "self.__encoder.target_bitrate = bitrate" in rtcp  # what a test publisher's encoder does on REMB
+    # set_opus_bitrate (test publishers): a preset encoder is used as it is, and opens its codec lazily.
+    assert "if self.__encoder is None:" in inspect.getsource(RTCRtpSender._next_encoded_frame)
+    assert "self.codec.bit_rate = 96000" in inspect.getsource(aiortc.codecs.opus.OpusEncoder.__init__)
     assert "transceiver.sender._stream_id" in inspect.getsource(aiortc.rtcpeerconnection)
     assert "transceiver.sender._track_id" in inspect.getsource(aiortc.rtcpeerconnection)
 

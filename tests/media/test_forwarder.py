@@ -221,6 +221,14 @@ def test_video_pauses_on_a_lasting_low_estimate_with_loss_and_comes_back_with_hy
     assert bandwidth.probe() is None
     clock.now += CONFIG.video_probe_after_s + 0.01
     assert bandwidth.probe() is False and not bandwidth.paused
+    # The probe finds the link still overrun: paused again, and the next probe waits twice as long.
+    assert bandwidth.on_estimate(90_000, offered_video_bps=400_000, fraction_lost=lossy) is None
+    clock.now += CONFIG.video_pause_after_s + 0.01
+    assert bandwidth.on_estimate(90_000, offered_video_bps=400_000, fraction_lost=lossy) is True
+    clock.now += CONFIG.video_probe_after_s + 0.01
+    assert bandwidth.probe() is None
+    clock.now += CONFIG.video_probe_after_s
+    assert bandwidth.probe() is False
 
 
 def test_pausing_can_be_switched_off_and_the_cap_still_applies() -> None:
