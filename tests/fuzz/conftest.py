@@ -77,9 +77,8 @@ class Live:
 
     async def _start(self) -> int:
         await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        return site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        await web.TCPSite(self.runner, "127.0.0.1", 0).start()
+        return int(self.runner.addresses[0][1])
 
     def close(self) -> None:
         self.server.run(self.runner.cleanup(), timeout=30)
