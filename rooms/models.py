@@ -19,7 +19,6 @@ class Role(StrEnum):
 
 
 STAFF_ROLES = frozenset({Role.CLINICIAN, Role.NURSE, Role.OPERATOR})
-INVITABLE_ROLES = frozenset({Role.CITIZEN, Role.INTERPRETER, Role.RELATIVE, Role.CLINICIAN, Role.NURSE})
 
 
 class Priority(StrEnum):

@@ -37,7 +37,6 @@ from .schemas import (
 
 api = Api()
 CREATORS = (Role.CLINICIAN, Role.NURSE, Role.OPERATOR, Role.BOOKING)
-HOSTS = policy.HOSTS  # may invite, admit, deny, end (logged in with their own identity)
 
 
 async def view(request: web.Request, c: Consultation, subject: str) -> ConsultationOut:
