@@ -11,13 +11,13 @@ docs/security.md shows these tables; tests/api/test_access_matrix.py checks them
 
 from __future__ import annotations
 
-from rooms.models import Principal, Role
+from rooms.models import STAFF_ROLES, Principal, Role
 
 from .config import Config
 
 INVITE_ISSUER = "invite"  # Principal.issuer of a guest who spent an invite (and of its session tokens)
 
-HOSTS = frozenset({Role.CLINICIAN, Role.NURSE, Role.OPERATOR})
+HOSTS = STAFF_ROLES  # clinician, nurse, operator: every staff role hosts
 STAFF_INVITEES = frozenset({Role.CLINICIAN, Role.NURSE})
 GUEST_INVITEES = frozenset({Role.CITIZEN, Role.INTERPRETER, Role.RELATIVE})
 
