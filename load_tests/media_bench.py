@@ -79,6 +79,7 @@ class Participant:
         self.closers: list[Any] = []
         self.joined_at = 0.0
         self.node = ""  # the server whose signaling and media it uses
+        self.events: list[dict[str, Any]] = []  # nettlege's signaling events (quality: video paused, ...)
 
 
 class Load:
@@ -123,6 +124,7 @@ class Load:
             p.closers.append(c.close)
             p.joined_at = time.monotonic()
             p.node = node
+            p.events = c.events
         # a browser's Origin: the page's own origin is allowed outside production
         await asyncio.gather(*(c.connect(origin=node) for c in clients))
 
@@ -223,7 +225,11 @@ class Load:
         fps = [(b - a) / elapsed for a, b in zip(start["frames"], end["frames"], strict=True)]
         checks = [p.reception.check_markers(m0, 3 - p.sender_id, len(self.clips[0][0].packets))
                   for p, m0 in zip(self.participants, start["markers"], strict=True) if p.reception.decode]
+        # nettlege pauses a subscriber's video when its link looks overrun (a starved client looks like one)
+        pauses = sum(e.get("type") == "quality" and e.get("video") == "paused"
+                     for p in self.participants for e in p.events)
         return {"seconds": elapsed, "fps": fps, "published_packets": end["sent"] - start["sent"],
+                "video_pauses": pauses,
                 "published_frames": end["published_frames"] - start["published_frames"],
                 "received_frames": sum(end["frames"]) - sum(start["frames"]),
                 "received_packets": end["received"] - start["received"],
@@ -311,7 +317,8 @@ def run_one(load: Worker, kind: str, k: int, args: argparse.Namespace, server_cp
         "delivered_fps_min": round(min(fps), 2) if fps else None,
         "published_pps": round(published / window["seconds"], 1),
         "forwarded_pps": round(forwarded / window["seconds"], 1),
-        "udp_rcvbuf_errors": udp, "no_picture": added["no_picture"], "setup_errors": added["errors"][:3],
+        "udp_rcvbuf_errors": udp, "video_pauses": window["video_pauses"], "no_picture": added["no_picture"],
+        "setup_errors": added["errors"][:3],
         "sample_markers": window["sample"], "server_runqueue_wait_pct": max(meter.waited.values(), default=None),
         "load_cpu_pct": load_cpu, "load_runqueue_wait_pct": load_meter.waited["load"],
         "loadavg_1_5_15": started["loadavg_1_5_15"],
