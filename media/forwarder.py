@@ -56,6 +56,7 @@ class TrackForwarder(MediaStreamTrack):
         self._last_ts: int | None = None
         self._newest_in: int = 0  # newest input sequence number since the rebase, and the rebase point
         self._base_in: int = 0
+        self._ssrc_in: int | None = None  # the publisher's SSRC: a new one has its own numbers and clock
 
     def attach(self, published: PublishedTrack) -> None:
         """Start forwarding `published` (the first one, or the next one on a free m-line)."""
@@ -67,6 +68,7 @@ class TrackForwarder(MediaStreamTrack):
         self._waiting_for_keyframe = self.kind == "video"
         self._rebase_sequence = True
         self._rebase_timestamp = self._last_ts is not None
+        self._ssrc_in = None
         if self.port is not None and self.port.ready:
             published.request_keyframe()
 
@@ -101,6 +103,11 @@ class TrackForwarder(MediaStreamTrack):
         published = self.published
         if port is None or published is None or self.paused or not port.ready:
             return
+        if packet.ssrc != self._ssrc_in:
+            if self._ssrc_in is not None:  # the publisher restarted its stream: continue ours without a jump
+                self.restart_at_keyframe()
+                self._rebase_sequence = self._rebase_timestamp = True
+            self._ssrc_in = packet.ssrc
         counters = self._sfu_counters
         ends_frame = packet.marker or self.kind == "audio"
         if ends_frame:

@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 REMB_INTERVAL_S = 0.5
 # Packets held behind a hole at most (a burst of loss longer than this gives up at once).
 MAX_HELD = 256
+# Packets in a row from before the expected one after which the publisher's numbering is taken as restarted.
+STALE_RESYNC = 50
 
 
 class PublishedTrack:
@@ -58,6 +60,9 @@ class PublishedTrack:
         self._keyframes = KeyframeRequester(send_pli, config.keyframe_min_interval_s)
         self._keyframe_start: Callable[[bytes], bool] | None = None
         self._expected: int | None = None  # next video sequence number to hand on
+        self._ssrc: int | None = None
+        self._retired: set[int] = set()  # SSRCs the publisher sent with before: their late packets go nowhere
+        self._stale = 0  # packets in a row from before `_expected`
         self._held: dict[int, RtpPacket] = {}
         self._hole_since: float | None = None
         self._next_remb_at = 0.0
@@ -91,6 +96,13 @@ class PublishedTrack:
         self.counters.bytes += len(packet.payload)
         self._sfu_counters.received_packets += 1
         self._sfu_counters.received_bytes += len(packet.payload)
+        if packet.ssrc != self._ssrc:
+            if packet.ssrc in self._retired:
+                return
+            if self._ssrc is not None:
+                self._retired.add(self._ssrc)
+            if not is_video:
+                self._ssrc = packet.ssrc
         if not is_video:
             await self._fan_out(packet)
             return
@@ -104,11 +116,18 @@ class PublishedTrack:
 
     async def _in_sequence(self, packet: RtpPacket) -> None:
         seq = packet.sequence_number
-        if self._expected is None:
-            self._expected = seq
-        ahead = (seq - self._expected) & 0xFFFF
+        if self._expected is None or packet.ssrc != self._ssrc:
+            self._resync(packet)  # the first packet, or a new SSRC
+        ahead = (seq - self._expected) & 0xFFFF  # type: ignore[operator]
         if ahead >= 0x8000:
-            return  # a duplicate, or the retransmission of a packet already given up on
+            # A duplicate, or the retransmission of a packet already given up on; many in a row mean the
+            # publisher's sequence numbers jumped back (a restarted encoder): start again from here.
+            self._stale += 1
+            if self._stale < STALE_RESYNC:
+                return
+            self._resync(packet)
+            ahead = 0
+        self._stale = 0
         if ahead:  # a hole before this packet: hold it while the missing one is retransmitted
             self._held[seq] = packet
             now = self._clock()
@@ -120,6 +139,19 @@ class PublishedTrack:
         await self._fan_out(packet)
         self._expected = (seq + 1) & 0xFFFF
         await self._release_held()
+
+    def _resync(self, packet: RtpPacket) -> None:
+        """A new stream (first packet, new SSRC, or numbers that jumped back): subscribers restart at a
+        keyframe and their sequence numbers continue without a gap."""
+        restart = self._expected is not None
+        self._ssrc = packet.ssrc
+        self._expected = packet.sequence_number
+        self._held.clear()
+        self._hole_since = None
+        self._stale = 0
+        if restart:
+            for forwarder in self._forwarders:
+                forwarder.restart_at_keyframe()
 
     async def _release_held(self) -> None:
         while self._held:

@@ -239,3 +239,20 @@ def test_pausing_can_be_switched_off_and_the_cap_still_applies() -> None:
         assert bandwidth.on_estimate(50_000, offered_video_bps=400_000, fraction_lost=0.5) is None
         clock.now += 1
     assert not bandwidth.paused and bandwidth.video_share_bps() == 50_000
+
+
+async def test_a_publisher_that_restarts_its_stream_with_a_new_ssrc_and_numbers_is_followed_without_a_jump() -> None:
+    for kind in ("video", "audio"):
+        track = published([], kind=kind)
+        _, port = subscriber(track, kind=kind)
+        old, new = Stream(seq=60_000, ts=1000), Stream(seq=12, ts=2_000_000_000)  # 12 is "behind" 60000
+        for packet in old.frame(True) + old.frame(False):
+            await track.on_packet(packet, kind == "video")
+        switch_at = len(port.sent)
+        for packet in new.frame(False) + new.frame(True) + new.frame(False):
+            packet.ssrc = 4242
+            await track.on_packet(packet, kind == "video")
+            await track.on_packet(old.frame(False)[0], kind == "video")  # the old stream's late packets: dropped
+        assert len(port.sent) > switch_at and continuous(port.sent), kind
+        step = (port.sent[switch_at][1] - port.sent[switch_at - 1][1]) & 0xFFFFFFFF
+        assert 0 < step <= 3000, kind  # one frame on, not the new stream's random clock
