@@ -17,12 +17,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from media import MediaError, Peer, Sfu
 from media import metrics as media_metrics
 from media.ice import turn_rest_credentials
 from rooms.audit import Action
-from rooms.errors import DomainError, Forbidden, Gone, NotFound, RateLimited
+from rooms.errors import DomainError, Forbidden, Gone, NotFound, RateLimited, Unavailable
 from rooms.events import consultation_topic
 from rooms.models import ConsultationState, ParticipantState, Principal, Role
 
@@ -52,6 +54,7 @@ DROP_GRACE_S = 20.0
 # 4421 media lives on another node (reconnect to the `signal_url` in the error), 4429 too many messages.
 CLOSE_BAD, CLOSE_AUTH, CLOSE_REFUSED, CLOSE_UNKNOWN = 4400, 4401, 4403, 4404
 CLOSE_ANSWER_TIMEOUT, CLOSE_REPLACED, CLOSE_ENDED, CLOSE_RATE, CLOSE_WRONG_NODE = 4408, 4409, 4410, 4429, 4421
+CLOSE_UNAVAILABLE = 4503  # Redis away (a failover) or too few replicas: connect again after retry_after_s
 
 
 def ice_servers_for(config: Config, user: str) -> list[dict[str, Any]]:
@@ -134,6 +137,13 @@ class SignalSession:
         except _Fatal as f:
             await self.error(f.code, f.message)
             await self.ws.close(code=f.close_code, message=f.code.encode())
+        except (Unavailable, RedisConnectionError, RedisTimeoutError) as e:
+            # Redis away (a failover) or too few replicas confirmed the knock: come back after retry_after_s.
+            u = e if isinstance(e, Unavailable) else Unavailable("Tjenesten er midlertidig utilgjengelig. Prøv igjen.",
+                                                                 retry_after_s=2)
+            await self.send({"type": "error", "code": u.code, "retry_after_s": u.retry_after_s,
+                             "message": translate(u.code, self.lang, u.message)})
+            await self.ws.close(code=CLOSE_UNAVAILABLE, message=u.code.encode())
         except _Done:
             pass
 
@@ -184,6 +194,7 @@ class SignalSession:
         if participant is None:
             try:
                 participant = await knock(store, principal, self.cid)
+                await store.durable()  # REDIS_MIN_REPLICAS_ACK: the knock is on the replicas before the welcome
             except Forbidden as e:
                 raise _Fatal(e.code, e.message, CLOSE_REFUSED) from None
             except RateLimited as e:

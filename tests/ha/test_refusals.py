@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+import aiohttp
+import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from load_tests.clients import SignalClient
+from media.testing import MediaClient
 from signaling.app import build_app
 from tests.chat.conftest import base_url, connect, consultation
 from tests.conftest import bearer, dev_token
@@ -47,6 +51,17 @@ async def test_min_replicas_ack_without_replicas_refuses_writes(config_file, red
         await client.close()
         metrics = await (await app.get("/metrics")).text()
         assert 'nettlege_store_deployment{kind="single",min_replicas_ack="1"} 1.0' in metrics
+
+        # a knock over the signaling WebSocket: not welcomed unreplicated, closed with "come back later"
+        async with aiohttp.ClientSession() as http:
+            nurse = await dev_token(app, "sykepleier", "nurse")
+            knocker = SignalClient(http, base_url(app), pair.cid, nurse, MediaClient("nurse"), "Sykepleier")
+            with pytest.raises(ConnectionRefusedError, match="not_replicated"):
+                await knocker.connect()
+            assert knocker.events[0]["retry_after_s"] >= 1
+            closing = await knocker.ws.receive(timeout=10)
+            assert closing.type == aiohttp.WSMsgType.CLOSE and closing.data == 4503
+            await knocker.close()
     await r.aclose()
 
 
