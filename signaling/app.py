@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -58,9 +59,10 @@ async def observe(request: web.Request,
     metrics = request.app[METRICS]
     metrics.http_requests.labels(request.method, str(response.status)).inc()
     metrics.request_seconds.observe(time.perf_counter() - started)
-    if response.status >= 400 and isinstance(response, web.Response) and response.body:
+    body = response.body if isinstance(response, web.Response) else None
+    if response.status >= 400 and isinstance(body, bytes | bytearray) and body:  # not a streamed Payload
         with contextlib.suppress(ValueError, TypeError):
-            metrics.http_errors.labels(json.loads(response.body)["error"]).inc()
+            metrics.http_errors.labels(json.loads(body)["error"]).inc()
     return response
 
 
@@ -69,7 +71,7 @@ async def forwarded(request: web.Request,
                     handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
     """Behind a TLS reverse proxy: believe X-Forwarded-Proto/Host/For only from configured proxies."""
     if request.remote and request.remote in request.app[CONFIG].trusted_proxies:
-        changes: dict[str, str] = {}
+        changes: dict[str, Any] = {}  # clone()'s keywords differ in type; these are all str
         if proto := request.headers.get("X-Forwarded-Proto"):
             changes["scheme"] = proto.split(",")[0].strip()
         if host := request.headers.get("X-Forwarded-Host"):

@@ -18,4 +18,4 @@ STORE = web.AppKey("store", Store)
 HUB = web.AppKey("hub", EventHub)  # the process's one Redis event subscription (chat and signaling)
 AUTH = web.AppKey("auth", Authenticator)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
-NOTIFIER = web.AppKey("notifier", Any)  # chat/queue event fan-out, set when the chat server is attached
+NOTIFIER: web.AppKey[Any] = web.AppKey("notifier")  # chat/queue event fan-out, set when the chat server is attached

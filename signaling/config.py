@@ -16,6 +16,7 @@ import math
 import os
 import secrets
 import tomllib
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -297,6 +298,7 @@ def _production_checks(config: Config) -> Config:
 def _fill_secrets(config: Config) -> Config:
     """Outside production a missing secret gets a generated dev value; in production it stops the start."""
     updates: dict[str, str] = {}
+    make: Callable[[], str]
     for key, make in (("secret_key", lambda: secrets.token_urlsafe(32)),
                       ("chat_master_key", lambda: base64.b64encode(secrets.token_bytes(32)).decode()),
                       ("audit_key", lambda: secrets.token_urlsafe(32))):
@@ -308,10 +310,10 @@ def _fill_secrets(config: Config) -> Config:
         updates[key] = make()
     if config.chat_master_key or "chat_master_key" in updates:
         try:
-            key = base64.b64decode(updates.get("chat_master_key") or config.chat_master_key or "", validate=True)
+            master = base64.b64decode(updates.get("chat_master_key") or config.chat_master_key or "", validate=True)
         except ValueError:
-            key = b""
-        if len(key) != 32:
+            master = b""
+        if len(master) != 32:
             raise ConfigError("chat_master_key must be base64 of exactly 32 bytes")
     if len(updates.get("audit_key") or config.audit_key or "") < 32:
         raise ConfigError("audit_key must be at least 32 characters (env NETTLEGE_AUDIT_KEY)")
