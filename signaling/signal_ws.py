@@ -157,7 +157,8 @@ class SignalSession:
         hello = self._parse(msg)
         if hello is None or hello.get("type") != "hello" or not isinstance(hello.get("token"), str):
             raise _Fatal("hello_expected", "Første melding må være hello med token.", CLOSE_BAD)
-        name = hello.get("display_name") if isinstance(hello.get("display_name"), str) else ""
+        display_name = hello.get("display_name")
+        name = display_name if isinstance(display_name, str) else ""
         self.lang = preferred(hello.get("lang") if isinstance(hello.get("lang"), str) else None)
         try:
             identity = await identify(self.app, hello["token"], name)
