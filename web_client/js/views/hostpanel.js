@@ -19,7 +19,9 @@ export function hostPanel({ cid, onEnded, error }) {
   const lobbySection = h("section", { class: "card", "aria-labelledby": "lobby-h" },
     h("h2", { id: "lobby-h", class: "h3", i18n: "lobby" }), lobbyEmpty, lobby);
 
-  const role = h("select", { id: "invite-role" }, INVITE_ROLES.map((r) => h("option", { value: r, i18n: `invite_as_${r}` })));
+  // An operator invites guests only; a second clinician is invited by a clinician or nurse (signaling/policy.py).
+  const roles = INVITE_ROLES.filter((r) => r !== "clinician" || session.user?.role !== "operator");
+  const role = h("select", { id: "invite-role" }, roles.map((r) => h("option", { value: r, i18n: `invite_as_${r}` })));
   const out = h("div", { class: "stack", id: "invite-result", "aria-live": "polite" });
   const make = h("button", { type: "button", class: "btn", id: "create-invite", i18n: "create_invite" });
   // A relative sees the earlier chat only when the host says so here; an interpreter never does.
