@@ -102,3 +102,12 @@ async def full_history(client: Client, cid: str) -> list[dict]:
 
 def new_client_id() -> str:
     return uuid.uuid4().hex
+
+
+def failovers_seen(metrics_text: str) -> float:
+    """nettlege_store_failovers_total from a /metrics page (a primary change seen through Sentinel; a Sentinel
+    still naming the old primary for a moment can make one failover count twice)."""
+    for line in metrics_text.splitlines():
+        if line.startswith("nettlege_store_failovers_total "):
+            return float(line.split()[1])
+    raise AssertionError("no nettlege_store_failovers_total on /metrics")

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 import redis
@@ -26,18 +27,10 @@ SINGLE_SERVER_ONLY = [
     "tests/chat/test_nodes_and_durability.py::test_two_nettlege_serve_processes_deliver_across_processes",
     "tests/chat/test_nodes_and_durability.py::test_redis_restart_between_two_messages_loses_nothing_acked",
 ]
-# Known Cluster gaps, to be removed when fixed: consultation creation and invite creation append their audit
-# entry with a Lua script queued inside a MULTI pipeline, and redis-py refuses EVALSHA in a cluster pipeline
-# ("Calling pipelined function evalsha is blocked when running redis in cluster mode").
-KNOWN_CLUSTER_GAPS = [
-    "tests/store/test_audit_atomic.py",
-    "tests/store/test_audit_schedule.py",
-    "tests/chat/test_bad_input.py::test_a_guest_in_the_lobby_is_not_admitted_and_a_session_token_is_bound",
-    "tests/chat/test_history_visibility.py::test_interpreter_and_relative_see_what_their_invite_allows",
-    "tests/chat/test_personal_fields_at_rest.py::test_a_whole_flow_leaves_no_name_reason_or_phone_in_redis",
-    "tests/chat/test_pubsub_carries_ids.py::test_messages_and_knocks_arrive_while_pubsub_carries_no_content",
-    "tests/chat/test_queue_and_lobby.py::test_clinician_in_the_consultation_gets_knock_events",
-]
+# The known Cluster gap, to be removed when fixed: creating a consultation or an invite appends its audit entry
+# with a Lua script queued inside a MULTI pipeline, and redis-py refuses EVALSHA in a cluster pipeline. A test that
+# fails with this in its output is reported as the gap; any other failure fails this test.
+KNOWN_GAP = "Calling pipelined function evalsha is blocked when running redis in cluster mode"
 
 
 @pytest.fixture(scope="module")
@@ -64,13 +57,28 @@ def test_a_tenant_shares_one_slot_and_deployment_keys_have_their_own(cluster: Cl
 
 
 @pytest.mark.timeout(900)
-def test_store_and_chat_suites_pass_on_a_cluster(cluster: Cluster) -> None:
+def test_store_and_chat_suites_pass_on_a_cluster(cluster: Cluster, tmp_path: Path) -> None:
+    report = tmp_path / "cluster-suites.xml"
     env = {**os.environ, "NETTLEGE_TEST_REDIS_URL": cluster.url}
     args = [sys.executable, "-m", "pytest", "tests/store", "tests/chat", "-q", "-p", "no:cacheprovider",
-            "-k", "not embedded", "--timeout", "120"]
-    for test in SINGLE_SERVER_ONLY + KNOWN_CLUSTER_GAPS:
+            "-k", "not embedded", "--timeout", "120", f"--junitxml={report}", "-o", "junit_logging=all"]
+    for test in SINGLE_SERVER_ONLY:
         args += ["--deselect", test]
-    run = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    summary = run.stdout.strip().splitlines()[-1] if run.stdout.strip() else run.stderr[-2000:]
-    assert run.returncode == 0, run.stdout[-6000:]
-    assert " passed" in summary and "failed" not in summary and "error" not in summary, summary
+    run = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert report.exists(), run.stdout[-4000:] + run.stderr[-2000:]
+    passed, gap, other = [], [], []
+    for case in ElementTree.parse(report).iter("testcase"):
+        name = f"{case.get('classname')}.{case.get('name')}"
+        bad = case.find("failure") if case.find("failure") is not None else case.find("error")
+        if case.find("skipped") is not None:
+            continue
+        if bad is None:
+            passed.append(name)
+        elif KNOWN_GAP in ElementTree.tostring(case, encoding="unicode"):
+            gap.append(name)
+        else:
+            other.append(name)
+    assert not other, f"failing on a Redis Cluster: {other}\n{run.stdout[-6000:]}"
+    assert len(passed) > 50, run.stdout[-4000:]
+    if gap:  # visible in the test report, not silent
+        print(f"known Cluster gap (audit script in a MULTI pipeline) in {len(gap)} tests: {gap}")
