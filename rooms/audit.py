@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -95,6 +96,16 @@ def audit_keys(tenant: str, consultation_id: str | None) -> list[str]:
     """The two KEYS an appending script declares: the tenant's stream and the consultation's index."""
     k = Keys(tenant)
     return [k.audit(), k.consultation_audit(consultation_id) if consultation_id else k.audit()]
+
+
+_APPEND = LUA_AUDIT + "return audit_append(KEYS[1], KEYS[2], ARGV[1])"
+
+
+def queue_append(pipe: Any, tenant: str, consultation_id: str | None, entry: str) -> None:
+    """Queue an entry's append in a MULTI pipeline, so it commits with the change queued beside it.
+    EVAL with the source, not a registered script: Redis Cluster pipelines refuse EVALSHA."""
+    keys = audit_keys(tenant, consultation_id)
+    pipe.eval(_APPEND, len(keys), *keys, entry)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from typing import NoReturn
 import redis.asyncio as aioredis
 
 from . import stats
-from .audit import LUA_AUDIT, Action, Audit, audit_keys
+from .audit import LUA_AUDIT, Action, Audit, audit_keys, queue_append
 from .crypto import FieldCipher
 from .errors import Conflict, NotFound
 from .keys import Keys
@@ -128,7 +128,6 @@ class ConsultationStore:
         self._add = redis.register_script(_ADD_PARTICIPANT)
         self._decide = redis.register_script(_DECIDE)
         self._transition = redis.register_script(_TRANSITION)
-        self._audit = redis.register_script(LUA_AUDIT + "return audit_append(KEYS[1], KEYS[2], ARGV[1])")
 
     async def create(self, tenant: str, service: str, *, creator: str, creator_role: Role, creator_name: str,
                      scheduled_at: float | None = None, channel: Channel = Channel.VIDEO,
@@ -150,7 +149,7 @@ class ConsultationStore:
                 p.sadd(k.my_consultations(creator), cid)
             if audit:
                 entry = Audit(creator, creator_role).entry(Action.CONSULTATION_CREATED, now, consultation_id=cid)
-                await self._audit(keys=audit_keys(tenant, cid), args=[entry], client=p)
+                queue_append(p, tenant, cid, entry)
             await p.execute()
         return await self.get(tenant, cid)
 

@@ -18,7 +18,7 @@ from typing import Literal
 
 import redis.asyncio as aioredis
 
-from .audit import LUA_AUDIT, Action, Audit, audit_keys
+from .audit import LUA_AUDIT, Action, Audit, audit_keys, queue_append
 from .consultations import new_participant
 from .crypto import FieldCipher
 from .errors import Conflict, Gone, NotFound
@@ -104,7 +104,6 @@ class InviteStore:
         self._clock = clock
         self.cipher = cipher or FieldCipher(None)  # seals the holder's display name at rest
         self._redeem = redis.register_script(_REDEEM)
-        self._audit = redis.register_script(LUA_AUDIT + "return audit_append(KEYS[1], KEYS[2], ARGV[1])")
 
     async def create(self, tenant: str, cid: str, *, role: Role, ttl_s: int, lobby: bool,
                      created_by: str, history: History | None = None, audit: Audit | None = None) -> Invite:
@@ -122,7 +121,7 @@ class InviteStore:
             if audit:
                 entry = audit.entry(Action.INVITE_CREATED, self._clock(), consultation_id=cid,
                                     invitee_role=role.value)
-                await self._audit(keys=audit_keys(tenant, cid), args=[entry], client=p)
+                queue_append(p, tenant, cid, entry)
             await p.execute()
         return Invite(f"{PREFIX}.{tenant}.{secret}", tenant, cid, role, lobby, expires_at, seen)
 

@@ -27,10 +27,6 @@ SINGLE_SERVER_ONLY = [
     "tests/chat/test_nodes_and_durability.py::test_two_nettlege_serve_processes_deliver_across_processes",
     "tests/chat/test_nodes_and_durability.py::test_redis_restart_between_two_messages_loses_nothing_acked",
 ]
-# The known Cluster gap, to be removed when fixed: creating a consultation or an invite appends its audit entry
-# with a Lua script queued inside a MULTI pipeline, and redis-py refuses EVALSHA in a cluster pipeline. A test that
-# fails with this in its output is reported as the gap; any other failure fails this test.
-KNOWN_GAP = "Calling pipelined function evalsha is blocked when running redis in cluster mode"
 
 
 @pytest.fixture(scope="module")
@@ -66,19 +62,12 @@ def test_store_and_chat_suites_pass_on_a_cluster(cluster: Cluster, tmp_path: Pat
         args += ["--deselect", test]
     run = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert report.exists(), run.stdout[-4000:] + run.stderr[-2000:]
-    passed, gap, other = [], [], []
+    passed, failed = [], []
     for case in ElementTree.parse(report).iter("testcase"):
         name = f"{case.get('classname')}.{case.get('name')}"
         bad = case.find("failure") if case.find("failure") is not None else case.find("error")
         if case.find("skipped") is not None:
             continue
-        if bad is None:
-            passed.append(name)
-        elif KNOWN_GAP in ElementTree.tostring(case, encoding="unicode"):
-            gap.append(name)
-        else:
-            other.append(name)
-    assert not other, f"failing on a Redis Cluster: {other}\n{run.stdout[-6000:]}"
+        (passed if bad is None else failed).append(name)
+    assert not failed, f"failing on a Redis Cluster: {failed}\n{run.stdout[-6000:]}"
     assert len(passed) > 50, run.stdout[-4000:]
-    if gap:  # visible in the test report, not silent
-        print(f"known Cluster gap (audit script in a MULTI pipeline) in {len(gap)} tests: {gap}")
