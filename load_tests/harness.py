@@ -7,6 +7,7 @@ in the README can be traced to a run).
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import multiprocessing as mp
@@ -29,6 +30,9 @@ import psutil
 RESULTS = Path(__file__).resolve().parent / "results"
 TENANT, SERVICE = "bench", "nettlege"
 SECRET = "bench-secret-" + "x" * 32  # what `nettlege_server` gives the server, so the harness can mint tokens
+# Keys every server process of one run shares (several processes on one Redis must read each other's sealed data).
+CHAT_MASTER_KEY = base64.b64encode(b"nettlege-bench-chat-master-key!!").decode()
+AUDIT_KEY = "bench-audit-key-" + "y" * 32
 ORIGIN = "http://load.test"
 TENANTS_TOML = f"""
 [[tenants]]
@@ -117,7 +121,7 @@ def nettlege_server(redis_url: str | None, extra_toml: str = "", env: dict[str, 
     config = Path(tempfile.mkdtemp(prefix="nettlege-bench-")) / "bench.toml"
     config.write_text(extra_toml + TENANTS_TOML)
     environ = {**os.environ, "NETTLEGE_ENV": "test", "NETTLEGE_SECRET_KEY": SECRET, "NETTLEGE_LOG_LEVEL": "WARNING",
-               **(env or {})}
+               "NETTLEGE_CHAT_MASTER_KEY": CHAT_MASTER_KEY, "NETTLEGE_AUDIT_KEY": AUDIT_KEY, **(env or {})}
     environ.pop("REDIS_URL", None)
     if redis_url:
         environ["REDIS_URL"] = redis_url
