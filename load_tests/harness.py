@@ -322,11 +322,13 @@ def _cpu_model() -> str:
 
 
 def _commit() -> str | None:
+    root = Path(__file__).resolve().parent.parent
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
+                             cwd=root)
+        # what ran is the working tree: "+dirty" when the product has uncommitted changes
         dirty = subprocess.run(["git", "status", "--porcelain", "--", "media", "signaling", "rooms", "chat"],
-                               capture_output=True, text=True, timeout=5, cwd=Path(__file__).resolve().parent)
+                               capture_output=True, text=True, timeout=5, cwd=root)
         return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "") if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         return None
