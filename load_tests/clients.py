@@ -3,7 +3,7 @@
 - Media: an aiortc peer that publishes a VP8 clip and Opus encoded once at start-up (aiortc packs pre-encoded
   `av.Packet`s, so a load generator spends its CPU on RTP like the server, not on codecs) and counts what it
   receives without decoding; a sample of peers also decodes its video and reads the marker each clip frame
-  carries (sender id, frame number; `media.testing` layout), proving frames arrive whole, in order and from the
+  carries (sender id, frame number; `media_client` layout), proving frames arrive whole, in order and from the
   right sender. A keyframe request (PLI) restarts the clip at its keyframe, as a live encoder would.
 - `SignalClient`: a participant on nettlege's signaling WebSocket (docs/protocol.md); `BareSignal`: the same
   offer/answer messages against `load_tests.media_server` (the transcoding relay).
@@ -31,10 +31,10 @@ from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
+from load_tests.media_client import COUNTER_BITS, SENDER_BITS, read_marker, write_plane
 from media import aiortc_passthrough
 from media.config import MediaConfig
 from media.ice import rtc_configuration
-from media.testing import COUNTER_BITS, SENDER_BITS, read_marker, write_plane
 
 VIDEO_CLOCK = 90000
 RECEIVE_BUFFER = MediaConfig().udp_receive_buffer_bytes  # as the SFU's own sockets
@@ -177,7 +177,7 @@ def prefer_codec(transceiver: Any, mime: str) -> None:
 
 class PreEncodedMedia:
     """One aiortc peer connection that publishes the clips (unless `clips` is empty) and receives into
-    `reception`. Speaks the `media.testing.MediaClient` interface `SignalClient` drives (start, offer, deliver,
+    `reception`. Speaks the `media_client.MediaClient` interface `SignalClient` drives (start, offer, deliver,
     close); `local_offer`/`local_answer` serve HTTP-API servers (Janus)."""
 
     def __init__(self, clips: list[Clip], reception: Reception, listen_ip: str = "127.0.0.1") -> None:
@@ -257,7 +257,7 @@ class PreEncodedMedia:
 
 class SignalClient:
     """A participant on nettlege's signaling WebSocket (docs/protocol.md) around a media client
-    (`media.testing.MediaClient` or `PreEncodedMedia`): hello/welcome, then offer/answer once admitted."""
+    (`load_tests.media_client.MediaClient` or `PreEncodedMedia`): hello/welcome, then offer/answer once admitted."""
 
     def __init__(self, http: aiohttp.ClientSession, base_url: str, consultation_id: str, token: str,
                  media: Any, display_name: str = "", signal_url: str | None = None) -> None:

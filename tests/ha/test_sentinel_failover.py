@@ -15,7 +15,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from load_tests.clients import SignalClient
-from media.testing import MediaClient
+from load_tests.media_client import MediaClient
 from signaling.app import build_app
 from tests.chat.conftest import Client, base_url, connect, consultation
 from tests.conftest import bearer, dev_token

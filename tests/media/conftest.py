@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from load_tests.media_client import MediaClient
 from media import MediaConfig, MediaError, Room, Sfu
-from media.testing import MediaClient
 
 # No pausing of video for weak links here (test_rtp_forwarding turns it on): on a loaded machine a starved
 # aiortc client's estimate collapses with loss, as a weak link's does, and would pause the picture under test.

@@ -9,8 +9,8 @@ import tracemalloc
 import pytest
 from aiortc import RTCPeerConnection
 
+from load_tests.media_client import MediaClient
 from media import MediaError, Peer
-from media.testing import MediaClient
 from tests.media.conftest import connect
 
 pytestmark = [pytest.mark.media, pytest.mark.timeout(90)]
@@ -127,9 +127,9 @@ async def test_no_task_peer_connection_or_memory_leak_after_100_join_leave_cycle
 async def make_offer(codec: str) -> tuple[RTCPeerConnection, str]:
     from aiortc import RTCRtpSender
 
+    from load_tests.media_client import ToneAudioTrack
     from media.aiortc_passthrough import restrict_gathering
     from media.ice import rtc_configuration
-    from media.testing import ToneAudioTrack
 
     pc = RTCPeerConnection(rtc_configuration([]))
     transceiver = pc.addTransceiver(ToneAudioTrack(), direction="sendonly")

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from aiortc import RTCRtpSender
 
-import media.testing
+from load_tests import media_client
 from media.sdp import accept_declined, decodes_h264
 from tests.media.conftest import audio_from, connect, has_picture, video_from
 
 pytestmark = [pytest.mark.media, pytest.mark.timeout(60)]
 
-_prefer = media.testing._prefer
+_prefer = media_client._prefer
 
 
 @pytest.fixture(autouse=True)
@@ -30,7 +30,7 @@ def safari_codecs(monkeypatch: pytest.MonkeyPatch) -> None:
             [c for c in codecs if c.mimeType.lower() == "video/h264"]
             + [c for c in codecs if c.mimeType.lower() in ("video/vp8", "video/rtx")])
         return None
-    monkeypatch.setattr(media.testing, "_prefer", prefer)
+    monkeypatch.setattr(media_client, "_prefer", prefer)
 
 
 def _sections(sdp: str) -> list[str]:

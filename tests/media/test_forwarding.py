@@ -256,7 +256,7 @@ async def test_ending_sends_ended_and_closing_the_sfu_closes_every_peer_connecti
 
 async def test_the_sdp_announces_only_the_configured_address() -> None:
     sfu = Sfu(MediaConfig(listen_ips=("127.0.0.1",), announced_ip="203.0.113.7"))
-    from media.testing import MediaClient
+    from load_tests.media_client import MediaClient
     client = MediaClient("citizen")
     try:
         await connect(sfu.room("c-announce"), client)

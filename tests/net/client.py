@@ -23,7 +23,7 @@ from typing import Any
 import aiohttp
 
 from load_tests.clients import SignalClient
-from media.testing import MediaClient, ReceivedTrack
+from load_tests.media_client import MediaClient, ReceivedTrack
 
 
 def emit(event: str, **fields: Any) -> None:

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from load_tests.clients import SignalClient
-from media.testing import MediaClient
+from load_tests.media_client import MediaClient
 from signaling.signal_ws import SFU
 from tests import netns
 from tests.signal.conftest import take_consultation

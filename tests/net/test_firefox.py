@@ -9,16 +9,16 @@ import aiohttp
 import pytest
 from aiortc import RTCRtpSender
 
-import media.testing
+from load_tests import media_client
 from load_tests.clients import SignalClient
-from media.testing import MediaClient
+from load_tests.media_client import MediaClient
 from signaling.signal_ws import SFU
 from tests import netns
 from tests.signal.conftest import take_consultation
 
 pytestmark = [pytest.mark.media, pytest.mark.timeout(120)]
 
-_prefer = media.testing._prefer
+_prefer = media_client._prefer
 
 
 @pytest.fixture(autouse=True)
@@ -31,7 +31,7 @@ def safari_codecs(monkeypatch: pytest.MonkeyPatch) -> None:
         transceiver.setCodecPreferences([c for c in codecs if c.mimeType.lower() == "video/h264"]
                                         + [c for c in codecs if c.mimeType.lower() in ("video/vp8", "video/rtx")])
         return None
-    monkeypatch.setattr(media.testing, "_prefer", prefer)
+    monkeypatch.setattr(media_client, "_prefer", prefer)
 
 
 def _last(firefox) -> dict:  # type: ignore[no-untyped-def]

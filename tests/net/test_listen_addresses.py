@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 
 from load_tests.clients import SignalClient
-from media.testing import MediaClient
+from load_tests.media_client import MediaClient
 from signaling.config import ConfigError, load_config
 from tests import netns
 from tests.signal.conftest import take_consultation

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from load_tests.clients import SignalClient
-from media.testing import MediaClient
+from load_tests.media_client import MediaClient
 from tests import netns
 from tests.signal.conftest import take_consultation
 

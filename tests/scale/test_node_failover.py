@@ -18,7 +18,7 @@ import socketio
 
 from load_tests.clients import SignalClient
 from load_tests.harness import nettlege_server, redis_server
-from media.testing import MediaClient
+from load_tests.media_client import MediaClient
 
 pytestmark = pytest.mark.media
 ORIGIN = "http://pilot.example.test"

@@ -10,7 +10,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from load_tests.clients import SignalClient
-from media.testing import MediaClient
+from load_tests.media_client import MediaClient
 from rooms.store import connect
 from signaling.app import build_app
 from tests.conftest import bearer, close_app, dev_token

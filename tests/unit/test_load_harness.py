@@ -9,7 +9,7 @@ import redis
 
 from load_tests.clients import Reception, encode_video_clip
 from load_tests.harness import RedisTurnCounter, median, percentile
-from media.testing import read_marker
+from load_tests.media_client import read_marker
 
 
 def test_round_trips_are_turns_not_commands(redis_url: str) -> None:

@@ -1,4 +1,4 @@
-"""aiortc clients that publish marked media and check what they receive; used by tests and load tests.
+"""aiortc clients that publish marked media and check what they receive; used by tests and load tests (not shipped).
 
 A publisher's video carries its frame counter as black/white blocks in the top band and its sender id in
 the second band, so a subscriber that decodes the picture can tell whose frame it is and that frames arrive
