@@ -73,6 +73,7 @@ class Invite:
     lobby: bool
     expires_at: float
     history: History = "all"
+    used: bool = False  # spent: the preview says so (a reload of the holder goes on with its own token)
 
 
 def history_for(role: Role, requested: History | None) -> History:
@@ -132,7 +133,8 @@ class InviteStore:
         if not h or not parsed:
             raise NotFound(_MESSAGES["invite_unknown"][1], code="invite_unknown")
         return Invite(token, parsed[0], h["consultation_id"], Role(h["role"]), h["lobby"] == "1",
-                      float(h["expires_at"]), "from_join" if h.get("history") == "from_join" else "all")
+                      float(h["expires_at"]), "from_join" if h.get("history") == "from_join" else "all",
+                      h.get("used") == "1")
 
     async def redeem(self, token: str, *, subject: str, display_name: str,
                      audit_role: str | None = None) -> tuple[Invite, Participant]:

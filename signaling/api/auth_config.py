@@ -121,6 +121,10 @@ async def invite_preview(request: web.Request, _p: None, _b: None) -> InvitePrev
     if parse_token(token) is None:
         raise ApiError(404, "invite_unknown", "Lenken er ugyldig.")
     invite = await request.app[STORE].invites.peek(token)
+    # A spent link says so on its first screen, before the name form and the camera (a staff invite is
+    # bound to the person who accepted it, who may open it again: the accept answers them).
+    if invite.used and invite.role not in policy.STAFF_INVITEES:
+        raise ApiError(410, "invite_used", "Lenken er allerede brukt. Be om en ny lenke.")
     return InvitePreviewOut(consultation_id=invite.consultation_id, role=invite.role.value, lobby=invite.lobby,
                             expires_at=invite.expires_at)
 
