@@ -3,7 +3,6 @@
 // peer and rolls back on glare), trickle candidates, participants, ended. A dropped socket or a
 // failed peer connection reconnects with the session token into the same consultation.
 
-import { alignHeaderExtensions, keepPayloadTypes, useSfuPayloadTypes } from "./sdp.js";
 
 const FATAL_CLOSE = (code) => code >= 4400 && code < 4500;
 const MAX_BACKOFF_MS = 5000;
@@ -317,13 +316,7 @@ export class Call extends EventTarget {
 
   async _offer(pc) {
     if (this.pc !== pc || pc.signalingState !== "stable") return;
-    const offer = await pc.createOffer();
-    try {
-      await pc.setLocalDescription({ type: "offer", sdp: useSfuPayloadTypes(alignHeaderExtensions(offer.sdp)) });
-    } catch (e) {
-      console.warn("offer kept as the browser made it", e);
-      await pc.setLocalDescription(offer);
-    }
+    await pc.setLocalDescription(await pc.createOffer());
     this._send({ type: "offer", sdp: pc.localDescription.sdp, track_labels: this.trackLabels() });
   }
 
@@ -345,13 +338,7 @@ export class Call extends EventTarget {
       // Glare: the server is impolite, we roll back ours and negotiate it again afterwards.
       await pc.setLocalDescription({ type: "rollback" });
     }
-    const previous = pc.currentLocalDescription?.sdp;
-    try {
-      await pc.setRemoteDescription({ type: "offer", sdp: keepPayloadTypes(sdp, previous) });
-    } catch (e) {
-      console.warn("offer applied as sent", e);
-      await pc.setRemoteDescription({ type: "offer", sdp });
-    }
+    await pc.setRemoteDescription({ type: "offer", sdp });
     await pc.setLocalDescription(await pc.createAnswer());
     this._send({ type: "answer", sdp: pc.localDescription.sdp });
   }
