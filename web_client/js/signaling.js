@@ -268,12 +268,6 @@ export class Call extends EventTarget {
           this.denied();
           break;
         }
-        if (msg.code === "not_admitted" && this.state === "admitted") {
-          // Our first offer overtook the server's own admission (it says "admitted" a moment before
-          // it is ready for media): offer again shortly.
-          this._retryOffer();
-          break;
-        }
         this._emit("error", msg);
         break;
       default:
@@ -318,17 +312,6 @@ export class Call extends EventTarget {
     if (this.pc !== pc || pc.signalingState !== "stable") return;
     await pc.setLocalDescription(await pc.createOffer());
     this._send({ type: "offer", sdp: pc.localDescription.sdp, track_labels: this.trackLabels() });
-  }
-
-  _retryOffer() {
-    const pc = this.pc;
-    setTimeout(() => {
-      this.ops = this.ops.then(async () => {
-        if (this.pc !== pc || pc.signalingState !== "have-local-offer") return;
-        await pc.setLocalDescription({ type: "rollback" });
-        await this._offer(pc);
-      }).catch((e) => console.warn("offer retry", e));
-    }, 300);
   }
 
   async _onOffer(sdp) {
