@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from aiohttp import ClientSession
 
 from .conftest import dev_login, screen
 from .test_patient_experience import PHONE_390, REFUSE_MEDIA, _check_zoom, png, queue_citizen
@@ -111,6 +112,9 @@ async def test_citizen_and_clinician_screens_pass_axe(server, pages, tmp_path, l
     # The same link a second time (another device): used, said on the first screen.
     again = await pages.open(link, phone=True, locale=locale)
     await again.locator("#invite-invalid").wait_for(timeout=10_000)
+    assert await again.locator("#invitee-name").count() == 0
+    async with ClientSession() as http, http.get(f"{base}/api/v1/invites/{link.rsplit('/', 1)[1]}") as resp:
+        assert resp.status == 410 and (await resp.json())["error"] == "invite_used"
     await screen(again, f"a11y-invite-used-{lang}")
 
     # The chat citizen leaves (after the question) and is offered the way back; then her access log.
