@@ -12,7 +12,6 @@ import hashlib
 import hmac
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from aiortc import RTCConfiguration, RTCIceServer
@@ -25,32 +24,6 @@ def turn_rest_credentials(secret: str, user: str, ttl_s: int, now: float | None 
     username = f"{expiry}:{user}"
     digest = hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest()
     return username, base64.b64encode(digest).decode("ascii")
-
-
-@dataclass(frozen=True)
-class TurnConfig:
-    """A coturn deployment: its URLs (e.g. `turn:turn.example:3478?transport=tcp`, `turns:turn.example:443`)
-    and the shared secret of `--static-auth-secret`."""
-
-    urls: Sequence[str]
-    secret: str
-    ttl_s: int = 3600
-
-
-@dataclass(frozen=True)
-class IceConfig:
-    stun_urls: Sequence[str] = ()
-    turn: TurnConfig | None = None
-
-    def ice_servers(self, user: str, now: float | None = None) -> list[dict[str, Any]]:
-        """RTCIceServer dicts for one participant, as sent in `welcome`; `[]` when nothing is configured."""
-        servers: list[dict[str, Any]] = []
-        if self.stun_urls:
-            servers.append({"urls": list(self.stun_urls)})
-        if self.turn is not None and self.turn.urls:
-            username, credential = turn_rest_credentials(self.turn.secret, user, self.turn.ttl_s, now)
-            servers.append({"urls": list(self.turn.urls), "username": username, "credential": credential})
-        return servers
 
 
 def rtc_ice_servers(servers: Sequence[dict[str, Any]]) -> list[RTCIceServer]:

@@ -1,12 +1,14 @@
 import base64
 import hashlib
 import hmac
+import time
 
 from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceTransportPolicy
 from aiortc.rtcicetransport import connection_kwargs
 
 from media.config import MediaConfig
-from media.ice import IceConfig, TurnConfig, rtc_configuration, turn_rest_credentials
+from media.ice import rtc_configuration, turn_rest_credentials
+from signaling.signal_ws import ice_servers_for
 
 
 def test_turn_rest_credentials_follow_the_coturn_rest_api() -> None:
@@ -16,20 +18,23 @@ def test_turn_rest_credentials_follow_the_coturn_rest_api() -> None:
     assert credential == expected
 
 
-def test_ice_servers_include_stun_turn_over_tcp_and_turns_on_443() -> None:
-    config = IceConfig(stun_urls=["stun:turn.example.no:3478"],
-                       turn=TurnConfig(urls=["turn:turn.example.no:3478?transport=udp",
-                                             "turn:turn.example.no:3478?transport=tcp",
-                                             "turns:turn.example.no:443"], secret="x", ttl_s=60))
-    servers = config.ice_servers("p1", now=1000)
+def test_ice_servers_include_stun_turn_over_tcp_and_turns_on_443(make_config) -> None:
+    config = make_config(ice_servers=[{"urls": ["stun:turn.example.no:3478"]}],
+                         turn={"urls": ["turn:turn.example.no:3478?transport=udp",
+                                        "turn:turn.example.no:3478?transport=tcp",
+                                        "turns:turn.example.no:443"], "secret": "x", "ttl_s": 60})
+    before = int(time.time())
+    servers = ice_servers_for(config, "p1")
     assert servers[0] == {"urls": ["stun:turn.example.no:3478"]}
     assert servers[1]["urls"][1].endswith("?transport=tcp")
     assert servers[1]["urls"][2] == "turns:turn.example.no:443"
-    assert servers[1]["username"] == "1060:p1"
+    expiry, user = servers[1]["username"].split(":")
+    assert user == "p1" and before + 60 <= int(expiry) <= int(time.time()) + 60
+    assert servers[1]["credential"] == turn_rest_credentials("x", "p1", 60, now=int(expiry) - 60)[1]
 
 
-def test_no_ice_servers_configured_means_an_empty_list_not_a_public_stun_server() -> None:
-    assert IceConfig().ice_servers("p1") == []
+def test_no_ice_servers_configured_means_an_empty_list_not_a_public_stun_server(make_config) -> None:
+    assert ice_servers_for(make_config(), "p1") == []
     configuration = rtc_configuration([])
     assert configuration.iceServers == []
     assert connection_kwargs(configuration.iceServers) == {}
