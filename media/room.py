@@ -73,10 +73,11 @@ class Room:
         await self._remove(peer)
         await self._broadcast_participants()
         if not self._peers:
-            await self.close(None, notify=False)
+            await self.close()
 
-    async def close(self, outcome: str | None, notify: bool = True) -> None:
-        """End the consultation's media: `{"type": "ended", "outcome": ...}` to everyone, then close."""
+    async def close(self) -> None:
+        """Close every peer connection (the room emptied, or shutdown); the signaling layer tells clients
+        the consultation ended, not the media room."""
         if self.closed:
             return
         self.closed = True
@@ -85,8 +86,6 @@ class Room:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._stats_task
         peers, self._peers = list(self._peers.values()), {}
-        if notify:
-            await asyncio.gather(*(p._send({"type": "ended", "outcome": outcome}) for p in peers))
         await asyncio.gather(*(p.close() for p in peers))
         self._on_closed(self)
 

@@ -32,5 +32,5 @@ class Sfu:
 
     async def close(self) -> None:
         """Close every room and peer connection (application shutdown)."""
-        await asyncio.gather(*(room.close(None, notify=False) for room in list(self._rooms.values())))
+        await asyncio.gather(*(room.close() for room in list(self._rooms.values())))
         self._rooms.clear()

@@ -61,7 +61,7 @@ async def test_a_bad_candidate_and_a_closed_room_are_media_errors(sfu) -> None:
     with pytest.raises(MediaError) as error:
         await peer.add_candidate({"candidate": "candidate:garbage", "sdpMid": "0"})
     assert error.value.code == "candidate_invalid"
-    await room.close("resolved")
+    await room.close()
     with pytest.raises(MediaError) as error:
         await room.join("late", "citizen", "Late", noop_send)
     assert error.value.code == "consultation_ended"
