@@ -107,7 +107,7 @@ export function render(root) {
       results.append(h("section", { class: "card stack service-stats", id, "aria-labelledby": `${id}-h` },
         h("h3", { id: `${id}-h` }, names[s.service] || s.service),
         h("div", { class: "service-summary" },
-          table(`${id}-summary`, [t("admin_figure"), t("admin_value")], summaryRows(s)),
+          table(`${id}-summary`, [t("admin_figure"), t("admin_value")], summaryRows(s), names[s.service] || s.service),
           h("div", { class: "plots" }, plots.slice(0, 2).map((p) => p.element))),
         h("div", { class: "plots" }, plots.slice(2).map((p) => p.element))));
       charts.push(...plots.map((p) => p.draw(Chart)));
