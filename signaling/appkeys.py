@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import aiohttp
 from aiohttp import web
 
@@ -18,4 +16,3 @@ STORE = web.AppKey("store", Store)
 HUB = web.AppKey("hub", EventHub)  # the process's one Redis event subscription (chat and signaling)
 AUTH = web.AppKey("auth", Authenticator)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
-NOTIFIER: web.AppKey[Any] = web.AppKey("notifier")  # chat/queue event fan-out, set when the chat server is attached

@@ -25,7 +25,7 @@ from rooms.audit import Action
 from rooms.errors import DomainError
 from rooms.retention import RetentionSweeper
 
-from .appkeys import CONFIG, HUB, NOTIFIER, STORE
+from .appkeys import CONFIG, HUB, STORE
 from .auth import AuthError
 from .identity import identify
 from .metrics import METRICS
@@ -34,7 +34,6 @@ from .sio_manager import chat_manager
 log = logging.getLogger(__name__)
 
 CHAT = web.AppKey("chat", ChatStore)
-CHAT_SERVER = web.AppKey("chat_server", ChatServer)
 SHRED_INTERVAL_S = 600.0
 
 
@@ -59,8 +58,6 @@ def setup_chat(app: web.Application, limits: ChatLimits | None = None) -> None:
                         client_manager=chat_manager(config.redis_settings()),
                         median_consultation_s=median_consultation_s, limits=limits)
     server.attach(app)
-    app[CHAT_SERVER] = server
-    app[NOTIFIER] = server
     chat_metrics.register(server, app[METRICS].registry)
 
     async def chat_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -47,7 +47,6 @@ HELLO_TIMEOUT_S = 10.0
 MAX_FRAME_BYTES = 256 * 1024
 RATE_BURST = 60  # messages; trickle ICE sends a burst of candidates at the start
 RATE_PER_S = 10.0
-DROP_GRACE_S = 20.0
 
 # Close codes: 4400 bad request, 4401 unauthenticated, 4403 refused, 4404 unknown consultation,
 # 4408 a server offer went unanswered, 4409 replaced by a newer connection, 4410 consultation ended,
