@@ -163,6 +163,16 @@ async def index(_request: web.Request) -> web.StreamResponse:
     return web.FileResponse(page)
 
 
+async def service_worker(_request: web.Request) -> web.StreamResponse:
+    """The notifications-only service worker, served at the root so its scope is the whole client."""
+    script = WEB_CLIENT_DIR / "sw.js"
+    if not script.exists():
+        raise web.HTTPNotFound()
+    # no-cache: a fixed worker reaches phones on their next visit, not after a cached copy expires
+    return web.FileResponse(script, headers={"Content-Type": "text/javascript; charset=utf-8",
+                                             "Cache-Control": "no-cache"})
+
+
 def build_app(config: Config) -> web.Application:
     app = web.Application(client_max_size=config.limits.max_body_bytes,
                           middlewares=[forwarded, observe, localize_errors, error_middleware, replicated])
@@ -186,6 +196,7 @@ def build_app(config: Config) -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/", index)
     app.router.add_get("/k", short_address)  # the short address a caller types for a six-digit code
+    app.router.add_get("/sw.js", service_worker)  # turn notifications on Android need a service worker
     for sub in STATIC_DIRS:
         if (WEB_CLIENT_DIR / sub).is_dir():
             app.router.add_static(f"/static/{sub}/", WEB_CLIENT_DIR / sub, follow_symlinks=False)

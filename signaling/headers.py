@@ -36,7 +36,7 @@ def content_security_policy(connect_origins: Iterable[str]) -> str:
         ws = origin.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
         connect += [o for o in (origin, ws) if o not in connect]
     return ("default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; "
-            f"connect-src {' '.join(connect)}; style-src 'self'; script-src 'self'; "
+            f"connect-src {' '.join(connect)}; style-src 'self'; script-src 'self'; worker-src 'self'; "
             "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
 

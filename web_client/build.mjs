@@ -14,5 +14,5 @@ console.log("web_client: vendor/chart.umd.min.js");
 import { cpSync, rmSync } from "node:fs";
 const packaged = "../signaling/web";
 rmSync(packaged, { recursive: true, force: true });
-for (const part of ["index.html", "css", "js", "vendor"]) cpSync(part, `${packaged}/${part}`, { recursive: true });
+for (const part of ["index.html", "sw.js", "css", "js", "vendor"]) cpSync(part, `${packaged}/${part}`, { recursive: true });
 console.log("web_client: copied into signaling/web for the wheel");

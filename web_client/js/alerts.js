@@ -20,7 +20,43 @@ export function notificationPermission() {
 export async function askNotificationPermission() {
   unlockSound();
   if (typeof Notification !== "function") return "unsupported";
-  try { return await Notification.requestPermission(); } catch { return Notification.permission; }
+  let permission;
+  try { permission = await Notification.requestPermission(); } catch { permission = Notification.permission; }
+  if (permission === "granted") workerRegistration();
+  return permission;
+}
+
+let registration = null; // Promise<ServiceWorkerRegistration | null>, registered once per page
+
+/** The notifications-only service worker (/sw.js): Chrome on Android shows notifications only through one.
+ *  Resolves to null where there is none (old browser, insecure origin, registration refused). */
+function workerRegistration() {
+  registration ??= (async () => {
+    if (!("serviceWorker" in navigator)) return null;
+    try {
+      await navigator.serviceWorker.register("/sw.js", { scope: "/" });
+      // showNotification needs an active worker; don't let a stuck install hold the alert back
+      return await Promise.race([navigator.serviceWorker.ready,
+        new Promise((resolve) => setTimeout(() => resolve(null), 5000))]);
+    } catch {
+      return null;
+    }
+  })();
+  return registration;
+}
+
+/** The system notification: through the service worker when there is one, else the page's own. */
+async function notify(title, body) {
+  const options = { body, tag: "nettlege-turn", requireInteraction: true, vibrate: [400, 200, 400, 200, 400] };
+  const reg = await workerRegistration();
+  if (reg) {
+    try {
+      await reg.showNotification(title, options);
+      return;
+    } catch { /* e.g. permission only granted to the page's Notification: the fallback below */ }
+  }
+  const n = new Notification(title, options);
+  n.onclick = () => { window.focus(); n.close(); };
 }
 
 /** Three short rising tones. */
@@ -80,12 +116,7 @@ export function stopBlink(restore) {
 export function turnAlert({ title, body }) {
   try { chime(); } catch { /* sound is a bonus */ }
   try { navigator.vibrate?.([400, 200, 400, 200, 400]); } catch { /* not on desktops */ }
-  try {
-    if (notificationPermission() === "granted") {
-      const n = new Notification(title, { body, tag: "nettlege-turn", requireInteraction: true });
-      n.onclick = () => { window.focus(); n.close(); };
-    }
-  } catch { /* e.g. Android Chrome wants a service worker for notifications */ }
+  if (notificationPermission() === "granted") notify(title, body).catch(() => { /* no notification here */ });
   blinkTitle(title);
 }
 
