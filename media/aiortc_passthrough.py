@@ -142,6 +142,7 @@ class _ForwardingJitterBuffer(JitterBuffer):
 
     def _skip_gap(self) -> bool:
         """Drop everything up to the first frame that starts after the first missing packet."""
+        assert self._origin is not None  # `add` looks for a gap only after a packet set the origin
         packets = [self._packets[(self._origin + i) % self._capacity] for i in range(self._capacity)]
         gap = next((i for i, p in enumerate(packets) if p is None), None)
         if gap is None:
@@ -154,6 +155,7 @@ class _ForwardingJitterBuffer(JitterBuffer):
         return False
 
     def _remove_frame(self, sequence_number: int) -> JitterFrame | None:
+        assert self._origin is not None  # aiortc's `add` looks for a frame only after a packet set the origin
         packets: list[Any] = []
         timestamp = None
         for count in range(self.capacity):
@@ -235,7 +237,7 @@ class RtpTap:
             apt = codec.parameters.get("apt")
             if original_ssrc is None or len(packet.payload) < 2 or apt not in self._codecs:
                 return
-            packet = unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)  # type: ignore[arg-type]
+            packet = unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)
         elif packet.ssrc not in self.media_ssrcs:
             self.media_ssrcs.append(packet.ssrc)
         if self._nack is not None and self._nack.add(packet):
@@ -478,7 +480,7 @@ def make_ice_lite(pc: RTCPeerConnection) -> None:
             continue
         connection._nettlege_lite = True  # type: ignore[attr-defined]
 
-        async def ignore_candidate(candidate: Candidate | None) -> None:
+        async def ignore_candidate(remote_candidate: Candidate | None) -> None:
             return None
 
         async def answered_check_is_valid(pair: CandidatePair, connection: Connection = connection) -> None:
@@ -557,7 +559,8 @@ def negotiated_parameters(pc: RTCPeerConnection) -> Negotiated:
 
 def _codec_key(codec: RTCRtpCodecParameters, by_pt: dict[int, RTCRtpCodecParameters]) -> tuple[Any, ...]:
     if is_rtx(codec):
-        base = by_pt.get(codec.parameters.get("apt"))  # type: ignore[arg-type]
+        apt = codec.parameters.get("apt")
+        base = by_pt.get(apt) if isinstance(apt, int) else None
         return ("rtx", _codec_key(base, by_pt) if base is not None and not is_rtx(base) else None)
     params: tuple[str, ...] = ()
     if codec.mimeType.lower() == "video/h264":
@@ -566,17 +569,23 @@ def _codec_key(codec: RTCRtpCodecParameters, by_pt: dict[int, RTCRtpCodecParamet
     return (codec.mimeType.lower(), codec.clockRate, codec.channels or 1, params)
 
 
+def _payload_type(codec: RTCRtpCodecParameters) -> int:
+    """A negotiated codec's payload type (aiortc's type allows None, for a capability not yet numbered)."""
+    assert codec.payloadType is not None  # aiortc numbers every codec it puts on a transceiver
+    return codec.payloadType
+
+
 def keep_negotiated_numbering(pc: RTCPeerConnection, sdp: str, negotiated: Negotiated) -> str:
     """Rewrite the offer `createOffer()` just made (see the module docstring); returns the offer's SDP."""
     pt_of: dict[tuple[Any, ...], int] = {}
     key_of: dict[int, tuple[Any, ...]] = {}
     ext_id: dict[str, int] = {}
     for codecs, extensions in negotiated.values():
-        by_pt = {c.payloadType: c for c in codecs}
+        by_pt = {_payload_type(c): c for c in codecs}
         for codec in codecs:
             key = _codec_key(codec, by_pt)
-            pt_of.setdefault(key, codec.payloadType)
-            key_of.setdefault(codec.payloadType, key)
+            pt_of.setdefault(key, _payload_type(codec))
+            key_of.setdefault(_payload_type(codec), key)
         for extension in extensions:
             ext_id.setdefault(extension.uri, extension.id)
 
@@ -584,26 +593,27 @@ def keep_negotiated_numbering(pc: RTCPeerConnection, sdp: str, negotiated: Negot
         if transceiver in negotiated:
             transceiver._codecs, transceiver._headerExtensions = (list(x) for x in negotiated[transceiver])
             continue
-        by_pt = {c.payloadType: c for c in transceiver._codecs}
-        keys = {c.payloadType: _codec_key(c, by_pt) for c in transceiver._codecs}
+        by_pt = {_payload_type(c): c for c in transceiver._codecs}
+        keys = {_payload_type(c): _codec_key(c, by_pt) for c in transceiver._codecs}
         renumbered: dict[int, int] = {}
         for codec in sorted(transceiver._codecs, key=is_rtx):  # base codecs first: RTX refers to them
-            key = keys[codec.payloadType]
+            key = keys[_payload_type(codec)]
             pt = pt_of.get(key)
             if pt is None:
-                pt = codec.payloadType
+                pt = _payload_type(codec)
                 if key_of.get(pt, key) != key:  # taken by another codec in this session
                     pt = next(p for p in range(96, 128) if p not in key_of)
                 pt_of[key], key_of[pt] = pt, key
-            renumbered[codec.payloadType] = pt
+            renumbered[_payload_type(codec)] = pt
         codecs = []
         for codec in transceiver._codecs:
-            if renumbered[codec.payloadType] in (c.payloadType for c in codecs):
+            if renumbered[_payload_type(codec)] in (c.payloadType for c in codecs):
                 continue  # two variants of one codec (aiortc's two H264 profiles) took one number: list it once
             codec = copy.deepcopy(codec)  # aiortc's codec objects are shared module state
-            codec.payloadType = renumbered[codec.payloadType]
+            codec.payloadType = renumbered[_payload_type(codec)]
             if is_rtx(codec):
-                codec.parameters["apt"] = renumbered.get(codec.parameters["apt"], codec.parameters["apt"])
+                apt = codec.parameters["apt"]
+                codec.parameters["apt"] = renumbered.get(apt, apt) if isinstance(apt, int) else apt
             codecs.append(codec)
         transceiver._codecs = codecs
         extensions = []
@@ -619,9 +629,9 @@ def keep_negotiated_numbering(pc: RTCPeerConnection, sdp: str, negotiated: Negot
     # New transceivers get their mid only in setLocalDescription; createOffer has set every m-line index.
     by_index = {t._get_mline_index(): t for t in pc.getTransceivers()}
     for index, media in enumerate(description.media):
-        transceiver = by_index.get(index)
-        if media.kind in ("audio", "video") and transceiver is not None:
-            media.rtp.codecs = list(transceiver._codecs)
-            media.fmt = [c.payloadType for c in transceiver._codecs]
-            media.rtp.headerExtensions = list(transceiver._headerExtensions)
+        owner = by_index.get(index)
+        if media.kind in ("audio", "video") and owner is not None:
+            media.rtp.codecs = list(owner._codecs)
+            media.fmt = [c.payloadType for c in owner._codecs]
+            media.rtp.headerExtensions = list(owner._headerExtensions)
     return str(description)

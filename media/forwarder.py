@@ -62,6 +62,7 @@ class TrackForwarder(MediaStreamTrack):
         """Start forwarding `published` (the first one, or the next one on a free m-line)."""
         self.detach()
         self.published = published
+        assert published.codec is not None  # an announced track has its codec (Peer refuses an offer without)
         self.mime_type = published.codec.mimeType.lower()
         self._id = published.id
         published.add_forwarder(self)

@@ -107,7 +107,7 @@ class Peer:
                             # Someone here cannot decode H264 and the SFU does not transcode: VP8, if offered.
                             passthrough.keep_only(transceiver, "video/vp8")
                         track = self._pending[mid]
-                        track.codec = passthrough.negotiated_codec(transceiver)  # type: ignore[assignment]
+                        track.codec = passthrough.negotiated_codec(transceiver)
                         if track.codec is None:
                             raise MediaError("codec_unsupported", f"No forwardable {track.kind} codec offered "
                                              f"(supported: {', '.join(FORWARDABLE)}).")
@@ -175,6 +175,7 @@ class Peer:
     def subscribe(self, published: PublishedTrack) -> None:
         if published.id in self._subscriptions or self.closed or published.closed:
             return
+        assert published.codec is not None  # an announced track has its codec (Peer refuses an offer without)
         slot = next((s for s in self._slots if s.forwarder.published is None and s.transceiver is not None
                      and s.forwarder.kind == published.kind
                      and s.forwarder.mime_type == published.codec.mimeType.lower()), None)
@@ -316,7 +317,7 @@ class Peer:
         receiver = transceiver.receiver
         published = PublishedTrack(
             track_id=uuid.uuid4().hex, kind=track.kind, label=label, participant_id=self.participant_id,
-            codec=codec, send_pli=lambda: passthrough.send_pli(receiver),  # type: ignore[arg-type]
+            codec=codec, send_pli=lambda: passthrough.send_pli(receiver),
             config=self._config, counters=self._counters)
         # Installed now, before aiortc starts the receiver; packets only reach subscribers once announced.
         published.tap = passthrough.install_rtp_tap(receiver, published.on_packet)
@@ -392,7 +393,7 @@ class Peer:
 
     def _add_sender(self, forwarder: TrackForwarder) -> RTCRtpTransceiver:
         published = forwarder.published
-        assert published is not None
+        assert published is not None and published.codec is not None  # attached to an announced track
         transceiver = self.pc.addTransceiver(forwarder, direction="sendonly")
         capabilities = RTCRtpSender.getCapabilities(published.kind).codecs
         mime = published.codec.mimeType.lower()
@@ -416,14 +417,14 @@ class Peer:
         """A REMB from this participant (it covers every stream it receives)."""
         forwarders = [s.forwarder for s in self._subscriptions.values()
                       if s.forwarder.kind == "video" and s.forwarder.published is not None]
-        video = [f.published for f in forwarders]
-        offered = sum(t.bitrate_bps for t in video)  # type: ignore[union-attr]
+        video = [t for f in forwarders if (t := f.published) is not None]
+        offered = sum(t.bitrate_bps for t in video)
         lost = max((f.port.fraction_lost for f in forwarders if f.port is not None), default=0.0)
         change = self.bandwidth.on_estimate(bitrate, offered, lost)
         if change is not None:
             self._set_video_paused(change)
         for track in video:
-            track.subscriber_estimate_changed()  # type: ignore[union-attr]
+            track.subscriber_estimate_changed()
 
     def _set_video_paused(self, paused: bool) -> None:
         """Pause or resume every video this participant receives, and tell it whose (`quality` events)."""
