@@ -44,6 +44,7 @@ run: install
 
 test: system-deps install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # Media benchmark: nettlege serve beside aiortc's transcoding relay and Janus VideoRoom (Debian `janus`), medians
