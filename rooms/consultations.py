@@ -45,19 +45,29 @@ def new_participant(subject: str, role: Role, display_name: str, now: float,
                        display_name=display_name, state=state, joined_at=now)
 
 
+# "Add a participant", for every script that adds one (prepend it, like LUA_AUDIT): its json under its id, the
+# subject's index, and (once admitted) the consultation in the subject's "mine". `raw`: the json as sent, if any.
+LUA_PARTICIPANT = """
+local function add_participant(participants_key, subjects_key, mine_key, cid, p, raw)
+  raw = raw or cjson.encode(p)
+  redis.call('HSET', participants_key, p['id'], raw)
+  redis.call('HSET', subjects_key, p['subject'], p['id'])
+  if p['state'] == 'admitted' then redis.call('SADD', mine_key, cid) end
+  return raw
+end
+"""
+
 # Add a participant unless the subject is one already. KEYS: consultation, participants, subjects, mine,
 # audit stream, consultation audit   ARGV: participant id, subject, participant json, audit entry.
 # Returns the participant json that holds. Only an admitted participant gets the consultation in "mine" (a knock
 # does not: the lobby sees nothing of the consultation).
-_ADD_PARTICIPANT = LUA_AUDIT + """
+_ADD_PARTICIPANT = LUA_AUDIT + LUA_PARTICIPANT + """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {err = 'not_found'} end
 if state == 'ended' then return {err = 'ended'} end
 local existing = redis.call('HGET', KEYS[3], ARGV[2])
 if existing then return redis.call('HGET', KEYS[2], existing) end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
-redis.call('HSET', KEYS[3], ARGV[2], ARGV[1])
-if cjson.decode(ARGV[3])['state'] == 'admitted' then redis.call('SADD', KEYS[4], redis.call('HGET', KEYS[1], 'id')) end
+add_participant(KEYS[2], KEYS[3], KEYS[4], redis.call('HGET', KEYS[1], 'id'), cjson.decode(ARGV[3]), ARGV[3])
 audit_append(KEYS[5], KEYS[6], ARGV[4])
 return ARGV[3]
 """

@@ -19,7 +19,7 @@ from typing import Literal
 import redis.asyncio as aioredis
 
 from .audit import LUA_AUDIT, Action, Audit, audit_keys, queue_append
-from .consultations import new_participant
+from .consultations import LUA_PARTICIPANT, new_participant
 from .crypto import FieldCipher
 from .errors import Conflict, Gone, NotFound
 from .keys import Keys
@@ -32,7 +32,7 @@ KEEP_AFTER_EXPIRY_S = 86400  # long enough to tell "expired" from "unknown"
 
 # KEYS: invite, consultation, participants, subjects, the holder's consultations, audit stream, consultation audit
 # ARGV: now, participant json template, audit entry or ''
-_REDEEM = LUA_AUDIT + """
+_REDEEM = LUA_AUDIT + LUA_PARTICIPANT + """
 local inv = redis.call('HGETALL', KEYS[1])
 if #inv == 0 then return {err = 'invite_unknown'} end
 local h = {}
@@ -46,11 +46,8 @@ if redis.call('HEXISTS', KEYS[4], p['subject']) == 1 then return {err = 'already
 p['role'] = h['role']
 if h['lobby'] == '1' then p['state'] = 'lobby' else p['state'] = 'admitted' end
 if h['history'] == 'from_join' then p['history_from'] = tonumber(ARGV[1]) end
-local raw = cjson.encode(p)
 redis.call('HSET', KEYS[1], 'used', '1', 'used_at', ARGV[1], 'participant_id', p['id'])
-redis.call('HSET', KEYS[3], p['id'], raw)
-redis.call('HSET', KEYS[4], p['subject'], p['id'])
-if p['state'] == 'admitted' then redis.call('SADD', KEYS[5], redis.call('HGET', KEYS[2], 'id')) end
+local raw = add_participant(KEYS[3], KEYS[4], KEYS[5], redis.call('HGET', KEYS[2], 'id'), p)
 audit_append(KEYS[6], KEYS[7], ARGV[3])
 return raw
 """

@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 
 from . import stats
 from .audit import LUA_AUDIT, Action, Audit, audit_keys
-from .consultations import ConsultationStore, new_consultation_fields, new_participant
+from .consultations import LUA_PARTICIPANT, ConsultationStore, new_consultation_fields, new_participant
 from .crypto import FieldCipher
 from .errors import Conflict, NotFound, Unavailable
 from .keys import Keys
@@ -62,7 +62,7 @@ return {1, redis.call('ZRANK', queue_key, ARGV[1])}
 # participant id, Oslo hour (statistics), audit entry, rank span, offline threshold (s), how many tickets of the
 # first priority to look at, head ticket ids...
 # A ticket at the head the caller did not read (one queued meanwhile) means {-1}: read again and retry.
-_TAKE = stats.LUA + LUA_AUDIT + """
+_TAKE = stats.LUA + LUA_AUDIT + LUA_PARTICIPANT + """
 local queue_key, clinicians_key, stats_key = KEYS[1], KEYS[2], KEYS[3]
 local ckey, participants_key, subjects_key, mine_key = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local disconnected_key, taken_seq_key, FIXED = KEYS[10], KEYS[11], 11
@@ -102,12 +102,8 @@ redis.call('HSET', ckey, 'ticket_id', tid, 'channel', ticket['channel'], 'servic
 local clinician = cjson.decode(ARGV[sep + 1])
 local citizen = {id = ARGV[sep + 2], subject = ticket['owner'], role = ticket['owner_role'],
                  display_name = ticket['owner_name'], state = 'admitted', joined_at = now}
-for _, pair in ipairs({{clinician, mine_key}, {citizen, key_of(tid, 3)}}) do
-  local p = pair[1]
-  redis.call('HSET', participants_key, p['id'], cjson.encode(p))
-  redis.call('HSET', subjects_key, p['subject'], p['id'])
-  redis.call('SADD', pair[2], cid)
-end
+add_participant(participants_key, subjects_key, mine_key, cid, clinician)
+add_participant(participants_key, subjects_key, key_of(tid, 3), cid, citizen)
 stats_take(stats_key, ARGV[sep + 3], now - tonumber(ticket['enqueued_at']), ticket['owner_role'])
 redis.call('HSET', tkey, 'state', 'taken', 'consultation_id', cid, 'taken_by', who, 'disconnected_at', '',
            'taken_seq', redis.call('INCR', taken_seq_key), 'owner_offline_s', offline_s)
