@@ -134,10 +134,7 @@ class BookingStore:
         async with self._r.pipeline(transaction=True) as p:
             p.hset(k.consultation(cid), mapping=as_hash(fields))
             for person in people:
-                p.hset(k.participants(cid), person.id,
-                       self._consultations.cipher.participant_json(tenant, person))  # name sealed at rest
-                p.hset(k.subjects(cid), person.subject, person.id)
-                p.sadd(k.my_consultations(person.subject), cid)
+                self._consultations.queue_admitted(p, tenant, cid, person)
             p.hset(k.booking(cid), mapping=as_hash(booking))
             p.expire(k.booking(cid), int(max(0.0, slot_at - now) + KEEP_S))
             p.zadd(k.bookings_due(), {cid: slot_at + no_show_after_s})

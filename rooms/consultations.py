@@ -10,7 +10,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import redis.asyncio as aioredis
 
@@ -153,10 +153,7 @@ class ConsultationStore:
         async with self._r.pipeline(transaction=True) as p:
             p.hset(k.consultation(cid), mapping=as_hash(fields))
             if creator_role in (Role.CLINICIAN, Role.NURSE, Role.OPERATOR):
-                me = new_participant(creator, creator_role, creator_name, now)
-                p.hset(k.participants(cid), me.id, self.cipher.participant_json(tenant, me))
-                p.hset(k.subjects(cid), creator, me.id)
-                p.sadd(k.my_consultations(creator), cid)
+                self.queue_admitted(p, tenant, cid, new_participant(creator, creator_role, creator_name, now))
             if audit:
                 entry = Audit(creator, creator_role).entry(Action.CONSULTATION_CREATED, now, consultation_id=cid)
                 queue_append(p, tenant, cid, entry)
@@ -172,6 +169,14 @@ class ConsultationStore:
         if not h:
             raise NotFound("Fant ikke denne konsultasjonen.", code="consultation_not_found")
         return Consultation.from_redis(h, [self.cipher.participant(tenant, x) for x in raw])
+
+    def queue_admitted(self, pipe: Any, tenant: str, cid: str, person: Participant) -> None:
+        """Queue adding an admitted participant in a MULTI pipeline (what `add_participant` in LUA_PARTICIPANT
+        does in a script): its json with the name sealed, the subject index, the subject's consultations."""
+        k = Keys(tenant)
+        pipe.hset(k.participants(cid), person.id, self.cipher.participant_json(tenant, person))
+        pipe.hset(k.subjects(cid), person.subject, person.id)
+        pipe.sadd(k.my_consultations(person.subject), cid)
 
     async def add_participant(self, tenant: str, cid: str, *, subject: str, role: Role, display_name: str,
                               state: ParticipantState, audit: bool = False) -> Participant:
