@@ -37,6 +37,7 @@ from .http import error_middleware
 from .messages import localize_errors
 from .metrics import METRICS, Metrics
 from .openapi import build_openapi
+from .periodic import periodic
 from .placement import setup_placement
 from .signal_ws import SIGNAL_OPENAPI, SIGNAL_SESSIONS, setup_signaling
 from .store_health import register_store_metrics, replicated
@@ -101,26 +102,21 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
 
 async def _sweeper(app: web.Application) -> AsyncIterator[None]:
     """Drops tickets whose owner stayed away longer than the grace period (on every node; idempotent)."""
-    async def loop() -> None:
+    async def sweep() -> None:
         config, store = app[CONFIG], app[STORE]
-        while True:
-            await asyncio.sleep(SWEEP_INTERVAL_S)
-            for tenant in config.tenants:
-                try:
-                    # ticket.abandoned is recorded by the script that drops each ticket
-                    dropped = await store.queue.abandon_expired(tenant.id, config.queue_grace_s, audit=SYSTEM)
-                except Exception:  # Redis briefly away: try again next round
-                    log.warning("queue sweep failed for a tenant", exc_info=True)
-                    continue
-                for ticket in dropped:
-                    app[METRICS].tickets_abandoned.labels(tenant.id).inc()
-                    await store.events.publish(tenant.id, queue_topic(ticket.service), {"type": "queue_changed"})
+        for tenant in config.tenants:
+            try:
+                # ticket.abandoned is recorded by the script that drops each ticket
+                dropped = await store.queue.abandon_expired(tenant.id, config.queue_grace_s, audit=SYSTEM)
+            except Exception:  # Redis briefly away: try again next round
+                log.warning("queue sweep failed for a tenant", exc_info=True)
+                continue
+            for ticket in dropped:
+                app[METRICS].tickets_abandoned.labels(tenant.id).inc()
+                await store.events.publish(tenant.id, queue_topic(ticket.service), {"type": "queue_changed"})
 
-    task = asyncio.create_task(loop(), name="queue-sweeper")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    async with periodic("queue-sweeper", SWEEP_INTERVAL_S, sweep, at_start=False):
+        yield
 
 
 async def healthz(_request: web.Request) -> web.Response:

@@ -9,10 +9,9 @@ verified. Results on /metrics: `nettlege_audit_verify_ok{tenant}` (1 intact, 0 n
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 from prometheus_client import Gauge
@@ -21,6 +20,7 @@ from rooms.audit_seal import AuditSealer, CheckpointSink, FileCheckpoints, Memor
 
 from .appkeys import CONFIG, STORE
 from .metrics import METRICS
+from .periodic import periodic
 
 log = logging.getLogger(__name__)
 
@@ -68,32 +68,22 @@ def setup_audit(app: web.Application) -> None:
                         "(env NETTLEGE_AUDIT_CHECKPOINTS; not for production)")
             sink = MemoryCheckpoints()
         app[AUDIT_SEALER] = AuditSealer(app[STORE].redis, config.audit_key_bytes(), sink)
-        stop = asyncio.Event()
-        task = asyncio.create_task(_loop(app, stop), name="audit-seal")
-        yield
-        stop.set()  # not cancel(): a cancel landing inside a Redis call can be swallowed there
-        try:
-            await asyncio.wait_for(task, 5)
-        except (TimeoutError, asyncio.CancelledError):
-            pass
+        async with periodic("audit-seal", config.audit_seal_interval_s, _round(app)):
+            yield
 
     app.cleanup_ctx.append(audit_ctx)
 
 
-async def _loop(app: web.Application, stop: asyncio.Event) -> None:
+def _round(app: web.Application) -> Callable[[], Awaitable[None]]:
     config = app[CONFIG]
     next_verify = 0.0  # verify once at start-up, then every audit_verify_interval_s
-    while not stop.is_set():
-        try:
-            if time.monotonic() >= next_verify:
-                await verify_all(app)
-                next_verify = time.monotonic() + config.audit_verify_interval_s
-            else:
-                for tenant in config.tenants:
-                    await app[AUDIT_SEALER].seal(tenant.id)
-        except Exception as exc:  # Redis briefly away: next round
-            log.warning("audit sealing failed: %s", type(exc).__name__)
-        try:
-            await asyncio.wait_for(stop.wait(), config.audit_seal_interval_s)
-        except TimeoutError:
-            pass
+
+    async def seal_or_verify() -> None:
+        nonlocal next_verify
+        if time.monotonic() >= next_verify:
+            await verify_all(app)
+            next_verify = time.monotonic() + config.audit_verify_interval_s
+        else:
+            for tenant in config.tenants:
+                await app[AUDIT_SEALER].seal(tenant.id)
+    return seal_or_verify

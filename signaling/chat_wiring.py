@@ -9,8 +9,6 @@ deletes those consultations with their participants and indexes (rooms/retention
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -29,6 +27,7 @@ from .appkeys import CONFIG, HUB, STORE
 from .auth import AuthError
 from .identity import identify
 from .metrics import METRICS
+from .periodic import periodic
 from .sio_manager import chat_manager
 
 log = logging.getLogger(__name__)
@@ -66,14 +65,8 @@ def setup_chat(app: web.Application, limits: ChatLimits | None = None) -> None:
                          tenants=tuple(t.id for t in config.tenants))
         app[CHAT] = chat
         await server.start(store, chat, app[HUB])
-        stop = asyncio.Event()
-        sweeper = asyncio.create_task(_shred_loop(app, stop), name="chat-retention-sweep")
-        yield
-        stop.set()  # not cancel(): a cancel landing inside a Redis call can be swallowed there
-        try:
-            await asyncio.wait_for(sweeper, 5)
-        except (TimeoutError, asyncio.CancelledError):
-            pass
+        async with periodic("chat-retention-sweep", SHRED_INTERVAL_S, lambda: retention_round(app)):
+            yield
         await server.stop()
 
     app.cleanup_ctx.append(chat_ctx)
@@ -107,13 +100,3 @@ async def retention_round(app: web.Application, now: float | None = None) -> lis
             log.info("retention: %d consultations deleted, %d tickets given a TTL", len(report.consultations),
                      report.tickets_given_ttl, extra={"tenant": tenant.id})
     return deleted
-
-
-async def _shred_loop(app: web.Application, stop: asyncio.Event) -> None:
-    while not stop.is_set():
-        try:
-            await retention_round(app)
-        except Exception as exc:  # Redis briefly away: next round
-            log.warning("chat retention sweep failed: %s", type(exc).__name__)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), SHRED_INTERVAL_S)

@@ -44,6 +44,7 @@ from rooms.tenants import OSLO
 from ..appkeys import AUTH, CONFIG, HTTP, STORE
 from ..auth import AuthError
 from ..http import Api, ApiError, Body, bearer_token, require_tenant
+from ..periodic import periodic
 from ..policy import public_base
 from .limits import write_allowed
 from .stats import DAY
@@ -371,23 +372,18 @@ async def webhook_sender(app: web.Application) -> AsyncIterator[None]:
 
 async def no_show_sweeper(app: web.Application) -> AsyncIterator[None]:
     """Ends unattended slots as no-show, on every process; the store makes sure only one ends each."""
-    async def loop() -> None:
+    async def sweep() -> None:
         config, store = app[CONFIG], app[STORE]
-        while True:
-            await asyncio.sleep(SWEEP_INTERVAL_S)
-            for tenant in config.tenants:
-                try:
-                    ended = await store.bookings.end_no_shows(tenant.id)
-                    for cid in ended:
-                        await store.audit.record(tenant.id, Action.CONSULTATION_ENDED, actor="system",
-                                                 role="system", consultation_id=cid, outcome="no-show")
-                        await store.events.publish(tenant.id, consultation_topic(cid),
-                                                   {"type": "ended", "outcome": "no-show"})
-                except Exception:  # Redis briefly away: try again next round
-                    log.warning("no-show sweep failed for a tenant", exc_info=True)
+        for tenant in config.tenants:
+            try:
+                ended = await store.bookings.end_no_shows(tenant.id)
+                for cid in ended:
+                    await store.audit.record(tenant.id, Action.CONSULTATION_ENDED, actor="system",
+                                             role="system", consultation_id=cid, outcome="no-show")
+                    await store.events.publish(tenant.id, consultation_topic(cid),
+                                               {"type": "ended", "outcome": "no-show"})
+            except Exception:  # Redis briefly away: try again next round
+                log.warning("no-show sweep failed for a tenant", exc_info=True)
 
-    task = asyncio.create_task(loop(), name="booking-no-show-sweeper")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    async with periodic("booking-no-show-sweeper", SWEEP_INTERVAL_S, sweep, at_start=False):
+        yield
