@@ -160,7 +160,7 @@ class TrackForwarder(MediaStreamTrack):
         if self.published is not None:
             self.published.request_keyframe()
 
-    async def recv(self) -> None:  # type: ignore[override]
+    async def recv(self) -> None:  # type: ignore[override]  # never yields a frame: RtpSendPort sends packets
         await self._stopped.wait()
         raise MediaStreamError
 

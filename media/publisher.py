@@ -118,7 +118,8 @@ class PublishedTrack:
         seq = packet.sequence_number
         if self._expected is None or packet.ssrc != self._ssrc:
             self._resync(packet)  # the first packet, or a new SSRC
-        ahead = (seq - self._expected) & 0xFFFF  # type: ignore[operator]
+        assert self._expected is not None  # _resync sets it on the first packet
+        ahead = (seq - self._expected) & 0xFFFF
         if ahead >= 0x8000:
             # A duplicate, or the retransmission of a packet already given up on; many in a row mean the
             # publisher's sequence numbers jumped back (a restarted encoder): start again from here.
@@ -155,7 +156,8 @@ class PublishedTrack:
 
     async def _release_held(self) -> None:
         while self._held:
-            packet = self._held.pop(self._expected, None)  # type: ignore[arg-type]
+            assert self._expected is not None  # packets are held only after the first one set it
+            packet = self._held.pop(self._expected, None)
             if packet is None:
                 self._hole_since = self._clock()  # the next hole starts its own wait
                 return
@@ -167,7 +169,8 @@ class PublishedTrack:
         """The missing packets are lost for good: what follows them cannot be decoded before a keyframe."""
         self.counters.dropped_frames += 1
         expected = self._expected
-        self._expected = min(self._held, key=lambda s: (s - expected) & 0xFFFF)  # type: ignore[operator]
+        assert expected is not None  # a hole is only found after the first packet set it
+        self._expected = min(self._held, key=lambda s: (s - expected) & 0xFFFF)
         for forwarder in self._forwarders:
             forwarder.restart_at_keyframe()
         self.request_keyframe()
