@@ -12,9 +12,12 @@ export function unlockSound() {
   } catch { /* no Web Audio: vibration and the notification remain */ }
 }
 
-/** "granted" | "denied" | "default" | "unsupported" */
+/** "granted" | "denied" | "default" | "unsupported". When granted (now or on an earlier visit), the service
+ *  worker is registered right away, so it is active before the turn comes. */
 export function notificationPermission() {
-  return typeof Notification === "function" ? Notification.permission : "unsupported";
+  const permission = typeof Notification === "function" ? Notification.permission : "unsupported";
+  if (permission === "granted") workerRegistration();
+  return permission;
 }
 
 export async function askNotificationPermission() {
