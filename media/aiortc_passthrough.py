@@ -319,6 +319,7 @@ class RtpSendPort:
         """Send `source`'s payload as this sender's packet `sequence_number`; returns the payload bytes sent
         (0 if the transport is not connected yet or any more)."""
         sender = self._sender
+        # payload_type is set: the forwarder sends only once `ready` (no check here, on every packet).
         packet = RtpPacket(payload_type=self.payload_type, marker=source.marker,  # type: ignore[arg-type]
                            sequence_number=sequence_number, timestamp=timestamp, ssrc=sender._ssrc,
                            payload=source.payload)
