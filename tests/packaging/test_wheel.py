@@ -35,6 +35,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_wheel_ships_the_client_and_no_load_tests(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "signaling/web/index.html" in names
+    assert "signaling/web/sw.js" in names  # the turn notification's service worker, served at /sw.js
     assert any(n.startswith("signaling/web/js/") for n in names)
     assert any(n.startswith("signaling/web/vendor/") for n in names)
     assert not [n for n in names if n.startswith(("load_tests/", "tests/"))]
