@@ -32,6 +32,7 @@ class Action(StrEnum):
     TICKET_LEFT = "ticket.left"
     TICKET_PRIORITY = "ticket.priority"
     TICKET_ABANDONED = "ticket.abandoned"
+    TICKET_CHANNEL = "ticket.channel"
     TICKET_READ = "ticket.read"
     CONSULTATION_CREATED = "consultation.created"
     CONSULTATION_VIEWED = "consultation.viewed"

@@ -336,3 +336,30 @@ class QueueStore:
             if await self._remove_ticket(ticket, TicketState.ABANDONED, cutoff=cutoff, audit=audit):
                 dropped.append(ticket)
         return dropped
+
+
+# KEYS: ticket, audit stream x2   ARGV: channel, sealed callback phone ('' keeps the stored one), audit entry
+_SWITCH_CHANNEL = LUA_AUDIT + """
+local tkey = KEYS[1]
+if redis.call('HGET', tkey, 'state') ~= 'waiting' then return 0 end
+redis.call('HSET', tkey, 'channel', ARGV[1])
+if ARGV[2] ~= '' then redis.call('HSET', tkey, 'callback_phone', ARGV[2]) end
+audit_append(KEYS[2], KEYS[3], ARGV[3])
+return 1
+"""
+
+
+async def switch_channel(queue: QueueStore, ticket: Ticket, channel: Channel, callback_phone: str | None,
+                         audit: Audit | None = None) -> Ticket:
+    """A waiting ticket continues on another channel (e.g. "call me instead"): it keeps its place (the score
+    is priority and enqueue time only); a new callback phone is sealed like the one given at join. The change
+    and its `ticket.channel` audit entry are one script; Conflict when the ticket no longer waits."""
+    k = Keys(ticket.tenant)
+    entry = audit.entry(Action.TICKET_CHANNEL, queue._clock(), ticket_id=ticket.id,
+                        channel=channel.value) if audit else ""
+    sealed = queue.cipher.seal(ticket.tenant, "phone", callback_phone) or ""
+    ok = await queue._r.register_script(_SWITCH_CHANNEL)(
+        keys=[k.ticket(ticket.id), *audit_keys(ticket.tenant, None)], args=[channel.value, sealed, entry])
+    if not ok:
+        raise Conflict("Denne plassen i køen venter ikke lenger.", code="ticket_not_waiting")
+    return await queue.get(ticket.tenant, ticket.id)
