@@ -1,14 +1,14 @@
 """Photo attachments (a rash, a medicine box): JPEG or PNG, recognised by their bytes, never by their name.
 
 Stored sealed with the consultation's data key in one Redis hash per consultation
-(`Keys.chat_attachments`), so a shred reaches them together with the messages. The chat message that
+(`ChatKeys.attachments`), so a shred reaches them together with the messages. The chat message that
 carries an attachment holds only its id, type, size and (sealed) file name.
 
 Bytes are budgeted: per participant, per consultation and per tenant, checked and added in the same script
 that stores the attachment (nothing is stored over a quota), and a global cap over all tenants checked just
 before (best effort: tenants live in different Redis Cluster slots, so one script cannot see them all).
-`Keys.chat_bytes` holds the consultation's usage (field `_total` and one field per participant);
-`Keys.chat_bytes_total` the tenant's, which the retention shred gives back.
+`ChatKeys.bytes` holds the consultation's usage (field `_total` and one field per participant);
+`ChatKeys.bytes_total` the tenant's, which the retention shred gives back.
 """
 
 from __future__ import annotations
@@ -22,10 +22,9 @@ from typing import NoReturn
 import redis.asyncio as aioredis
 from cryptography.exceptions import InvalidTag
 
-from rooms.keys import Keys
-
 from .crypto import DataKeys, open_sealed, seal
 from .errors import ChatError, HistoryShredded
+from .keys import ChatKeys
 from .limits import Quotas
 
 JPEG_MAGIC = b"\xff\xd8\xff"
@@ -132,7 +131,7 @@ class AttachmentStore:
 
     async def usage(self, tenant: str) -> int:
         """Attachment bytes the tenant stores now (also refreshes `stored_bytes`)."""
-        n = int(await self._r.get(Keys(tenant).chat_bytes_total()) or 0)
+        n = int(await self._r.get(ChatKeys(tenant).bytes_total()) or 0)
         self.stored_bytes[tenant] = n
         return n
 
@@ -141,7 +140,7 @@ class AttachmentStore:
         tenants = self.tenants or (tenant,)
         async with self._r.pipeline(transaction=False) as p:  # one slot per tenant: not one transaction
             for t in tenants:
-                p.get(Keys(t).chat_bytes_total())
+                p.get(ChatKeys(t).bytes_total())
             values = await p.execute()
         self.stored_bytes.update({t: int(v or 0) for t, v in zip(tenants, values, strict=True)})
         return sum(int(v or 0) for v in values)
@@ -155,10 +154,10 @@ class AttachmentStore:
         aid = "a_" + secrets.token_urlsafe(12)
         key = await self._keys.get_or_create(tenant, cid)
         sealed = seal(key, bytes(data), _aad(tenant, cid, aid, content_type))
-        k = Keys(tenant)
+        k = ChatKeys(tenant)
         try:
             total = await self._put(
-                keys=[k.chat_attachments(cid), k.chat_bytes(cid), k.chat_bytes_total()],
+                keys=[k.attachments(cid), k.bytes(cid), k.bytes_total()],
                 args=[aid, json.dumps({"type": content_type, "size": size, "ct": sealed, "owner": owner}), size,
                       owner, q.participant_bytes, q.consultation_bytes, q.tenant_bytes])
         except aioredis.ResponseError as exc:
@@ -171,15 +170,15 @@ class AttachmentStore:
 
     async def discard(self, tenant: str, cid: str, aid: str, *, owner: str) -> None:
         """Remove an attachment (a retry's second copy) and give its bytes back."""
-        k = Keys(tenant)
-        total = await self._discard(keys=[k.chat_attachments(cid), k.chat_bytes(cid), k.chat_bytes_total()],
+        k = ChatKeys(tenant)
+        total = await self._discard(keys=[k.attachments(cid), k.bytes(cid), k.bytes_total()],
                                     args=[aid, owner])
         self.stored_bytes[tenant] = int(total)
 
     async def get(self, tenant: str, cid: str, aid: str) -> Attachment:
         if not ATTACHMENT_ID.match(aid):
             raise ChatError("attachment_not_found", "Fant ikke dette vedlegget.")
-        raw = await self._r.hget(Keys(tenant).chat_attachments(cid), aid)
+        raw = await self._r.hget(ChatKeys(tenant).attachments(cid), aid)
         if raw is None:
             raise ChatError("attachment_not_found", "Fant ikke dette vedlegget.")
         meta = json.loads(raw)

@@ -1,7 +1,7 @@
 """Encryption at rest: one AES-256-GCM data key per consultation, wrapped by the master key.
 
 - The data key is random (32 bytes), wrapped with AES-GCM under the master key, with the tenant and
-  consultation id as associated data, and stored base64 in Redis (`Keys.chat_data_key`). A wrapped key
+  consultation id as associated data, and stored base64 in Redis (`ChatKeys.data_key`). A wrapped key
   copied to another consultation or tenant does not unwrap.
 - Every message and attachment is sealed with the data key: a fresh 96-bit nonce, and associated data
   naming tenant, consultation and the item's own id (and, for messages, its sender, kind and time),
@@ -20,10 +20,10 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from rooms.crypto import open_sealed, seal
-from rooms.keys import Keys
 from rooms.redis_types import text_or_none
 
 from .errors import HistoryShredded
+from .keys import ChatKeys
 
 __all__ = ["CACHE_MAX", "DataKeys", "open_sealed", "seal"]  # the AES-GCM primitive lives in rooms/crypto.py
 
@@ -74,7 +74,7 @@ class DataKeys:
         key = self._cached(tenant, cid)
         if key is not None:
             return key
-        wrapped = text_or_none(await self._r.get(Keys(tenant).chat_data_key(cid)))
+        wrapped = text_or_none(await self._r.get(ChatKeys(tenant).data_key(cid)))
         if wrapped is None:
             return None
         return self._remember(tenant, cid, self._unwrap(tenant, cid, wrapped))
@@ -83,17 +83,17 @@ class DataKeys:
         key = await self.get(tenant, cid)
         if key is not None:
             return key
-        k = Keys(tenant)
+        k = ChatKeys(tenant)
         fresh = AESGCM.generate_key(bit_length=256)
         wrapped = seal(self._master, fresh, self._wrap_aad(tenant, cid))
         async with self._r.pipeline(transaction=True) as p:
-            p.set(k.chat_data_key(cid), wrapped, nx=True)
-            p.zadd(k.chat_keyed(), {cid: time.time()}, nx=True)
+            p.set(k.data_key(cid), wrapped, nx=True)
+            p.zadd(k.keyed(), {cid: time.time()}, nx=True)
             created, _ = await p.execute()
         if created:
             return self._remember(tenant, cid, fresh)
         # Another process created it first: use theirs.
-        winner = text_or_none(await self._r.get(k.chat_data_key(cid)))
+        winner = text_or_none(await self._r.get(k.data_key(cid)))
         if winner is None:  # pragma: no cover - shredded in between
             raise HistoryShredded()
         return self._remember(tenant, cid, self._unwrap(tenant, cid, winner))

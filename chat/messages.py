@@ -1,6 +1,6 @@
 """Chat messages of a consultation: an encrypted Redis Stream, idempotent by client_id.
 
-A message is stored by one Lua script that checks the consultation (exists, not ended), returns the
+A message is stored by one Lua script that checks the consultation (exists, not ended: rooms' check), returns the
 first answer for a repeated (participant, client_id), counts the sender's rate, and appends to the stream
 -- all or nothing. Only after it returns is the sender acked and the message broadcast. The stream id is
 the message `id` and the resync cursor (`history after_id`).
@@ -23,23 +23,23 @@ from typing import Any
 import redis.asyncio as aioredis
 from cryptography.exceptions import InvalidTag
 
-from rooms.keys import Keys
+from rooms.consultations import LUA_CONSULTATION_OPEN, ConsultationStore
 from rooms.redis_types import hash_fields, stream_entries, text_or_none, texts
 
 from .crypto import DataKeys, open_sealed, seal
 from .errors import ChatError, HistoryShredded
+from .keys import ChatKeys
 from .limits import ChatLimits
 
 STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
 SHREDDED_TTL_S = 24 * 3600  # ciphertext left behind by a shred expires a day later
 
-# KEYS: consultation, stream, client ids, rate   ARGV: dedupe field, rate limit, window s, ts, fields...
-_APPEND = """
+# KEYS: consultation state (rooms'), stream, client ids, rate   ARGV: dedupe field, rate limit, window s, ts, fields...
+_APPEND = LUA_CONSULTATION_OPEN + """
 local existing = redis.call('HGET', KEYS[3], ARGV[1])
 if existing then return {0, existing} end
-local state = redis.call('HGET', KEYS[1], 'state')
-if not state then return {err = 'consultation_not_found'} end
-if state == 'ended' then return {err = 'consultation_ended'} end
+local closed = consultation_closed(KEYS[1])
+if closed then return {err = closed} end
 local n = redis.call('INCR', KEYS[4])
 if n == 1 then redis.call('EXPIRE', KEYS[4], tonumber(ARGV[3]) + 1) end
 if n > tonumber(ARGV[2]) then return {err = 'rate_limited'} end
@@ -142,7 +142,7 @@ class MessageStore:
     async def append(self, tenant: str, cid: str, sender: Sender, client_id: str, text: str,
                      attachment: dict[str, Any] | None = None) -> Stored:
         """Store a message once per (sender, client_id); a repeat returns the first answer."""
-        k = Keys(tenant)
+        k = ChatKeys(tenant)
         dedupe = f"{sender.participant_id}:{client_id}"
         data_key = await self.keys.get_or_create(tenant, cid)
         now = self._clock()
@@ -158,8 +158,8 @@ class MessageStore:
         fields = {"mid": mid, "pid": sender.participant_id, "role": sender.role, "kind": kind, "ts": ts, "ct": ct}
         try:
             created, answer = await self._append(
-                keys=[k.consultation(cid), k.chat_messages(cid), k.chat_client_ids(cid),
-                      k.rate(sender.participant_id, "chat", window)],
+                keys=[ConsultationStore.state_key(tenant, cid), k.messages(cid), k.client_ids(cid),
+                      k.rate(sender.participant_id, window)],
                 args=[dedupe, self.limits.messages_per_window, self.limits.window_s, ts,
                       *[x for kv in fields.items() for x in kv]])
         except aioredis.ResponseError as exc:
@@ -174,7 +174,7 @@ class MessageStore:
     async def previous(self, tenant: str, cid: str, participant_id: str, client_id: str) -> Stored | None:
         """The first answer to a (sender, client_id) already stored, or None: lets a retried upload be answered
         before its bytes are stored (and counted against a quota) a second time."""
-        answer = text_or_none(await self._r.hget(Keys(tenant).chat_client_ids(cid), f"{participant_id}:{client_id}"))
+        answer = text_or_none(await self._r.hget(ChatKeys(tenant).client_ids(cid), f"{participant_id}:{client_id}"))
         return _stored(answer, created=False) if answer else None
 
     async def history(self, tenant: str, cid: str, after_id: str | None = None,
@@ -187,7 +187,7 @@ class MessageStore:
             floor = f"{int(since * 1000)}-0"  # stream ids begin with the Redis time in ms
             if after_id is None or _id_key(after_id) < _id_key(floor):
                 start = floor
-        rows = stream_entries(await self._r.xrange(Keys(tenant).chat_messages(cid), min=start, count=limit + 1))
+        rows = stream_entries(await self._r.xrange(ChatKeys(tenant).messages(cid), min=start, count=limit + 1))
         more = len(rows) > limit
         rows = rows[:limit]
         if not rows:
@@ -198,7 +198,7 @@ class MessageStore:
         return [self._open(tenant, cid, data_key, entry_id, f) for entry_id, f in rows], more
 
     async def one(self, tenant: str, cid: str, entry_id: str) -> Message | None:
-        rows = stream_entries(await self._r.xrange(Keys(tenant).chat_messages(cid), min=entry_id, max=entry_id))
+        rows = stream_entries(await self._r.xrange(ChatKeys(tenant).messages(cid), min=entry_id, max=entry_id))
         if not rows:
             return None
         data_key = await self.keys.get(tenant, cid)
@@ -228,36 +228,27 @@ class MessageStore:
 
     async def mark_read(self, tenant: str, cid: str, participant_id: str, up_to_id: str) -> str | None:
         """Move the participant's read marker forward; the new marker, or None when it did not move."""
-        k = Keys(tenant)
-        return text_or_none(await self._read(keys=[k.chat_reads(cid), k.chat_messages(cid)],
+        k = ChatKeys(tenant)
+        return text_or_none(await self._read(keys=[k.reads(cid), k.messages(cid)],
                                              args=[participant_id, up_to_id]))
 
     async def reads(self, tenant: str, cid: str) -> dict[str, str]:
-        return hash_fields(await self._r.hgetall(Keys(tenant).chat_reads(cid)))
+        return hash_fields(await self._r.hgetall(ChatKeys(tenant).reads(cid)))
 
-    async def shred_expired(self, tenant: str, retention_s: float, now: float | None = None) -> list[str]:
-        """Delete the data key of every consultation that ended more than `retention_s` ago (or is gone).
+    async def keyed(self, tenant: str) -> list[str]:
+        """Consultations of the tenant that have a chat data key (what the retention round looks at)."""
+        return texts(await self._r.zrange(ChatKeys(tenant).keyed(), 0, -1))
 
-        The ciphertext left behind is unreadable at once and expires a day later. Returns the shredded ids.
-        """
-        now = self._clock() if now is None else now
-        k = Keys(tenant)
-        cids = texts(await self._r.zrange(k.chat_keyed(), 0, -1))
-        if not cids:
-            return []
-        async with self._r.pipeline(transaction=False) as p:
-            for cid in cids:
-                p.hmget(k.consultation(cid), "state", "ended_at")
-            states = await p.execute()
-        due = [cid for cid, (state, ended_at) in zip(cids, states, strict=True)
-               if state is None or (state == "ended" and ended_at and float(ended_at) + retention_s <= now)]
-        for cid in due:
-            await self._shred(keys=[k.chat_data_key(cid), k.chat_client_ids(cid), k.chat_reads(cid), k.chat_keyed(),
-                                    k.chat_messages(cid), k.chat_attachments(cid), k.chat_bytes(cid),
-                                    k.chat_bytes_total()],
+    async def shred(self, tenant: str, cids: list[str]) -> list[str]:
+        """Delete these consultations' data keys (the caller picked those past retention, through the consultation
+        store). The ciphertext left behind is unreadable at once and expires a day later. Returns `cids`."""
+        k = ChatKeys(tenant)
+        for cid in cids:
+            await self._shred(keys=[k.data_key(cid), k.client_ids(cid), k.reads(cid), k.keyed(),
+                                    k.messages(cid), k.attachments(cid), k.bytes(cid), k.bytes_total()],
                               args=[cid, SHREDDED_TTL_S])
             self.keys.forget(tenant, cid)
-        return due
+        return cids
 
 
 def _stored(answer: str, *, created: bool) -> Stored:

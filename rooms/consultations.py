@@ -28,7 +28,7 @@ from .models import (
     ParticipantState,
     Role,
 )
-from .redis_types import as_hash, text, text_set
+from .redis_types import as_hash, optional_texts, text, text_set
 
 
 def new_consultation_fields(cid: str, tenant: str, service: str, *, creator: str, now: float,
@@ -54,6 +54,18 @@ local function add_participant(participants_key, subjects_key, mine_key, cid, p,
   redis.call('HSET', subjects_key, p['subject'], p['id'])
   if p['state'] == 'admitted' then redis.call('SADD', mine_key, cid) end
   return raw
+end
+"""
+
+# "Is this consultation still open", for another module's script that must refuse a change to a consultation that
+# is gone or ended atomically with it (chat's append): prepend it and pass `ConsultationStore.state_key` as a key.
+# Returns nil, or the error code to return as `{err = ...}`. The consultation's layout stays known to rooms/ only.
+LUA_CONSULTATION_OPEN = """
+local function consultation_closed(consultation_key)
+  local state = redis.call('HGET', consultation_key, 'state')
+  if not state then return 'consultation_not_found' end
+  if state == 'ended' then return 'consultation_ended' end
+  return nil
 end
 """
 
@@ -242,6 +254,29 @@ class ConsultationStore:
                                                      stats.oslo_day(now), entry]))
         except aioredis.ResponseError as exc:
             _raise_script_error(exc)
+
+    @staticmethod
+    def state_key(tenant: str, cid: str) -> str:
+        """The key `LUA_CONSULTATION_OPEN`'s `consultation_closed` reads (a script's KEYS must name it)."""
+        return Keys(tenant).consultation(cid)
+
+    async def past_retention(self, tenant: str, cids: list[str], retention_s: float,
+                             now: float | None = None) -> list[str]:
+        """Those of `cids` that ended more than `retention_s` ago, or are gone (chat's retention shred)."""
+        if not cids:
+            return []
+        now = self._clock() if now is None else now
+        k = Keys(tenant)
+        async with self._r.pipeline(transaction=False) as p:
+            for cid in cids:
+                p.hmget(k.consultation(cid), "state", "ended_at")
+            states = await p.execute()
+        due = []
+        for cid, reply in zip(cids, states, strict=True):
+            state, ended_at = optional_texts(reply)
+            if state is None or (state == "ended" and ended_at and float(ended_at) + retention_s <= now):
+                due.append(cid)
+        return due
 
     async def of_subject(self, tenant: str, subject: str) -> list[str]:
         return sorted(text_set(await self._r.smembers(Keys(tenant).my_consultations(subject))))

@@ -101,33 +101,4 @@ class Keys:
     def events(self, topic: str) -> str:
         return f"{self.prefix}events:{topic}"
 
-    # --- chat (owned by chat/) ----------------------------------------------------------------
-    def chat_data_key(self, cid: str) -> str:
-        """The consultation's chat data key, wrapped by the master key. Deleting it shreds the history."""
-        return f"{self.prefix}chat:{cid}:key"
-
-    def chat_keyed(self) -> str:
-        """Consultations that have a chat data key (for the retention sweep)."""
-        return f"{self.prefix}chat:keyed"
-
-    def chat_messages(self, cid: str) -> str:
-        return f"{self.prefix}chat:{cid}:messages"
-
-    def chat_client_ids(self, cid: str) -> str:
-        """participant id + client_id -> "stream id|ts" of the stored message (idempotent retries)."""
-        return f"{self.prefix}chat:{cid}:client_ids"
-
-    def chat_reads(self, cid: str) -> str:
-        return f"{self.prefix}chat:{cid}:reads"
-
-    def chat_attachments(self, cid: str) -> str:
-        """attachment id -> sealed attachment (a hash, so a shred reaches them all at once)."""
-        return f"{self.prefix}chat:{cid}:attachments"
-
-    def chat_bytes(self, cid: str) -> str:
-        """Attachment bytes stored in a consultation: `_total` and participant id -> bytes (quotas)."""
-        return f"{self.prefix}chat:{cid}:bytes"
-
-    def chat_bytes_total(self) -> str:
-        """Attachment bytes the tenant stores (its quota and the global cap)."""
-        return f"{self.prefix}chat:bytes"
+    # The chat's keys (same prefix, same slot) are declared in chat/keys.py.

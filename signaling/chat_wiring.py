@@ -78,7 +78,9 @@ async def shred_expired(app: web.Application, now: float | None = None) -> list[
     retention_s = config.retention_days * 86400
     shredded: list[str] = []
     for tenant in config.tenants:
-        for cid in await chat.messages.shred_expired(tenant.id, retention_s, now):
+        due = await store.consultations.past_retention(tenant.id, await chat.messages.keyed(tenant.id), retention_s,
+                                                       now)
+        for cid in await chat.messages.shred(tenant.id, due):
             await store.audit.record(tenant.id, Action.CHAT_SHREDDED, actor="system", role="system",
                                      consultation_id=cid)
             shredded.append(cid)

@@ -7,6 +7,7 @@ import asyncio
 import os
 import time
 
+from chat.keys import ChatKeys
 from chat.limits import Quotas
 from chat.store import ChatStore
 from rooms.keys import Keys
@@ -40,9 +41,9 @@ async def test_quotas_refuse_before_storing_with_an_error_event(chat_app, joined
     assert (await _send(doctor, pair.cid, 4))["ok"]  # the doctor has a quota of his own ...
     assert (await _send(doctor, pair.cid, 5))["error"] == "attachment_quota"  # ... within the consultation's
     redis = chat_app.server.app[STORE].redis
-    k = Keys("oslo")
-    assert await redis.hlen(k.chat_attachments(pair.cid)) == 3  # nothing stored for a refused one
-    assert int(await redis.get(k.chat_bytes_total())) == 3 * size
+    k = ChatKeys("oslo")
+    assert await redis.hlen(k.attachments(pair.cid)) == 3  # nothing stored for a refused one
+    assert int(await redis.get(k.bytes_total())) == 3 * size
     assert (await citizen.send(pair.cid, "tekst går fortsatt"))["ok"]
 
 
@@ -76,13 +77,13 @@ async def test_the_retention_shred_gives_the_bytes_back(chat_app, joined):
     pair, _doctor, citizen = joined
     app = chat_app.server.app
     assert (await _send(citizen, pair.cid, 1))["ok"]
-    k = Keys("oslo")
-    assert int(await app[STORE].redis.get(k.chat_bytes_total())) == len(JPEG)
+    k = ChatKeys("oslo")
+    assert int(await app[STORE].redis.get(k.bytes_total())) == len(JPEG)
     await app[STORE].consultations.end("oslo", pair.cid, Outcome.RESOLVED)
     far = time.time() + 400 * 86400
     assert await shred_expired(app, now=far) == [pair.cid]
-    assert int(await app[STORE].redis.get(k.chat_bytes_total())) == 0
-    assert not await app[STORE].redis.exists(k.chat_bytes(pair.cid))
+    assert int(await app[STORE].redis.get(k.bytes_total())) == 0
+    assert not await app[STORE].redis.exists(k.bytes(pair.cid))
 
 
 async def test_concurrent_uploads_never_overshoot_a_quota(redis_client):
@@ -102,5 +103,5 @@ async def test_concurrent_uploads_never_overshoot_a_quota(redis_client):
 
     stored = await asyncio.gather(*[one(i) for i in range(n)])
     assert sum(stored) == 10
-    assert await redis_client.hlen(Keys("oslo").chat_attachments("c_1")) == 10
-    assert int(await redis_client.get(Keys("oslo").chat_bytes_total())) == 10 * len(JPEG)
+    assert await redis_client.hlen(ChatKeys("oslo").attachments("c_1")) == 10
+    assert int(await redis_client.get(ChatKeys("oslo").bytes_total())) == 10 * len(JPEG)

@@ -9,7 +9,7 @@ import pytest
 
 from chat.crypto import DataKeys, open_sealed, seal
 from chat.errors import ChatError
-from rooms.keys import Keys
+from chat.keys import ChatKeys
 from rooms.store import connect as redis_connect
 from signaling.appkeys import CONFIG as CONFIG_KEY
 from signaling.appkeys import STORE
@@ -61,7 +61,7 @@ async def test_message_text_and_attachments_are_never_in_redis_in_plaintext(chat
     assert ack["ok"], ack
     await doctor.wait_for("message", 2)
     dump = await _dump(redis_url)
-    assert Keys("oslo").chat_messages(pair.cid).encode() in dump  # the scan does see the chat
+    assert ChatKeys("oslo").messages(pair.cid).encode() in dump  # the scan does see the chat
     for needle in (SECRET.encode(), b"Albyl", PHOTO_MARK, base64.b64encode(photo)[:40]):
         assert needle not in dump, needle
     # ...while the participants read it as sent.
@@ -80,8 +80,8 @@ async def test_ciphertext_is_bound_to_its_consultation_and_tenant(redis_url):
     with pytest.raises(Exception):  # noqa: B017 - cryptography's InvalidTag
         open_sealed(a, sealed, "ctx-2")
     # A wrapped key copied to another consultation does not unwrap there.
-    wrapped = await r.get(Keys("oslo").chat_data_key("c_one"))
-    await r.set(Keys("bergen").chat_data_key("c_one"), wrapped)
+    wrapped = await r.get(ChatKeys("oslo").data_key("c_one"))
+    await r.set(ChatKeys("bergen").data_key("c_one"), wrapped)
     with pytest.raises(ChatError):
         await DataKeys(r, b"k" * 32).get("bergen", "c_one")
     # Another master key cannot unwrap it either.
@@ -106,10 +106,10 @@ async def test_after_retention_the_data_key_is_shredded_and_the_history_is_unrea
     assert await shred_expired(app, now=time.time() + retention_s + 1) == [pair.cid]
 
     r = redis_connect(redis_url)
-    k = Keys("oslo")
-    assert await r.get(k.chat_data_key(pair.cid)) is None
-    assert await r.xlen(k.chat_messages(pair.cid)) == 1  # ciphertext still there (for a day) ...
-    assert 0 < await r.ttl(k.chat_messages(pair.cid)) <= 86400
+    k = ChatKeys("oslo")
+    assert await r.get(k.data_key(pair.cid)) is None
+    assert await r.xlen(k.messages(pair.cid)) == 1  # ciphertext still there (for a day) ...
+    assert 0 < await r.ttl(k.messages(pair.cid)) <= 86400
     await r.aclose()
     with pytest.raises(ChatError) as exc:  # ... and unreadable
         await chat.messages.history("oslo", pair.cid)

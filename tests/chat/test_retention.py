@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+from chat.keys import ChatKeys
 from rooms.keys import Keys
 from signaling.appkeys import STORE
 from signaling.chat_wiring import retention_round
@@ -32,7 +33,7 @@ async def test_a_consultation_past_retention_is_deleted_with_its_indexes(chat_ap
     deleted = await retention_round(app, now=time.time() + 31 * DAY)
     assert pair.cid in deleted and young.cid in deleted  # the open one too: created 31 days "ago"
     for key in (k.consultation(pair.cid), k.participants(pair.cid), k.subjects(pair.cid),
-                k.chat_data_key(pair.cid)):
+                ChatKeys("oslo").data_key(pair.cid)):
         assert not await store.redis.exists(key), key
     for s in subjects:
         assert not await store.redis.sismember(k.my_consultations(s), pair.cid)

@@ -15,6 +15,7 @@ from xml.etree import ElementTree
 import pytest
 import redis
 
+from chat.keys import ChatKeys
 from rooms.keys import Keys
 from rooms.nodes import NODES
 from rooms.store import DURABLE_PROBE
@@ -40,7 +41,7 @@ def test_a_tenant_shares_one_slot_and_deployment_keys_have_their_own(cluster: Cl
     try:
         k = Keys("oslo")
         tenant_keys = [k.queue("nettlege"), k.ticket("t1"), k.consultation("c1"), k.participants("c1"),
-                       k.chat_messages("c1"), k.audit(), k.events("queue:nettlege"), k.my_consultations("s")]
+                       ChatKeys("oslo").messages("c1"), k.audit(), k.events("queue:nettlege"), k.my_consultations("s")]
         slots = {rc.keyslot(key) for key in tenant_keys}
         assert len(slots) == 1
         assert rc.keyslot(Keys("bergen").queue("nettlege")) not in slots  # tenants spread over the cluster
