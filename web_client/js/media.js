@@ -101,3 +101,67 @@ export async function connectionCheck() {
   times.sort((a, b) => a - b);
   return { rtt_ms: Math.round(times[1]), webrtc: typeof RTCPeerConnection === "function" };
 }
+
+/**
+ * Notices a network change the browser has not reported yet, during a call: Chromium sees a new address
+ * only after ~6 s, a phone moving from Wi-Fi to 4G should have media back within 2 s. Calls onLost(reason)
+ * once, and returns stop():
+ * - "stalled": no RTP bytes on any inbound stream for `stallMs`, after media had been flowing, while
+ *   `expecting()` says someone is sending. A quiet call is not a lost one: a remote camera off stops only
+ *   video bytes, their audio goes on (and with camera and microphone both off nothing is expected);
+ * - "online": the browser is back on a network;
+ * - "connection": `navigator.connection` says the network type changed (where the browser tells it).
+ * One getStats() every `everyMs`, and only while the call's peer connection lives.
+ */
+export function watchInbound(pc, { expecting, onLost, stallMs = 1000, everyMs = 200 }) {
+  let bytes = -1;
+  let changedAt = performance.now();
+  let flowing = false;
+  let stopped = false;
+  let polling = false;
+  const connection = navigator.connection;
+  let type = connection?.type;
+
+  const lost = (reason) => {
+    if (stopped) return;
+    stop();
+    onLost(reason);
+  };
+  const poll = async () => {
+    if (stopped || polling || pc.connectionState === "closed") return;
+    polling = true;
+    let received = 0;
+    try {
+      (await pc.getStats()).forEach((s) => { if (s.type === "inbound-rtp") received += s.bytesReceived || 0; });
+    } catch { return; } finally { polling = false; }
+    const now = performance.now();
+    if (received !== bytes) {
+      flowing = flowing || (bytes >= 0 && received > bytes);
+      bytes = received;
+      changedAt = now;
+    } else if (!flowing || !expecting()) {
+      changedAt = now; // nothing should arrive: count from when something should
+    } else if (now - changedAt >= stallMs) {
+      lost("stalled");
+    }
+  };
+  const timer = setInterval(poll, everyMs);
+  const onOnline = () => lost("online");
+  // `change` also fires for new downlink / rtt estimates: only a new network type is a network change;
+  // anything else is a hint to look at once.
+  const onConnection = () => {
+    if (connection.type !== undefined && connection.type !== type) lost("connection");
+    else poll();
+    type = connection.type;
+  };
+  window.addEventListener("online", onOnline);
+  connection?.addEventListener?.("change", onConnection);
+
+  function stop() {
+    stopped = true;
+    clearInterval(timer);
+    window.removeEventListener("online", onOnline);
+    connection?.removeEventListener?.("change", onConnection);
+  }
+  return stop;
+}

@@ -3,6 +3,7 @@
 // peer and rolls back on glare), trickle candidates, participants, ended. A dropped socket or a
 // failed peer connection reconnects with the session token into the same consultation.
 
+import { watchInbound } from "./media.js";
 
 const FATAL_CLOSE = (code) => code >= 4400 && code < 4500;
 const MAX_BACKOFF_MS = 5000;
@@ -183,16 +184,17 @@ export class Call extends EventTarget {
     this._reconnect();
   }
 
-  /** Back into the same consultation: a new socket (session token) and a new peer connection. */
-  _reconnect() {
+  /** Back into the same consultation: a new socket (session token) and a new peer connection; `now`
+   * skips the backoff (a network change seen by watchInbound: the server is fine, our address is not). */
+  _reconnect(now = false) {
     if (["ended", "left", "denied", "failed"].includes(this.state)) return;
     this._setState("reconnecting");
     this._closePeer();
     if (this.ws) { const ws = this.ws; this.ws = null; ws.onclose = null; ws.close(); }
     clearTimeout(this.retryTimer);
     if (!navigator.onLine) return; // retryNow() when the browser is back online
-    this.retryTimer = setTimeout(() => this._open(), this.backoff);
-    this.backoff = Math.min(MAX_BACKOFF_MS, this.backoff * 2);
+    this.retryTimer = setTimeout(() => this._open(), now ? 0 : this.backoff);
+    if (!now) this.backoff = Math.min(MAX_BACKOFF_MS, this.backoff * 2);
   }
 
   /** The browser says the network is gone (or changed): drop the connection now, come back when online. */
@@ -293,6 +295,11 @@ export class Call extends EventTarget {
       // connection (the server replaces the old one) bring media back in well under a second on a LAN.
       if (pc.connectionState === "failed" || pc.connectionState === "disconnected") this._reconnect();
     };
+    this.stopWatch = watchInbound(pc, {
+      expecting: () => this.participants.some((p) => p.id !== this.participantId && p.presence === "connected"
+        && p.tracks?.length && !(p.audio_off && p.video_off)),
+      onLost: (reason) => { if (this.pc === pc) { this._emit("network", { reason }); this._reconnect(true); } },
+    });
     pc.onnegotiationneeded = () => { this.ops = this.ops.then(() => this._offer(pc)).catch((e) => console.warn(e)); };
     let published = 0;
     for (const stream of [this.localStream, ...this.extra.values()]) {
@@ -330,6 +337,8 @@ export class Call extends EventTarget {
     if (!this.pc) return;
     const pc = this.pc;
     this.pc = null;
+    this.stopWatch?.();
+    this.stopWatch = null;
     pc.onconnectionstatechange = null;
     pc.onnegotiationneeded = null;
     pc.close();
