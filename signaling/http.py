@@ -166,6 +166,7 @@ class Access(StrEnum):
     LOGGED_IN = "logged_in"
     TENANT = "tenant"
     TICKET = "ticket"
+    TICKET_OWNER = "ticket_owner"
     KNOCK = "knock"
     PARTICIPANT = "participant"
     HOST = "host"
@@ -176,6 +177,7 @@ ACCESS_RULES: dict[Access, str] = {
     Access.LOGGED_IN: "any valid token; the caller's own data only",
     Access.TENANT: "the tenant in the path is the caller's (else 404)",
     Access.TICKET: "the ticket's owner, or staff of its tenant (reads of personal data audited)",
+    Access.TICKET_OWNER: "the ticket's owner only (anyone else: 404)",
     Access.KNOCK: "a consultation of the caller's tenant; not after a deny; knocks rate-limited per consultation",
     Access.PARTICIPANT: "an admitted participant of the consultation (lobby and denied: 403; others: 404)",
     Access.HOST: "an admitted clinician, nurse or operator of the consultation, logged in with their own "
