@@ -26,7 +26,7 @@ class ChatCollector(Collector):
         stored = GaugeMetricFamily("nettlege_chat_attachment_bytes",
                                    "Attachment bytes stored per tenant in the shared Redis (as last seen by this "
                                    "process: refreshed on every upload and retention round)", labels=["tenant"])
-        chat = getattr(self._server, "chat", None)
+        chat = self._server.chat
         for tenant, n in sorted(chat.attachments.stored_bytes.items() if chat else ()):
             stored.add_metric([tenant], n)
         yield stored
