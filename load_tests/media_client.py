@@ -33,17 +33,28 @@ SENDER_BITS = 8
 
 
 class MarkerVideoTrack(VideoStreamTrack):
-    """Frames with a counter and a sender id drawn as blocks; `noise` adds detail so the encoder spends bits."""
+    """Frames with a counter and a sender id drawn as blocks. The rest of the picture is flat grey (a few
+    kbit/s: costs nothing to encode), or `noise` (full-range noise: the encoder spends bits, more than any
+    target it is given), or `scene`, like a camera: a smooth gradient, a disc moving across it and faint
+    sensor noise, which a live encoder compresses to whatever bitrate it is told (aiortc's VP8 follows
+    REMB with it, from its 250 kbit/s floor up)."""
 
-    def __init__(self, sender_id: int, width: int = 320, height: int = 240, noise: bool = False) -> None:
+    SCENE_NOISE = 3  # grey levels of sensor noise: enough that the encoder has detail to give up
+
+    def __init__(self, sender_id: int, width: int = 320, height: int = 240, noise: bool = False,
+                 scene: bool = False) -> None:
         super().__init__()
         self.sender_id = sender_id
         self.width, self.height = width, height
         self.block = width // COUNTER_BITS
         self.counter = 0
         self._noise = noise
+        self._scene = scene
         self._rng = np.random.default_rng(sender_id)
         self._y = np.full((height, width), 128, dtype=np.uint8)
+        rows, columns = np.mgrid[0:height, 0:width]
+        self._grid = (rows, columns)
+        self._gradient = (60 + 100 * columns / width + 60 * rows / height).astype(np.float32)
         self._u = np.full((height // 2, width // 2), (sender_id * 37) % 256, dtype=np.uint8)
         self._v = np.full((height // 2, width // 2), (sender_id * 91) % 256, dtype=np.uint8)
 
@@ -53,6 +64,8 @@ class MarkerVideoTrack(VideoStreamTrack):
         b = self.block
         if self._noise:
             y[2 * b:] = self._rng.integers(0, 256, size=(self.height - 2 * b, self.width), dtype=np.uint8)
+        elif self._scene:
+            y[2 * b:] = self._scene_rows(2 * b)
         for i in range(COUNTER_BITS):
             y[0:b, i * b:(i + 1) * b] = 255 if (self.counter >> (COUNTER_BITS - 1 - i)) & 1 else 0
         for i in range(SENDER_BITS):
@@ -63,6 +76,16 @@ class MarkerVideoTrack(VideoStreamTrack):
         frame.pts, frame.time_base = pts, time_base
         self.counter = (self.counter + 1) % (1 << COUNTER_BITS)
         return frame
+
+    def _scene_rows(self, top: int) -> np.ndarray:
+        rows, columns = self._grid
+        t = self.counter
+        cx = self.width / 2 + self.width / 3 * math.sin(t / 20)
+        cy = self.height / 2 + self.height / 4 * math.cos(t / 15)
+        picture = self._gradient.copy()
+        picture[(columns - cx) ** 2 + (rows - cy) ** 2 < (self.height / 8) ** 2] = 230
+        picture += self._rng.normal(0, self.SCENE_NOISE, size=picture.shape).astype(np.float32)
+        return np.clip(picture[top:], 0, 255).astype(np.uint8)
 
 
 def write_plane(plane: Any, data: np.ndarray) -> None:
@@ -153,7 +176,8 @@ class MediaClient:
                  relay_only: bool = False, size: tuple[int, int] = (320, 240), noise: bool = False,
                  listen_ips: tuple[str, ...] = ("127.0.0.1",), decode: bool = True,
                  video_codec: str = "video/vp8", rewrite_offer: Callable[[str], str] | None = None,
-                 audio_bitrate: int | None = None) -> None:
+                 audio_bitrate: int | None = None, scene: bool = False, loss_in: float = 0.0,
+                 loss_out: float = 0.0) -> None:
         self.name = name
         self.pc = RTCPeerConnection(rtc_configuration(ice_servers or [], relay_only=relay_only))
         self._listen_ips = listen_ips
@@ -161,7 +185,11 @@ class MediaClient:
         self._video_codec = video_codec
         self._size = size
         self._rewrite_offer = rewrite_offer  # e.g. to number payload types the way a browser does
-        self.video_tracks = [MarkerVideoTrack(sender_id + i, *size, noise=noise) for i in range(len(video_labels))]
+        self.video_tracks = [MarkerVideoTrack(sender_id + i, *size, noise=noise, scene=scene)
+                             for i in range(len(video_labels))]
+        # A lossy link in userspace (no netem here): this share of the RTP received / sent is dropped.
+        self.loss_in = aiortc_passthrough.RtpLoss(loss_in, seed=sender_id) if loss_in else None
+        self.loss_out = aiortc_passthrough.RtpLoss(loss_out, seed=sender_id + 1000) if loss_out else None
         self.video_labels = video_labels
         self.audio_track = ToneAudioTrack() if audio else None
         self._audio_bitrate = audio_bitrate  # Opus bit/s; None: aiortc's 96 kbit/s, not a browser's voice rate
@@ -201,6 +229,7 @@ class MediaClient:
             self.pc.addTransceiver("video", direction="recvonly")
         aiortc_passthrough.restrict_gathering(self.pc, self._listen_ips, None)
         await self.pc.setLocalDescription(await self.pc.createOffer())
+        self._lose_on_transports()
         sdp = self.pc.localDescription.sdp
         if self._rewrite_offer is not None:
             sdp = self._rewrite_offer(sdp)
@@ -216,6 +245,7 @@ class MediaClient:
         _prefer(transceiver, self._video_codec)
         aiortc_passthrough.restrict_gathering(self.pc, self._listen_ips, None)
         await self.pc.setLocalDescription(await self.pc.createOffer())
+        self._lose_on_transports()
         assert self.to_server is not None
         await self.to_server({"type": "offer", "sdp": self.pc.localDescription.sdp, "track_labels": {track.id: label}})
 
@@ -225,6 +255,7 @@ class MediaClient:
         transceiver = next(t for t in self.pc.getTransceivers() if t.sender.track is track)
         transceiver.direction = "inactive"
         await self.pc.setLocalDescription(await self.pc.createOffer())
+        self._lose_on_transports()
         assert self.to_server is not None
         await self.to_server({"type": "offer", "sdp": self.pc.localDescription.sdp})
 
@@ -242,6 +273,7 @@ class MediaClient:
                     self._read_stream_ids(message["sdp"])
                     aiortc_passthrough.restrict_gathering(self.pc, self._listen_ips, None)
                     await self.pc.setLocalDescription(await self.pc.createAnswer())
+                    self._lose_on_transports()
                     assert self.to_server is not None
                     await self.to_server({"type": "answer", "sdp": self.pc.localDescription.sdp})
                     self.answered_at = time.monotonic()
@@ -252,6 +284,12 @@ class MediaClient:
             except Exception:
                 log.exception("%s could not handle %s", self.name, kind)
             self._changed.set()
+
+    def _lose_on_transports(self) -> None:
+        if self.loss_in is not None:
+            aiortc_passthrough.lose_rtp(self.pc, self.loss_in, outgoing=False)
+        if self.loss_out is not None:
+            aiortc_passthrough.lose_rtp(self.pc, self.loss_out, outgoing=True)
 
     def _read_stream_ids(self, sdp: str) -> None:
         """Which published track each m-line now carries: msid "<publisher participant id> <track id>".

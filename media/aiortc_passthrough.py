@@ -15,7 +15,8 @@ doing SRTP, RTCP (SR/RR), NACK/RTX and retransmission history:
   (PLI/FIR) are replaced on the instance. Its own RTP loop idles on a track that never yields.
 - load generators and test clients: `install_receiver_sink` (encoded frames without decoding, through a
   jitter buffer that releases a frame at its last packet and gives up on a gap after `MAX_GAP_WAIT_S`),
-  `report_bandwidth` (a subscriber that sends a chosen REMB) and `on_remb_received` (REMB at a publisher).
+  `report_bandwidth` (a subscriber that sends a chosen REMB), `on_remb_received` (REMB at a publisher) and
+  `lose_rtp` (a lossy link: a share of the RTP a client sends or receives dropped in its DTLS transport).
 - gathering: aioice offers every non-loopback interface and no way to choose, so the connection's
   `gather_candidates` is replaced by one that binds only the configured addresses.
 - server offers: aiortc's `createOffer()` renumbers every m-line with its own payload types and header
@@ -33,6 +34,7 @@ import asyncio
 import contextlib
 import copy
 import logging
+import random
 import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -47,12 +49,15 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpSendParameters
 from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtp import (
     RTCP_PSFB_APP,
+    RTCP_RTPFB_NACK,
     RTP_HISTORY_SIZE,
     HeaderExtensionsMap,
     RtcpPsfbPacket,
     RtcpRrPacket,
+    RtcpRtpfbPacket,
     RtcpSrPacket,
     RtpPacket,
+    is_rtcp,
     pack_remb_fci,
     unpack_remb_fci,
     unwrap_rtx,
@@ -281,6 +286,10 @@ class RtpSendPort:
         self._extensions_map: HeaderExtensionsMap = sender._RTCRtpSender__rtp_header_extensions_map  # type: ignore[attr-defined]
         self.payload_type: int | None = None
         self.fraction_lost = 0.0  # of this stream, in the subscriber's last receiver report
+        # For the bandwidth policy (media.bandwidth): packets the subscriber asked again for (NACK), and the
+        # round-trip time of its last receiver report (its growth is the queue on the subscriber's link).
+        self.nacked = 0
+        self.rtt_s: float | None = None
         self._mid: str | None = None
         self._on_remb = on_remb
         original_send = sender.send
@@ -305,6 +314,12 @@ class RtpSendPort:
                 for report in packet.reports:
                     if report.ssrc == sender._ssrc:
                         self.fraction_lost = report.fraction_lost / 256
+                        # Unsmoothed (aiortc's own RTT is a slow moving average), as aiortc computes it.
+                        if report.dlsr and report.lsr == sender._RTCRtpSender__lsr:  # type: ignore[attr-defined]
+                            sent_at = sender._RTCRtpSender__lsr_time  # type: ignore[attr-defined]
+                            self.rtt_s = time.time() - sent_at - report.dlsr / 65536
+            elif isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
+                self.nacked += len(packet.lost)
             await original_rtcp(packet)  # RR statistics, NACK (retransmitted from the history), PLI/FIR
 
         sender.send = send  # type: ignore[method-assign]
@@ -364,6 +379,50 @@ def report_bandwidth(receiver: RTCRtpReceiver, bitrate: Callable[[], int]) -> No
     """Make an aiortc receiver (a test subscriber) send REMB `bitrate()` instead of its own estimate, as a
     subscriber behind a slow link would."""
     receiver._RTCRtpReceiver__remote_bitrate_estimator = _FixedEstimator(bitrate)  # type: ignore[attr-defined]
+
+
+class RtpLoss:
+    """A share of a test client's RTP packets dropped on one side of its transport, as a lossy link would
+    (this kernel has no netem). RTCP, ICE and DTLS pass. `dropped` and `passed` count RTP packets."""
+
+    def __init__(self, fraction: float, seed: int) -> None:
+        self.fraction = fraction
+        self.dropped = self.passed = 0
+        self._random = random.Random(seed)
+
+    def drop(self) -> bool:
+        if self._random.random() < self.fraction:
+            self.dropped += 1
+            return True
+        self.passed += 1
+        return False
+
+
+def lose_rtp(pc: RTCPeerConnection, loss: RtpLoss, *, outgoing: bool) -> None:
+    """Drop `loss.fraction` of the RTP a test client sends (`outgoing`) or receives, after SRTP/before it
+    (the packet never reaches the wire, or never reaches the receiver). Call after every
+    setLocalDescription: transports appear with the m-lines; one already wrapped is left alone."""
+    for transceiver in pc.getTransceivers():
+        transport = transceiver.sender.transport
+        if transport is None or getattr(transport, "_nettlege_loss", None) is not None:
+            continue
+        transport._nettlege_loss = loss  # type: ignore[attr-defined]
+        if outgoing:
+            send = transport._send_rtp
+
+            async def lossy_send(data: bytes, send: Any = send) -> None:
+                if is_rtcp(data) or not loss.drop():
+                    await send(data)
+
+            transport._send_rtp = lossy_send  # type: ignore[method-assign]
+        else:
+            handle = transport._handle_rtp_data
+
+            async def lossy_handle(data: bytes, arrival_time_ms: int, handle: Any = handle) -> None:
+                if not loss.drop():
+                    await handle(data, arrival_time_ms)
+
+            transport._handle_rtp_data = lossy_handle  # type: ignore[method-assign]
 
 
 def on_remb_received(sender: RTCRtpSender, callback: Callable[[int], None]) -> None:

@@ -8,20 +8,40 @@ each publisher is told it may send (see `PublishedTrack.bitrate_cap`).
 Pausing needs more than a low estimate. A receive-side estimator reports at most about 1.5 times what
 arrives and climbs back only ~8 % a second, so a publisher sending little (a still picture), or video just
 resumed, shows a low estimate on a perfect link. Video pauses when, for `video_pause_after_s`, the estimate
-stays below `video_pause_bps` while more video is offered than the estimate and the subscriber reports
-losing at least `video_pause_loss` of it: the link is really overrun. A paused subscriber receives no video,
-so its estimator has nothing to measure: video comes back when an estimate reaches `video_resume_bps`, or on
-a probe `video_probe_after_s` after the pause (if the link is still too weak, loss comes back and video
-pauses again). Each probe that fails doubles the wait for the next, up to 8 times, since every probe floods a
-weak link (and its audio) for a moment.
+stays below `video_pause_bps` while more video is offered than the estimate and the link shows that it is
+really overrun (`Congestion`): the subscriber reports losing at least `video_pause_loss` of its video, or asks
+for that share again (NACK: a browser counts a packet repaired by retransmission as received, so its
+reports hide the loss that RTX repairs), or the round trip through its link has grown by
+`video_pause_queue_delay_s` over the least seen (a shaped link queues what it cannot carry before it drops
+it). A paused subscriber receives no video, so an estimator that measures video only (aiortc's) has nothing
+to measure: video comes back when an estimate reaches `video_resume_bps` (a browser's REMB goes on with its
+audio), or on a probe `video_probe_after_s` after the pause (if the link is still too weak, the overrun
+comes back and video pauses again). Each probe that fails doubles the wait for the next, up to 8 times,
+since every probe floods a weak link (and its audio) for a moment.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from media.config import MediaConfig
+
+# NACKed packets are counted against those sent over windows of at least this long.
+_NACK_WINDOW_S = 1.0
+
+
+@dataclass(frozen=True)
+class Congestion:
+    """What the subscriber's RTCP says about its link, for one REMB: the most its last receiver reports say
+    it lost of one video stream, packets sent and NACKed so far on its video (running totals), and the
+    latest round-trip time measured from its receiver reports (None: not yet)."""
+
+    fraction_lost: float = 0.0
+    sent_packets: int = 0
+    nacked_packets: int = 0
+    rtt_s: float | None = None
 
 
 class SubscriberBandwidth:
@@ -36,19 +56,27 @@ class SubscriberBandwidth:
         self._paused_at = 0.0
         self._probe_after = config.video_probe_after_s
         self._probing = False  # video is on because of a probe, not a good estimate
+        self.nack_share = 0.0  # of the video packets sent in the last window, the share NACKed
+        self._nack_mark: tuple[float, int, int] | None = None  # (when, sent, nacked) at the window's start
+        self.min_rtt_s: float | None = None
+        self.queue_delay_s = 0.0  # the latest round trip over the least seen
 
-    def on_estimate(self, bitrate: int, offered_video_bps: float, fraction_lost: float = 0.0) -> bool | None:
+    def on_estimate(self, bitrate: int, offered_video_bps: float, fraction_lost: float = 0.0,
+                    congestion: Congestion | None = None) -> bool | None:
         """A REMB from the subscriber. Returns True (pause video), False (resume) or None (no change).
-        `offered_video_bps` is what the publishers of its video currently send, `fraction_lost` the most
-        the subscriber's receiver reports say it lost of one of them."""
+        `offered_video_bps` is what the publishers of its video currently send; `congestion` what its RTCP
+        says about the link (`fraction_lost` alone: only its receiver reports' loss)."""
         config = self._config
         self.estimate_bps = bitrate
         now = self.clock()
+        if congestion is None:
+            congestion = Congestion(fraction_lost=fraction_lost)
+        self._measure(congestion, now)
         if self.paused:
             if bitrate >= config.video_resume_bps:
                 return self._resume()
             return None
-        overrun = offered_video_bps > bitrate and fraction_lost >= config.video_pause_loss
+        overrun = offered_video_bps > bitrate and self.congested(congestion.fraction_lost)
         if bitrate < config.video_pause_bps and overrun and config.pause_video_when_overrun:
             if self._low_since is None:
                 self._low_since = now
@@ -65,6 +93,25 @@ class SubscriberBandwidth:
             if bitrate >= config.video_resume_bps:
                 self._probing = False  # the probe found a good link: the next pause starts from the first wait
         return None
+
+    def congested(self, fraction_lost: float) -> bool:
+        """Whether the link shows it is overrun: loss, repairs asked for, or a queue (see the module doc)."""
+        config = self._config
+        return (fraction_lost >= config.video_pause_loss or self.nack_share >= config.video_pause_loss
+                or self.queue_delay_s >= config.video_pause_queue_delay_s)
+
+    def _measure(self, congestion: Congestion, now: float) -> None:
+        mark = self._nack_mark
+        sent, nacked = congestion.sent_packets, congestion.nacked_packets
+        if mark is None or sent < mark[1] or nacked < mark[2]:  # the first report, or the streams changed
+            self._nack_mark = (now, sent, nacked)
+        elif now - mark[0] >= _NACK_WINDOW_S:
+            self.nack_share = (nacked - mark[2]) / max(1, sent - mark[1])
+            self._nack_mark = (now, sent, nacked)
+        rtt = congestion.rtt_s
+        if rtt is not None and rtt >= 0:
+            self.min_rtt_s = rtt if self.min_rtt_s is None else min(self.min_rtt_s, rtt)
+            self.queue_delay_s = rtt - self.min_rtt_s
 
     def probe(self) -> bool | None:
         """Called now and then: False (resume video to probe the link) when a pause has lasted long enough."""

@@ -39,7 +39,9 @@ class MediaConfig:
     # video sends no fresh estimate, on a probe `video_probe_after_s` after the pause.
     video_resume_bps: int = 250_000
     video_pause_after_s: float = 2.0
-    video_pause_loss: float = 0.1  # fraction of video lost (receiver reports) that says the link is overrun
+    video_pause_loss: float = 0.1  # fraction of video lost (receiver reports) or NACKed that says the link is overrun
+    # Round-trip growth over the least seen that says the subscriber's link queues what it cannot carry.
+    video_pause_queue_delay_s: float = 0.15
     video_probe_after_s: float = 5.0
     # What a subscriber's audio streams are assumed to need out of its estimate (Opus voice ~32 kbit/s + RTP).
     audio_allowance_bps: int = 48_000

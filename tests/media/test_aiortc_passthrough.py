@@ -168,3 +168,16 @@ async def test_make_ice_lite_replaces_the_methods_of_a_fresh_connection() -> Non
         assert "a=ice-lite" in offer.sdp
     finally:
         await pc.close()
+
+
+def test_the_sender_still_keeps_its_last_sr_for_the_rtt_and_the_transport_sends_and_hands_on_rtp_by_itself() -> None:
+    """`RtpSendPort` measures the round trip from the sender's last SR (`__lsr`, `__lsr_time`) as aiortc
+    does; `lose_rtp` (test clients) replaces the DTLS transport's `_send_rtp` / `_handle_rtp_data` on the
+    instance, which the sender and the transport's receive loop call through `self`/`transport`."""
+    rtcp = inspect.getsource(RTCRtpSender._handle_rtcp_packet)
+    assert "time.time() - self.__lsr_time - (report.dlsr / 65536)" in rtcp
+    assert "self.__lsr == report.lsr" in rtcp
+    assert "self.__lsr_time = time.time()" in inspect.getsource(RTCRtpSender._run_rtcp)
+    recv = inspect.getsource(aiortc.rtcdtlstransport.RTCDtlsTransport._recv_next)
+    assert "await self._handle_rtp_data(data, arrival_time_ms=arrival_time_ms)" in recv
+    assert "await self.transport._send_rtp(" in inspect.getsource(RTCRtpSender._run_rtp)
