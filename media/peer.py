@@ -71,8 +71,6 @@ class Peer:
         # replaces `h264_everywhere` with "every participant does": else publishers are answered VP8 only.
         self.decodes_h264: bool | None = None
         self.h264_everywhere: Callable[[], bool] = lambda: self.decodes_h264 is not False
-        # Called when this client turns out not to decode H264, for the room to switch H264 publishers to VP8.
-        self.on_h264_refused: Callable[[Peer], None] = lambda peer: None
         self._stats_at = time.monotonic()
         self._stats_bytes = (0, 0)
         self._stats_packets = (0, 0)
@@ -95,7 +93,6 @@ class Peer:
             self._labels = dict(track_labels or {})
             _check_has_media(sdp)
             sdp = await self._without_candidates(sdp)
-            knew_h264 = self.decodes_h264
             if self.decodes_h264 is None:
                 self.decodes_h264 = decodes_h264(sdp)
             try:
@@ -104,8 +101,6 @@ class Peer:
                     mid = transceiver.mid or ""
                     if mid in self.published:
                         passthrough.keep_codecs(transceiver, FORWARDABLE)
-                        if transceiver.kind == "video" and not self.h264_everywhere():
-                            passthrough.keep_only(transceiver, "video/vp8")  # stays switched (see switch_to_vp8)
                     elif mid in self._pending:
                         passthrough.keep_codecs(transceiver, FORWARDABLE)
                         if transceiver.kind == "video" and not self.h264_everywhere():
@@ -128,13 +123,10 @@ class Peer:
             answer_sdp = self.pc.localDescription.sdp
             await self._send({"type": "answer", "sdp": answer_sdp})
             self._first_offer_answered = True
-            switched = self._codec_switched()
             removed = self._unpublish_stopped()
             added = self._announce_pending()
-        if added or removed or switched:
-            await self._on_tracks_changed(self, added + switched, removed + switched)
-        if knew_h264 is not False and self.decodes_h264 is False:
-            self.on_h264_refused(self)
+        if added or removed:
+            await self._on_tracks_changed(self, added, removed)
         if self._negotiation_needed:
             self._schedule_negotiation()
         return answer_sdp
@@ -147,7 +139,6 @@ class Peer:
             if not self._offer_outstanding:
                 raise MediaError("no_offer_outstanding", "There is no server offer waiting for an answer.")
             sdp = await self._without_candidates(sdp)
-            knew_h264 = self.decodes_h264
             try:
                 sdp, declined = accept_declined(sdp, self.pc.localDescription.sdp)
                 await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
@@ -160,30 +151,8 @@ class Peer:
                     codec = passthrough.negotiated_codec(transceiver)
                     if codec is not None and codec.mimeType.lower() == "video/h264":
                         self.decodes_h264 = False
-            switched = self._codec_switched()
-        if switched:  # subscribers get the track again on an m-line of the new codec
-            await self._on_tracks_changed(self, switched, switched)
-        if knew_h264 is not False and self.decodes_h264 is False:
-            self.on_h264_refused(self)
         if self._negotiation_needed:
             self._schedule_negotiation()
-
-    def switch_to_vp8(self) -> bool:
-        """Ask this publisher to send VP8 instead of H264 (a participant without H264 joined): the next server
-        offer lists only VP8 on its H264 m-lines, if it offered VP8 at all. Its answer switches the encoder;
-        `_codec_switched` then moves the subscribers over. Returns whether an offer is on its way."""
-        asked = False
-        for transceiver in self.pc.getTransceivers():
-            track = self.published.get(transceiver.mid or "")
-            if track is None or track.codec is None or track.codec.mimeType.lower() != "video/h264":
-                continue
-            passthrough.keep_only(transceiver, "video/vp8")  # a no-op if it offered no VP8
-            codec = passthrough.negotiated_codec(transceiver)
-            asked = asked or (codec is not None and codec.mimeType.lower() == "video/vp8")
-        if asked:
-            log.info("asking %s to send VP8 instead of H264", self.participant_id)
-            self._schedule_negotiation()
-        return asked
 
     async def add_candidate(self, candidate: dict[str, Any] | None) -> None:
         """A trickled RTCIceCandidateInit (`{"candidate", "sdpMid", "sdpMLineIndex"}`), or None at the end.
@@ -364,18 +333,6 @@ class Peer:
                 self.published[mid] = track
                 added.append(track)
         return added
-
-    def _codec_switched(self) -> list[PublishedTrack]:
-        """Published tracks whose negotiated codec changed in the description just applied (H264 to VP8)."""
-        switched = []
-        for transceiver in self.pc.getTransceivers():
-            track = self.published.get(transceiver.mid or "")
-            codec = passthrough.negotiated_codec(transceiver)
-            if track is not None and track.codec is not None and codec is not None \
-                    and codec.mimeType.lower() != track.codec.mimeType.lower():
-                track.switch_codec(codec)
-                switched.append(track)
-        return switched
 
     def _unpublish_stopped(self) -> list[PublishedTrack]:
         """Tracks whose m-line the client no longer sends on (it removed the track or stopped it)."""
