@@ -1,4 +1,5 @@
-"""Photo attachments (a rash, a medicine box): JPEG or PNG, recognised by their bytes, never by their name.
+"""Photo attachments (a rash, a medicine box): JPEG or PNG, recognised by their bytes, never by their name;
+HEIC/HEIF (an iPhone's default) is accepted and stored as a JPEG without metadata (chat/heif.py).
 
 Stored sealed with the consultation's data key in one Redis hash per consultation
 (`ChatKeys.attachments`), so a shred reaches them together with the messages. The chat message that
@@ -13,6 +14,7 @@ before (best effort: tenants live in different Redis Cluster slots, so one scrip
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import secrets
@@ -22,6 +24,7 @@ from typing import NoReturn
 import redis.asyncio as aioredis
 from cryptography.exceptions import InvalidTag
 
+from . import heif
 from .crypto import DataKeys, open_sealed, seal
 from .errors import ChatError, HistoryShredded
 from .keys import ChatKeys
@@ -86,7 +89,7 @@ def sniff(data: bytes) -> str | None:
 def safe_name(name: object, content_type: str) -> str:
     """A display file name: printable, short, with the extension of what the bytes are."""
     stem = re.sub(r"[^\w .-]", "_", name if isinstance(name, str) else "")[:60].strip(" .") or "bilde"
-    stem = re.sub(r"\.(jpe?g|png|gif|webp|exe|pdf|html?)$", "", stem, flags=re.IGNORECASE) or "bilde"
+    stem = re.sub(r"\.(jpe?g|png|gif|webp|heic|heif|exe|pdf|html?)$", "", stem, flags=re.IGNORECASE) or "bilde"
     return stem + (".png" if content_type == "image/png" else ".jpg")
 
 
@@ -124,9 +127,11 @@ class AttachmentStore:
                             f"Bildet er for stort. Største tillatte størrelse er {self.max_bytes // (1024 * 1024)} MB.")
         if not data:
             raise ChatError("attachment_empty", "Vedlegget er tomt.")
+        if heif.is_heif(bytes(data)):
+            return "image/jpeg"  # what it is stored as: `put` converts it
         content_type = sniff(bytes(data))
         if content_type is None:
-            raise ChatError("attachment_type", "Bare bilder i JPEG- eller PNG-format kan sendes.")
+            raise ChatError("attachment_type", "Bare bilder i JPEG-, PNG- eller HEIC-format kan sendes.")
         return content_type
 
     async def usage(self, tenant: str) -> int:
@@ -146,7 +151,11 @@ class AttachmentStore:
         return sum(int(v or 0) for v in values)
 
     async def put(self, tenant: str, cid: str, data: bytes, content_type: str, *, owner: str) -> str:
-        """Store an attachment of participant `owner`, or refuse it (ChatError) when a quota would be exceeded."""
+        """Store an attachment of participant `owner`, or refuse it (ChatError) when a quota would be exceeded.
+        A HEIC/HEIF photo is stored as the JPEG it converts to (decoded off the event loop)."""
+        if heif.is_heif(data):
+            data = await asyncio.to_thread(heif.to_jpeg, data)
+            content_type = "image/jpeg"
         size = len(data)
         q = self.quotas
         if await self.global_usage(tenant) + size > q.global_bytes:
