@@ -156,6 +156,10 @@ class ReceivedTrack:
     frames: int = 0
     markers: list[tuple[int, int]] = field(default_factory=list)  # (sender id, counter)
     loud_frames: int = 0  # audio frames with a tone in them
+    last_frame_at: float | None = None
+    gaps: list[tuple[float, float]] = field(default_factory=list)  # (ended at, seconds): longer than GAP_S
+
+    GAP_S = 0.2  # a pause between two frames worth noting (audio frames are 20 ms, video ones 33 ms)
 
     def counters_in_order(self) -> bool:
         counters = [c for _, c in self.markers]
@@ -326,8 +330,12 @@ class MediaClient:
             while True:
                 frame = await track.recv()
                 received = self.received[mid]
+                now = time.monotonic()
                 if received.first_frame_at is None:
-                    received.first_frame_at = time.monotonic()
+                    received.first_frame_at = now
+                elif received.last_frame_at is not None and now - received.last_frame_at > received.GAP_S:
+                    received.gaps.append((now, now - received.last_frame_at))
+                received.last_frame_at = now
                 received.frames += 1
                 if not self._decode:
                     continue

@@ -3,7 +3,8 @@ WebSocket; it prints one JSON object per line on stdout and takes commands as JS
 
     python -m tests.net.client --base-url http://198.51.100.1:8080 --cid C --token T --listen-ip 198.51.100.2
 
-Printed: {"event": "welcome" | "frame" | "audio" | "connection" | "server" | "reconnected" | "error", ...};
+Printed: {"event": "welcome" | "frame" | "audio" | "gap" | "connection" | "server" | "reconnected" | "error", ...}
+("gap": no frame decoded on a track for longer than ReceivedTrack.GAP_S);
 every `at` is time.monotonic(), which is the same clock in every process of the machine.
 Commands: {"cmd": "online", "listen_ip": "198.51.100.3"} is the browser's `online` event after a network
 change: a new WebSocket with the session token and a new peer connection, as web_client/js/signaling.js
@@ -45,10 +46,13 @@ class _Reporting(MediaClient):
             watcher.cancel()
 
     async def _watch(self, mid: str) -> None:
-        seen_markers = seen_audio = 0
+        seen_markers = seen_audio = seen_gaps = 0
         while True:
             await asyncio.sleep(0.01)
             received: ReceivedTrack = self.received[mid]
+            for ended_at, seconds in received.gaps[seen_gaps:]:
+                emit("gap", kind=received.kind, mid=mid, ended_at=ended_at, seconds=seconds, pc=self.generation)
+            seen_gaps = len(received.gaps)
             for marker in received.markers[seen_markers:]:
                 emit("frame", kind="video", mid=mid, sender=marker[0], counter=marker[1], pc=self.generation)
             seen_markers = len(received.markers)
@@ -77,7 +81,7 @@ class Participant:
         publish = self.args.publish
         media = _Reporting(self.args.name, sender_id=self.args.sender_id,
                            video_labels=("camera",) if publish else (), audio=publish,
-                           listen_ips=(self.listen_ip,), video_codec=self.args.codec)
+                           listen_ips=(self.listen_ip,), video_codec=self.args.codec, loss_in=self.args.loss_in)
         self.generation += 1
         media.generation = self.generation
 
@@ -133,6 +137,7 @@ async def main() -> None:
     parser.add_argument("--sender-id", type=int, default=9)
     parser.add_argument("--publish", action="store_true")
     parser.add_argument("--codec", default="video/vp8")
+    parser.add_argument("--loss-in", type=float, default=0.0, help="share of received RTP dropped (a lossy link)")
     args = parser.parse_args()
     async with aiohttp.ClientSession() as http:
         participant = Participant(args, http)
