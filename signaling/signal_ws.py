@@ -23,9 +23,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from media import MediaError, Peer, Sfu
 from media import metrics as media_metrics
 from media.ice import turn_rest_credentials
-from rooms.audit import Action
 from rooms.errors import DomainError, Forbidden, Gone, NotFound, RateLimited, Unavailable
-from rooms.events import consultation_topic
+from rooms.events import ConsultationEnded, Event, Knocked, ParticipantDecided, Resync, consultation_topic
 from rooms.models import ConsultationState, ParticipantState, Principal, Role
 
 from .appkeys import AUTH, CONFIG, HUB, STORE
@@ -33,7 +32,7 @@ from .auth import SESSION_REFRESH_S, AuthError
 from .config import Config
 from .http import error_response, parse_json
 from .identity import identify
-from .lobby import knock
+from .liveness import Liveness
 from .messages import preferred, translate
 from .metrics import METRICS
 from .placement import NODE
@@ -109,6 +108,9 @@ class SignalSession:
         self._offer_sent_at: float | None = None  # a server offer waiting for the client's answer
         self._watchdog: asyncio.Task[None] | None = None
         self._refresher: asyncio.Task[None] | None = None
+        self.liveness = Liveness(ws, app[CONFIG].signal_drop_grace_s, on_silent=self._silent,
+                                 on_heard=self._heard_again, on_gone=self._gone)
+        self._pinger: asyncio.Task[None] | None = None
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -151,6 +153,10 @@ class SignalSession:
     async def _hello(self) -> None:
         try:
             msg = await self.ws.receive(timeout=HELLO_TIMEOUT_S)
+            while msg.type in (WSMsgType.PING, WSMsgType.PONG):  # autoping is off
+                if msg.type == WSMsgType.PING:
+                    await self.ws.pong(msg.data)
+                msg = await self.ws.receive(timeout=HELLO_TIMEOUT_S)
         except TimeoutError:
             raise _Fatal("hello_timeout", "Fikk ikke hello i tide.", CLOSE_BAD) from None
         hello = self._parse(msg)
@@ -193,7 +199,7 @@ class SignalSession:
         await subscribed.wait()
         if participant is None:
             try:
-                participant = await knock(store, principal, self.cid)
+                participant = await store.rooms.knock(principal, self.cid)
                 await store.durable()  # REDIS_MIN_REPLICAS_ACK: the knock is on the replicas before the welcome
             except Forbidden as e:
                 raise _Fatal(e.code, e.message, CLOSE_REFUSED) from None
@@ -255,15 +261,7 @@ class SignalSession:
         self.peer = await room.join(self.participant_id, self.principal.role.value, self.principal.name, self.send)
         self._watchdog = asyncio.create_task(self._watch_answers(), name=f"signal-answers-{self.cid}")
         self.admitted.set()
-        store = self.app[STORE]
-        await store.audit.record(self.principal.tenant, Action.CONSULTATION_JOINED, actor=self.principal.subject,
-                                 role=self.principal.role, consultation_id=self.cid)
-        tenant = self.principal.tenant
-        changed = await store.consultations.open(tenant, self.cid)
-        if len(room.participants()) >= 2:
-            changed = await store.consultations.activate(tenant, self.cid) or changed
-        if changed:
-            await store.events.publish(tenant, consultation_topic(self.cid), {"type": "changed"})
+        await self.app[STORE].rooms.entered_room(self.principal, self.cid, len(room.participants()))
 
     async def _follow_events(self, subscribed: asyncio.Event) -> None:
         """This consultation's events through the process's one EventHub (no Redis connection of its own)."""
@@ -282,20 +280,16 @@ class SignalSession:
             return
         me = consultation.participant(self.participant_id) if self.participant_id else None
         if consultation.state == ConsultationState.ENDED:
-            outcome = consultation.outcome.value if consultation.outcome else None
-            await self._on_event({"type": "ended", "outcome": outcome})
-        elif me is not None and me.state == ParticipantState.ADMITTED:
-            await self._on_event({"type": "admitted", "participant_id": me.id})
-        elif me is not None and me.state == ParticipantState.DENIED:
-            await self._on_event({"type": "denied", "participant_id": me.id})
+            await self._on_event(ConsultationEnded(self.cid, consultation.outcome))
+        elif me is not None and me.state in (ParticipantState.ADMITTED, ParticipantState.DENIED):
+            await self._on_event(ParticipantDecided(self.cid, me.id, me.state == ParticipantState.ADMITTED))
 
-    async def _on_event(self, event: dict[str, Any]) -> None:
-        kind = event.get("type")
-        if kind == "resync":
+    async def _on_event(self, event: Event | Resync) -> None:
+        if isinstance(event, Resync):
             await self._resync()
             return
-        mine = event.get("participant_id") == self.participant_id
-        if kind == "admitted" and mine and self.peer is None:
+        mine = isinstance(event, ParticipantDecided) and event.participant_id == self.participant_id
+        if mine and isinstance(event, ParticipantDecided) and event.admitted and self.peer is None:
             try:
                 await self._enter_room()  # the peer exists before the client hears it may offer
             except MediaError as e:  # room_full
@@ -303,19 +297,20 @@ class SignalSession:
                 await self.ws.close(code=CLOSE_REFUSED, message=e.code.encode())
                 return
             await self.send({"type": "admitted", "ice_servers": self._ice_servers()})
-        elif kind == "denied" and mine:
+        elif mine and isinstance(event, ParticipantDecided) and not event.admitted:
             await self.send({"type": "denied"})
             await self.ws.close(code=CLOSE_REFUSED, message=b"denied")
-        elif kind == "ended":
+        elif isinstance(event, ConsultationEnded):
             self.ended = True
             # The outcome is the patient's and the clinicians' business, not an interpreter's or a relative's.
             guest = self.principal is not None and self.principal.role in (Role.INTERPRETER, Role.RELATIVE)
-            await self.send({"type": "ended", "outcome": None if guest else event.get("outcome")})
+            outcome = event.outcome.value if event.outcome and not guest else None
+            await self.send({"type": "ended", "outcome": outcome})
             await self.ws.close(code=CLOSE_ENDED, message=b"ended")
-        elif kind == "knock" and self.peer is not None and self.principal and self.principal.is_staff:
+        elif isinstance(event, Knocked) and self.peer is not None and self.principal and self.principal.is_staff:
             # The event names the participant by id only (no names on pub/sub): read who it is.
             c = await self.app[STORE].consultations.get(self.principal.tenant, self.cid)
-            knocking = c.participant(str(event.get("participant_id")))
+            knocking = c.participant(event.participant_id)
             if knocking is not None:
                 await self.send({"type": "knock", "participant_id": knocking.id, "role": knocking.role.value,
                                  "display_name": knocking.display_name})
@@ -331,6 +326,26 @@ class SignalSession:
                 await self.ws.close(code=CLOSE_ANSWER_TIMEOUT, message=b"answer_timeout")
                 return
 
+    def _current(self) -> bool:
+        """Whether this socket still speaks for the participant (not replaced by a newer one)."""
+        return self.participant_id is not None and self.app[SIGNAL_SESSIONS].get(self.key) is self
+
+    async def _silent(self) -> None:  # no frame for a while: the others see "reconnecting"
+        if self.peer is not None and self._current():
+            await self.app[SFU].room(self.cid).dropped(self.key[2], self.app[CONFIG].signal_drop_grace_s)
+
+    async def _heard_again(self) -> None:  # a short blip: "connected" again, same peer connection
+        if self.peer is not None and self._current():
+            await self.app[SFU].room(self.cid).present(self.key[2])
+
+    async def _gone(self) -> None:
+        """Silent for the whole grace period: the participant leaves the room now (closing a dead socket
+        would wait for a close frame that never comes)."""
+        if self._current():
+            del self.app[SIGNAL_SESSIONS][self.key]
+            await self.app[SFU].room(self.cid).leave(self.key[2])
+        await self.ws.close(code=WSCloseCode.GOING_AWAY, message=b"silent")
+
     # --- offer/answer loop -----------------------------------------------------------------------
 
     def _parse(self, msg: Any) -> dict[str, Any] | None:
@@ -342,15 +357,24 @@ class SignalSession:
         return data if isinstance(data, dict) and isinstance(data.get("type"), str) else None
 
     async def _loop(self) -> None:
+        self.liveness.heard()
+        self._pinger = asyncio.create_task(self.liveness.run(), name=f"signal-liveness-{self.cid}")
         async for msg in self.ws:
+            self.liveness.heard()
+            if msg.type == WSMsgType.PONG:  # the answer to our liveness ping
+                continue
             if not self.bucket.take():
                 raise _Fatal("rate_limited", "For mange meldinger.", CLOSE_RATE)
+            if msg.type == WSMsgType.PING:  # autoping is off (we watch pongs), so answer pings ourselves
+                await self.ws.pong(msg.data)
+                continue
             data = self._parse(msg)
             if data is None:
                 await self.error("bad_message", "Meldingen er ikke gyldig JSON med en type.")
                 continue
             try:
-                await self._dispatch(data)
+                with self.liveness.busy():  # frames wait unread meanwhile: that is not the client's silence
+                    await self._dispatch(data)
             except MediaError as e:
                 await self.error(e.code, e.message)
             except DomainError as e:
@@ -404,6 +428,8 @@ class SignalSession:
             self._refresher.cancel()
         if self._watchdog is not None:
             self._watchdog.cancel()
+        if self._pinger is not None:
+            self._pinger.cancel()
         if self._events is not None:
             self._events.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -418,13 +444,14 @@ class SignalSession:
             await self.app[SFU].room(self.cid).leave(self.participant_id)
             return
         # Dropped: keep the place for a grace period, then remove the participant unless it came back.
-        key, pid = self.key, self.participant_id
-        if self.peer is not None:  # the others see "reconnecting" with the grace countdown
+        # A client already silent (liveness) keeps the countdown it has.
+        key, pid, grace = self.key, self.participant_id, self.liveness.grace_left()
+        if self.peer is not None and self.liveness.silent_since is None:  # the others see "reconnecting"
             with contextlib.suppress(Exception):
-                await self.app[SFU].room(self.cid).dropped(pid, self.app[CONFIG].signal_drop_grace_s)
+                await self.app[SFU].room(self.cid).dropped(pid, grace)
 
         async def remove_later() -> None:
-            await asyncio.sleep(self.app[CONFIG].signal_drop_grace_s)
+            await asyncio.sleep(grace)
             if sessions.get(key) is self:
                 del sessions[key]
                 await self.app[SFU].room(self.cid).leave(pid)
@@ -453,7 +480,8 @@ def origin_allowed(request: web.Request) -> bool:
 async def signal(request: web.Request) -> web.StreamResponse:
     if not origin_allowed(request):
         return error_response(403, "origin_not_allowed", "Tilkobling fra denne nettsiden er ikke tillatt.")
-    ws = web.WebSocketResponse(heartbeat=15.0, max_msg_size=MAX_FRAME_BYTES)
+    # No aiohttp heartbeat: signaling/liveness.py pings every second and watches the pongs (autoping off).
+    ws = web.WebSocketResponse(autoping=False, max_msg_size=MAX_FRAME_BYTES)
     await ws.prepare(request)
     session = SignalSession(request.app, ws, request.match_info["consultation_id"])
     try:
