@@ -14,6 +14,7 @@ OSLO = ZoneInfo("Europe/Oslo")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _SPAN = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
 _ID = r"^[a-z0-9][a-z0-9-]{0,39}$"
+MAX_CLOSURES = 100  # a few years of public holidays
 
 
 def _parse_span(value: str) -> tuple[time, time] | None:
@@ -21,18 +22,19 @@ def _parse_span(value: str) -> tuple[time, time] | None:
     if value == "closed":
         return None
     m = _SPAN.match(value)
-    if not m:
-        raise ValueError(f"'{value}' is not HH:MM-HH:MM or 'closed'")
+    if not m:  # the value is not repeated: an API answer names the field and the rule only
+        raise ValueError("not HH:MM-HH:MM, 'closed' or '24/7'")
     start = time(int(m[1]), int(m[2]))
     end = time.max if (m[3], m[4]) == ("24", "00") else time(int(m[3]) % 24, int(m[4]))
     if end <= start:
-        raise ValueError(f"'{value}' ends before it starts")
+        raise ValueError("ends before it starts")
     return start, end
 
 
 class OpeningHours(BaseModel):
     """Per weekday 'HH:MM-HH:MM' or 'closed'; `default` fills the days not named. '24/7' for always open.
-    `closures`: Europe/Oslo dates closed all day (public holidays), whatever the weekday says."""
+    `closures`: Europe/Oslo dates closed all day (public holidays), whatever the weekday says; kept sorted,
+    each once. The config file and the admin API (signaling/api/admin.py) read this one model."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     default: str = "08:00-22:00"
@@ -43,7 +45,8 @@ class OpeningHours(BaseModel):
     fri: str | None = None
     sat: str | None = None
     sun: str | None = None
-    closures: tuple[date, ...] = ()
+    closures: tuple[date, ...] = Field(default=(), max_length=MAX_CLOSURES,
+                                       description="YYYY-MM-DD, Europe/Oslo")
 
     @field_validator("default", *WEEKDAYS)
     @classmethod
@@ -51,6 +54,11 @@ class OpeningHours(BaseModel):
         if v is not None and v != "24/7":
             _parse_span(v)
         return v
+
+    @field_validator("closures")
+    @classmethod
+    def _sorted_once(cls, v: tuple[date, ...]) -> tuple[date, ...]:
+        return tuple(sorted(set(v)))
 
     def for_day(self, weekday: int) -> str:
         day = getattr(self, WEEKDAYS[weekday])

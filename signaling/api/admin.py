@@ -10,7 +10,7 @@ import time
 from datetime import date
 
 from aiohttp import web
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from rooms.audit import Action
 from rooms.models import Principal, Role
@@ -22,22 +22,14 @@ from ..http import Access, Api, ApiError, Body, require_tenant
 
 api = Api()
 ADMIN = (Role.ADMIN,)
-MAX_CLOSURES = 100
 
 
-class SettingsIn(Body):
+class SettingsIn(OpeningHours):
     """Opening hours as in the config file ('HH:MM-HH:MM', 'closed' or '24/7' per weekday, `default` for the
-    rest) and closures: dates closed all day. The whole setting is replaced."""
+    rest) and closures: dates closed all day. The whole setting is replaced. The config file's model, read
+    strictly like every request body (dates only as YYYY-MM-DD strings, no numbers for text)."""
 
-    default: str = "08:00-22:00"
-    mon: str | None = None
-    tue: str | None = None
-    wed: str | None = None
-    thu: str | None = None
-    fri: str | None = None
-    sat: str | None = None
-    sun: str | None = None
-    closures: list[str] = Field(default=[], max_length=MAX_CLOSURES, description="YYYY-MM-DD, Europe/Oslo")
+    model_config = Body.model_config
 
 
 class SettingsOut(BaseModel):
@@ -84,14 +76,8 @@ async def get_settings(request: web.Request, principal: Principal, _b: None) -> 
            access=Access.TENANT)
 async def put_settings(request: web.Request, principal: Principal, body: SettingsIn) -> SettingsOut:
     tenant, service = _tenant_service(request, principal)
-    try:
-        hours = OpeningHours.model_validate({**body.model_dump(exclude={"closures"}),
-                                             "closures": sorted(set(body.closures))})
-    except ValidationError:
-        raise ApiError(422, "invalid_opening_hours",
-                       "Åpningstid må være TT:MM-TT:MM, 'closed' eller '24/7', og stengte dager ÅÅÅÅ-MM-DD.") from None
     store = request.app[STORE]
-    await store.service_settings.set_opening_hours(tenant.id, service.id, hours)
+    await store.service_settings.set_opening_hours(tenant.id, service.id, OpeningHours(**dict(body)))
     await store.audit.record(tenant.id, Action.SETTINGS_CHANGED, actor=principal.subject, role=principal.role,
                              service=service.id)
     return await _out(request, tenant, service)

@@ -62,11 +62,15 @@ async def test_settings_changes_are_audited(app_client):
 
 async def test_bad_settings_are_refused_and_change_nothing(app_client):
     admin = await dev_token(app_client, "adm", "admin")
+    many = [(date(2027, 1, 1) + timedelta(days=i)).isoformat() for i in range(101)]
     for body in ({"default": "8-16"}, {"mon": "16:00-08:00"}, {"closures": ["31.12.2026"]},
-                 {"closures": ["2026-02-30"]}, {"default": "24/7", "holidays": []}, {"default": 8}):
+                 {"closures": ["2026-02-30"]}, {"closures": [20261224]}, {"closures": many},
+                 {"default": "24/7", "holidays": []}, {"default": 8}):
         resp = await app_client.put(SETTINGS, headers=bearer(admin), json=body)
         assert resp.status == 422, body
-        assert set(await resp.json()) == {"error", "message"}
+        got = await resp.json()
+        assert set(got) == {"error", "message"} and got["error"] == "invalid_body"
+        assert got["message"].split(":")[0].split(".")[0] in body  # names the field
     assert (await (await app_client.get(SETTINGS, headers=bearer(admin))).json())["source"] == "config"
     resp = await app_client.get("/api/v1/tenants/oslo/services/nope/settings", headers=bearer(admin))
     assert resp.status == 404
