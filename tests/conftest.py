@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
+from aiohttp import web
 from pytest_redis import factories
 
 from rooms.store import Store, connect
@@ -71,6 +73,24 @@ class FakeClock:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+def hold_rate_windows(app: web.Application) -> FakeClock:
+    """Stops the clock of the app's fixed-window rate limits (REST, knocks, short codes, chat) at now. A window
+    that turned during a limit test would let up to twice the limit through, so such a test counts inside one
+    window; it may `advance` the returned clock to open the next."""
+    from chat.messages import MessageStore
+    from rooms.ratelimit import RateLimiter
+    from signaling.appkeys import STORE
+    from signaling.chat_wiring import CHAT
+
+    held = FakeClock(time.time())
+    store = app[STORE]
+    store.rate = RateLimiter(store.redis, held)
+    chat = app.get(CHAT)
+    if chat is not None:
+        chat.messages = MessageStore(store.redis, chat.keys, chat.limits, held)
+    return held
 
 
 @pytest.fixture

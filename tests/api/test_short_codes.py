@@ -4,7 +4,7 @@ spent once, lives ten minutes, other consultations' invites are refused, and gue
 from rooms.shortcodes import CODE_TTL_S
 from signaling.api.shortcodes import REDEEM_LIMIT
 from signaling.appkeys import STORE
-from tests.conftest import bearer, dev_token
+from tests.conftest import bearer, dev_token, hold_rate_windows
 
 
 async def _consultation_with_invite(client, who: str = "op"):
@@ -51,6 +51,7 @@ async def test_only_a_host_of_that_consultation_and_only_its_invites(app_client)
 
 
 async def test_redeeming_is_rate_limited_and_checks_the_shape(app_client):
+    hold_rate_windows(app_client.server.app)  # every attempt in one window: a turning window resets the count
     for bad in ("12345", "abcdef", "1234567"):
         resp = await app_client.post("/api/v1/short-codes/redeem", json={"code": bad})
         assert resp.status == 422 and (await resp.json())["error"] == "invalid_code"
