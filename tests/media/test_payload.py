@@ -1,6 +1,5 @@
 import asyncio
 
-import pytest
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
 
@@ -33,20 +32,24 @@ def test_an_h264_keyframe_starts_at_sps_or_idr_single_stap_a_or_fu_a_start() -> 
 
 async def test_keyframe_requests_are_rate_limited_and_a_late_request_is_deferred_not_lost() -> None:
     sent: list[float] = []
+    second = asyncio.Event()
     loop = asyncio.get_running_loop()
 
     async def send_pli() -> bool:
         sent.append(loop.time())
+        if len(sent) == 2:
+            second.set()
         return True
 
     requester = KeyframeRequester(send_pli, min_interval_s=0.2)
-    for _ in range(10):
+    first_asked = loop.time()
+    for _ in range(10):  # the first goes at once, the other nine inside its interval make one deferred PLI
         requester.request()
-    await asyncio.sleep(0.05)
-    assert len(sent) == 1
-    requester.request()
-    await asyncio.sleep(0.3)
-    assert len(sent) == 2 and sent[1] - sent[0] == pytest.approx(0.2, abs=0.05)
+    await asyncio.wait_for(second.wait(), 10)
+    # A lower bound only (the interval is the spec); how late the deferred one comes is the machine's business.
+    assert sent[1] - first_asked >= 0.2 - 1e-6
+    await asyncio.sleep(0.3)  # nothing is pending, so waiting longer on a busy machine cannot change this
+    assert len(sent) == 2
     requester.close()
 
 
