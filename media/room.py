@@ -38,12 +38,6 @@ class Room:
         """Whether every participant decodes H264, so a publisher may send it (forwarded as it comes)."""
         return all(peer.decodes_h264 is not False for peer in self._peers.values())
 
-    def _h264_refused(self, peer: Peer) -> None:
-        """`peer` cannot decode H264 and the SFU does not transcode: publishers sending H264 switch to VP8."""
-        for other in self._peers.values():
-            if other is not peer:
-                other.switch_to_vp8()
-
     async def join(self, participant_id: str, role: str, display_name: str, send: Send) -> Peer:
         """A participant's new peer connection. `send` delivers signaling messages (the server's `answer`
         and `offer`, `participants`, `ended`) to that participant's WebSocket. Joining again with the same
@@ -60,7 +54,6 @@ class Room:
         peer = Peer(participant_id=participant_id, role=role, display_name=display_name, send=send,
                     config=self._config, counters=self._counters, on_tracks_changed=self._tracks_changed)
         peer.h264_everywhere = self._h264_everywhere
-        peer.on_h264_refused = self._h264_refused
         self._peers[participant_id] = peer
         for other in self._peers.values():
             if other is not peer:

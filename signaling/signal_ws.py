@@ -23,8 +23,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from media import MediaError, Peer, Sfu
 from media import metrics as media_metrics
 from media.ice import turn_rest_credentials
+from rooms.audit import Action
 from rooms.errors import DomainError, Forbidden, Gone, NotFound, RateLimited, Unavailable
-from rooms.events import ConsultationEnded, Event, Knocked, ParticipantDecided, Resync, consultation_topic
+from rooms.events import consultation_topic
 from rooms.models import ConsultationState, ParticipantState, Principal, Role
 
 from .appkeys import AUTH, CONFIG, HUB, STORE
@@ -33,6 +34,7 @@ from .config import Config
 from .http import error_response, parse_json
 from .identity import identify
 from .liveness import Liveness
+from .lobby import knock
 from .messages import preferred, translate
 from .metrics import METRICS
 from .placement import NODE
@@ -199,7 +201,7 @@ class SignalSession:
         await subscribed.wait()
         if participant is None:
             try:
-                participant = await store.rooms.knock(principal, self.cid)
+                participant = await knock(store, principal, self.cid)
                 await store.durable()  # REDIS_MIN_REPLICAS_ACK: the knock is on the replicas before the welcome
             except Forbidden as e:
                 raise _Fatal(e.code, e.message, CLOSE_REFUSED) from None
@@ -261,7 +263,15 @@ class SignalSession:
         self.peer = await room.join(self.participant_id, self.principal.role.value, self.principal.name, self.send)
         self._watchdog = asyncio.create_task(self._watch_answers(), name=f"signal-answers-{self.cid}")
         self.admitted.set()
-        await self.app[STORE].rooms.entered_room(self.principal, self.cid, len(room.participants()))
+        store = self.app[STORE]
+        await store.audit.record(self.principal.tenant, Action.CONSULTATION_JOINED, actor=self.principal.subject,
+                                 role=self.principal.role, consultation_id=self.cid)
+        tenant = self.principal.tenant
+        changed = await store.consultations.open(tenant, self.cid)
+        if len(room.participants()) >= 2:
+            changed = await store.consultations.activate(tenant, self.cid) or changed
+        if changed:
+            await store.events.publish(tenant, consultation_topic(self.cid), {"type": "changed"})
 
     async def _follow_events(self, subscribed: asyncio.Event) -> None:
         """This consultation's events through the process's one EventHub (no Redis connection of its own)."""
@@ -280,16 +290,20 @@ class SignalSession:
             return
         me = consultation.participant(self.participant_id) if self.participant_id else None
         if consultation.state == ConsultationState.ENDED:
-            await self._on_event(ConsultationEnded(self.cid, consultation.outcome))
-        elif me is not None and me.state in (ParticipantState.ADMITTED, ParticipantState.DENIED):
-            await self._on_event(ParticipantDecided(self.cid, me.id, me.state == ParticipantState.ADMITTED))
+            outcome = consultation.outcome.value if consultation.outcome else None
+            await self._on_event({"type": "ended", "outcome": outcome})
+        elif me is not None and me.state == ParticipantState.ADMITTED:
+            await self._on_event({"type": "admitted", "participant_id": me.id})
+        elif me is not None and me.state == ParticipantState.DENIED:
+            await self._on_event({"type": "denied", "participant_id": me.id})
 
-    async def _on_event(self, event: Event | Resync) -> None:
-        if isinstance(event, Resync):
+    async def _on_event(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if kind == "resync":
             await self._resync()
             return
-        mine = isinstance(event, ParticipantDecided) and event.participant_id == self.participant_id
-        if mine and isinstance(event, ParticipantDecided) and event.admitted and self.peer is None:
+        mine = event.get("participant_id") == self.participant_id
+        if kind == "admitted" and mine and self.peer is None:
             try:
                 await self._enter_room()  # the peer exists before the client hears it may offer
             except MediaError as e:  # room_full
@@ -297,20 +311,19 @@ class SignalSession:
                 await self.ws.close(code=CLOSE_REFUSED, message=e.code.encode())
                 return
             await self.send({"type": "admitted", "ice_servers": self._ice_servers()})
-        elif mine and isinstance(event, ParticipantDecided) and not event.admitted:
+        elif kind == "denied" and mine:
             await self.send({"type": "denied"})
             await self.ws.close(code=CLOSE_REFUSED, message=b"denied")
-        elif isinstance(event, ConsultationEnded):
+        elif kind == "ended":
             self.ended = True
             # The outcome is the patient's and the clinicians' business, not an interpreter's or a relative's.
             guest = self.principal is not None and self.principal.role in (Role.INTERPRETER, Role.RELATIVE)
-            outcome = event.outcome.value if event.outcome and not guest else None
-            await self.send({"type": "ended", "outcome": outcome})
+            await self.send({"type": "ended", "outcome": None if guest else event.get("outcome")})
             await self.ws.close(code=CLOSE_ENDED, message=b"ended")
-        elif isinstance(event, Knocked) and self.peer is not None and self.principal and self.principal.is_staff:
+        elif kind == "knock" and self.peer is not None and self.principal and self.principal.is_staff:
             # The event names the participant by id only (no names on pub/sub): read who it is.
             c = await self.app[STORE].consultations.get(self.principal.tenant, self.cid)
-            knocking = c.participant(event.participant_id)
+            knocking = c.participant(str(event.get("participant_id")))
             if knocking is not None:
                 await self.send({"type": "knock", "participant_id": knocking.id, "role": knocking.role.value,
                                  "display_name": knocking.display_name})
