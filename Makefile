@@ -8,7 +8,7 @@ STAMP := $(VENV)/.stamp-install
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: run test lint install system-deps web-client bench clean
+.PHONY: run test test-busy lint install system-deps web-client bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,16 @@ test: system-deps install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# Steadiness (issue 11): the whole suite BUSY_RUNS times in a row while another process keeps one core busy
+# (a Python spinner); stops at the first failing run and always ends the spinner.
+BUSY_RUNS ?= 3
+test-busy: system-deps install
+	@$(PYTHON) -c 'while True: pass' & spin=$$!; trap 'kill $$spin 2>/dev/null' EXIT; \
+	for i in $$(seq 1 $(BUSY_RUNS)); do \
+	  echo "== make test, run $$i of $(BUSY_RUNS), one core kept busy by pid $$spin =="; \
+	  $(MAKE) --no-print-directory test || { echo "run $$i failed"; exit 1; }; \
+	done; echo "$(BUSY_RUNS) runs passed under a busy core"
 
 # Media benchmark: nettlege serve beside aiortc's transcoding relay and Janus VideoRoom (Debian `janus`), medians
 # of 3 runs at K = 1, 4, 8 consultations; results appended to load_tests/results/media_bench.jsonl.
