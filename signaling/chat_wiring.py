@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 CHAT = web.AppKey("chat", ChatStore)
 SHRED_INTERVAL_S = 600.0
+CHAT_PING_INTERVAL_S = 10.0
+CHAT_PING_TIMEOUT_S = 10.0
 
 
 def setup_chat(app: web.Application, limits: ChatLimits | None = None) -> None:
@@ -56,6 +58,11 @@ def setup_chat(app: web.Application, limits: ChatLimits | None = None) -> None:
     server = ChatServer(identify_for_chat, origins=config.origins(), redis_url=config.redis_url,
                         client_manager=chat_manager(config.redis_settings()),
                         median_consultation_s=median_consultation_s, limits=limits)
+    # Engine.IO pings every 10 s and drops a socket whose pong is 10 s late: a citizen whose network went
+    # silent is offline for the queue after at most 20 s (python-socketio's defaults, 25 + 20 s, said 45 s);
+    # a late pong on 4G is tolerated, and the queue's grace period keeps the place. ~17 bytes/s per socket.
+    # Set on the Engine.IO server (public attributes it reads at every ping) because ChatServer builds it.
+    server.sio.eio.ping_interval, server.sio.eio.ping_timeout = CHAT_PING_INTERVAL_S, CHAT_PING_TIMEOUT_S
     server.attach(app)
     chat_metrics.register(server, app[METRICS].registry)
 

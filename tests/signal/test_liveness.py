@@ -9,6 +9,7 @@ aiohttp client answers pings only while it reads); tests/net/test_liveness.py cu
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -20,6 +21,7 @@ from signaling.liveness import PING_INTERVAL_S, SILENT_AFTER_S
 from tests.signal.conftest import take_consultation
 
 DROP_SHOWN_WITHIN_S = 3.0  # issue 13: the others see a drop within 3 s
+PAGE = "https://nettlege.example"  # an allowed origin for the chat socket
 
 
 class Watcher:
@@ -137,3 +139,15 @@ async def test_a_participant_silent_for_the_whole_grace_period_leaves(live, call
     except aiohttp.ClientConnectionResetError as e:
         assert "closing transport" in str(e)
     await doctor_ws.close()
+
+
+@pytest.mark.app_config(allowed_origins=[PAGE])
+async def test_the_chat_socket_is_pinged_every_10_s_and_dropped_20_s_after_silence(live):
+    """The Engine.IO handshake tells the client the liveness it will be held to (docs/protocol.md)."""
+    base = str(live.make_url("/")).rstrip("/")
+    async with aiohttp.ClientSession() as http, http.get(
+            f"{base}/socket.io/?EIO=4&transport=polling", headers={"Origin": PAGE}) as resp:
+        body = await resp.text()
+    assert resp.status == 200 and body.startswith("0"), body
+    handshake = json.loads(body[1:])
+    assert (handshake["pingInterval"], handshake["pingTimeout"]) == (10_000, 10_000)
