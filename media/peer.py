@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCRtpTransceiver, RTCSessionDescription
 from aiortc.sdp import SessionDescription, candidate_from_sdp
@@ -29,6 +29,14 @@ log = logging.getLogger(__name__)
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 TracksChanged = Callable[["Peer", list[PublishedTrack], list[PublishedTrack]], Awaitable[None]]
+Unanswered = Callable[[], Awaitable[None]]
+
+
+class Timer(Protocol):
+    def cancel(self) -> None: ...
+
+
+CallLater = Callable[[float, Callable[[], None]], Timer]  # the shape of loop.call_later
 
 DEFAULT_LABELS = {"audio": "microphone", "video": "camera"}
 FORWARDABLE = ("audio/opus", "video/vp8", "video/h264")
@@ -62,6 +70,11 @@ class Peer:
         self._lock = asyncio.Lock()
         self._first_offer_answered = False
         self._offer_outstanding = False
+        # The answer watchdog (`watch_answers`): reports a server offer left unanswered too long.
+        self._answer_timeout_s = 0.0
+        self._on_unanswered: Unanswered | None = None
+        self._call_later: CallLater | None = None
+        self._answer_timer: Timer | None = None
         self._negotiation_needed = False
         self._negotiation_task: asyncio.Task[None] | None = None
         self._pending: dict[str, PublishedTrack] = {}  # received m-lines not yet in an accepted offer
@@ -144,7 +157,7 @@ class Peer:
                 await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
             except Exception as exc:
                 raise MediaError("sdp_invalid", f"The answer could not be applied: {exc}") from exc
-            self._offer_outstanding = False
+            self._offer_settled()
             for transceiver in self.pc.getTransceivers():
                 if transceiver.mid in declined:  # the client cannot use it (e.g. H264 in Firefox)
                     transceiver.direction = "inactive"
@@ -153,6 +166,21 @@ class Peer:
                         self.decodes_h264 = False
         if self._negotiation_needed:
             self._schedule_negotiation()
+
+    def watch_answers(self, timeout_s: float, on_unanswered: Unanswered, *,
+                      call_later: CallLater | None = None) -> None:
+        """Call `on_unanswered` when a server offer has waited `timeout_s` for the client's answer. A client that
+        never answers blocks every later renegotiation (the server never has two offers outstanding); what to
+        do about it is the adapter's call (the signaling socket closes with 4408 and the client reconnects).
+        `call_later`: the loop's, or a test's clock."""
+        self._answer_timeout_s = timeout_s
+        self._on_unanswered = on_unanswered
+        self._call_later = call_later or asyncio.get_running_loop().call_later
+
+    @property
+    def offer_outstanding(self) -> bool:
+        """A server offer is waiting for the client's answer."""
+        return self._offer_outstanding
 
     async def add_candidate(self, candidate: dict[str, Any] | None) -> None:
         """A trickled RTCIceCandidateInit (`{"candidate", "sdpMid", "sdpMLineIndex"}`), or None at the end.
@@ -260,6 +288,7 @@ class Peer:
         if self.closed:
             return []
         self.closed = True
+        self._offer_settled()
         if self._negotiation_task is not None:
             self._negotiation_task.cancel()
         for task in list(self._sends):
@@ -345,6 +374,27 @@ class Peer:
                 removed.append(track)
         return removed
 
+    def _offer_sent(self) -> None:
+        self._offer_outstanding = True
+        if self._on_unanswered is not None and self._call_later is not None:
+            self._answer_timer = self._call_later(self._answer_timeout_s, self._answer_overdue)
+
+    def _offer_settled(self) -> None:
+        """Answered (or closed): the watchdog stands down."""
+        self._offer_outstanding = False
+        if self._answer_timer is not None:
+            self._answer_timer.cancel()
+            self._answer_timer = None
+
+    def _answer_overdue(self) -> None:
+        self._answer_timer = None
+        if self.closed or not self._offer_outstanding or self._on_unanswered is None:
+            return
+        log.info("server offer to %s unanswered for %.0f s", self.participant_id, self._answer_timeout_s)
+        task = asyncio.ensure_future(self._on_unanswered())
+        self._sends.add(task)
+        task.add_done_callback(self._sends.discard)
+
     def _schedule_negotiation(self) -> None:
         self._negotiation_needed = True
         if self.closed or (self._negotiation_task is not None and not self._negotiation_task.done()):
@@ -378,7 +428,7 @@ class Peer:
             await self.pc.setLocalDescription(RTCSessionDescription(sdp=sdp, type="offer"))
             if self.closed:
                 return
-            self._offer_outstanding = True
+            self._offer_sent()
             await self._send({"type": "offer", "sdp": self.pc.localDescription.sdp, "tracks": self._track_map()})
 
     def _track_map(self) -> list[dict[str, str]]:

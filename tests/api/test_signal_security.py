@@ -143,10 +143,10 @@ async def test_origin_is_required_and_aioice_does_not_log_addresses(app_client):
 
 
 async def test_a_connected_participant_gets_fresh_session_tokens(app_client, monkeypatch):
-    from signaling import signal_ws
+    from signaling import signal_lifetime
     from signaling.appkeys import AUTH
 
-    monkeypatch.setattr(signal_ws, "SESSION_REFRESH_S", 0.2)  # 5 minutes in service
+    monkeypatch.setattr(signal_lifetime, "SESSION_REFRESH_S", 0.2)  # 5 minutes in service
     doc = await dev_token(app_client, "d1", "clinician")
     cid = await _consultation(app_client, doc)
     async with app_client.ws_connect(f"/api/v1/consultations/{cid}/signal", headers=_origin(app_client)) as ws:
