@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from load_tests.media_client import MediaClient
-from media import MediaError, Peer, Room
+from media import Peer
+from tests.media.conftest import connect
 
 pytestmark = [pytest.mark.media, pytest.mark.timeout(90)]
 
@@ -48,35 +49,23 @@ class Clock:
         return len(due)
 
 
-async def _join(room: Room, client: MediaClient, *, answers: bool = True) -> Peer:
-    """Join as tests/media/conftest.connect does; `answers=False`: a broken client that never sees (so never
-    answers) the server's offers."""
-    async def send(message: dict[str, Any]) -> None:
-        if answers or message.get("type") != "offer":
-            await client.deliver(message)
-
-    peer = await room.join(client.name, "clinician", client.name.title(), send)
-
-    async def to_server(message: dict[str, Any]) -> None:
-        try:
-            if message["type"] == "offer":
-                await peer.handle_offer(message["sdp"], message.get("track_labels"))
-            elif message["type"] == "answer":
-                await peer.handle_answer(message["sdp"])
-        except MediaError as exc:
-            await client.deliver(exc.as_event())
-
-    client.start(to_server)
-    return peer
-
-
 async def _doctor_and_a_publisher(sfu: Any, make_client: Any, clock: Clock, fired: asyncio.Event,
                                   *, answers: bool) -> tuple[MediaClient, Peer]:
     """The doctor (receives only) is in the room with the watchdog on; then the citizen publishes its voice,
     which makes the server offer that track to the doctor."""
     room = sfu.room("c-watchdog")
     doctor = make_client("doctor", video_labels=(), audio=False)
-    peer = await _join(room, doctor, answers=answers)
+    if not answers:  # a broken client: never sees (so never answers) the server's offers
+        deliver = doctor.deliver
+
+        async def drop_offers(message: dict[str, Any]) -> None:
+            if message.get("type") != "offer":
+                await deliver(message)
+
+        doctor.deliver = drop_offers
+    await connect(room, doctor, "clinician", offer=False)
+    peer = room.peer("doctor")
+    assert peer is not None
 
     async def unanswered() -> None:
         fired.set()
@@ -85,9 +74,7 @@ async def _doctor_and_a_publisher(sfu: Any, make_client: Any, clock: Clock, fire
     await doctor.offer()
     await doctor.wait_for(lambda: any(m["type"] == "answer" for m in doctor.messages), 20, "the server's answer")
     assert clock.timers == []  # answering the client's offer is not a server offer
-    citizen = make_client("citizen", video_labels=(), audio=True)
-    await _join(room, citizen)
-    await citizen.offer()
+    await connect(room, make_client("citizen", video_labels=(), audio=True))
     return doctor, peer
 
 
