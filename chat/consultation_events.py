@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from rooms.events import consultation_topic
+from rooms.events import ChatMessageStored, ConsultationEnded, Event, Knocked, Resync, consultation_topic
 from rooms.models import Role
 
 from .context import ChatContext
@@ -37,15 +37,13 @@ class ConsultationEvents:
             self._watches[key] = (n + 1, remove)
             return
 
-        def on_event(event: dict[str, Any]) -> None:
-            kind = event.get("type")
-            if kind == "chat_message" and valid_stream_id(event.get("id")):
-                skip = event.get("skip_sid")
-                self._deliver_soon(tenant, cid, event["id"], skip if isinstance(skip, str) else None)
-            elif kind == "knock" and isinstance(event.get("participant_id"), str):
-                self._ctx.spawn(self._knock(tenant, cid, event["participant_id"]))
-            elif kind == "ended":
-                self._ended(tenant, cid, event.get("outcome"))
+        def on_event(event: Event | Resync) -> None:
+            if isinstance(event, ChatMessageStored) and valid_stream_id(event.message_id):
+                self._deliver_soon(tenant, cid, event.message_id, event.skip_sid)
+            elif isinstance(event, Knocked):
+                self._ctx.spawn(self._knock(tenant, cid, event.participant_id))
+            elif isinstance(event, ConsultationEnded):
+                self._ended(tenant, cid, event.outcome.value if event.outcome else None)
 
         self._watches[key] = (1, self._ctx.hub.add(tenant, consultation_topic(cid), on_event))
 
@@ -69,8 +67,7 @@ class ConsultationEvents:
         Redis pub/sub. Best effort like every broadcast: clients resync with `history`."""
         try:
             async with self._ctx.broadcasts:
-                await self._ctx.store.events.publish(tenant, consultation_topic(cid),
-                                                     {"type": "chat_message", "id": message_id, "skip_sid": skip_sid})
+                await self._ctx.store.events.publish(tenant, ChatMessageStored(cid, message_id, skip_sid))
         except Exception as exc:
             log.warning("announcing a message failed: %s", type(exc).__name__)
 
@@ -116,7 +113,7 @@ class ConsultationEvents:
                        "display_name": p.display_name}
             await self._ctx.sio.emit("knock", payload, room=host_room(tenant, cid), ignore_queue=True)
 
-    def _ended(self, tenant: str, cid: str, outcome: Any) -> None:
+    def _ended(self, tenant: str, cid: str, outcome: str | None) -> None:
         # The outcome is the patient's and the clinicians' business, not an interpreter's or a relative's.
         ctx = self._ctx
         guests = [sid for sid, sess in ctx.sessions.items() if cid in sess.joined

@@ -10,6 +10,15 @@ class Keys:
     def queue(self, service: str) -> str:
         return f"{self.prefix}queue:{service}"
 
+    def queue_owners(self, service: str) -> str:
+        """Waiting ticket id -> its owner, beside the queue: take-next learns the keys of the head's tickets (which
+        its script must declare) from the script before, without reading each ticket."""
+        return f"{self.prefix}queue:{service}:owners"
+
+    def queue_taken_seq(self, service: str) -> str:
+        """A counter numbering the service's takes (Ticket.taken_seq)."""
+        return f"{self.prefix}queue:{service}:taken_seq"
+
     def ticket(self, ticket_id: str) -> str:
         return f"{self.prefix}ticket:{ticket_id}"
 
@@ -99,6 +108,9 @@ class Keys:
         return f"{self.prefix}rate:{bucket}:{subject}:{window}"
 
     def events(self, topic: str) -> str:
+        """A pub/sub channel (rooms/events.py), not a key: Redis Cluster sends PUBLISH to every node whatever its
+        name, so a script may publish on a channel whose name ends in an id it learns itself (take-next: the
+        taken ticket's topic, `events("ticket:")` + its id)."""
         return f"{self.prefix}events:{topic}"
 
     # The chat's keys (same prefix, same slot) are declared in chat/keys.py.

@@ -52,6 +52,10 @@ class NodeRegistry:
         self._clock = clock
         self.timeout_s = timeout_s
         self._assign = redis.register_script(_ASSIGN)
+        # The live nodes as last read, for placing consultations: read at most every `_live_ttl_s`, a small part of
+        # the timeout (a new consultation is placed on every take-next; the live set changes with heartbeats).
+        self._live_ttl_s = min(1.0, timeout_s / 6)
+        self._live_seen: tuple[float, list[Node]] | None = None
 
     async def heartbeat(self, node_id: str, address: str, load: float) -> None:
         now = self._clock()
@@ -77,9 +81,16 @@ class NodeRegistry:
         return [Node(node_id, info["address"], float(info.get("load", 0)), seen)
                 for (node_id, seen), info in zip(rows, infos, strict=True) if info]
 
+    async def recent_live(self) -> list[Node]:
+        """`live()`, as read at most `_live_ttl_s` ago."""
+        now = self._clock()
+        if self._live_seen is None or not 0 <= now - self._live_seen[0] < self._live_ttl_s:
+            self._live_seen = (now, await self.live())
+        return self._live_seen[1]
+
     async def assign(self, tenant: str, cid: str) -> Node | None:
         """The live node holding this consultation's media, choosing the least-loaded one if needed."""
-        nodes = await self.live()
+        nodes = await self.recent_live()
         if not nodes:
             return None
         ranked = sorted(nodes, key=lambda n: (n.load, n.id))

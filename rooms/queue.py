@@ -1,7 +1,8 @@
 """Waiting queues: one sorted set per service, ordered by (priority, enqueue time).
 
 Every change is one Lua script, so a ticket can never be handed to two clinicians and no change is
-ever half-done; the audit entry of a change (`audit=`) is appended by the same script.
+ever half-done; the audit entry of a change (`audit=`) is appended by the same script, which also publishes
+the change's events (rooms/events.py: QueueChanged, and TicketCalled + ConsultationChanged for a take).
 The score is `rank * 1e14 + enqueued_ms`: lower is served first, and changing a
 ticket's priority keeps its enqueue time.
 """
@@ -13,6 +14,7 @@ import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -21,74 +23,104 @@ from .audit import LUA_AUDIT, Action, Audit, audit_keys
 from .consultations import LUA_PARTICIPANT, ConsultationStore, new_consultation_fields, new_participant
 from .crypto import FieldCipher
 from .errors import Conflict, NotFound, Unavailable
+from .events import ConsultationChanged, QueueChanged, TicketCalled, channel_of, encode, ticket_topic
 from .keys import Keys
-from .models import Channel, Consultation, ConsultationState, Priority, Role, Ticket, TicketState
-from .redis_types import hash_fields, text_or_none, texts
+from .models import (
+    Channel,
+    Consultation,
+    ConsultationState,
+    Participant,
+    ParticipantState,
+    Priority,
+    Role,
+    Ticket,
+    TicketState,
+)
+from .redis_types import hash_fields, optional_texts, text_or_none, texts
 
 RANK_SPAN = 10**14
 OFFLINE_AFTER_S = 10.0  # take-next passes over a ticket whose owner has been offline longer (same priority)
 TAKE_SCAN = 50  # tickets of the first priority take-next looks at for a present owner
 TAKE_ATTEMPTS = 5  # take-next reads the head again when tickets joined it between its read and its script
 TERMINAL_TTL_S = 7 * 24 * 3600  # a finished ticket is kept a week for statistics, then expires
+CLINICIANS_WINDOW_S = 3600  # clinicians who took a ticket this recently count as working the queue (eta_s)
 
 
 def score(priority: Priority, enqueued_at: float) -> int:
     return priority.rank * RANK_SPAN + int(enqueued_at * 1000)
 
 
-# KEYS: open ticket, ticket, queue, stats, audit stream x2, the owner's open-ticket keys of other services...
-# ARGV: ticket id, score, Oslo hour (statistics), ticket fields..., audit entry
+# KEYS: open ticket, ticket, queue, stats, audit stream x2, queue owners, clinicians, the owner's open-ticket keys
+# of other services...   ARGV: ticket id, score, Oslo hour (statistics), owner, clinicians seen since, queue event
+# channel, queue event message, ticket fields..., audit entry.
+# Returns {1, 0-based rank, clinicians seen since} or {0, the ticket already waiting}; publishes QueueChanged.
 _JOIN = stats.LUA + LUA_AUDIT + """
 local open_key, ticket_key, queue_key, stats_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-for i = 7, #KEYS do  -- one queue at a time: a waiting ticket in another service refuses this one too
+local owners_key, clinicians_key = KEYS[7], KEYS[8]
+for i = 9, #KEYS do  -- one queue at a time: a waiting ticket in another service refuses this one too
   local elsewhere = redis.call('GET', KEYS[i])
   if elsewhere then return {0, elsewhere} end
 end
 local existing = redis.call('GET', open_key)
 if existing then return {0, existing} end
-redis.call('HSET', ticket_key, unpack(ARGV, 4, #ARGV - 1))
+redis.call('HSET', ticket_key, unpack(ARGV, 8, #ARGV - 1))
 audit_append(KEYS[5], KEYS[6], ARGV[#ARGV])
 redis.call('ZADD', queue_key, ARGV[2], ARGV[1])
+redis.call('HSET', owners_key, ARGV[1], ARGV[4])
 redis.call('SET', open_key, ARGV[1])
 stats_join(stats_key, ARGV[3], redis.call('HGET', ticket_key, 'channel'), redis.call('HGET', ticket_key, 'owner_role'))
-return {1, redis.call('ZRANK', queue_key, ARGV[1])}
+redis.call('PUBLISH', ARGV[6], ARGV[7])
+return {1, redis.call('ZRANK', queue_key, ARGV[1]), redis.call('ZCOUNT', clinicians_key, ARGV[5], '+inf')}
 """
 
-# Every key the script touches is in KEYS (Redis Cluster routes a script by its keys; all share the tenant's slot):
+# One round trip in the usual case. Every key the script touches is in KEYS (Redis Cluster routes a script by its
+# keys; all share the tenant's slot), so the caller declares the keys of the queue's head as it last saw it (the
+# previous take's answer); when the head holds a ticket it did not declare (one queued meanwhile) the script changes
+# nothing and answers {-1, head ids, their owners}: declare those and run again.
 # KEYS: queue, clinicians, stats, audit stream, consultation audit, consultation, its participants, its subjects,
-# the clinician's consultations, disconnected set, taken counter, then per head ticket (as read by the caller, in
-# ARGV after the fixed ones): ticket, its owner's open-ticket key, its owner's consultations.
-# ARGV: cid, now, clinician subject, ttl, consultation fields..., '|', clinician participant json, citizen
-# participant id, Oslo hour (statistics), audit entry, rank span, offline threshold (s), how many tickets of the
-# first priority to look at, head ticket ids...
-# A ticket at the head the caller did not read (one queued meanwhile) means {-1}: read again and retry.
+# the clinician's consultations, disconnected set, taken counter, queue owners, then per declared head ticket:
+# ticket, its owner's open-ticket key, its owner's consultations.
+# ARGV: cid, now, clinician subject, ttl, rank span, offline threshold (s), how many tickets of the first priority
+# to look at, queue channel, queue event, consultation channel, consultation event, the taken ticket's channel
+# without its id, called event, clinician participant json, citizen participant id, Oslo hour, audit entry, n,
+# n consultation field/value args, then the declared head ticket ids.
+# Returns {0} (empty), {-1, ids, owners} (read again) or {1, the taken ticket's fields, ids, owners} (the head after
+# the take, for the next call). Publishes QueueChanged, ConsultationChanged and TicketCalled.
 _TAKE = stats.LUA + LUA_AUDIT + LUA_PARTICIPANT + """
 local queue_key, clinicians_key, stats_key = KEYS[1], KEYS[2], KEYS[3]
 local ckey, participants_key, subjects_key, mine_key = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
-local disconnected_key, taken_seq_key, FIXED = KEYS[10], KEYS[11], 11
+local disconnected_key, taken_seq_key, owners_key, FIXED = KEYS[10], KEYS[11], KEYS[12], 12
 local cid, now, who, ttl = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
-local sep = 5
-while ARGV[sep] ~= '|' do sep = sep + 1 end
-local span, offline_after, scan = tonumber(ARGV[sep + 5]), tonumber(ARGV[sep + 6]), tonumber(ARGV[sep + 7])
+local span, offline_after, scan = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local nf = tonumber(ARGV[18])
+local HEAD = 18 + nf
 local declared = {}
-for i = sep + 8, #ARGV do declared[ARGV[i]] = i - sep - 7 end
+for i = HEAD + 1, #ARGV do declared[ARGV[i]] = i - HEAD end
 local function key_of(tid, which)
   return KEYS[FIXED + 3 * (declared[tid] - 1) + which]
+end
+local function head_now()
+  local ids = redis.call('ZRANGE', queue_key, 0, scan - 1)
+  if #ids == 0 then return {}, {} end
+  return ids, redis.call('HMGET', owners_key, unpack(ids))
 end
 -- Within the most urgent priority, the first ticket whose owner is here (or away only briefly); when
 -- all of them are away, the first one all the same (the caller is told how long its owner has been gone).
 local head = redis.call('ZRANGE', queue_key, 0, scan - 1, 'WITHSCORES')
-if #head == 0 then return nil end
+if #head == 0 then return {0} end
 local rank = math.floor(tonumber(head[2]) / span)
 local tid = head[1]
 for i = 1, #head, 2 do
   if math.floor(tonumber(head[i + 1]) / span) ~= rank then break end
-  if not declared[head[i]] then return {-1} end
+  if not declared[head[i]] then
+    local ids, owners = head_now()
+    return {-1, ids, owners}
+  end
   local d = redis.call('HGET', key_of(head[i], 1), 'disconnected_at')
   if not d or d == '' or now - tonumber(d) <= offline_after then tid = head[i]; break end
 end
-if not declared[tid] then return {-1} end
 redis.call('ZREM', queue_key, tid)
+redis.call('HDEL', owners_key, tid)
 local tkey = key_of(tid, 1)
 local t = redis.call('HGETALL', tkey)
 local ticket = {}
@@ -97,36 +129,42 @@ local offline_s = ''
 if ticket['disconnected_at'] and ticket['disconnected_at'] ~= '' then
   offline_s = tostring(now - tonumber(ticket['disconnected_at']))
 end
-redis.call('HSET', ckey, unpack(ARGV, 5, sep - 1))
+redis.call('HSET', ckey, unpack(ARGV, 19, HEAD))
 redis.call('HSET', ckey, 'ticket_id', tid, 'channel', ticket['channel'], 'service', ticket['service'])
-local clinician = cjson.decode(ARGV[sep + 1])
-local citizen = {id = ARGV[sep + 2], subject = ticket['owner'], role = ticket['owner_role'],
+local clinician = cjson.decode(ARGV[14])
+local citizen = {id = ARGV[15], subject = ticket['owner'], role = ticket['owner_role'],
                  display_name = ticket['owner_name'], state = 'admitted', joined_at = now}
 add_participant(participants_key, subjects_key, mine_key, cid, clinician)
 add_participant(participants_key, subjects_key, key_of(tid, 3), cid, citizen)
-stats_take(stats_key, ARGV[sep + 3], now - tonumber(ticket['enqueued_at']), ticket['owner_role'])
+stats_take(stats_key, ARGV[16], now - tonumber(ticket['enqueued_at']), ticket['owner_role'])
 redis.call('HSET', tkey, 'state', 'taken', 'consultation_id', cid, 'taken_by', who, 'disconnected_at', '',
            'taken_seq', redis.call('INCR', taken_seq_key), 'owner_offline_s', offline_s)
 redis.call('EXPIRE', tkey, ttl)
 redis.call('DEL', key_of(tid, 2))
 redis.call('ZREM', disconnected_key, tid)
 redis.call('ZADD', clinicians_key, now, who)
-audit_append(KEYS[4], KEYS[5], ARGV[sep + 4], 'ticket_id', tid)
-return tid
+audit_append(KEYS[4], KEYS[5], ARGV[17], 'ticket_id', tid)
+redis.call('PUBLISH', ARGV[8], ARGV[9])
+redis.call('PUBLISH', ARGV[10], ARGV[11])
+redis.call('PUBLISH', ARGV[12] .. tid, ARGV[13])
+local ids, owners = head_now()
+return {1, redis.call('HGETALL', tkey), ids, owners}
 """
 
-# KEYS: ticket, queue, audit stream x2   ARGV: priority, score, ticket id, audit entry
+# KEYS: ticket, queue, audit stream x2   ARGV: priority, score, ticket id, audit entry, queue event channel, message
 _SET_PRIORITY = LUA_AUDIT + """
 local tkey, queue_key = KEYS[1], KEYS[2]
 if redis.call('HGET', tkey, 'state') ~= 'waiting' then return 0 end
 redis.call('ZADD', queue_key, 'XX', ARGV[2], ARGV[3])
 redis.call('HSET', tkey, 'priority', ARGV[1])
 audit_append(KEYS[3], KEYS[4], ARGV[4])
+redis.call('PUBLISH', ARGV[5], ARGV[6])
 return 1
 """
 
 # Leave or abandon: only a waiting ticket; ARGV[1] = new state, ARGV[2] = required disconnect cutoff or '',
-# ARGV[3] = ttl, ARGV[4] = audit entry.  KEYS 6, 7: audit stream x2
+# ARGV[3] = ttl, ARGV[4] = audit entry, ARGV[5], ARGV[6] = the queue event's channel and message.
+# KEYS 6, 7: audit stream x2, 8: queue owners
 _REMOVE = stats.LUA + LUA_AUDIT + """
 local tkey, queue_key, open_key, disc_key, stats_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 if redis.call('HGET', tkey, 'state') ~= 'waiting' then return 0 end
@@ -136,12 +174,14 @@ if ARGV[2] ~= '' then
 end
 local tid = redis.call('HGET', tkey, 'id')
 redis.call('ZREM', queue_key, tid)
+redis.call('HDEL', KEYS[8], tid)
 redis.call('ZREM', disc_key, tid)
 redis.call('DEL', open_key)
 redis.call('HSET', tkey, 'state', ARGV[1])
 redis.call('EXPIRE', tkey, tonumber(ARGV[3]))
 stats_count(stats_key, ARGV[1])
 audit_append(KEYS[6], KEYS[7], ARGV[4])
+redis.call('PUBLISH', ARGV[5], ARGV[6])
 return 1
 """
 
@@ -168,6 +208,11 @@ class Place:
     eta_s: int
 
 
+def _place(rank: int, clinicians: int, median_consultation_s: int) -> Place:
+    # Each clinician seen taking a ticket in the last hour works the queue in parallel.
+    return Place(position=rank + 1, eta_s=math.ceil(rank * median_consultation_s / max(1, clinicians)))
+
+
 class QueueStore:
     def __init__(self, redis: aioredis.Redis, consultations: ConsultationStore,
                  clock: Callable[[], float] = time.time) -> None:
@@ -181,13 +226,26 @@ class QueueStore:
         self._set_priority = redis.register_script(_SET_PRIORITY)
         self._remove = redis.register_script(_REMOVE)
         self._presence = redis.register_script(_PRESENCE)
+        # (tenant, service) -> the queue's head as the last take-next saw it: (ticket id, owner) in order
+        self._heads: dict[tuple[str, str], list[tuple[str, str]]] = {}
 
     async def join(self, tenant: str, service: str, *, owner: str, owner_role: Role, owner_name: str,
                    channel: Channel, reason: str, callback_phone: str | None = None,
                    priority: Priority = Priority.GREEN, audit: Audit | None = None,
                    exclusive_of: Sequence[str] = ()) -> Ticket:
-        """Queue a ticket. An owner holds at most one waiting ticket per service (Conflict otherwise), and none
-        at all while it waits in one of the services in `exclusive_of` (a citizen: one queue at a time).
+        """Queue a ticket (see `enqueue`)."""
+        ticket, _ = await self.enqueue(tenant, service, owner=owner, owner_role=owner_role, owner_name=owner_name,
+                                       channel=channel, reason=reason, callback_phone=callback_phone,
+                                       priority=priority, audit=audit, exclusive_of=exclusive_of)
+        return ticket
+
+    async def enqueue(self, tenant: str, service: str, *, owner: str, owner_role: Role, owner_name: str,
+                      channel: Channel, reason: str, callback_phone: str | None = None,
+                      priority: Priority = Priority.GREEN, audit: Audit | None = None,
+                      exclusive_of: Sequence[str] = (), median_consultation_s: int = 600) -> tuple[Ticket, Place]:
+        """Queue a ticket and tell its place, in one script (which also publishes QueueChanged). An owner holds at
+        most one waiting ticket per service (Conflict otherwise), and none at all while it waits in one of the
+        services in `exclusive_of` (a citizen: one queue at a time).
         `audit`: who queues it, recorded as `ticket.joined` in the same script."""
         k = Keys(tenant)
         now = self._clock()
@@ -197,15 +255,17 @@ class QueueStore:
                         priority=priority, enqueued_at=now, state=TicketState.WAITING,
                         callback_phone=callback_phone)
         fields = [x for kv in self.cipher.sealed_ticket(ticket).to_redis().items() for x in kv]
-        ok, _ = await self._join(
+        changed = channel_of(tenant, QueueChanged(service))
+        answer = await self._join(
             keys=[k.open_ticket(owner, service), k.ticket(ticket.id), k.queue(service),
-                  stats.stats_key(tenant, service, now), *audit_keys(tenant, None),
-                  *(k.open_ticket(owner, s) for s in exclusive_of if s != service)],
-            args=[ticket.id, score(priority, now), stats.oslo_hour(now), *fields,
+                  stats.stats_key(tenant, service, now), *audit_keys(tenant, None), k.queue_owners(service),
+                  k.clinicians(service), *(k.open_ticket(owner, s) for s in exclusive_of if s != service)],
+            args=[ticket.id, score(priority, now), stats.oslo_hour(now), owner, now - CLINICIANS_WINDOW_S,
+                  *changed, *fields,
                   audit.entry(Action.TICKET_JOINED, now, ticket_id=ticket.id, service=service) if audit else ""])
-        if not ok:
+        if not answer[0]:
             raise Conflict("Du står allerede i køen til denne tjenesten.", code="already_queued")
-        return ticket
+        return ticket, _place(int(answer[1]), int(answer[2]), median_consultation_s)
 
     async def get(self, tenant: str, ticket_id: str) -> Ticket:
         h = hash_fields(await self._r.hgetall(Keys(tenant).ticket(ticket_id)))
@@ -222,13 +282,9 @@ class QueueStore:
         now = self._clock()
         async with self._r.pipeline(transaction=False) as p:
             p.zrank(k.queue(ticket.service), ticket.id)
-            p.zcount(k.clinicians(ticket.service), now - 3600, "+inf")
+            p.zcount(k.clinicians(ticket.service), now - CLINICIANS_WINDOW_S, "+inf")
             rank, clinicians = await p.execute()
-        if rank is None:
-            return None
-        # Each clinician seen taking a ticket in the last hour works the queue in parallel.
-        eta = math.ceil(rank * median_consultation_s / max(1, clinicians))
-        return Place(position=rank + 1, eta_s=eta)
+        return None if rank is None else _place(rank, clinicians, median_consultation_s)
 
     async def length(self, tenant: str, service: str) -> int:
         return await self._r.zcard(Keys(tenant).queue(service))
@@ -247,7 +303,8 @@ class QueueStore:
                         clinician_name: str, audit: Audit | None = None) -> tuple[Ticket, Consultation] | None:
         """Atomically take the most urgent, oldest ticket whose owner is present (within that priority; gone
         for at most OFFLINE_AFTER_S; if all are gone, the oldest anyway, with `owner_offline_s` set) and open
-        a consultation with its owner invited.
+        a consultation with its owner invited. The script also publishes QueueChanged, TicketCalled and
+        ConsultationChanged. One round trip while the head this process saw last is still the head.
         `audit`: who takes it, recorded as `ticket.taken` in the same script."""
         k = Keys(tenant)
         now = self._clock()
@@ -256,35 +313,52 @@ class QueueStore:
                                          state=ConsultationState.WAITING)
         me = new_participant(clinician, clinician_role, clinician_name, now)
         citizen_pid = "p_" + secrets.token_urlsafe(9)
-        for _ in range(TAKE_ATTEMPTS):
-            # The head as it is now, with each ticket's owner: the script declares every key it may touch.
-            head = texts(await self._r.zrange(k.queue(service), 0, TAKE_SCAN - 1))
-            if not head:
-                return None
-            async with self._r.pipeline(transaction=False) as p:
-                for tid in head:
-                    p.hget(k.ticket(tid), "owner")
-                owners = await p.execute()
-            per_ticket = [key for tid, owner in zip(head, owners, strict=True)
-                          for key in (k.ticket(tid), k.open_ticket(owner or "", service),
-                                      k.my_consultations(owner or ""))]
-            taken = await self._take(
-                keys=[k.queue(service), k.clinicians(service), stats.stats_key(tenant, service, now),
+        field_args = [x for kv in fields.items() for x in kv]
+        called_prefix = k.events(ticket_topic(""))
+        _, called = encode(TicketCalled("", cid))  # the topic names the ticket; the message only the consultation
+        fixed_keys = [k.queue(service), k.clinicians(service), stats.stats_key(tenant, service, now),
                       *audit_keys(tenant, cid), k.consultation(cid), k.participants(cid), k.subjects(cid),
-                      k.my_consultations(clinician), k.disconnected(), f"{k.queue(service)}:taken_seq", *per_ticket],
-                args=[cid, now, clinician, TERMINAL_TTL_S,
-                      *[x for kv in fields.items() for x in kv], "|", self.cipher.participant_json(tenant, me),
-                      citizen_pid, stats.oslo_hour(now),
-                      audit.entry(Action.TICKET_TAKEN, now, consultation_id=cid) if audit else "",
-                      RANK_SPAN, OFFLINE_AFTER_S, TAKE_SCAN, *head])
-            if not isinstance(taken, list):  # [-1]: a ticket joined the head meanwhile; read it again
+                      k.my_consultations(clinician), k.disconnected(), k.queue_taken_seq(service),
+                      k.queue_owners(service)]
+        fixed_args: list[str | int | float] = [
+                      cid, now, clinician, TERMINAL_TTL_S, RANK_SPAN, OFFLINE_AFTER_S, TAKE_SCAN,
+                      *channel_of(tenant, QueueChanged(service)), *channel_of(tenant, ConsultationChanged(cid)),
+                      called_prefix, called, self.cipher.participant_json(tenant, me), citizen_pid,
+                      stats.oslo_hour(now), audit.entry(Action.TICKET_TAKEN, now, consultation_id=cid) if audit else "",
+                      len(field_args), *field_args]
+        for _ in range(TAKE_ATTEMPTS):
+            head = self._heads.get((tenant, service), [])
+            per_ticket = [key for tid, owner in head
+                          for key in (k.ticket(tid), k.open_ticket(owner, service), k.my_consultations(owner))]
+            answer = await self._take(keys=[*fixed_keys, *per_ticket], args=[*fixed_args, *(t for t, _ in head)])
+            if answer[0] == 0:
+                return None
+            # The head as the script left it: the keys the next call declares.
+            await self._remember_head(tenant, service, answer[-2], answer[-1])
+            if answer[0] == 1:
                 break
         else:
             raise Unavailable("Køen endres akkurat nå. Prøv igjen.", retry_after_s=1, code="queue_busy")
-        tid = taken
-        if tid is None:
-            return None
-        return await self.get(tenant, tid), await self._consultations.get(tenant, cid)
+        flat = texts(answer[1])  # HGETALL inside a script answers a flat list
+        ticket = self.cipher.opened_ticket(Ticket.from_redis(dict(zip(flat[::2], flat[1::2], strict=True))))
+        citizen = Participant(id=citizen_pid, subject=ticket.owner, role=Role(ticket.owner_role),
+                              display_name=ticket.owner_name, state=ParticipantState.ADMITTED, joined_at=now)
+        consultation = Consultation.from_redis(
+            {**fields, "ticket_id": ticket.id, "channel": ticket.channel.value, "service": ticket.service},
+            [me, citizen])
+        return ticket, consultation
+
+    async def _remember_head(self, tenant: str, service: str, ids: Any, owners: Any) -> None:
+        head = list(zip(texts(ids), optional_texts(owners), strict=True))
+        missing = [tid for tid, owner in head if owner is None]
+        if missing:  # queued by a version without the owners hash: read those tickets' owners
+            k = Keys(tenant)
+            async with self._r.pipeline(transaction=False) as p:
+                for tid in missing:
+                    p.hget(k.ticket(tid), "owner")
+                found = dict(zip(missing, optional_texts(await p.execute()), strict=True))
+            head = [(tid, owner if owner is not None else found.get(tid)) for tid, owner in head]
+        self._heads[(tenant, service)] = [(tid, owner or "") for tid, owner in head]
 
     async def set_priority(self, ticket: Ticket, priority: Priority, audit: Audit | None = None) -> Ticket:
         k = Keys(ticket.tenant)
@@ -292,7 +366,8 @@ class QueueStore:
                             priority=priority.value) if audit else ""
         ok = await self._set_priority(keys=[k.ticket(ticket.id), k.queue(ticket.service),
                                             *audit_keys(ticket.tenant, None)],
-                                      args=[priority.value, score(priority, ticket.enqueued_at), ticket.id, entry])
+                                      args=[priority.value, score(priority, ticket.enqueued_at), ticket.id, entry,
+                                            *channel_of(ticket.tenant, QueueChanged(ticket.service))])
         if not ok:
             raise Conflict("Denne plassen i køen venter ikke lenger.", code="ticket_not_waiting")
         return await self.get(ticket.tenant, ticket.id)
@@ -309,8 +384,9 @@ class QueueStore:
         return bool(await self._remove(
             keys=[k.ticket(ticket.id), k.queue(ticket.service), k.open_ticket(ticket.owner, ticket.service),
                   k.disconnected(), stats.stats_key(ticket.tenant, ticket.service, self._clock()),
-                  *audit_keys(ticket.tenant, None)],
-            args=[state.value, "" if cutoff is None else cutoff, TERMINAL_TTL_S, entry]))
+                  *audit_keys(ticket.tenant, None), k.queue_owners(ticket.service)],
+            args=[state.value, "" if cutoff is None else cutoff, TERMINAL_TTL_S, entry,
+                  *channel_of(ticket.tenant, QueueChanged(ticket.service))]))
 
     async def disconnected(self, tenant: str, ticket_id: str) -> None:
         """The owner's live connection dropped: the ticket keeps its place for the grace period."""

@@ -38,6 +38,7 @@ from .events import EventBus
 from .invites import InviteStore
 from .queue import QueueStore
 from .ratelimit import RateLimiter
+from .service import Rooms
 from .service_settings import SettingsStore
 from .stats import StatsStore
 
@@ -246,6 +247,8 @@ class Store:
         self.stats = StatsStore(redis)
         self.bookings = BookingStore(redis, self.consultations, clock)
         self.service_settings = SettingsStore(redis)  # opening hours and closures set at runtime
+        self.clock = clock
+        self.rooms = Rooms(self)  # the use cases over all of the above (rooms/service.py)
 
     @classmethod
     def open(cls, settings: RedisSettings, clock: Callable[[], float] = time.time,

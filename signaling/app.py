@@ -20,9 +20,8 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from media import MediaConfig, Sfu
-from rooms.audit import SYSTEM
 from rooms.crypto import FieldCipher
-from rooms.events import EventHub, queue_topic
+from rooms.events import EventHub
 from rooms.store import Store
 
 from .api import bookings, build_api
@@ -93,8 +92,10 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     app[HTTP] = session
     app[AUTH] = Authenticator(config, session)
     hub = app[HUB] = EventHub(store.redis)
+    unfollow = store.service_settings.follow(hub, config.tenants)  # a changed setting drops every process's copy
     await hub.start()
     yield
+    unfollow()
     await hub.stop()
     await session.close()
     await store.close()
@@ -106,14 +107,12 @@ async def _sweeper(app: web.Application) -> AsyncIterator[None]:
         config, store = app[CONFIG], app[STORE]
         for tenant in config.tenants:
             try:
-                # ticket.abandoned is recorded by the script that drops each ticket
-                dropped = await store.queue.abandon_expired(tenant.id, config.queue_grace_s, audit=SYSTEM)
+                # ticket.abandoned and the queue event come from the script that drops each ticket
+                dropped = await store.rooms.abandon_expired(tenant.id, config.queue_grace_s)
             except Exception:  # Redis briefly away: try again next round
                 log.warning("queue sweep failed for a tenant", exc_info=True)
                 continue
-            for ticket in dropped:
-                app[METRICS].tickets_abandoned.labels(tenant.id).inc()
-                await store.events.publish(tenant.id, queue_topic(ticket.service), {"type": "queue_changed"})
+            app[METRICS].tickets_abandoned.labels(tenant.id).inc(len(dropped))
 
     async with periodic("queue-sweeper", SWEEP_INTERVAL_S, sweep, at_start=False):
         yield

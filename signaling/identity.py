@@ -22,7 +22,6 @@ from rooms.models import ConsultationState, Participant, ParticipantState, Princ
 from . import policy
 from .appkeys import AUTH, STORE
 from .auth import AuthError
-from .lobby import announce_knock
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,13 +62,11 @@ async def identify(app: web.Application, token: str, display_name: str = "") -> 
         raise AuthError("Logg inn med din egen innlogging for å bruke denne invitasjonen.", "login_required")
     subject = "guest:" + secrets.token_urlsafe(12)
     name = display_name.strip()[:80] or invite.role.value
-    invite, participant = await store.invites.redeem(token, subject=subject, display_name=name,
-                                                     audit_role=invite.role.value)  # audited in the same script
+    invite, participant = await store.rooms.redeem_invite(token, subject=subject, display_name=name,
+                                                          holder_role=invite.role)  # audited, knock announced
     principal = Principal(subject=subject, role=invite.role, tenant=invite.tenant, name=name,
                           issuer=policy.INVITE_ISSUER, consultation_id=invite.consultation_id,
                           participant_id=participant.id)
-    if participant.state == ParticipantState.LOBBY:
-        await announce_knock(store, invite.tenant, invite.consultation_id, participant)
     session = app[AUTH].issue_session_token(principal, invite.consultation_id, participant.id)
     return Identity(principal, session, participant)
 
@@ -83,9 +80,7 @@ async def accept_invite(app: web.Application, principal: Principal, token: str) 
         raise NotFound("Lenken er ukjent. Be om en ny lenke.", code="invite_unknown")
     if not policy.may_accept(principal, invite.role):
         raise Forbidden("Denne invitasjonen gjelder en annen rolle enn din.", code="invite_role_mismatch")
-    invite, participant = await store.invites.redeem(token, subject=principal.subject,
-                                                     display_name=principal.name[:80] or invite.role.value,
-                                                     audit_role=principal.role.value)
-    if participant.state == ParticipantState.LOBBY:
-        await announce_knock(store, invite.tenant, invite.consultation_id, participant)
+    invite, participant = await store.rooms.redeem_invite(token, subject=principal.subject,
+                                                          display_name=principal.name[:80] or invite.role.value,
+                                                          holder_role=principal.role)
     return invite.consultation_id, participant

@@ -12,14 +12,13 @@ from aiohttp import WSMsgType
 from media import MediaError
 from media.ice import turn_rest_credentials
 from rooms.errors import Forbidden, Gone, NotFound, RateLimited
-from rooms.events import consultation_topic
+from rooms.events import ConsultationEnded, Event, Knocked, ParticipantDecided, Resync, consultation_topic
 from rooms.models import ConsultationState, ParticipantState, Role
 
 from .appkeys import AUTH, CONFIG, HUB, STORE
 from .auth import AuthError
 from .config import Config
 from .identity import identify
-from .lobby import knock
 from .messages import preferred
 from .placement import NODE
 from .signal_protocol import (
@@ -105,7 +104,7 @@ class Admission:
         await subscribed.wait()
         if participant is None:
             try:
-                participant = await knock(store, principal, s.cid)
+                participant = await store.rooms.knock(principal, s.cid)
                 await store.durable()  # REDIS_MIN_REPLICAS_ACK: the knock is on the replicas before the welcome
             except Forbidden as e:
                 raise Fatal(e.code, e.message, CLOSE_REFUSED) from None
@@ -164,21 +163,17 @@ class Admission:
             return
         me = consultation.participant(s.participant_id) if s.participant_id else None
         if consultation.state == ConsultationState.ENDED:
-            outcome = consultation.outcome.value if consultation.outcome else None
-            await self._on_event({"type": "ended", "outcome": outcome})
-        elif me is not None and me.state == ParticipantState.ADMITTED:
-            await self._on_event({"type": "admitted", "participant_id": me.id})
-        elif me is not None and me.state == ParticipantState.DENIED:
-            await self._on_event({"type": "denied", "participant_id": me.id})
+            await self._on_event(ConsultationEnded(s.cid, consultation.outcome))
+        elif me is not None and me.state in (ParticipantState.ADMITTED, ParticipantState.DENIED):
+            await self._on_event(ParticipantDecided(s.cid, me.id, me.state == ParticipantState.ADMITTED))
 
-    async def _on_event(self, event: dict[str, Any]) -> None:
+    async def _on_event(self, event: Event | Resync) -> None:
         s = self._s
-        kind = event.get("type")
-        if kind == "resync":
+        if isinstance(event, Resync):
             await self._resync()
             return
-        mine = event.get("participant_id") == s.participant_id
-        if kind == "admitted" and mine and s.peer is None:
+        mine = isinstance(event, ParticipantDecided) and event.participant_id == s.participant_id
+        if mine and isinstance(event, ParticipantDecided) and event.admitted and s.peer is None:
             try:
                 await s.media.enter_room()  # the peer exists before the client hears it may offer
             except MediaError as e:  # room_full
@@ -186,19 +181,20 @@ class Admission:
                 await s.ws.close(code=CLOSE_REFUSED, message=e.code.encode())
                 return
             await s.send({"type": "admitted", "ice_servers": self.ice_servers()})
-        elif kind == "denied" and mine:
+        elif mine and isinstance(event, ParticipantDecided) and not event.admitted:
             await s.send({"type": "denied"})
             await s.ws.close(code=CLOSE_REFUSED, message=b"denied")
-        elif kind == "ended":
+        elif isinstance(event, ConsultationEnded):
             s.ended = True
             # The outcome is the patient's and the clinicians' business, not an interpreter's or a relative's.
             guest = s.principal is not None and s.principal.role in (Role.INTERPRETER, Role.RELATIVE)
-            await s.send({"type": "ended", "outcome": None if guest else event.get("outcome")})
+            outcome = event.outcome.value if event.outcome and not guest else None
+            await s.send({"type": "ended", "outcome": outcome})
             await s.ws.close(code=CLOSE_ENDED, message=b"ended")
-        elif kind == "knock" and s.peer is not None and s.principal and s.principal.is_staff:
+        elif isinstance(event, Knocked) and s.peer is not None and s.principal and s.principal.is_staff:
             # The event names the participant by id only (no names on pub/sub): read who it is.
             c = await s.app[STORE].consultations.get(s.principal.tenant, s.cid)
-            knocking = c.participant(str(event.get("participant_id")))
+            knocking = c.participant(event.participant_id)
             if knocking is not None:
                 await s.send({"type": "knock", "participant_id": knocking.id, "role": knocking.role.value,
                               "display_name": knocking.display_name})

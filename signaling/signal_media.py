@@ -5,12 +5,9 @@ reconnects with a fresh peer connection."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Any
 
 from media import Peer
-from rooms.audit import Action
-from rooms.events import consultation_topic
 
 from .appkeys import CONFIG, STORE
 from .signal_keys import SFU
@@ -26,7 +23,6 @@ class MediaRelay:
     def __init__(self, session: SignalSession) -> None:
         self._s = session
         self.peer: Peer | None = None
-        self.admitted = asyncio.Event()
 
     async def enter_room(self) -> None:
         s = self._s
@@ -36,16 +32,7 @@ class MediaRelay:
         room = s.app[SFU].room(s.cid)
         self.peer = await room.join(s.participant_id, s.principal.role.value, s.principal.name, s.send)
         self.peer.watch_answers(s.app[CONFIG].signal_answer_timeout_s, self._answer_overdue)
-        self.admitted.set()
-        store = s.app[STORE]
-        await store.audit.record(s.principal.tenant, Action.CONSULTATION_JOINED, actor=s.principal.subject,
-                                 role=s.principal.role, consultation_id=s.cid)
-        tenant = s.principal.tenant
-        changed = await store.consultations.open(tenant, s.cid)
-        if len(room.participants()) >= 2:
-            changed = await store.consultations.activate(tenant, s.cid) or changed
-        if changed:
-            await store.events.publish(tenant, consultation_topic(s.cid), {"type": "changed"})
+        await s.app[STORE].rooms.entered_room(s.principal, s.cid, len(room.participants()))
 
     async def _answer_overdue(self) -> None:
         """A client that never answers a server offer would block every later renegotiation (the server never

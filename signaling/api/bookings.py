@@ -35,7 +35,6 @@ from pydantic import BaseModel, Field, StringConstraints
 from rooms.audit import Action
 from rooms.bookings import OPENS_BEFORE_S, Booking, changed_at
 from rooms.errors import Gone, NotFound
-from rooms.events import consultation_topic
 from rooms.keys import Keys
 from rooms.models import Channel, Consultation, ConsultationState, Outcome, Principal, Role
 from rooms.stats import oslo_day
@@ -214,10 +213,7 @@ async def reschedule_booking(request: web.Request, principal: Principal, body: R
     _check_slot(body.slot_at)
     await write_allowed(request, principal, "booking")
     store = request.app[STORE]
-    b = await store.bookings.reschedule(b, body.slot_at, request.app[CONFIG].booking_no_show_s)
-    await store.audit.record(b.tenant, Action.BOOKING_RESCHEDULED, actor=principal.subject, role=principal.role,
-                             consultation_id=b.consultation_id)
-    await store.events.publish(b.tenant, consultation_topic(b.consultation_id), {"type": "changed"})
+    b = await store.rooms.reschedule_booking(principal, b, body.slot_at, request.app[CONFIG].booking_no_show_s)
     return _out(request, b, await store.consultations.get(b.tenant, b.consultation_id), links=True)
 
 
@@ -225,11 +221,7 @@ async def reschedule_booking(request: web.Request, principal: Principal, body: R
            roles=BOOKER, status=204, errors=(401, 403, 404, 409), tags=("bookings",))
 async def cancel_booking(request: web.Request, principal: Principal, _b: None) -> None:
     b = await _mine(request, principal)
-    store = request.app[STORE]
-    await store.bookings.cancel(b)
-    await store.audit.record(b.tenant, Action.BOOKING_CANCELLED, actor=principal.subject, role=principal.role,
-                             consultation_id=b.consultation_id)
-    await store.events.publish(b.tenant, consultation_topic(b.consultation_id), {"type": "ended", "outcome": None})
+    await request.app[STORE].rooms.cancel_booking(principal, b)
 
 
 @api.route("POST", "/api/v1/bookings/links/redeem",
@@ -376,12 +368,7 @@ async def no_show_sweeper(app: web.Application) -> AsyncIterator[None]:
         config, store = app[CONFIG], app[STORE]
         for tenant in config.tenants:
             try:
-                ended = await store.bookings.end_no_shows(tenant.id)
-                for cid in ended:
-                    await store.audit.record(tenant.id, Action.CONSULTATION_ENDED, actor="system",
-                                             role="system", consultation_id=cid, outcome="no-show")
-                    await store.events.publish(tenant.id, consultation_topic(cid),
-                                               {"type": "ended", "outcome": "no-show"})
+                await store.rooms.end_no_shows(tenant.id)  # audited and announced
             except Exception:  # Redis briefly away: try again next round
                 log.warning("no-show sweep failed for a tenant", exc_info=True)
 

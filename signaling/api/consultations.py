@@ -9,16 +9,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from rooms.audit import Action, Audit
-from rooms.events import consultation_topic
-from rooms.models import (
-    Consultation,
-    ConsultationState,
-    ParticipantState,
-    Principal,
-    Role,
-)
+from rooms.models import Consultation, ConsultationState, Principal, Role
 
-from .. import lobby, policy
+from .. import policy
 from ..appkeys import CONFIG, STORE
 from ..config import Config
 from ..http import Access, Api, ApiError, consultation_of, load_consultation, require_tenant
@@ -62,15 +55,9 @@ async def create(request: web.Request, principal: Principal, body: CreateConsult
     if body.citizen and principal.role != Role.BOOKING:
         raise ApiError(403, "forbidden", "Bare et bookingsystem kan forhåndsgodkjenne en innbygger.")
     await write_allowed(request, principal)
-    store = request.app[STORE]
-    c = await store.consultations.create(body.tenant, body.service, creator=principal.subject,
-                                         creator_role=principal.role, creator_name=principal.name,
-                                         scheduled_at=body.scheduled_at, channel=body.channel,
-                                         audit=True)  # consultation.created, in the same transaction
-    if body.citizen:
-        await store.consultations.add_participant(body.tenant, c.id, subject=body.citizen, role=Role.CITIZEN,
-                                                  display_name="", state=ParticipantState.ADMITTED)
-        c = await store.consultations.get(body.tenant, c.id)
+    c = await request.app[STORE].rooms.create_consultation(principal, body.tenant, body.service,
+                                                           scheduled_at=body.scheduled_at, channel=body.channel,
+                                                           citizen=body.citizen)
     return await view(request, c, principal.subject)
 
 
@@ -88,12 +75,7 @@ async def get(request: web.Request, principal: Principal, _b: None) -> Consultat
            body=EndIn, response=ConsultationOut, errors=(401, 403, 404, 409, 422), tags=("consultations",),
            scoped=True, access=Access.HOST)
 async def end(request: web.Request, principal: Principal, body: EndIn) -> ConsultationOut:
-    c = consultation_of(request)
-    store = request.app[STORE]
-    c = await store.consultations.end(principal.tenant, c.id, body.outcome,
-                                      audit=Audit(principal.subject, principal.role))  # in the same script
-    await store.events.publish(principal.tenant, consultation_topic(c.id),
-                               {"type": "ended", "outcome": body.outcome.value})
+    c = await request.app[STORE].rooms.end(principal, consultation_of(request).id, body.outcome)
     return await view(request, c, principal.subject)
 
 
@@ -126,20 +108,14 @@ def invite_url(config: Config, token: str) -> str:
            summary="Ask to be let in: the caller waits in the lobby until a clinician admits or denies",
            response=KnockOut, status=202, errors=(401, 403, 404, 409, 429), tags=("lobby",), access=Access.KNOCK)
 async def knock(request: web.Request, principal: Principal, _b: None) -> KnockOut:
-    store = request.app[STORE]
-    cid = request.match_info["consultation_id"]
     await write_allowed(request, principal)
-    p = await lobby.knock(store, principal, cid)
+    p = await request.app[STORE].rooms.knock(principal, request.match_info["consultation_id"])
     return KnockOut(participant_id=p.id, state=p.state.value)
 
 
 async def _decide(request: web.Request, principal: Principal, admit: bool) -> ParticipantOut:
-    c = consultation_of(request)
-    store = request.app[STORE]
-    p = await store.consultations.decide(principal.tenant, c.id, request.match_info["participant_id"], admit,
-                                         audit=Audit(principal.subject, principal.role))  # in the same script
-    await store.events.publish(principal.tenant, consultation_topic(c.id),
-                               {"type": "admitted" if admit else "denied", "participant_id": p.id})
+    p = await request.app[STORE].rooms.decide(principal, consultation_of(request).id,
+                                              request.match_info["participant_id"], admit)
     return ParticipantOut(id=p.id, role=p.role, display_name=p.display_name, state=p.state.value)
 
 

@@ -6,18 +6,15 @@ answer) is audited as `ticket.read` under the ticket's owner, so it shows in the
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from aiohttp import web
 
-from rooms.audit import Action, Audit
-from rooms.errors import NotFound, ServiceClosed
-from rooms.events import consultation_topic, queue_topic, ticket_topic
+from rooms.audit import Action
+from rooms.errors import NotFound
 from rooms.keys import Keys
 from rooms.models import Channel, Principal, Priority, Role, Ticket
 from rooms.queue import TERMINAL_TTL_S
 from rooms.store import Store
-from rooms.tenants import Service, closed_message
+from rooms.tenants import Service
 
 from ..appkeys import CONFIG, STORE
 from ..http import Access, Api, ApiError, require_tenant
@@ -85,13 +82,8 @@ async def _my_ticket(request: web.Request, principal: Principal, *, staff: tuple
            tags=("queue",), access=Access.TENANT)
 async def join_queue(request: web.Request, principal: Principal, body: JoinQueueIn) -> TicketOut:
     service = _service(request, principal)
-    config, store = request.app[CONFIG], request.app[STORE]
-    tenant = config.tenant(principal.tenant)
+    tenant = request.app[CONFIG].tenant(principal.tenant)
     assert tenant is not None
-    service = await store.service_settings.service(tenant, service.id) or service  # runtime opening hours, closures
-    now = datetime.now(UTC)
-    if not service.opening_hours.is_open(now):
-        raise ServiceClosed(closed_message(tenant, service, now))
     if body.channel not in service.channels:
         raise ApiError(422, "channel_not_offered", f"{service.name} tilbyr ikke {body.channel.value}.")
     if body.channel == Channel.PHONE and not body.callback_phone:
@@ -99,16 +91,12 @@ async def join_queue(request: web.Request, principal: Principal, body: JoinQueue
     if body.priority is not None and principal.role != Role.NURSE:
         raise ApiError(403, "forbidden", "Bare helsepersonell kan sette hastegrad.")
     await write_allowed(request, principal)
-    ticket = await store.queue.join(
-        principal.tenant, service.id, owner=principal.subject, owner_role=principal.role,
-        owner_name=principal.name, channel=body.channel, reason=body.reason,
+    queued = await request.app[STORE].rooms.join_queue(
+        principal, tenant, service, channel=body.channel, reason=body.reason,
         callback_phone=body.callback_phone,  # phone: the number to call; video/chat: an optional "your turn" SMS
-        priority=body.priority or Priority.GREEN,
-        audit=Audit(principal.subject, principal.role),  # ticket.joined, in the same script
-        # A citizen waits in one queue at a time; a nurse may ask for doctors for several patients.
-        exclusive_of=[s.id for s in tenant.services] if principal.role == Role.CITIZEN else ())
-    await store.events.publish(principal.tenant, queue_topic(service.id), {"type": "queue_changed"})
-    return await _ticket_view(store, request, ticket, principal)
+        priority=body.priority or Priority.GREEN)
+    return ticket_out(queued.ticket, queued.place.position, queued.place.eta_s,
+                      staff_view=principal.role in STAFF)
 
 
 MAX_LIST = 500
@@ -137,20 +125,13 @@ async def list_queue(request: web.Request, principal: Principal, _b: None) -> li
            access=Access.TENANT)
 async def take_next(request: web.Request, principal: Principal, _b: None) -> TakeOut | web.Response:
     service = _service(request, principal)
-    store = request.app[STORE]
     await write_allowed(request, principal, "take")
-    taken = await store.queue.take_next(principal.tenant, service.id, clinician=principal.subject,
-                                        clinician_role=principal.role, clinician_name=principal.name,
-                                        audit=Audit(principal.subject, principal.role))  # ticket.taken, same script
+    taken = await request.app[STORE].rooms.take_next(principal, service.id)
     if taken is None:
         return web.Response(status=204)
     ticket, consultation = taken
-    await store.events.publish(principal.tenant, ticket_topic(ticket.id),
-                               {"type": "called", "consultation_id": consultation.id})
     if ticket.callback_phone and ticket.channel != Channel.PHONE:  # phone: the clinician calls instead
         notify_turn(request.app, ticket.callback_phone, service.name, consultation.id)
-    await store.events.publish(principal.tenant, queue_topic(service.id), {"type": "queue_changed"})
-    await store.events.publish(principal.tenant, consultation_topic(consultation.id), {"type": "changed"})
     return TakeOut(ticket_id=ticket.id, consultation_id=consultation.id,
                    ticket=ticket_out(ticket, None, None, staff_view=True),
                    consultation=await view(request, consultation, principal.subject))
@@ -168,9 +149,7 @@ async def get_ticket(request: web.Request, principal: Principal, _b: None) -> Ti
            errors=(401, 404, 409), tags=("queue",), access=Access.TICKET)
 async def leave_queue(request: web.Request, principal: Principal, _b: None) -> None:
     ticket = await _my_ticket(request, principal, staff=TRIAGE)
-    store = request.app[STORE]
-    await store.queue.leave(ticket, audit=Audit(principal.subject, principal.role))  # ticket.left, same script
-    await store.events.publish(principal.tenant, queue_topic(ticket.service), {"type": "queue_changed"})
+    await request.app[STORE].rooms.leave_queue(principal, ticket)
 
 
 @api.route("PATCH", "/api/v1/tickets/{ticket_id}", summary="Set a ticket's priority (triage)", roles=TRIAGE,
@@ -179,9 +158,7 @@ async def leave_queue(request: web.Request, principal: Principal, _b: None) -> N
 async def set_priority(request: web.Request, principal: Principal, body: PriorityIn) -> TicketOut:
     ticket = await _my_ticket(request, principal, staff=TRIAGE)
     store = request.app[STORE]
-    ticket = await store.queue.set_priority(ticket, body.priority,
-                                            audit=Audit(principal.subject, principal.role))  # in the same script
-    await store.events.publish(principal.tenant, queue_topic(ticket.service), {"type": "queue_changed"})
+    ticket = await store.rooms.set_priority(principal, ticket, body.priority)
     await audit_ticket_reads(store, principal, [ticket])
     return await _ticket_view(store, request, ticket, principal)
 

@@ -12,11 +12,8 @@ from typing import Annotated
 from aiohttp import web
 from pydantic import StringConstraints
 
-from rooms.audit import Audit
 from rooms.errors import NotFound
-from rooms.events import queue_topic, ticket_topic
 from rooms.models import Channel, Principal, Role
-from rooms.queue import switch_channel
 
 from ..appkeys import CONFIG, STORE
 from ..http import Access, Api, ApiError, Body
@@ -50,8 +47,5 @@ async def set_channel(request: web.Request, principal: Principal, body: ChannelI
     if body.channel == Channel.PHONE and not (body.callback_phone or ticket.callback_phone):
         raise ApiError(422, "callback_phone_required", "Oppgi telefonnummeret vi skal ringe deg på.")
     await write_allowed(request, principal)
-    ticket = await switch_channel(store.queue, ticket, body.channel, body.callback_phone,
-                                  audit=Audit(principal.subject, principal.role))  # ticket.channel, same script
-    await store.events.publish(principal.tenant, queue_topic(ticket.service), {"type": "queue_changed"})
-    await store.events.publish(principal.tenant, ticket_topic(ticket.id), {"type": "channel_changed"})
+    ticket = await store.rooms.switch_channel(principal, ticket, body.channel, body.callback_phone)  # audited
     return await _ticket_view(store, request, ticket, principal)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from rooms.events import RESYNC, EventBus, EventHub
+from rooms.events import RESYNC, EventBus, EventHub, TicketCalled
 from rooms.store import RedisSettings, connect
 
 from .conftest import in_thread
@@ -25,21 +25,21 @@ async def test_listeners_resync_after_a_failover_and_hear_events_again(sentinels
                              sentinel_master=MASTER_NAME, retry_s=15)
     redis = connect(settings)
     hub, bus = EventHub(redis), EventBus(redis)
-    got: list[dict] = []
-    hub.add("oslo", "queue:nettlege", got.append)
+    got: list[object] = []
+    hub.add("oslo", "ticket:t1", got.append)
     await hub.start()
     try:
         assert hub.subscribed.is_set()
-        await bus.publish("oslo", "queue:nettlege", {"type": "queue_changed", "n": 1})
-        await _until(lambda: {"type": "queue_changed", "n": 1} in got, 10, "event before the kill")
+        await bus.publish("oslo", TicketCalled("t1", "c1"))
+        await _until(lambda: TicketCalled("t1", "c1") in got, 10, "event before the kill")
         victim = await in_thread(sentinels.kill_primary)
         await in_thread(sentinels.wait_failover, victim.port)
         await _until(lambda: RESYNC in got, 30, "resync after the failover")
         n = 2
-        while {"type": "queue_changed", "n": n} not in got:  # publish until the new subscription hears one
-            await bus.publish("oslo", "queue:nettlege", {"type": "queue_changed", "n": n})
+        while TicketCalled("t1", f"c{n}") not in got:  # publish until the new subscription hears one
+            await bus.publish("oslo", TicketCalled("t1", f"c{n}"))
             await asyncio.sleep(0.1)
-            if {"type": "queue_changed", "n": n} not in got:
+            if TicketCalled("t1", f"c{n}") not in got:
                 n += 1
             assert n < 100, "no event after the failover"
         assert settings.health.failovers >= 1 and settings.health.reconnects >= 1
