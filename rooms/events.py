@@ -252,9 +252,10 @@ class EventBus:
         self._r = redis
 
     async def publish(self, tenant: str, *events: Event) -> None:
-        """Publish events (several in one round trip)."""
-        if len(events) == 1:
-            await self._r.publish(*channel_of(tenant, events[0]))
+        """Publish events (several in one round trip, except on a Redis Cluster, whose pipelines refuse PUBLISH)."""
+        if len(events) == 1 or isinstance(self._r, RedisCluster):
+            for event in events:
+                await self._r.publish(*channel_of(tenant, event))
             return
         async with self._r.pipeline(transaction=False) as p:
             for event in events:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 import redis.asyncio as aioredis
 from pydantic import ValidationError
 
-from .events import EventHub, Resync, SettingsChanged, channel_of, settings_topic
+from .events import EventBus, EventHub, Resync, SettingsChanged, settings_topic
 from .keys import Keys
 from .redis_types import optional_texts, text_or_none
 from .tenants import OpeningHours, Service, Tenant
@@ -46,17 +46,12 @@ class SettingsStore:
         return remove
 
     async def _changed(self, tenant: str, service: str, value: str | None) -> int:
-        """Store (or clear, with None) and announce, in one round trip; drop this process's copy at once."""
+        """Store (or clear, with None), then announce; drop this process's copy at once."""
         key = Keys(tenant).service_settings(service)
-        async with self._r.pipeline(transaction=False) as p:  # no MULTI: keyless PUBLISH (Redis Cluster)
-            if value is None:
-                p.delete(key)
-            else:
-                p.set(key, value)
-            p.publish(*channel_of(tenant, SettingsChanged(service)))
-            deleted, _ = await p.execute()
+        changed = int(await self._r.delete(key)) if value is None else int(bool(await self._r.set(key, value)))
         self._drop((tenant, service))
-        return int(deleted)
+        await EventBus(self._r).publish(tenant, SettingsChanged(service))
+        return changed
 
     def _drop(self, key: tuple[str, str] | None) -> None:
         """Forget one service's settings (None: all); a read under way when this happens keeps its answer to itself."""
