@@ -36,6 +36,7 @@ from .models import (
     Ticket,
     TicketState,
 )
+from .ratelimit import LUA_RATE, RateSlot
 from .redis_types import hash_fields, optional_texts, text_or_none, texts
 
 RANK_SPAN = 10**14
@@ -50,20 +51,23 @@ def score(priority: Priority, enqueued_at: float) -> int:
     return priority.rank * RANK_SPAN + int(enqueued_at * 1000)
 
 
-# KEYS: open ticket, ticket, queue, stats, audit stream x2, queue owners, clinicians, the owner's open-ticket keys
-# of other services...   ARGV: ticket id, score, Oslo hour (statistics), owner, clinicians seen since, queue event
-# channel, queue event message, ticket fields..., audit entry.
-# Returns {1, 0-based rank, clinicians seen since} or {0, the ticket already waiting}; publishes QueueChanged.
-_JOIN = stats.LUA + LUA_AUDIT + """
+# KEYS: open ticket, ticket, queue, stats, audit stream x2, queue owners, clinicians, rate limit counter (or the queue
+# when none), the owner's open-ticket keys of other services...   ARGV: ticket id, score, Oslo hour (statistics),
+# owner, clinicians seen since, queue event channel, queue event message, rate limit (-1: none), its window (s),
+# ticket fields..., audit entry.
+# Returns {1, 0-based rank, clinicians seen since}, {0, the ticket already waiting} or {-2} (rate limited);
+# publishes QueueChanged.
+_JOIN = stats.LUA + LUA_AUDIT + LUA_RATE + """
 local open_key, ticket_key, queue_key, stats_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local owners_key, clinicians_key = KEYS[7], KEYS[8]
-for i = 9, #KEYS do  -- one queue at a time: a waiting ticket in another service refuses this one too
+if tonumber(ARGV[8]) >= 0 and rate_exceeded(KEYS[9], tonumber(ARGV[8]), tonumber(ARGV[9])) then return {-2} end
+for i = 10, #KEYS do  -- one queue at a time: a waiting ticket in another service refuses this one too
   local elsewhere = redis.call('GET', KEYS[i])
   if elsewhere then return {0, elsewhere} end
 end
 local existing = redis.call('GET', open_key)
 if existing then return {0, existing} end
-redis.call('HSET', ticket_key, unpack(ARGV, 8, #ARGV - 1))
+redis.call('HSET', ticket_key, unpack(ARGV, 10, #ARGV - 1))
 audit_append(KEYS[5], KEYS[6], ARGV[#ARGV])
 redis.call('ZADD', queue_key, ARGV[2], ARGV[1])
 redis.call('HSET', owners_key, ARGV[1], ARGV[4])
@@ -78,22 +82,23 @@ return {1, redis.call('ZRANK', queue_key, ARGV[1]), redis.call('ZCOUNT', clinici
 # previous take's answer); when the head holds a ticket it did not declare (one queued meanwhile) the script changes
 # nothing and answers {-1, head ids, their owners}: declare those and run again.
 # KEYS: queue, clinicians, stats, audit stream, consultation audit, consultation, its participants, its subjects,
-# the clinician's consultations, disconnected set, taken counter, queue owners, then per declared head ticket:
-# ticket, its owner's open-ticket key, its owner's consultations.
+# the clinician's consultations, disconnected set, taken counter, queue owners, rate limit counter (or the queue when
+# none), then per declared head ticket: ticket, its owner's open-ticket key, its owner's consultations.
 # ARGV: cid, now, clinician subject, ttl, rank span, offline threshold (s), how many tickets of the first priority
 # to look at, queue channel, queue event, consultation channel, consultation event, the taken ticket's channel
-# without its id, called event, clinician participant json, citizen participant id, Oslo hour, audit entry, n,
-# n consultation field/value args, then the declared head ticket ids.
-# Returns {0} (empty), {-1, ids, owners} (read again) or {1, the taken ticket's fields, ids, owners} (the head after
-# the take, for the next call). Publishes QueueChanged, ConsultationChanged and TicketCalled.
-_TAKE = stats.LUA + LUA_AUDIT + LUA_PARTICIPANT + """
+# without its id, called event, clinician participant json, citizen participant id, Oslo hour, audit entry, rate
+# limit (-1: none), its window (s), n, n consultation field/value args, then the declared head ticket ids.
+# The limit is counted first (an empty queue counts too); the caller passes it on its first call only.
+# Returns {0} (empty), {-2} (rate limited), {-1, ids, owners} (read again) or {1, the taken ticket's fields, ids,
+# owners} (the head after the take, for the next call). Publishes QueueChanged, ConsultationChanged, TicketCalled.
+_TAKE = stats.LUA + LUA_AUDIT + LUA_PARTICIPANT + LUA_RATE + """
 local queue_key, clinicians_key, stats_key = KEYS[1], KEYS[2], KEYS[3]
 local ckey, participants_key, subjects_key, mine_key = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
-local disconnected_key, taken_seq_key, owners_key, FIXED = KEYS[10], KEYS[11], KEYS[12], 12
+local disconnected_key, taken_seq_key, owners_key, FIXED = KEYS[10], KEYS[11], KEYS[12], 13
 local cid, now, who, ttl = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
 local span, offline_after, scan = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local nf = tonumber(ARGV[18])
-local HEAD = 18 + nf
+local nf = tonumber(ARGV[20])
+local HEAD = 20 + nf
 local declared = {}
 for i = HEAD + 1, #ARGV do declared[ARGV[i]] = i - HEAD end
 local function key_of(tid, which)
@@ -106,6 +111,7 @@ local function head_now()
 end
 -- Within the most urgent priority, the first ticket whose owner is here (or away only briefly); when
 -- all of them are away, the first one all the same (the caller is told how long its owner has been gone).
+if tonumber(ARGV[18]) >= 0 and rate_exceeded(KEYS[13], tonumber(ARGV[18]), tonumber(ARGV[19])) then return {-2} end
 local head = redis.call('ZRANGE', queue_key, 0, scan - 1, 'WITHSCORES')
 if #head == 0 then return {0} end
 local rank = math.floor(tonumber(head[2]) / span)
@@ -129,7 +135,7 @@ local offline_s = ''
 if ticket['disconnected_at'] and ticket['disconnected_at'] ~= '' then
   offline_s = tostring(now - tonumber(ticket['disconnected_at']))
 end
-redis.call('HSET', ckey, unpack(ARGV, 19, HEAD))
+redis.call('HSET', ckey, unpack(ARGV, 21, HEAD))
 redis.call('HSET', ckey, 'ticket_id', tid, 'channel', ticket['channel'], 'service', ticket['service'])
 local clinician = cjson.decode(ARGV[14])
 local citizen = {id = ARGV[15], subject = ticket['owner'], role = ticket['owner_role'],
@@ -208,6 +214,10 @@ class Place:
     eta_s: int
 
 
+def _rate_args(rate: RateSlot | None) -> tuple[int, int]:
+    return (rate.limit, rate.window_s) if rate else (-1, 0)
+
+
 def _place(rank: int, clinicians: int, median_consultation_s: int) -> Place:
     # Each clinician seen taking a ticket in the last hour works the queue in parallel.
     return Place(position=rank + 1, eta_s=math.ceil(rank * median_consultation_s / max(1, clinicians)))
@@ -242,11 +252,13 @@ class QueueStore:
     async def enqueue(self, tenant: str, service: str, *, owner: str, owner_role: Role, owner_name: str,
                       channel: Channel, reason: str, callback_phone: str | None = None,
                       priority: Priority = Priority.GREEN, audit: Audit | None = None,
-                      exclusive_of: Sequence[str] = (), median_consultation_s: int = 600) -> tuple[Ticket, Place]:
+                      exclusive_of: Sequence[str] = (), median_consultation_s: int = 600,
+                      rate: RateSlot | None = None) -> tuple[Ticket, Place]:
         """Queue a ticket and tell its place, in one script (which also publishes QueueChanged). An owner holds at
         most one waiting ticket per service (Conflict otherwise), and none at all while it waits in one of the
         services in `exclusive_of` (a citizen: one queue at a time).
-        `audit`: who queues it, recorded as `ticket.joined` in the same script."""
+        `audit`: who queues it, recorded as `ticket.joined` in the same script; `rate`: the caller's limit, counted
+        by the script first (RateLimited)."""
         k = Keys(tenant)
         now = self._clock()
         # Ids sort by enqueue time, so equal scores (same millisecond) still keep arrival order.
@@ -259,10 +271,13 @@ class QueueStore:
         answer = await self._join(
             keys=[k.open_ticket(owner, service), k.ticket(ticket.id), k.queue(service),
                   stats.stats_key(tenant, service, now), *audit_keys(tenant, None), k.queue_owners(service),
-                  k.clinicians(service), *(k.open_ticket(owner, s) for s in exclusive_of if s != service)],
+                  k.clinicians(service), rate.key if rate else k.queue(service),
+                  *(k.open_ticket(owner, s) for s in exclusive_of if s != service)],
             args=[ticket.id, score(priority, now), stats.oslo_hour(now), owner, now - CLINICIANS_WINDOW_S,
-                  *changed, *fields,
+                  *changed, *_rate_args(rate), *fields,
                   audit.entry(Action.TICKET_JOINED, now, ticket_id=ticket.id, service=service) if audit else ""])
+        if answer[0] == -2 and rate:
+            raise rate.refused()
         if not answer[0]:
             raise Conflict("Du står allerede i køen til denne tjenesten.", code="already_queued")
         return ticket, _place(int(answer[1]), int(answer[2]), median_consultation_s)
@@ -300,12 +315,14 @@ class QueueStore:
         return [self.cipher.opened_ticket(Ticket.from_redis(h)) for h in rows if h]
 
     async def take_next(self, tenant: str, service: str, *, clinician: str, clinician_role: Role,
-                        clinician_name: str, audit: Audit | None = None) -> tuple[Ticket, Consultation] | None:
+                        clinician_name: str, audit: Audit | None = None,
+                        rate: RateSlot | None = None) -> tuple[Ticket, Consultation] | None:
         """Atomically take the most urgent, oldest ticket whose owner is present (within that priority; gone
         for at most OFFLINE_AFTER_S; if all are gone, the oldest anyway, with `owner_offline_s` set) and open
         a consultation with its owner invited. The script also publishes QueueChanged, TicketCalled and
         ConsultationChanged. One round trip while the head this process saw last is still the head.
-        `audit`: who takes it, recorded as `ticket.taken` in the same script."""
+        `audit`: who takes it, recorded as `ticket.taken` in the same script; `rate`: the caller's limit, counted
+        by the script first, once (RateLimited)."""
         k = Keys(tenant)
         now = self._clock()
         cid = "c_" + secrets.token_urlsafe(12)
@@ -319,18 +336,23 @@ class QueueStore:
         fixed_keys = [k.queue(service), k.clinicians(service), stats.stats_key(tenant, service, now),
                       *audit_keys(tenant, cid), k.consultation(cid), k.participants(cid), k.subjects(cid),
                       k.my_consultations(clinician), k.disconnected(), k.queue_taken_seq(service),
-                      k.queue_owners(service)]
+                      k.queue_owners(service), rate.key if rate else k.queue(service)]
         fixed_args: list[str | int | float] = [
                       cid, now, clinician, TERMINAL_TTL_S, RANK_SPAN, OFFLINE_AFTER_S, TAKE_SCAN,
                       *channel_of(tenant, QueueChanged(service)), *channel_of(tenant, ConsultationChanged(cid)),
                       called_prefix, called, self.cipher.participant_json(tenant, me), citizen_pid,
-                      stats.oslo_hour(now), audit.entry(Action.TICKET_TAKEN, now, consultation_id=cid) if audit else "",
-                      len(field_args), *field_args]
+                      stats.oslo_hour(now), audit.entry(Action.TICKET_TAKEN, now, consultation_id=cid) if audit else ""]
+        rate_args = _rate_args(rate)
         for _ in range(TAKE_ATTEMPTS):
             head = self._heads.get((tenant, service), [])
             per_ticket = [key for tid, owner in head
                           for key in (k.ticket(tid), k.open_ticket(owner, service), k.my_consultations(owner))]
-            answer = await self._take(keys=[*fixed_keys, *per_ticket], args=[*fixed_args, *(t for t, _ in head)])
+            answer = await self._take(keys=[*fixed_keys, *per_ticket],
+                                      args=[*fixed_args, *rate_args, len(field_args), *field_args,
+                                            *(t for t, _ in head)])
+            rate_args = _rate_args(None)  # counted once
+            if answer[0] == -2 and rate:
+                raise rate.refused()
             if answer[0] == 0:
                 return None
             # The head as the script left it: the keys the next call declares.

@@ -43,6 +43,7 @@ from .models import (
     Ticket,
 )
 from .queue import Place, switch_channel
+from .ratelimit import RateSlot
 from .tenants import Service, Tenant, closed_message
 
 if TYPE_CHECKING:
@@ -67,14 +68,22 @@ class Rooms:
         # The store's parts are looked up on each call (tests swap some, e.g. the rate limiter's clock).
         self._s = store
 
+    def _rate(self, who: Principal, bucket: str, per_minute: int | None) -> RateSlot | None:
+        """`who`'s fixed-window limit in `bucket` (the same counter as RateLimiter.hit), for a script to count."""
+        if per_minute is None:
+            return None
+        return self._s.rate.slot(who.tenant, who.subject, bucket, limit=per_minute, window_s=60)
+
     # --- tickets ------------------------------------------------------------------------------------------
 
     async def join_queue(self, who: Principal, tenant: Tenant, service: Service, *, channel: Channel, reason: str,
-                         callback_phone: str | None = None, priority: Priority = Priority.GREEN) -> Queued:
+                         callback_phone: str | None = None, priority: Priority = Priority.GREEN,
+                         writes_per_minute: int | None = None) -> Queued:
         """Queue `who` in `service` if it is open now (runtime opening hours and closures apply; ServiceClosed
         says when it opens and where to call). A citizen waits in one queue of the tenant at a time; a nurse
-        may ask for doctors for several patients. One round trip: the join, `ticket.joined`, the counters, the
-        place and QueueChanged are one script (the runtime settings are cached)."""
+        may ask for doctors for several patients. One round trip: `who`'s write limit (RateLimited), the join,
+        `ticket.joined`, the counters, the place and QueueChanged are one script (the runtime settings are
+        cached)."""
         current = await self._s.service_settings.applied(tenant, service)
         now = datetime.fromtimestamp(self._s.clock(), UTC)
         if not current.opening_hours.is_open(now):
@@ -83,7 +92,7 @@ class Rooms:
             tenant.id, service.id, owner=who.subject, owner_role=who.role, owner_name=who.name, channel=channel,
             reason=reason, callback_phone=callback_phone, priority=priority, audit=_audit(who),
             exclusive_of=[s.id for s in tenant.services] if who.role == Role.CITIZEN else (),
-            median_consultation_s=service.median_consultation_s)
+            median_consultation_s=service.median_consultation_s, rate=self._rate(who, "write", writes_per_minute))
         return Queued(ticket, place)
 
     async def leave_queue(self, who: Principal, ticket: Ticket) -> None:
@@ -101,12 +110,14 @@ class Rooms:
         await self._s.events.publish(ticket.tenant, QueueChanged(ticket.service), TicketChannelChanged(ticket.id))
         return ticket
 
-    async def take_next(self, who: Principal, service_id: str) -> tuple[Ticket, Consultation] | None:
+    async def take_next(self, who: Principal, service_id: str,
+                        takes_per_minute: int | None = None) -> tuple[Ticket, Consultation] | None:
         """The next ticket (priority, then age, its owner present) opens a consultation with `who` and its owner
-        admitted; `ticket.taken`, the counters, QueueChanged, TicketCalled and ConsultationChanged are the same
-        script. None when the queue is empty."""
+        admitted; `who`'s take limit (RateLimited), `ticket.taken`, the counters, QueueChanged, TicketCalled and
+        ConsultationChanged are the same script. None when the queue is empty."""
         return await self._s.queue.take_next(who.tenant, service_id, clinician=who.subject, clinician_role=who.role,
-                                             clinician_name=who.name, audit=_audit(who))
+                                             clinician_name=who.name, audit=_audit(who),
+                                             rate=self._rate(who, "take", takes_per_minute))
 
     async def abandon_expired(self, tenant: str, grace_s: float) -> list[Ticket]:
         """Tickets whose owner stayed away longer than `grace_s` are dropped (`ticket.abandoned` by the system and

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from rooms.errors import Conflict, Forbidden, ServiceClosed
+from rooms.errors import Conflict, Forbidden, RateLimited, ServiceClosed
 from rooms.events import (
     ConsultationChanged,
     ConsultationEnded,
@@ -191,3 +191,25 @@ async def test_a_redeemed_lobby_invite_knocks_and_an_admitting_one_does_not(stor
     assert (await store.consultations.get(T, c.id)).state.value == "active"
     assert await _actions(store, c.id) == ["consultation.created", "invite.redeemed", "invite.redeemed",
                                            "consultation.joined"]
+
+
+async def test_the_write_limits_are_counted_by_the_join_and_take_scripts(store, clock):  # type: ignore[no-untyped-def]
+    """One count per call (an empty queue counts too, a stale head does not count twice), in the same counter
+    as every other write of that bucket; the next window opens again."""
+    nurse = Principal("sykepleier", Role.NURSE, T, "Sykepleier")
+    await store.rate.hit(T, nurse.subject, "write", limit=3, window_s=60)  # a write elsewhere, same bucket
+    for service in (NETTLEGE, LEGEVAKT):
+        await store.rooms.join_queue(nurse, OSLO, service, channel=Channel.VIDEO, reason="x", writes_per_minute=3)
+    with pytest.raises(RateLimited) as err:
+        await store.rooms.join_queue(KARI, OSLO, NETTLEGE, channel=Channel.VIDEO, reason="x", writes_per_minute=0)
+    assert 1 <= err.value.retry_after_s <= 61 and await store.queue.length(T, "nettlege") == 1  # nothing queued
+    assert await store.rooms.take_next(DR, "legevakt", takes_per_minute=3) is not None
+    assert await store.rooms.take_next(DR, "legevakt", takes_per_minute=3) is None  # empty: counted all the same
+    clock.advance(1)
+    await store.rooms.join_queue(KARI, OSLO, LEGEVAKT, channel=Channel.VIDEO, reason="x")  # the head changed
+    assert (await store.rooms.take_next(DR, "legevakt", takes_per_minute=3))[0].owner == "kari"  # a 2nd call inside
+    with pytest.raises(RateLimited):
+        await store.rooms.take_next(DR, "nettlege", takes_per_minute=3)
+    assert await store.queue.length(T, "nettlege") == 1  # the refused take took nothing
+    clock.advance(60)
+    assert (await store.rooms.take_next(DR, "nettlege", takes_per_minute=3))[0].owner == "sykepleier"
