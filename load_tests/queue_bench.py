@@ -12,9 +12,10 @@ time (unloaded latency). Only successful requests are timed; every other answer 
 from this process.
 
 Round trips: a second `nettlege serve` whose REDIS_URL points at a counting proxy (`harness.RedisTurnCounter`)
-serves 100 joins and 100 takes one at a time; the proxy counts request/answer turns on every connection (a
-pipeline, MULTI/EXEC or Lua script is one), less what the idle server does in the same time (heartbeats).
-Results are appended to load_tests/results/queue_bench.jsonl.
+serves 100 joins and 100 takes one at a time, then `--clinicians` clinicians taking at once (a take-next whose
+view of the queue's head went stale meanwhile runs its script again: that shows here); the proxy counts
+request/answer turns on every connection (a pipeline, MULTI/EXEC or Lua script is one), less what the idle server
+does in the same time (heartbeats). Results are appended to load_tests/results/queue_bench.jsonl.
 """
 
 from __future__ import annotations
@@ -142,8 +143,10 @@ async def run_once(base: str, redis_url: str, args: argparse.Namespace, run: int
     }
 
 
-async def round_trips(base: str, counter: RedisTurnCounter, n: int = 100) -> dict[str, float]:
-    """Redis round trips per join and per take-next, one operation at a time."""
+async def round_trips(base: str, counter: RedisTurnCounter, redis_url: str, clinicians: int,
+                      n: int = 100) -> dict[str, Any]:
+    """Redis round trips per join and per take-next, one operation at a time, then per take-next with `clinicians`
+    clinicians taking at once."""
     tag = str(int(time.time()))
     async with aiohttp.ClientSession() as http:
         ops = Ops(http, base)
@@ -160,7 +163,15 @@ async def round_trips(base: str, counter: RedisTurnCounter, n: int = 100) -> dic
                     await ops.take(dev_token(f"rtdr-{tag}-{i % 10}", "clinician"))
             turns = counter.turns - turns0 - idle_rate * (time.monotonic() - t0)
             out[f"{op}_round_trips"] = round(turns / max(1, len(ops.latency[op])), 2)
-        out["round_trip_errors"] = dict(ops.errors)
+        each = 5
+        await prefill(redis_url, clinicians * each)  # straight into Redis, not counted
+        concurrent = Ops(http, base)
+        doctors = [dev_token(f"rtc-{tag}-{i}", "clinician") for i in range(clinicians)]
+        t0, turns0 = time.monotonic(), counter.turns
+        await asyncio.gather(*[concurrent.take(t, each) for t in doctors])
+        turns = counter.turns - turns0 - idle_rate * (time.monotonic() - t0)
+        out["take_round_trips_concurrent"] = round(turns / max(1, len(concurrent.latency["take"])), 2)
+        out["round_trip_errors"] = dict(ops.errors + concurrent.errors)
     return out
 
 
@@ -172,7 +183,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         pin(redis_pid(redis_url), load_cpus)
         counter = RedisTurnCounter(redis_url)
         with nettlege_server(counter.url, prefix=pin_prefix) as counted:
-            trips = await round_trips(counted.base, counter)
+            trips = await round_trips(counted.base, counter, redis_url, args.clinicians)
         with nettlege_server(redis_url, prefix=pin_prefix) as server:
             for i in range(args.runs):
                 runs.append(await run_once(server.base, redis_url, args, i))

@@ -145,6 +145,22 @@ class AuditLog:
             return None
         return await self.record(tenant, action, actor=actor, role=role, consultation_id=consultation_id)
 
+    async def record_reads(self, tenant: str, action: Action, *, actor: str, role: str,
+                           tickets: list[tuple[str, str]], window_s: int, index_ttl_s: int) -> None:
+        """Record `actor`'s read of these tickets' personal data ((ticket id, owner) pairs) once per window each,
+        indexed under the owner (the index lives `index_ttl_s`, as long as a finished ticket)."""
+        if not tickets:
+            return
+        k = Keys(tenant)
+        async with self._r.pipeline(transaction=False) as p:
+            for ticket_id, _ in tickets:
+                p.set(k.audit_seen(action.value, actor, ticket_id), "1", nx=True, ex=window_s)
+            fresh = await p.execute()
+        for (ticket_id, owner), new in zip(tickets, fresh, strict=True):
+            if new:  # the entry and its place in the owner's index are one script
+                await self.record(tenant, action, actor=actor, role=role, ticket_id=ticket_id, data_subject=owner)
+                await self._r.expire(k.subject_audit(owner), index_ttl_s)
+
     async def entries(self, tenant: str, start: str = "-", count: int | None = None) -> list[AuditEntry]:
         rows = stream_entries(await self._r.xrange(Keys(tenant).audit(), min=start, count=count))
         return [AuditEntry(i, f) for i, f in rows]

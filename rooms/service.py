@@ -42,13 +42,14 @@ from .models import (
     Role,
     Ticket,
 )
-from .queue import Place, switch_channel
+from .queue import TERMINAL_TTL_S, Place, switch_channel
 from .ratelimit import RateSlot
 from .tenants import Service, Tenant, closed_message
 
 if TYPE_CHECKING:
     from .store import Store
 
+READ_AUDIT_WINDOW_S = 900  # one ticket.read per staff member and ticket per quarter hour (the list is polled)
 KNOCKS_PER_MINUTE = 20  # per consultation, whoever knocks: a clinician's lobby list cannot be flooded
 CREATOR_ADMITTED = (Role.CLINICIAN, Role.NURSE, Role.OPERATOR)  # a booking system creating a slot is not in it
 
@@ -109,6 +110,14 @@ class Rooms:
         ticket = await switch_channel(self._s.queue, ticket, channel, callback_phone, audit=_audit(who))
         await self._s.events.publish(ticket.tenant, QueueChanged(ticket.service), TicketChannelChanged(ticket.id))
         return ticket
+
+    async def tickets_read(self, who: Principal, tickets: list[Ticket]) -> None:
+        """Staff read these tickets' personal data (reason, name, phone): `ticket.read` once per reader, ticket and
+        READ_AUDIT_WINDOW_S, indexed under each ticket's owner for their access log (an owner reading their own
+        ticket is not recorded)."""
+        await self._s.audit.record_reads(who.tenant, Action.TICKET_READ, actor=who.subject, role=who.role,
+                                         tickets=[(t.id, t.owner) for t in tickets if t.owner != who.subject],
+                                         window_s=READ_AUDIT_WINDOW_S, index_ttl_s=TERMINAL_TTL_S)
 
     async def take_next(self, who: Principal, service_id: str,
                         takes_per_minute: int | None = None) -> tuple[Ticket, Consultation] | None:

@@ -8,11 +8,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from rooms.audit import Action
 from rooms.errors import NotFound
-from rooms.keys import Keys
 from rooms.models import Channel, Principal, Priority, Role, Ticket
-from rooms.queue import TERMINAL_TTL_S
 from rooms.store import Store
 from rooms.tenants import Service
 
@@ -23,7 +20,6 @@ from .schemas import JoinQueueIn, PriorityIn, TakeOut, TicketOut, ticket_out
 from .sms import notify_turn
 
 api = Api()
-READ_AUDIT_WINDOW_S = 900  # one ticket.read per staff member and ticket per quarter hour (the list is polled)
 QUEUERS = (Role.CITIZEN, Role.NURSE)
 TRIAGE = (Role.CLINICIAN, Role.NURSE)
 STAFF = (Role.CLINICIAN, Role.NURSE, Role.OPERATOR)
@@ -45,27 +41,6 @@ async def _ticket_view(store: Store, request: web.Request, ticket: Ticket, princ
     place = await store.queue.place(ticket, service.median_consultation_s if service else 600)
     return ticket_out(ticket, place.position if place else None, place.eta_s if place else None,
                       staff_view=principal.role in STAFF)
-
-
-async def audit_ticket_reads(store: Store, principal: Principal, tickets: list[Ticket]) -> None:
-    """Audit a staff member's read of these tickets' personal data, once per window, indexed under each
-    ticket's owner (a citizen reading their own ticket is not audited)."""
-    others = [t for t in tickets if t.owner != principal.subject]
-    if not others:
-        return
-    k = Keys(principal.tenant)
-    async with store.redis.pipeline(transaction=False) as p:
-        for t in others:
-            p.set(k.audit_seen(Action.TICKET_READ.value, principal.subject, t.id), "1", nx=True,
-                  ex=READ_AUDIT_WINDOW_S)
-        fresh = await p.execute()
-    for t, new in zip(others, fresh, strict=True):
-        if not new:
-            continue
-        # the entry and its place in the owner's index are one script; the index lives as long as a ticket
-        await store.audit.record(principal.tenant, Action.TICKET_READ, actor=principal.subject,
-                                 role=principal.role, ticket_id=t.id, data_subject=t.owner)
-        await store.redis.expire(k.subject_audit(t.owner), TERMINAL_TTL_S)
 
 
 async def _my_ticket(request: web.Request, principal: Principal, *, staff: tuple[Role, ...]) -> Ticket:
@@ -114,7 +89,7 @@ async def list_queue(request: web.Request, principal: Principal, _b: None) -> li
         raise ApiError(422, "invalid_limit", f"limit må være et tall fra 1 til {MAX_LIST}.")
     store = request.app[STORE]
     tickets = await store.queue.waiting(principal.tenant, service.id, limit)
-    await audit_ticket_reads(store, principal, tickets)
+    await store.rooms.tickets_read(principal, tickets)
     return [ticket_out(t, i + 1, None, staff_view=True).model_dump(mode="json") for i, t in enumerate(tickets)]
 
 
@@ -140,7 +115,7 @@ async def take_next(request: web.Request, principal: Principal, _b: None) -> Tak
            response=TicketOut, errors=(401, 404), tags=("queue",), access=Access.TICKET)
 async def get_ticket(request: web.Request, principal: Principal, _b: None) -> TicketOut:
     ticket = await _my_ticket(request, principal, staff=STAFF)
-    await audit_ticket_reads(request.app[STORE], principal, [ticket])
+    await request.app[STORE].rooms.tickets_read(principal, [ticket])
     return await _ticket_view(request.app[STORE], request, ticket, principal)
 
 
@@ -158,7 +133,7 @@ async def set_priority(request: web.Request, principal: Principal, body: Priorit
     ticket = await _my_ticket(request, principal, staff=TRIAGE)
     store = request.app[STORE]
     ticket = await store.rooms.set_priority(principal, ticket, body.priority)
-    await audit_ticket_reads(store, principal, [ticket])
+    await store.rooms.tickets_read(principal, [ticket])
     return await _ticket_view(store, request, ticket, principal)
 
 
