@@ -10,6 +10,7 @@ tenant, so they live under their own hash tag; the assignment itself is a tenant
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -20,6 +21,8 @@ from .redis_types import scored
 
 NODES = "nl:{nodes}:live"  # sorted set: node id -> last heartbeat
 NODE_INFO = "nl:{nodes}:node:"  # hash per node: address, load
+ASSIGNMENT_TTL_S = 86400  # a consultation's node is kept this long after it was last (re)assigned
+PLACED_MEMO = 10_000  # consultations this process placed itself, remembered to answer `assign` without a read
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +43,7 @@ if current then
   end
 end
 if #ARGV == 0 then return false end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', 86400)
+redis.call('SET', KEYS[1], ARGV[1], 'EX', """ + str(ASSIGNMENT_TTL_S) + """)
 return ARGV[1]
 """
 
@@ -56,6 +59,8 @@ class NodeRegistry:
         # the timeout (a new consultation is placed on every take-next; the live set changes with heartbeats).
         self._live_ttl_s = min(1.0, timeout_s / 6)
         self._live_seen: tuple[float, list[Node]] | None = None
+        # (tenant, consultation id) -> node id, for consultations placed by a script of this process (take-next)
+        self._placed: OrderedDict[tuple[str, str], str] = OrderedDict()
 
     async def heartbeat(self, node_id: str, address: str, load: float) -> None:
         now = self._clock()
@@ -88,11 +93,27 @@ class NodeRegistry:
             self._live_seen = (now, await self.live())
         return self._live_seen[1]
 
+    async def choose(self) -> Node | None:
+        """The least-loaded live node, for a new consultation whose creating script records it (`placed`)."""
+        nodes = await self.recent_live()
+        return min(nodes, key=lambda n: (n.load, n.id)) if nodes else None
+
+    def placed(self, tenant: str, cid: str, node_id: str) -> None:
+        """A script of this process put the consultation on `node_id` (see `assignment`): `assign` answers from
+        memory while that node is live, as the assignment script would."""
+        self._placed[(tenant, cid)] = node_id
+        while len(self._placed) > PLACED_MEMO:
+            self._placed.popitem(last=False)
+
     async def assign(self, tenant: str, cid: str) -> Node | None:
         """The live node holding this consultation's media, choosing the least-loaded one if needed."""
         nodes = await self.recent_live()
         if not nodes:
             return None
+        placed = self._placed.get((tenant, cid))
+        node = next((n for n in nodes if n.id == placed), None) if placed else None
+        if node is not None:
+            return node
         ranked = sorted(nodes, key=lambda n: (n.load, n.id))
         chosen = await self._assign(keys=[Keys(tenant).consultation_node(cid)], args=[n.id for n in ranked])
         return next((n for n in nodes if n.id == chosen), None)

@@ -36,6 +36,7 @@ from .models import (
     Ticket,
     TicketState,
 )
+from .nodes import ASSIGNMENT_TTL_S
 from .ratelimit import LUA_RATE, RateSlot
 from .redis_types import hash_fields, optional_texts, text_or_none, texts
 
@@ -83,22 +84,24 @@ return {1, redis.call('ZRANK', queue_key, ARGV[1]), redis.call('ZCOUNT', clinici
 # nothing and answers {-1, head ids, their owners}: declare those and run again.
 # KEYS: queue, clinicians, stats, audit stream, consultation audit, consultation, its participants, its subjects,
 # the clinician's consultations, disconnected set, taken counter, queue owners, rate limit counter (or the queue when
-# none), then per declared head ticket: ticket, its owner's open-ticket key, its owner's consultations.
+# none), the consultation's node assignment, then per declared head ticket: ticket, its owner's open-ticket key, its
+# owner's consultations.
 # ARGV: cid, now, clinician subject, ttl, rank span, offline threshold (s), how many tickets of the first priority
 # to look at, queue channel, queue event, consultation channel, consultation event, the taken ticket's channel
 # without its id, called event, clinician participant json, citizen participant id, Oslo hour, audit entry, rate
-# limit (-1: none), its window (s), n, n consultation field/value args, then the declared head ticket ids.
+# limit (-1: none), its window (s), the node to place the consultation on ('': none), how long, n, n consultation
+# field/value args, then the declared head ticket ids.
 # The limit is counted first (an empty queue counts too); the caller passes it on its first call only.
 # Returns {0} (empty), {-2} (rate limited), {-1, ids, owners} (read again) or {1, the taken ticket's fields, ids,
 # owners} (the head after the take, for the next call). Publishes QueueChanged, ConsultationChanged, TicketCalled.
 _TAKE = stats.LUA + LUA_AUDIT + LUA_PARTICIPANT + LUA_RATE + """
 local queue_key, clinicians_key, stats_key = KEYS[1], KEYS[2], KEYS[3]
 local ckey, participants_key, subjects_key, mine_key = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
-local disconnected_key, taken_seq_key, owners_key, FIXED = KEYS[10], KEYS[11], KEYS[12], 13
+local disconnected_key, taken_seq_key, owners_key, node_key, FIXED = KEYS[10], KEYS[11], KEYS[12], KEYS[14], 14
 local cid, now, who, ttl = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
 local span, offline_after, scan = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local nf = tonumber(ARGV[20])
-local HEAD = 20 + nf
+local nf = tonumber(ARGV[22])
+local HEAD = 22 + nf
 local declared = {}
 for i = HEAD + 1, #ARGV do declared[ARGV[i]] = i - HEAD end
 local function key_of(tid, which)
@@ -135,7 +138,8 @@ local offline_s = ''
 if ticket['disconnected_at'] and ticket['disconnected_at'] ~= '' then
   offline_s = tostring(now - tonumber(ticket['disconnected_at']))
 end
-redis.call('HSET', ckey, unpack(ARGV, 21, HEAD))
+redis.call('HSET', ckey, unpack(ARGV, 23, HEAD))
+if ARGV[20] ~= '' then redis.call('SET', node_key, ARGV[20], 'EX', ARGV[21]) end
 redis.call('HSET', ckey, 'ticket_id', tid, 'channel', ticket['channel'], 'service', ticket['service'])
 local clinician = cjson.decode(ARGV[14])
 local citizen = {id = ARGV[15], subject = ticket['owner'], role = ticket['owner_role'],
@@ -315,14 +319,15 @@ class QueueStore:
         return [self.cipher.opened_ticket(Ticket.from_redis(h)) for h in rows if h]
 
     async def take_next(self, tenant: str, service: str, *, clinician: str, clinician_role: Role,
-                        clinician_name: str, audit: Audit | None = None,
-                        rate: RateSlot | None = None) -> tuple[Ticket, Consultation] | None:
+                        clinician_name: str, audit: Audit | None = None, rate: RateSlot | None = None,
+                        place_on: str | None = None) -> tuple[Ticket, Consultation] | None:
         """Atomically take the most urgent, oldest ticket whose owner is present (within that priority; gone
         for at most OFFLINE_AFTER_S; if all are gone, the oldest anyway, with `owner_offline_s` set) and open
         a consultation with its owner invited. The script also publishes QueueChanged, TicketCalled and
         ConsultationChanged. One round trip while the head this process saw last is still the head.
         `audit`: who takes it, recorded as `ticket.taken` in the same script; `rate`: the caller's limit, counted
-        by the script first, once (RateLimited)."""
+        by the script first, once (RateLimited); `place_on`: the node to hold its media (rooms/nodes.py), recorded
+        by the script."""
         k = Keys(tenant)
         now = self._clock()
         cid = "c_" + secrets.token_urlsafe(12)
@@ -336,7 +341,7 @@ class QueueStore:
         fixed_keys = [k.queue(service), k.clinicians(service), stats.stats_key(tenant, service, now),
                       *audit_keys(tenant, cid), k.consultation(cid), k.participants(cid), k.subjects(cid),
                       k.my_consultations(clinician), k.disconnected(), k.queue_taken_seq(service),
-                      k.queue_owners(service), rate.key if rate else k.queue(service)]
+                      k.queue_owners(service), rate.key if rate else k.queue(service), k.consultation_node(cid)]
         fixed_args: list[str | int | float] = [
                       cid, now, clinician, TERMINAL_TTL_S, RANK_SPAN, OFFLINE_AFTER_S, TAKE_SCAN,
                       *channel_of(tenant, QueueChanged(service)), *channel_of(tenant, ConsultationChanged(cid)),
@@ -348,7 +353,8 @@ class QueueStore:
             per_ticket = [key for tid, owner in head
                           for key in (k.ticket(tid), k.open_ticket(owner, service), k.my_consultations(owner))]
             answer = await self._take(keys=[*fixed_keys, *per_ticket],
-                                      args=[*fixed_args, *rate_args, len(field_args), *field_args,
+                                      args=[*fixed_args, *rate_args, place_on or "", ASSIGNMENT_TTL_S,
+                                            len(field_args), *field_args,
                                             *(t for t, _ in head)])
             rate_args = _rate_args(None)  # counted once
             if answer[0] == -2 and rate:

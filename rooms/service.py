@@ -122,11 +122,18 @@ class Rooms:
     async def take_next(self, who: Principal, service_id: str,
                         takes_per_minute: int | None = None) -> tuple[Ticket, Consultation] | None:
         """The next ticket (priority, then age, its owner present) opens a consultation with `who` and its owner
-        admitted; `who`'s take limit (RateLimited), `ticket.taken`, the counters, QueueChanged, TicketCalled and
-        ConsultationChanged are the same script. None when the queue is empty."""
-        return await self._s.queue.take_next(who.tenant, service_id, clinician=who.subject, clinician_role=who.role,
-                                             clinician_name=who.name, audit=_audit(who),
-                                             rate=self._rate(who, "take", takes_per_minute))
+        admitted; `who`'s take limit (RateLimited), `ticket.taken`, the counters, the consultation's media node (the
+        least-loaded live one, when this process is a node), QueueChanged, TicketCalled and ConsultationChanged
+        are the same script. None when the queue is empty."""
+        nodes = self._s.nodes
+        node = await nodes.choose() if nodes else None  # the new consultation's media node, recorded by the script
+        taken = await self._s.queue.take_next(who.tenant, service_id, clinician=who.subject, clinician_role=who.role,
+                                              clinician_name=who.name, audit=_audit(who),
+                                              rate=self._rate(who, "take", takes_per_minute),
+                                              place_on=node.id if node else None)
+        if taken and nodes and node:
+            nodes.placed(who.tenant, taken[1].id, node.id)
+        return taken
 
     async def abandon_expired(self, tenant: str, grace_s: float) -> list[Ticket]:
         """Tickets whose owner stayed away longer than `grace_s` are dropped (`ticket.abandoned` by the system and

@@ -36,6 +36,7 @@ from .crypto import FieldCipher
 from .errors import NotReplicated
 from .events import EventBus
 from .invites import InviteStore
+from .nodes import NodeRegistry
 from .queue import QueueStore
 from .ratelimit import RateLimiter
 from .service import Rooms
@@ -248,6 +249,8 @@ class Store:
         self.bookings = BookingStore(redis, self.consultations, clock)
         self.service_settings = SettingsStore(redis)  # opening hours and closures set at runtime
         self.clock = clock
+        # The node registry, set by the composition root when this process is a node (signaling/placement.py).
+        self.nodes: NodeRegistry | None = None
         self.rooms = Rooms(self)  # the use cases over all of the above (rooms/service.py)
 
     @classmethod

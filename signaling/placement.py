@@ -59,6 +59,7 @@ def setup_placement(app: web.Application, load: Callable[[], float]) -> None:
         interval = config.node_timeout_s / 3
         node = ThisNode(id=secrets.token_hex(6), address=node_address(app), registry=registry, load=load)
         app[NODE] = node
+        app[STORE].nodes = registry  # take-next places a new consultation in its own script
 
         async def beat() -> None:
             while True:
@@ -73,6 +74,7 @@ def setup_placement(app: web.Application, load: Callable[[], float]) -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        app[STORE].nodes = None
         with contextlib.suppress(Exception):
             await registry.remove(node.id)
 

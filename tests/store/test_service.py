@@ -213,3 +213,31 @@ async def test_the_write_limits_are_counted_by_the_join_and_take_scripts(store, 
     assert await store.queue.length(T, "nettlege") == 1  # the refused take took nothing
     clock.advance(60)
     assert (await store.rooms.take_next(DR, "nettlege", takes_per_minute=3))[0].owner == "sykepleier"
+
+
+async def test_take_next_places_the_new_consultation_on_the_least_loaded_node(store, clock):  # type: ignore[no-untyped-def]
+    """On a node, take-next's script records the media node of the consultation it opens, and this process's
+    registry answers `assign` for it as the assignment script would; a node that stops is replaced as before."""
+    from rooms.keys import Keys
+    from rooms.nodes import NodeRegistry
+
+    registry = NodeRegistry(store.redis, clock, timeout_s=6.0)
+    await registry.heartbeat("busy", "http://10.0.0.1:8080", 0.9)
+    await registry.heartbeat("idle", "http://10.0.0.2:8080", 0.1)
+    store.nodes = registry
+    await store.rooms.join_queue(KARI, OSLO, NETTLEGE, channel=Channel.VIDEO, reason="hoste")
+    _, consultation = await store.rooms.take_next(DR, "nettlege")
+    assert await store.redis.get(Keys(T).consultation_node(consultation.id)) == "idle"
+    assert (await registry.assign(T, consultation.id)).id == "idle"  # type: ignore[union-attr]
+    other_process = NodeRegistry(store.redis, clock, timeout_s=6.0)
+    assert (await other_process.assign(T, consultation.id)).id == "idle"  # type: ignore[union-attr]
+    clock.advance(5)
+    await registry.heartbeat("busy", "http://10.0.0.1:8080", 0.9)  # "idle" stops beating
+    clock.advance(2)
+    assert (await registry.assign(T, consultation.id)).id == "busy"  # type: ignore[union-attr]
+    assert await store.redis.get(Keys(T).consultation_node(consultation.id)) == "busy"
+    store.nodes = None
+    await store.rooms.join_queue(Principal("ola", Role.CITIZEN, T, "Ola"), OSLO, NETTLEGE, channel=Channel.VIDEO,
+                                 reason="x")
+    _, unplaced = await store.rooms.take_next(DR, "nettlege")  # not a node: placed when first asked
+    assert await store.redis.get(Keys(T).consultation_node(unplaced.id)) is None
