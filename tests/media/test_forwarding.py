@@ -98,18 +98,26 @@ async def test_three_parties_subscribe_to_each_other_through_server_renegotiatio
         "stats"].keys()
 
 
-async def test_a_late_joiner_sees_picture_within_a_second_of_its_answer(sfu, make_client) -> None:
+async def test_a_late_joiner_gets_picture_by_a_keyframe_request_to_each_publisher(sfu, make_client) -> None:
     room = sfu.room("c-late")
     doctor, citizen = make_client("doctor", sender_id=1), make_client("citizen", sender_id=2)
     await connect(room, doctor)
     await connect(room, citizen)
     await citizen.wait_for(has_picture(citizen, "doctor", frames=60))  # well past the doctor's first keyframe
+    await doctor.wait_for(has_picture(doctor, "citizen", frames=60))
+    published = {name: next(t for t in room.peer(name).published.values() if t.kind == "video")
+                 for name in ("doctor", "citizen")}
+    requests_before = {name: t._keyframes.sent for name, t in published.items()}
     relative = make_client("relative", sender_id=3)
     await connect(room, relative)
-    await relative.wait_for(has_picture(relative, "doctor") and has_picture(relative, "citizen"), within_s=5)
+    # aiortc's encoder makes a keyframe of its own only every 3,000 frames (100 s), so picture within this
+    # generous bound comes from the keyframe the join asked for. No bound on how fast: that is a busy machine's.
+    await relative.wait_for(lambda: has_picture(relative, "doctor")() and has_picture(relative, "citizen")(),
+                            within_s=30, what="the late joiner's picture from both")
+    await relative.wait_for(lambda: all(t._keyframes.sent > requests_before[n] for n, t in published.items()),
+                            what="a keyframe request to each publisher for the late joiner")
     for publisher in ("doctor", "citizen"):
         [video] = video_from(relative, publisher)
-        assert video.first_frame_at is not None and video.first_frame_at - video.started_at < 1.0
         assert video.counters_in_order()
     await doctor.wait_for(has_picture(doctor, "relative"))
 
@@ -302,16 +310,18 @@ async def test_a_subscribers_picture_loss_indication_reaches_the_publisher(sfu, 
     [receiver] = [t.receiver for t in citizen.pc.getTransceivers() if t.kind == "video" and t.receiver.track]
     [source] = [s.source for s in receiver.getSynchronizationSources()]
     await receiver._send_rtcp_pli(source)  # what the citizen's decoder does after a loss
-    await citizen.wait_for(lambda: bool(requests_at_doctor), within_s=2, what="the PLI at the publisher")
+    await citizen.wait_for(lambda: bool(requests_at_doctor), what="the PLI at the publisher")
     assert published._keyframes.sent == sent_before + 1
 
 
 async def test_keyframe_requests_to_a_publisher_are_rate_limited(sfu, make_client) -> None:
     room = sfu.room("c-pli")
     doctor = make_client("doctor", sender_id=1)
+    # Before the publisher exists, so every request it is ever sent falls in [start, end]: requests at least
+    # keyframe_min_interval_s apart then number at most elapsed / interval + 1 however slow the machine.
+    start = time.monotonic()
     await connect(room, doctor)
     subscribers = [make_client(f"s{i}", sender_id=2 + i, video_labels=(), audio=False) for i in range(3)]
-    start = time.monotonic()
     for s in subscribers:
         await connect(room, s)
     for s in subscribers:

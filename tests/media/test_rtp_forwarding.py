@@ -90,18 +90,29 @@ async def test_a_burst_of_picture_loss_indications_reaches_the_publisher_rate_li
         original()
 
     sender._send_keyframe = spy
+    # The rate limit is checked where it is applied, at the server's requester: when it let each PLI go. The
+    # publisher's arrival times add loopback and scheduling jitter, which a busy machine stretches either way.
+    [published] = [t for t in room.peer("doctor").published.values() if t.kind == "video"]
+    requester = published._keyframes
+    let_go: list[float] = []
+    send_pli = requester._send_pli
+
+    async def counted_send_pli() -> bool:
+        let_go.append(requester._last)
+        return await send_pli()
+
+    requester._send_pli = counted_send_pli
     receiver = video_receiver(citizen)
     [source] = [s.source for s in receiver.getSynchronizationSources()
                 if s.source in receiver._RTCRtpReceiver__rtx_ssrc.values()]
-    start = loop.time()
     for _ in range(20):  # a decoder in trouble asking again and again
         await receiver._send_rtcp_pli(source)
         await asyncio.sleep(0.05)
-    await citizen.wait_for(lambda: bool(at_publisher), within_s=3, what="a PLI at the publisher")
-    elapsed = loop.time() - start
+    await citizen.wait_for(lambda: bool(at_publisher), what="a PLI at the publisher")
+    await citizen.wait_for(lambda: len(at_publisher) >= len(let_go), what="every PLI let go at the publisher")
     interval = sfu.config.keyframe_min_interval_s
-    assert 1 <= len(at_publisher) <= elapsed / interval + 1
-    assert all(b - a >= interval * 0.9 for a, b in itertools.pairwise(at_publisher))
+    # 20 requests in about a second (longer on a busy machine) come out as PLIs at least an interval apart.
+    assert let_go and all(b - a >= interval - 1e-6 for a, b in itertools.pairwise(let_go))  # 1e-6: clock
 
 
 async def test_sequence_numbers_and_timestamps_continue_when_an_m_line_gets_a_new_publisher(
