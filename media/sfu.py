@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 from media.config import MediaConfig
 from media.room import Room
@@ -15,11 +16,15 @@ class Sfu:
         self.counters = SfuCounters()
         self._rooms: dict[str, Room] = {}
 
-    def room(self, consultation_id: str) -> Room:
-        """The consultation's room, created on first use and forgotten when it closes or empties."""
+    def room(self, consultation_id: str, max_video_bitrate_bps: int | None = None) -> Room:
+        """The consultation's room, created on first use and forgotten when it closes or empties.
+        `max_video_bitrate_bps`: its service's cap on what a publisher sends, instead of the process's;
+        taken when the room is created."""
         room = self._rooms.get(consultation_id)
         if room is None or room.closed:
-            room = Room(consultation_id, self.config, self.counters, self._forget)
+            config = self.config if max_video_bitrate_bps is None else dataclasses.replace(
+                self.config, max_video_bitrate_bps=max_video_bitrate_bps)
+            room = Room(consultation_id, config, self.counters, self._forget)
             self._rooms[consultation_id] = room
         return room
 

@@ -95,6 +95,9 @@ class Service(BaseModel):
     opening_hours: OpeningHours = OpeningHours()
     channels: tuple[Channel, ...] = (Channel.VIDEO, Channel.CHAT, Channel.PHONE)
     median_consultation_s: int = Field(default=600, gt=0, le=24 * 3600)
+    # The most a publisher in this service's consultations is told to send (REMB), instead of the process's
+    # default (1.5 Mbit/s): e.g. lower for a service whose patients are mostly on 4G in rural areas.
+    max_video_bitrate_bps: int | None = Field(default=None, ge=150_000, le=10_000_000)
 
 
 SMS_TEMPLATE = "{tenant}: Her er lenken til videokonsultasjonen din: {link}"

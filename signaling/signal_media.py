@@ -29,10 +29,21 @@ class MediaRelay:
         if self.peer is not None:
             return
         assert s.principal and s.participant_id
-        room = s.app[SFU].room(s.cid)
+        room = s.app[SFU].room(s.cid, max_video_bitrate_bps=await self._service_video_cap())
         self.peer = await room.join(s.participant_id, s.principal.role.value, s.principal.name, s.send)
         self.peer.watch_answers(s.app[CONFIG].signal_answer_timeout_s, self._answer_overdue)
         await s.app[STORE].rooms.entered_room(s.principal, s.cid, len(room.participants()))
+
+    async def _service_video_cap(self) -> int | None:
+        """The consultation's service's cap on what a publisher sends, if its tenant config sets one."""
+        s = self._s
+        assert s.principal
+        tenant = s.app[CONFIG].tenant(s.principal.tenant)
+        if tenant is None or not any(service.max_video_bitrate_bps for service in tenant.services):
+            return None  # no cap configured: no need to read which service this is
+        consultation = await s.app[STORE].consultations.get(s.principal.tenant, s.cid)
+        service = tenant.service(consultation.service)
+        return service.max_video_bitrate_bps if service is not None else None
 
     async def _answer_overdue(self) -> None:
         """A client that never answers a server offer would block every later renegotiation (the server never
