@@ -25,6 +25,7 @@ from aiortc.mediastreams import AUDIO_PTIME, MediaStreamError, MediaStreamTrack,
 
 from media import aiortc_passthrough
 from media.ice import rtc_configuration
+from media.rtp import keyframe_start_detector
 
 log = logging.getLogger(__name__)
 
@@ -320,6 +321,11 @@ class MediaClient:
     def _on_track(self, track: MediaStreamTrack) -> None:
         transceiver = next(t for t in self.pc.getTransceivers() if t.receiver.track is track)
         mid = transceiver.mid or track.id
+        if track.kind == "video":  # a browser's behaviour on loss nobody repairs (see resync_on_keyframes)
+            codec = aiortc_passthrough.negotiated_codec(transceiver)
+            if codec is not None:
+                aiortc_passthrough.resync_on_keyframes(transceiver.receiver,
+                                                       keyframe_start_detector(codec.mimeType))
         self.received[mid] = ReceivedTrack(track_id=track.id, kind=track.kind)
         task = asyncio.create_task(self._consume(track, mid))
         self._tasks.add(task)

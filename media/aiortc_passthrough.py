@@ -381,6 +381,49 @@ def report_bandwidth(receiver: RTCRtpReceiver, bitrate: Callable[[], int]) -> No
     receiver._RTCRtpReceiver__remote_bitrate_estimator = _FixedEstimator(bitrate)  # type: ignore[attr-defined]
 
 
+class _ResyncingJitterBuffer(JitterBuffer):
+    """aiortc's video jitter buffer, behaving on loss as a browser's does: a keyframe makes everything older
+    obsolete (aiortc's holds a hole nobody retransmits until 512 packets pile up behind it: seconds of frozen
+    picture), and a hole still open after `wait_s` asks for a keyframe (PLI, through the receiver)."""
+
+    def __init__(self, capacity: int, keyframe_start: Callable[[bytes], bool], wait_s: float = 0.5,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(capacity, is_video=True)
+        self._keyframe_start = keyframe_start
+        self._wait_s = wait_s
+        self._clock = clock
+        self._stuck_since: float | None = None
+        self._asked_at = 0.0
+
+    def add(self, packet: Any) -> tuple[bool, JitterFrame | None]:
+        origin = self._origin
+        if origin is not None and self._keyframe_start(packet.payload):
+            ahead = (packet.sequence_number - origin) & 0xFFFF
+            if 0 < ahead < self._capacity and any(
+                    self._packets[(origin + i) % self._capacity] is None for i in range(ahead)):
+                self.remove(ahead)  # what is older cannot be decoded any more: start at the keyframe
+        pli_flag, frame = super().add(packet)
+        if frame is not None or self._origin is None:
+            self._stuck_since = None
+            return pli_flag, frame
+        now = self._clock()
+        if self._stuck_since is None:
+            self._stuck_since = now
+        elif now - self._stuck_since >= self._wait_s and now - self._asked_at >= self._wait_s:
+            self._asked_at = now
+            pli_flag = True
+        return pli_flag, frame
+
+
+def resync_on_keyframes(receiver: RTCRtpReceiver, keyframe_start: Callable[[bytes], bool]) -> None:
+    """Give a decoding test client's video receiver a browser's behaviour on unrepaired loss (see
+    `_ResyncingJitterBuffer`); `keyframe_start(payload)` tells a keyframe's first packet (media.rtp)."""
+    old: JitterBuffer = receiver._RTCRtpReceiver__jitter_buffer  # type: ignore[attr-defined]
+    if old._is_video and not isinstance(old, _ResyncingJitterBuffer):
+        receiver._RTCRtpReceiver__jitter_buffer = _ResyncingJitterBuffer(  # type: ignore[attr-defined]
+            old.capacity, keyframe_start)
+
+
 class RtpLoss:
     """A share of a test client's RTP packets dropped on one side of its transport, as a lossy link would
     (this kernel has no netem). RTCP, ICE and DTLS pass. `dropped` and `passed` count RTP packets."""

@@ -1,13 +1,21 @@
-"""Bandwidth adaptation on a real shaped link (issue 10): a subscriber in a network namespace behind a tbf
-downlink of 120 kbit/s cannot carry video. The server pauses its video only (`quality` event), its audio goes
-on, and when the shaping is removed a probe brings the video back.
+"""Bandwidth adaptation on real shaped links (issue 10, "Tests"). A subscriber runs in a network namespace
+(tests/net/client.py) behind a tbf-shaped downlink and decodes what it gets; loss is made in userspace (this
+kernel has no netem): a share of the RTP a client receives or sends is dropped in its transport.
 
-The publisher is a live-encoding aiortc client with a voice-rate Opus (32 kbit/s, as browsers send) in the
-root namespace; the subscriber runs inside the namespace (tests/net/client.py) and decodes what it gets.
+- 120 kbit/s cannot carry video: the server pauses that subscriber's video only (`quality` event), its audio
+  goes on, and when the shaping is removed a probe brings the video back;
+- 5 % loss on the publisher's uplink: NACK/RTX keeps the picture.
+The 500 kbit/s case and a strong and a weak subscriber together are in test_link_adaptation.py.
+
+The publisher is a live-encoding aiortc client in the root namespace: a camera-like picture (a gradient, a
+moving disc, faint sensor noise) that aiortc's VP8 encoder compresses to the bitrate REMB tells it, and
+voice-rate Opus (32 kbit/s, as browsers send).
 """
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import time
 from typing import Any
 
@@ -20,11 +28,25 @@ from signaling.signal_ws import SFU
 from tests import netns
 from tests.signal.conftest import take_consultation
 
-pytestmark = [pytest.mark.media, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.media, pytest.mark.timeout(180)]
 
+# A namespace client is a new Python process importing aiortc, PyAV and numpy: on a loaded machine it takes
+# a while before it has joined and decoded.
+START_S = 60.0
 LINK_KBIT = 120
 AUDIO_SHARE = 0.95  # of the audio frames the publisher sent, decoded while video is paused
+AUDIO_GAP_S = 0.5
 VIDEO_BACK_S = 10.0  # after the probe is due (the server samples every `stats_interval_s`, 3 s)
+# The issue's bounds for a 500 kbit/s downlink with 1 % loss.
+ADAPT_LINK_KBIT = 500
+ADAPT_WITHIN_S = 15.0
+LINK_SHARE = 0.9  # what the publisher may send of the link, once adapted
+MIN_FPS = 15.0
+FREEZE_S = 1.0
+WINDOW_S = 10.0  # how long the picture is watched once the publisher has adapted
+# Bytes on the wire per RTP packet besides its payload: RTP header 12, header extensions (abs-send-time,
+# mid) 12, SRTP tag 10, UDP 8, IPv4 20.
+PACKET_OVERHEAD = 62
 
 
 class HeldClock:
@@ -41,8 +63,55 @@ class HeldClock:
         self.held = time.monotonic()
 
 
+def _camera(name: str, namespace: netns.Namespace, sender_id: int = 1, **kwargs: Any) -> MediaClient:
+    return MediaClient(name, sender_id=sender_id, listen_ips=(namespace.host_ip,), audio_bitrate=32_000,
+                       scene=True, **kwargs)
+
+
 def _frames_from(client: Any, sender: int) -> list[dict[str, Any]]:
     return [e for e in client.of("frame") if e["sender"] == sender]
+
+
+class SendRate:
+    """What a test publisher's video sender puts on the wire (its RTP stats plus per-packet overhead),
+    sampled twice a second."""
+
+    def __init__(self, client: MediaClient) -> None:
+        self.sender = next(t.sender for t in client.pc.getTransceivers() if t.kind == "video" and t.sender.track)
+        self.samples: list[tuple[float, int]] = []
+        self._task = asyncio.create_task(self._sample())
+
+    async def _sample(self) -> None:
+        while True:
+            for report in (await self.sender.getStats()).values():
+                if report.type == "outbound-rtp":
+                    self.samples.append((time.monotonic(), report.bytesSent + PACKET_OVERHEAD * report.packetsSent))
+            await asyncio.sleep(0.5)
+
+    def bps(self, start: float, end: float) -> float:
+        """Bit/s between the samples nearest `start` and `end`."""
+        first = min(self.samples, key=lambda s: abs(s[0] - start))
+        last = min(self.samples, key=lambda s: abs(s[0] - end))
+        return 8 * (last[1] - first[1]) / max(last[0] - first[0], 1e-3)
+
+    def recent_bps(self, seconds: float) -> float | None:
+        if not self.samples or self.samples[-1][0] - self.samples[0][0] < seconds:
+            return None
+        now = self.samples[-1][0]
+        return self.bps(now - seconds, now)
+
+    def stop(self) -> None:
+        self._task.cancel()
+
+
+def _picture(client: Any, sender: int, start: float, end: float) -> tuple[float, float, bool]:
+    """(decoded frames per second, the longest time without a new frame, counters in order) of `sender`'s
+    video between `start` and `end`."""
+    frames = [e for e in _frames_from(client, sender) if start <= e["at"] <= end]
+    times = [start, *(e["at"] for e in frames), end]
+    counters = [e["counter"] for e in frames]
+    return len(frames) / (end - start), max(b - a for a, b in itertools.pairwise(times)), \
+        all(b > a for a, b in itertools.pairwise(counters))
 
 
 async def _audio_share(client: Any, after: float, seconds: float = 5.0) -> tuple[float, float, float, float]:
@@ -62,25 +131,16 @@ def _quality(client: Any) -> list[dict[str, Any]]:
     return [e["message"] for e in client.of("server") if e["message"].get("type") == "quality"]
 
 
-# Known bug (issue 10, left open): on a quiet machine the server never pauses this subscriber. The pause needs the
-# subscriber to report >= 10 % video loss, but the server answers its NACKs with RTX, so the loss it reports stays
-# low while tbf queues the overrun; frames keep trickling in and no `quality` event comes. It passed on a loaded
-# machine (where the live encoder overshoots). Not strict, so a fix shows as XPASS; the pause itself is tested with
-# real peers in tests/media/test_rtp_forwarding.py.
-@pytest.mark.xfail(reason="issue 10: the overrun pause needs reported loss, which RTX hides on a tbf-shaped link",
-                   strict=False)
 async def test_a_subscriber_behind_120_kbit_gets_audio_without_video_and_video_back_when_the_link_recovers(
-        served, namespace: netns.Namespace, net_client) -> None:
+        served: Any, namespace: netns.Namespace, net_client: Any) -> None:
     cid, citizen_token, doctor_token = await take_consultation(served)
     base = str(served.make_url("/"))
     async with aiohttp.ClientSession() as http:
-        doctor = SignalClient(http, base, cid, doctor_token,
-                              MediaClient("doctor", sender_id=1, listen_ips=(namespace.host_ip,),
-                                          audio_bitrate=32_000), "doctor")
+        doctor = SignalClient(http, base, cid, doctor_token, _camera("doctor", namespace), "doctor")
         try:
             doctor_id = (await doctor.connect(origin=base.rstrip("/")))["participant_id"]
             citizen = net_client(cid, citizen_token)  # subscribes only, as a patient with the camera off
-            await citizen.wait_for(lambda: len(_frames_from(citizen, 1)) >= 30, 20, "30 frames of the doctor")
+            await citizen.wait_for(lambda: len(_frames_from(citizen, 1)) >= 30, START_S, "30 frames of the doctor")
 
             citizen_id = citizen.of("welcome")[0]["participant_id"]
             clock = HeldClock()
@@ -97,9 +157,12 @@ async def test_a_subscriber_behind_120_kbit_gets_audio_without_video_and_video_b
             # Audio while video is paused: what was queued on the link drains first, then measure.
             audio_share, loud_share, start_at, end_at = await _audio_share(citizen, after=paused_at + 2)
             frames_while_paused = [e for e in _frames_from(citizen, 1) if start_at < e["at"] <= end_at]
+            audio_gaps = [e["seconds"] for e in citizen.of("gap")
+                          if e["kind"] == "audio" and start_at < e["ended_at"] <= end_at]
             print(f"audio while video paused: {audio_share:.1%} of 50 frames/s, {loud_share:.1%} with the tone; "
-                  f"{len(frames_while_paused)} video frames")
+                  f"{len(frames_while_paused)} video frames; gaps {audio_gaps}")
             assert audio_share >= AUDIO_SHARE * baseline[0] and loud_share >= AUDIO_SHARE
+            assert max(audio_gaps, default=0.0) <= AUDIO_GAP_S
             assert not frames_while_paused and len(_quality(citizen)) == 1
 
             namespace.unshape()
@@ -110,7 +173,37 @@ async def test_a_subscriber_behind_120_kbit_gets_audio_without_video_and_video_b
             await citizen.wait_for(lambda: [e for e in _frames_from(citizen, 1) if e["at"] > unshaped_at], 20,
                                    "the doctor's picture again")
             back_s = next(e for e in _frames_from(citizen, 1) if e["at"] > unshaped_at)["at"] - unshaped_at
-            print(f"video back {back_s:.2f} s after the shaping was removed")
+            on_at = next(e["at"] for e in citizen.of("server") if e["message"].get("video") == "on")
+            print(f"video back {back_s:.2f} s after the shaping was removed (`on` after {on_at - unshaped_at:.2f} s)")
             assert back_s < VIDEO_BACK_S
+        finally:
+            await doctor.close()
+
+
+async def test_nack_and_rtx_keep_the_picture_through_5_percent_loss_on_the_publishers_uplink(
+        served: Any, namespace: netns.Namespace, net_client: Any) -> None:
+    cid, citizen_token, doctor_token = await take_consultation(served)
+    base = str(served.make_url("/"))
+    async with aiohttp.ClientSession() as http:
+        camera = _camera("doctor", namespace, loss_out=0.05)
+        doctor = SignalClient(http, base, cid, doctor_token, camera, "doctor")
+        try:
+            await doctor.connect(origin=base.rstrip("/"))
+            citizen = net_client(cid, citizen_token)
+            await citizen.wait_for(lambda: len(_frames_from(citizen, 1)) >= 30, START_S, "30 frames of the doctor")
+            start, drawn = time.monotonic(), camera.video_tracks[0].counter
+            assert camera.loss_out is not None
+            dropped = camera.loss_out.dropped
+            await asyncio.sleep(WINDOW_S)
+            end = time.monotonic()
+            print(f"publisher drew {(camera.video_tracks[0].counter - drawn) / (end - start):.1f} fps")
+            fps, freeze_s, in_order = _picture(citizen, 1, start, end)
+            frames = [e["counter"] for e in _frames_from(citizen, 1) if start <= e["at"] <= end]
+            complete = len(frames) / (frames[-1] - frames[0] + 1)
+            lost = camera.loss_out.dropped - dropped
+            print(f"{lost} RTP packets lost on the uplink; subscriber {fps:.1f} fps, {complete:.1%} of the "
+                  f"frames, longest freeze {freeze_s:.2f} s")
+            assert lost > 0  # the loss happened
+            assert freeze_s <= FREEZE_S and in_order and fps >= MIN_FPS
         finally:
             await doctor.close()
