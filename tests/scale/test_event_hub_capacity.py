@@ -9,6 +9,7 @@ Redis connections stay bounded by the pool, not by the number of sessions.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
 import time
 from collections.abc import AsyncIterator
@@ -21,6 +22,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from rooms.store import connect
 from signaling.app import build_app
+from signaling.appkeys import STORE
 from tests.chat.conftest import ORIGIN, base_url, consultation
 from tests.chat.conftest import connect as chat_connect
 from tests.conftest import bearer, close_app
@@ -50,6 +52,15 @@ async def _hello(http: aiohttp.ClientSession, app: TestClient, cid: str, token: 
     welcome = await ws.receive_json(timeout=30)
     assert welcome["type"] == "welcome", welcome
     return ws, welcome
+
+
+async def _drain(ws: aiohttp.ClientWebSocketResponse, into: list[dict[str, Any]]) -> None:
+    """Read a session's messages as a browser does all along: aiohttp's client answers the server's liveness
+    pings only inside receive(), and a session whose pings go unanswered is dropped as gone."""
+    with contextlib.suppress(aiohttp.ClientError):  # the server may close while a pong is on its way
+        async for msg in ws:
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                into.append(msg.json())
 
 
 async def _rest_latencies(app: TestClient, token: str, n: int = 20) -> list[float]:
@@ -84,6 +95,8 @@ async def test_150_signaling_sessions_share_one_subscription(small_pool_app: Tes
 
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))  # 150 WebSockets at once
     sockets: list[aiohttp.ClientWebSocketResponse] = []
+    received: list[list[dict[str, Any]]] = []
+    drains: list[asyncio.Task[None]] = []
     try:
         # 150 sessions: 75 consultations (a citizen queued, a clinician took the ticket), both participants
         # on the signaling WebSocket, opened 15 consultations at a time.
@@ -95,7 +108,10 @@ async def test_150_signaling_sessions_share_one_subscription(small_pool_app: Tes
             opened = await asyncio.gather(*[_hello(http, app, p.cid, token)
                                             for p in batch for token in (p.doctor, p.citizen)])
             assert all(w["state"] == "admitted" for _, w in opened)
-            sockets += [ws for ws, _ in opened]
+            for ws, _ in opened:
+                sockets.append(ws)
+                received.append([])
+                drains.append(asyncio.create_task(_drain(ws, received[-1])))
         assert len(sockets) == SESSIONS
         print(f"{SESSIONS} sessions open after {time.perf_counter() - t_setup:.1f} s")
 
@@ -106,14 +122,17 @@ async def test_150_signaling_sessions_share_one_subscription(small_pool_app: Tes
         assert opened_with - before_connections <= POOL, (before_connections, opened_with)
         assert opened_with < SESSIONS // 2
 
-        # REST and chat still answer with every session open (a starved pool would block them ~10 s and 503).
+        # The cause, not a stopwatch: the open sessions hold no pool connection (they share the hub's one
+        # subscription), so REST and chat never wait for one; with a connection per session all 16 would be
+        # taken. Then REST and chat answer (a starved pool answers 503 / an error after its 10 s wait); their
+        # latencies are printed for the curious, not asserted (a busy machine slows them, starvation does not).
+        in_use = len(app.server.app[STORE].redis.connection_pool._in_use_connections)
+        assert in_use < POOL // 2, in_use
         during_rest = await _rest_latencies(app, chat.doctor)
         t0 = time.perf_counter()
         ack = await doctor_chat.send(chat.cid, "hei")
         chat_s = time.perf_counter() - t0
         assert "id" in ack, ack
-        # A bound that only a pool wait (10 s) breaks; the figures are printed for the curious.
-        assert max(during_rest) < 5.0 and chat_s < 5.0
         print(f"REST p50 before {statistics.median(before_rest) * 1e3:.1f} ms, with {SESSIONS} sessions "
               f"{statistics.median(during_rest) * 1e3:.1f} ms; chat ack {chat_s * 1e3:.1f} ms")
 
@@ -122,14 +141,16 @@ async def test_150_signaling_sessions_share_one_subscription(small_pool_app: Tes
         r = await app.post(f"/api/v1/consultations/{last.cid}/end", json={"outcome": "resolved"},
                            headers=bearer(last.doctor))
         assert r.status == 200, await r.text()
-        for ws in sockets[-2:]:
-            while True:
-                msg = await ws.receive_json(timeout=15)
-                if msg["type"] == "ended":
-                    assert msg["outcome"] == "resolved"
-                    break
+        deadline = asyncio.get_running_loop().time() + 30
+        while not all(any(m["type"] == "ended" for m in got) for got in received[-2:]):
+            assert asyncio.get_running_loop().time() < deadline, [[m["type"] for m in g] for g in received[-2:]]
+            await asyncio.sleep(0.1)
+        assert all(m["outcome"] == "resolved" for got in received[-2:] for m in got if m["type"] == "ended")
+        assert not any(ws.closed for ws in sockets[:-2])  # every other session still open
     finally:
         for ws in sockets:
             await ws.close()
+        for task in drains:
+            task.cancel()
         await http.close()
         await doctor_chat.close()
