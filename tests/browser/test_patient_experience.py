@@ -47,6 +47,21 @@ REFUSE_MEDIA = """(() => {
   };
 })();"""
 
+# The signaling socket sends media_state from the first `offline` listener, before the app's own closes it:
+# a message on its way as the network goes (see the network drop test).
+MESSAGE_AS_THE_NETWORK_GOES = """(() => {
+  const Native = WebSocket;
+  let signal = null;
+  window.WebSocket = class extends Native {
+    constructor(...args) { super(...args); if (String(args[0]).endsWith('/signal')) signal = this; }
+  };
+  addEventListener('offline', () => {
+    if (signal && signal.readyState === Native.OPEN) {
+      signal.send(JSON.stringify({type: 'media_state', audio_off: false, video_off: false}));
+    }
+  });
+})();"""
+
 THEIR_PHOTO = "#chat-log .msg-theirs .photo-thumb"
 NO_SIDEWAYS_SCROLL = "() => document.documentElement.scrollWidth <= window.innerWidth + 1"
 WIDER_THAN_SCREEN = """() => [...document.querySelectorAll('body *')]
@@ -259,15 +274,16 @@ async def test_doctor_sees_the_patient_drop_with_a_countdown_then_leave(media_se
     await screen(doctor, "presence-left")
 
 
-# Flaky (issue 13, left open): passed in most runs (0.16 s once measured) but in one clean CI run the doctor's
-# row did not say "Mistet forbindelsen" within 3 s. Suspected cause, not yet proven: with the context offline
-# the client's ws.close() cannot reach the server, which then learns of the drop only from the WebSocket heartbeat
-# (15 s). Not strict, so a pass shows as XPASS; the cause is to be fixed, not the 3 s bound loosened.
-@pytest.mark.xfail(reason="issue 13: drop detection within 3 s is flaky when the browser goes offline",
-                   strict=False)
+# Offline, Chromium holds the page's WebSocket frames, and its closing handshake waits behind any frame still
+# held (services/network/websocket.cc defers StartClosingHandshake while data frames are pending). So the close
+# the page sends on `offline` reached the server at once in most runs, but not when a message (an answer, a
+# candidate, media_state of a renegotiation still going on) went out just as the network went: then the server
+# heard of the drop only from aiohttp's heartbeat, 15 s + 7.5 s later (reproduced: 23.7 s). A real network loss
+# delivers nothing either. The server's own liveness check (signaling/liveness.py) shows it after 1.5 s of silence.
+# The test always sends such a message, so the case that was rare is the case tested.
 async def test_a_network_drop_shows_within_3_s_and_clears_when_the_patient_is_back(media_server, pages) -> None:
     base, _ = media_server
-    citizen = await queue_citizen(pages, base, "Nett Brudd")
+    citizen = await queue_citizen(pages, base, "Nett Brudd", init=MESSAGE_AS_THE_NETWORK_GOES)
     doctor = await doctor_takes(pages, base)
     await citizen.locator("#room-status").get_by_text("Tilkoblet").wait_for(timeout=15_000)
     row = doctor.locator("#participants li", has_text="Nett Brudd")
@@ -289,7 +305,7 @@ async def test_refused_camera_gets_guidance_and_the_doctor_sees_camera_and_micro
     await help_.get_by_text("Kamera og mikrofon er blokkert").wait_for()
     assert "Chrome" in await help_.inner_text()
     assert "chatten" in await help_.inner_text()
-    assert await help_.locator("a[href='tel:116117']").count() == 1
+    assert await help_.locator("#media-help-phone").get_by_text("Ring meg heller").count() == 1  # keeps the place
     assert "NotAllowedError" not in await citizen.locator("#main").inner_text()
     await screen(citizen, "precall-refused")
 
@@ -523,6 +539,21 @@ async def test_a_caller_without_sms_types_the_operators_six_digit_code(server, p
 
 # --- 10: 200 % text at 390 px -------------------------------------------------------------------------
 
+# Buttons and drop-down lists whose text does not fit: wider content than box, or (a list) the chosen option's
+# text wider than the list's padding box (selects draw their own arrow in the right padding: app.css).
+CONTROL_TEXT_CUT = """() => {
+  const ctx = document.createElement('canvas').getContext('2d');
+  return [...document.querySelectorAll('select, button, .btn')].filter(el => el.offsetParent).filter(el => {
+    if (el.scrollWidth > el.clientWidth + 1) return true;
+    if (el.tagName !== 'SELECT' || el.selectedIndex < 0) return false;
+    const cs = getComputedStyle(el);
+    ctx.font = `${cs.fontStyle} ${cs.fontWeight} ${cs.fontSize} ${cs.fontFamily}`;
+    const room = el.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight);
+    return ctx.measureText(el.options[el.selectedIndex].text).width > room + 0.5;
+  }).map(el => `${el.tagName}#${el.id} ${el.clientWidth}px: ${(el.value || el.textContent).slice(0, 30)}`);
+}"""
+
+
 async def _check_zoom(page: Any, name: str) -> None:
     await page.set_viewport_size(PHONE_390)
     await page.add_style_tag(content="html { font-size: 200% !important; }")
@@ -534,6 +565,8 @@ async def _check_zoom(page: Any, name: str) -> None:
                 && getComputedStyle(el).overflowX !== 'visible')
         .map(el => el.id || el.textContent.slice(0, 30))""")
     assert not clipped, f"{name}: clipped {clipped}"
+    cut = await page.evaluate(CONTROL_TEXT_CUT)
+    assert not cut, f"{name}: control text cut off at 200 % text: {cut}"
     await page.screenshot(path=str(__import__("pathlib").Path("test-artifacts/screenshots") / f"{name}-200pct.png"),
                           full_page=True)
 
@@ -553,6 +586,18 @@ async def test_200_percent_text_at_390_px_has_no_sideways_scroll(server, pages) 
     await page.click("#main form button[type=submit]")
     await page.locator("#queue-position").get_by_text("nummer 1").wait_for()
     await _check_zoom(page, "waiting")
+    # the clinician's dashboard on a phone: the priority list, the service list and Take next all fit, with
+    # each label (the longest: "Grønn – vanlig", "Yellow – urgent")
+    for locale, priorities in (("nb-NO", ("green", "yellow", "red")), ("en-GB", ("yellow", "green"))):
+        dashboard = await pages.open(base + "/", phone=True, locale=locale)
+        await dev_login(dashboard, "clinician", "Dr. Stor Tekst")
+        await dashboard.select_option("#service-select", "legevakt")
+        await dashboard.locator("#queue-table tbody tr select").wait_for()
+        for priority in priorities:
+            await dashboard.locator("#queue-table tbody tr select").select_option(priority)
+            await dashboard.locator(f"#queue-table tbody tr.prio-{priority}").wait_for()
+            await _check_zoom(dashboard, f"dashboard-{priority}-{locale}")
+        await dashboard.close()
     doctor = await doctor_takes(pages, base)
     await page.locator("#room-status").get_by_text("Tilkoblet").wait_for(timeout=15_000)
     await _check_zoom(page, "room-citizen")

@@ -87,3 +87,48 @@ async def test_the_service_worker_is_served_as_javascript_with_the_security_head
     assert headers["Cache-Control"] == "no-cache"
     csp = headers["Content-Security-Policy"]
     assert "worker-src 'self'" in csp and "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+
+
+# In the service worker: spy on what a tap does (Chromium lets a worker focus or open a window only during a
+# real notification click, which no test API can make), then tap the notification with `tag` by dispatching
+# notificationclick with the registration's own Notification object. Resolves with the spied calls.
+TAP = """async (tag) => {
+  const calls = [];
+  WindowClient.prototype.focus = function () { calls.push({focus: this.url}); return Promise.resolve(this); };
+  Clients.prototype.openWindow = function (url) { calls.push({open: url}); return Promise.resolve(null); };
+  const [n] = await self.registration.getNotifications({tag});
+  try { self.dispatchEvent(new NotificationEvent('notificationclick', {notification: n})); } catch (e) {}
+  for (let i = 0; i < 100 && !calls.length; i++) await new Promise(r => setTimeout(r, 50));
+  const left = (await self.registration.getNotifications({tag})).length;
+  return {calls, left};
+}"""
+
+
+async def test_tapping_the_turn_notification_brings_back_the_citizens_tab(server, pages) -> None:
+    base, _ = server
+    citizen = await citizen_with_notifications(pages, base, "Trykk Varsel")
+    waiting_url = citizen.url
+    assert "#/wait/" in waiting_url
+    other = await citizen.context.new_page()  # another tab of ours, not the waiting room
+    await other.goto(base + "/")
+    await citizen.evaluate(SHOWN, TURN_TAG)  # the worker is active
+    [worker] = citizen.context.service_workers
+    assert worker.url == base + "/sw.js"
+
+    await take_next(base, await api_token(base, "clinician", "Dr. Trykk"), "legevakt")
+    await wait_shown(citizen, "ns => ns.length > 0")
+    data = await citizen.evaluate("""(tag) => navigator.serviceWorker.ready
+        .then(r => r.getNotifications({tag})).then(ns => ns[0].data)""", TURN_TAG)
+    assert data["url"] == waiting_url and data["tab"]  # the tab that showed it
+    await citizen.wait_for_function("() => location.hash.startsWith('#/room/')", timeout=10_000)
+
+    tapped = await worker.evaluate(TAP, TURN_TAG)
+    assert tapped == {"calls": [{"focus": citizen.url}], "left": 0}  # the tab now in the room, not the other one
+
+    # The citizen closed the page meanwhile: a tap opens the waiting room's address again.
+    await other.close()
+    await citizen.close()
+    await worker.evaluate("""(url) => self.registration.showNotification('Det er din tur!',
+        {tag: 'nettlege-turn', data: {url}})""", waiting_url)
+    tapped = await worker.evaluate(TAP, TURN_TAG)
+    assert tapped == {"calls": [{"open": waiting_url}], "left": 0}

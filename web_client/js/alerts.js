@@ -30,6 +30,7 @@ export async function askNotificationPermission() {
 }
 
 let registration = null; // Promise<ServiceWorkerRegistration | null>, registered once per page
+const TAB = Math.random().toString(36).slice(2); // names this tab to the service worker (a tap comes back here)
 
 /** The notifications-only service worker (/sw.js): Chrome on Android shows notifications only through one.
  *  Resolves to null where there is none (old browser, insecure origin, registration refused). */
@@ -50,11 +51,13 @@ function workerRegistration() {
 
 /** The system notification: through the service worker when there is one, else the page's own. */
 async function notify(title, body) {
-  const options = { body, tag: "nettlege-turn", requireInteraction: true, vibrate: [400, 200, 400, 200, 400] };
+  const options = { body, tag: "nettlege-turn", requireInteraction: true, vibrate: [400, 200, 400, 200, 400],
+    data: { url: location.href, tab: TAB } }; // the waiting room: a tap on it comes back to this tab (sw.js)
   const reg = await workerRegistration();
   if (reg) {
     try {
       await reg.showNotification(title, options);
+      reg.active?.postMessage({ type: "turn-tab", tab: TAB });
       return;
     } catch { /* e.g. permission only granted to the page's Notification: the fallback below */ }
   }

@@ -47,6 +47,7 @@ export const api = {
   ticket: (id) => request("GET", `/api/v1/tickets/${id}`),
   leaveQueue: (id) => request("DELETE", `/api/v1/tickets/${id}`),
   setPriority: (id, priority) => request("PATCH", `/api/v1/tickets/${id}`, { priority }),
+  setChannel: (id, body) => request("PUT", `/api/v1/tickets/${id}/channel`, body),
   createConsultation: (body) => request("POST", "/api/v1/consultations", body),
   consultation: (id) => request("GET", `/api/v1/consultations/${id}`),
   end: (id, outcome) => request("POST", `/api/v1/consultations/${id}/end`, { outcome }),

@@ -119,17 +119,37 @@ export class Chat extends EventTarget {
     setTimeout(() => { if (this.joined && this.pending.has(clientId)) this._trySend(clientId, text); }, wait);
   }
 
-  /** A photo (JPEG or PNG bytes): resolves with the ack ({id, ts, attachment}) once stored; throws an
-   * Error with the server's `code` and message otherwise. The sender shows it from its own bytes. */
-  async sendAttachment(data, name) {
+  /** A photo (JPEG, PNG or HEIC bytes): resolves with the ack ({id, ts, attachment}) once stored; throws an
+   * Error with the server's `code` and message otherwise. The sender shows it from its own bytes.
+   * onProgress(sent, total): bytes handed to the network so far, from the WebSocket's bufferedAmount (the
+   * photo is one binary frame; what is still buffered has not left this device). */
+  async sendAttachment(data, name, onProgress = () => {}) {
     if (!this.joined) throw Object.assign(new Error(""), { code: "not_connected" });
     const clientId = uuid().replace(/[^A-Za-z0-9_-]/g, "").slice(0, 64);
+    const ws = this.socket.io?.engine?.transport?.ws;
+    const total = data.byteLength;
+    const before = ws ? ws.bufferedAmount : 0;
+    let watch = null;
     let ack;
     try {
-      ack = await this.socket.timeout(UPLOAD_TIMEOUT_MS).emitWithAck("attachment",
+      const sending = this.socket.timeout(UPLOAD_TIMEOUT_MS).emitWithAck("attachment",
         { consultation_id: this.cid, client_id: clientId, data, name });
+      // The photo's frame is queued on the socket a moment after the emit (the small header frame first):
+      // until most of it is seen buffered, count nothing as sent (a fast link then jumps from 0 to done).
+      let queued = false;
+      const report = () => {
+        const left = ws ? Math.max(0, ws.bufferedAmount - before) : 0;
+        if (left > total / 2) queued = true;
+        onProgress(queued ? Math.max(0, Math.min(total, total - left)) : 0, total);
+      };
+      report();
+      watch = setInterval(report, 250);
+      ack = await sending;
+      onProgress(total, total);
     } catch {
       throw Object.assign(new Error(""), { code: "upload_timeout" });
+    } finally {
+      clearInterval(watch);
     }
     if (!ack?.ok) throw Object.assign(new Error(ack?.message || ""), { code: ack?.error || "upload_failed" });
     this.seen.add(ack.id);

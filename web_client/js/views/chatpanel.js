@@ -1,11 +1,12 @@
 // The chat beside the video: a log (role=log, read out politely), a message box, photos (take one with
 // the phone's camera or pick one; thumbnails open full size); messages show as "sending" until the
 // server has stored them. On touch devices Enter is a new line (the Send button sends).
-import { h, tr } from "../dom.js";
+import { announce, h, tr } from "../dom.js";
 import { t, getLang, locale } from "../i18n.js";
 
 const MAX_PHOTO_BYTES = 5 * 1024 * 1024; // the server's limit
 const MAX_EDGE = 2048; // larger photos are scaled down before sending (a phone photo is 12 MP)
+const HEIF = /^image\/hei[cf](-sequence)?$/; // an iPhone's photos: the server turns them into JPEG
 const touch = () => matchMedia("(pointer: coarse)").matches;
 
 export function chatPanel({ cid, tokenFor } = {}) {
@@ -86,10 +87,15 @@ export function chatPanel({ cid, tokenFor } = {}) {
     return holder;
   }
 
-  /** JPEG or PNG under the limit as is; anything else (or larger) redrawn as a JPEG at most MAX_EDGE wide. */
+  /** JPEG or PNG under the limit as is; HEIC/HEIF as is too (this browser may not read it; the server
+   * converts it); anything else (or larger) redrawn as a JPEG at most MAX_EDGE wide. */
   async function prepare(file) {
     if (["image/jpeg", "image/png"].includes(file.type) && file.size <= MAX_PHOTO_BYTES) {
       return { data: await file.arrayBuffer(), type: file.type };
+    }
+    if (HEIF.test(file.type) || /\.hei[cf]$/i.test(file.name || "")) {
+      if (file.size > MAX_PHOTO_BYTES) throw Object.assign(new Error(""), { code: "attachment_too_large" });
+      return { data: await file.arrayBuffer(), type: "image/heic", viaServer: true };
     }
     let bitmap;
     try { bitmap = await createImageBitmap(file); } catch { throw Object.assign(new Error(""), { code: "photo_unreadable" }); }
@@ -105,17 +111,32 @@ export function chatPanel({ cid, tokenFor } = {}) {
     photoError.textContent = "";
     if (!file) return;
     if (!chat) { tr(photoError, "photo_not_connected"); return; }
-    const progress = h("progress", { class: "photo-progress", i18nAttrs: { "aria-label": "photo_sending" } });
-    const label = h("span", { class: "hint", role: "status", i18n: "photo_preparing" });
+    // Bytes on screen ("1,2 av 3,4 MB"); the percentage on the progress bar for a screen reader, which also
+    // hears it in quarters (not four times a second).
+    const progress = h("progress", { class: "photo-progress", id: "photo-progress", max: 100,
+      i18nAttrs: { "aria-label": "photo_sending" } });
+    const label = h("span", { class: "hint photo-progress-text", i18n: "photo_preparing" });
     const li = item({ mine: true, pending: true, body: h("div", { class: "photo-holder" }, progress, " ", label) });
     li.classList.add("photo-pending");
+    const mb = (n) => (n / (1024 * 1024)).toLocaleString(locale(getLang()),
+      { minimumFractionDigits: 1, maximumFractionDigits: 1 });
+    let quarter = -1;
+    const onProgress = (sent, total) => {
+      const pct = total ? Math.floor((100 * sent) / total) : 100;
+      progress.value = pct;
+      progress.setAttribute("aria-valuenow", String(pct));
+      progress.setAttribute("aria-valuetext", t("photo_progress_sr", { pct }));
+      if (sent >= total) tr(label, "photo_saving");
+      else tr(label, "photo_progress", { sent: mb(sent), total: mb(total) });
+      if (Math.floor(pct / 25) !== quarter) { quarter = Math.floor(pct / 25); announce(t("photo_progress_sr", { pct })); }
+    };
     try {
-      const { data, type } = await prepare(file);
-      tr(label, "photo_sending_size", { size: (data.byteLength / (1024 * 1024)).toLocaleString(locale(getLang()),
-        { maximumFractionDigits: 1 }) });
-      await chat.sendAttachment(data, file.name || "bilde");
-      const url = URL.createObjectURL(new Blob([data], { type }));
-      li.querySelector(".photo-holder").replaceChildren(photo(url, t("you")));
+      const { data, type, viaServer } = await prepare(file);
+      const ack = await chat.sendAttachment(data, file.name || "bilde", onProgress);
+      // A HEIC photo is shown as the JPEG the server made of it (this browser may not read HEIC).
+      li.querySelector(".photo-holder").replaceWith(viaServer && ack.attachment
+        ? remotePhoto({ attachment: ack.attachment }, t("you"))
+        : h("div", { class: "photo-holder" }, photo(URL.createObjectURL(new Blob([data], { type })), t("you"))));
       li.classList.remove("pending", "photo-pending");
       const status = li.querySelector(".msg-status");
       delete status.dataset.i18n;

@@ -9,6 +9,25 @@ import { todaysBookings } from "./bookings_today.js";
 export const titleKey = "dashboard_title";
 const POLL_MS = 3000;
 const PRIORITIES = ["red", "yellow", "green"];
+// Beside the channel's name, for a glance down the list (drawn here: no emoji font needed).
+const CHANNEL_ICONS = {
+  video: "M3 7h11v10H3zM14 10l6-3v10l-6-3z",
+  chat: "M4 5h16v10H9l-5 4z",
+  phone: "M6 3l3 0 2 5-2.5 1.5a11 11 0 0 0 6 6L16 13l5 2v3a2 2 0 0 1-2 2A16 16 0 0 1 4 5a2 2 0 0 1 2-2z",
+};
+
+function channelIcon(channel) {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("class", "channel-icon");
+  svg.setAttribute("aria-hidden", "true");
+  svg.dataset.icon = channel;
+  const path = document.createElementNS(ns, "path");
+  path.setAttribute("d", CHANNEL_ICONS[channel] || "");
+  svg.append(path);
+  return svg;
+}
 const OFFLINE_NOTICE_S = 10; // the server's OFFLINE_AFTER_S: take-next passes over citizens gone longer
 
 export function render(root, [serviceParam], { navigate, setBanner }) {
@@ -89,7 +108,9 @@ export function render(root, [serviceParam], { navigate, setBanner }) {
           h("span", { class: `badge prio prio-${tk.priority}`, i18n: `priority_${tk.priority}` })),
         h("td", { dataset: { label: t("col_waited") } }, h("span", { class: "waited", dataset: { since: tk.enqueued_at } },
           formatDuration(Date.now() / 1000 - tk.enqueued_at))),
-        h("td", { dataset: { label: t("col_channel") } }, h("span", { i18n: `channel_${tk.channel}` }),
+        h("td", { class: "channel-cell", dataset: { label: t("col_channel"), channel: tk.channel } },
+          channelIcon(tk.channel), " ",
+          h("span", { class: "channel-name", i18n: `channel_${tk.channel}` }),
           tk.callback_phone ? h("span", { class: "hint" }, ` (${tk.callback_phone})`) : null),
         h("td", { class: "reason", dataset: { label: t("col_reason") } }, tk.reason),
         h("td", { dataset: { label: t("col_name") } }, name, tk.owner_role === "nurse" ? h("span", { class: "tag", i18n: "role_nurse" }) : null,

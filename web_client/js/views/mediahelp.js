@@ -24,12 +24,15 @@ export function mediaErrorKey(err) {
 }
 
 /** The guidance box (role=alert: it replaces a check the user is waiting for). */
-export function mediaHelp(err, { id = "media-help", phoneFallback = true } = {}) {
+export function mediaHelp(err, { id = "media-help", phoneFallback = true, onPhone = null } = {}) {
   const reason = mediaErrorKey(err);
+  // Waiting in a queue (onPhone): the same ticket continues by phone. In a consultation: the legevakt number.
+  const phone = onPhone
+    ? h("p", {}, h("button", { type: "button", class: "btn", id: `${id}-phone`, i18n: "switch_phone", onclick: onPhone }))
+    : phoneFallback ? h("p", {}, h("span", { i18n: "media_continue_phone" }), " ",
+      h("a", { href: "tel:116117", class: "tel" }, "116117")) : null;
   return h("div", { class: "notice media-help", id, role: "alert", dataset: { reason } },
     h("h3", { class: "h4", i18n: `${reason}_title` }),
     h("p", { i18n: reason === "media_refused" ? `media_allow_${browserFamily()}` : `${reason}_text` }),
-    h("p", { i18n: "media_continue_chat" }),
-    phoneFallback ? h("p", {}, h("span", { i18n: "media_continue_phone" }), " ",
-      h("a", { href: "tel:116117", class: "tel" }, "116117")) : null);
+    h("p", { i18n: "media_continue_chat" }), phone);
 }

@@ -6,7 +6,7 @@ import { mediaErrorKey, mediaHelp } from "./mediahelp.js";
 import { devicePicker } from "./devices.js";
 
 /** Returns {element, stop(keep)}: stop(true) hands the live stream on to the consultation. */
-export function precallCheck({ video = true } = {}) {
+export function precallCheck({ video = true, onPhone = null } = {}) {
   const preview = h("video", { class: "preview", autoplay: true, muted: true, playsInline: true,
     i18nAttrs: { "aria-label": "camera_preview" } });
   preview.muted = true;
@@ -77,7 +77,7 @@ export function precallCheck({ video = true } = {}) {
       const key = mediaErrorKey(e);
       if (video) mark(camItem, false, `camera_${key}`);
       mark(micItem, false, `mic_${key}`);
-      help = mediaHelp(e);
+      help = mediaHelp(e, { onPhone });
       results.after(help);
     }
     try {

@@ -10,6 +10,7 @@ import { session } from "../session.js";
 import { QueueEvents } from "../chat.js";
 import { precallCheck } from "./precall.js";
 import { confirmDialog } from "./confirm.js";
+import { phoneSwitch } from "./phoneswitch.js";
 
 export const titleKey = "waiting_title";
 const POLL_MS = 3000;
@@ -39,18 +40,36 @@ export function render(root, [ticketId], { navigate, setBanner }) {
   let offline = false;
   const events = new QueueEvents(session.token, ticketId, () => poll());
 
+  let switcher = null;
   function showChannel(ticket) {
-    if (shownChannel) return;
+    if (shownChannel === ticket.channel) return;
     shownChannel = ticket.channel;
+    check?.stop(false); // now by phone (switched here or on another device): the camera goes off
+    check = null;
+    extra.replaceChildren();
     if (ticket.channel === "phone") {
-      extra.append(h("p", { class: "notice", i18n: "we_will_call", i18nParams: { phone: ticket.callback_phone || "" } }));
-    } else if (ticket.channel === "video") {
+      extra.append(h("p", { class: "notice", id: "we-will-call", i18n: "we_will_call",
+        i18nParams: { phone: ticket.callback_phone || "" } }));
+      return;
+    }
+    if (ticket.channel === "video") {
       extra.append(h("p", { i18n: "waiting_video_hint" }));
-      check = precallCheck({ video: true });
+      check = precallCheck({ video: true, onPhone: () => switcher?.open() });
       extra.append(check.element);
     } else {
       extra.append(h("p", { i18n: "waiting_chat_hint" })); // chat only: no camera or microphone check
     }
+    offerPhone(ticket);
+  }
+
+  /** "Ring meg heller", when this service takes phone consultations. */
+  async function offerPhone(ticket) {
+    let services = [];
+    try { services = await api.services(ticket.tenant); } catch { return; }
+    if (stopped || shownChannel === "phone" || switcher?.element.isConnected) return;
+    if (!services.some((s) => s.service === ticket.service && s.channels.includes("phone"))) return;
+    switcher = phoneSwitch(ticketId, { phone: ticket.callback_phone || "", onSwitched: (tk) => showChannel(tk) });
+    extra.append(switcher.element);
   }
 
   function setOffline(on) {
