@@ -106,14 +106,14 @@ export async function connectionCheck() {
  * Notices a network change the browser has not reported yet, during a call: Chromium sees a new address
  * only after ~6 s, a phone moving from Wi-Fi to 4G should have media back within 2 s. Calls onLost(reason)
  * once, and returns stop():
- * - "stalled": no RTP bytes on any inbound stream for `stallMs`, after media had been flowing, while
+ * - "stalled": no RTP bytes on any inbound stream for `stallMs` (~1 s), after media had been flowing, while
  *   `expecting()` says someone is sending. A quiet call is not a lost one: a remote camera off stops only
  *   video bytes, their audio goes on (and with camera and microphone both off nothing is expected);
  * - "online": the browser is back on a network;
  * - "connection": `navigator.connection` says the network type changed (where the browser tells it).
  * One getStats() every `everyMs`, and only while the call's peer connection lives.
  */
-export function watchInbound(pc, { expecting, onLost, stallMs = 1000, everyMs = 200 }) {
+export function watchInbound(pc, { expecting, onLost, stallMs = 800, everyMs = 200 }) {
   let bytes = -1;
   let changedAt = performance.now();
   let flowing = false;
@@ -132,7 +132,7 @@ export function watchInbound(pc, { expecting, onLost, stallMs = 1000, everyMs = 
     polling = true;
     let received = 0;
     try {
-      (await pc.getStats()).forEach((s) => { if (s.type === "inbound-rtp") received += s.bytesReceived || 0; });
+      received = await inboundBytes(pc);
     } catch { return; } finally { polling = false; }
     const now = performance.now();
     if (received !== bytes) {
@@ -164,4 +164,10 @@ export function watchInbound(pc, { expecting, onLost, stallMs = 1000, everyMs = 
     connection?.removeEventListener?.("change", onConnection);
   }
   return stop;
+}
+
+async function inboundBytes(pc) {
+  let bytes = 0;
+  (await pc.getStats()).forEach((s) => { if (s.type === "inbound-rtp") bytes += s.bytesReceived || 0; });
+  return bytes;
 }
