@@ -14,7 +14,9 @@ each step decodes its video and checks the markers). K 1:1 consultations, starte
   its core, two saturate it, and a saturated process under-reports its cost);
 - janus: a private `janus` (VideoRoom plugin, HTTP API); a room per consultation, each participant a publisher
   handle (its offer, Janus's answer) and a subscriber handle on the other's feed (Janus's offer, its answer).
-Then `--settle` seconds, then a `--duration` window: server CPU (user + system of its process), RTP packets the
+Publishers number their RTP transport-wide when the server's answer accepts transport-cc, as Chrome and Firefox do
+(`--no-transport-cc`: as aiortc peers, which do not; the relay never accepts it). Then `--settle` seconds, then a
+`--duration` window: server CPU (user + system of its process), RTP packets the
 clients published and received (aiortc stats), video frames each client received, the machine's kernel UDP
 receive-buffer errors. Reported per run: % of a core per consultation, server CPU µs per published and per
 forwarded packet, join -> first frame p50/p95, delivered/published video frames, delivered fps, UDP errors, the
@@ -35,6 +37,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
+
+from media import aiortc_passthrough
 
 from .clients import (
     BareSignal,
@@ -89,8 +93,10 @@ class Load:
         self.participants: list[Participant] = []
         self.count = 0
         self.tag = str(int(time.time()))
+        self.transport_cc = True
 
-    async def setup(self) -> dict[str, Any]:
+    async def setup(self, transport_cc: bool = True) -> dict[str, Any]:
+        self.transport_cc = transport_cc
         audio = encode_audio_clip()
         # Two clips, one per side of a consultation: a subscriber's markers must carry the other side's id.
         self.clips = [(encode_video_clip(sender_id=i), audio) for i in (1, 2)]
@@ -102,6 +108,8 @@ class Load:
 
     def _media(self, p: Participant, publish: bool = True, ip: str = "127.0.0.1") -> PreEncodedMedia:
         media = PreEncodedMedia(list(self.clips[p.sender_id - 1]) if publish else [], p.reception, ip)
+        if publish and self.transport_cc:  # as a browser: offered, and used if the answer accepts it
+            aiortc_passthrough.send_transport_cc(media.pc)
         p.media.append(media)
         return media
 
@@ -381,6 +389,8 @@ def main() -> None:
     parser.add_argument("--servers", default="nettlege,relay,janus", type=lambda s: [x for x in s.split(",") if x])
     parser.add_argument("--relay-max", type=int, default=1,
                         help="most consultations on the transcoding relay (at 2 it saturates its core)")
+    parser.add_argument("--transport-cc", action=argparse.BooleanOptionalAction, default=True,
+                        help="publishers offer transport-cc and use it when answered with it, as browsers do")
     args = parser.parse_args()
     if not set(args.servers) <= {"nettlege", "relay", "janus"} or not 1 <= args.runs <= 10:
         parser.error("--servers from nettlege,relay,janus; --runs 1..10")
@@ -389,7 +399,7 @@ def main() -> None:
     load = Worker(load_generator, load_cpus)
     runs: list[dict[str, Any]] = []
     try:
-        clip = load.call("setup", timeout=120)
+        clip = load.call("setup", timeout=120, transport_cc=args.transport_cc)
         for run in range(args.runs):
             done: set[tuple[str, int]] = set()
             for k in args.consultations:
@@ -411,7 +421,7 @@ def main() -> None:
     finally:
         load.close()
     rows = summarise(runs)
-    record("media_bench", {"kind": "summary", "clip": clip, "where": {
+    record("media_bench", {"kind": "summary", "clip": clip, "transport_cc": args.transport_cc, "where": {
         "server": f"one process on CPU {server_cpus} (taskset)", "load": f"1 load-generator process on {load_cpus}",
         "network": "127.0.0.1 (Janus: this machine's own non-loopback address)"},
         "goals": GOALS, "goals_met": goals(rows), "medians": rows}, started)

@@ -33,13 +33,17 @@ STAGES: dict[str, list[tuple[str, str]]] = {
                        ("~", "<built-in method _cffi_backend"), ("aiortc/rtp.py", "is_rtcp")],
     "DTLS transport dispatch": [("aiortc/rtcdtlstransport.py", "_recv_next"),
                                 ("aiortc/rtcdtlstransport.py", "_handle_rtp_data"),
-                                ("aiortc/rtcdtlstransport.py", "route_rtp"), ("aiortc/rtcdtlstransport.py", "__run")],
+                                ("aiortc/rtcdtlstransport.py", "route_rtp"), ("aiortc/rtcdtlstransport.py", "__run"),
+                                ("media/aiortc_passthrough.py", "handle_rtp_data")],
     "RTP parse": [("aiortc/rtp.py", "parse"), ("aiortc/rtp.py", "unpack_header_extensions"),
-                  ("aiortc/rtp.py", "__init__"), ("aiortc/rtp.py", "__call__")],
+                  ("aiortc/rtp.py", "__init__"), ("aiortc/rtp.py", "__call__"),
+                  ("media/rtp_header.py", "parse_rtp_header"), ("media/rtp_header.py", "_read_extensions"),
+                  ("media/rtp_header.py", "__init__")],
     "receiver (stats, NACK, bitrate estimate)": [("aiortc/rtcrtpreceiver.py", "_handle_rtp_packet"),
                                                  ("media/aiortc_passthrough.py", "handle"),
                                                  ("aiortc/rtcrtpreceiver.py", "add"), ("aiortc/rate.py", ""),
-                                                 ("aiortc/clock.py", ""), ("aiortc/utils.py", "")],
+                                                 ("aiortc/clock.py", ""), ("aiortc/utils.py", ""),
+                                                 ("media/nack.py", ""), ("media/twcc.py", "")],
     "depayload + jitter buffer (frame path)": [("aiortc/codecs/vpx.py", "parse"), ("aiortc/codecs/vpx.py", "depayload"),
                                                ("aiortc/codecs/__init__.py", "depayload"),
                                                ("aiortc/codecs/h264.py", ""), ("aiortc/jitterbuffer.py", ""),
@@ -54,9 +58,11 @@ STAGES: dict[str, list[tuple[str, str]]] = {
                                               ("media/aiortc_passthrough.py", "remb"),
                                               ("media/aiortc_passthrough.py", "send_rtp"),
                                               ("media/aiortc_passthrough.py", "_forward"),
+                                              ("media/aiortc_passthrough.py", "__init__"),
+                                              ("media/aiortc_passthrough.py", "_ntp_now"),
                                               ("aiortc/rtp.py", "wrap_rtx")],
     "RTP serialize": [("aiortc/rtp.py", "serialize"), ("aiortc/rtp.py", "pack_header_extensions"),
-                      ("aiortc/rtp.py", "pack")],
+                      ("aiortc/rtp.py", "pack"), ("media/rtp_header.py", "write")],
     "SRTP protect": [("pylibsrtp", "protect"), ("pylibsrtp", "protect_rtcp"),
                      ("aiortc/rtcdtlstransport.py", "_send_rtp")],
     "sendto (aioice + asyncio + kernel)": [("aioice/ice.py", "send"), ("aioice/ice.py", "sendto"),
@@ -130,6 +136,8 @@ def main() -> None:
     parser.add_argument("--consultations", type=int, default=2)
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--top", type=int, default=0, help="also print the N functions with most own time")
+    parser.add_argument("--transport-cc", action=argparse.BooleanOptionalAction, default=True,
+                        help="publishers offer transport-cc and use it when answered with it, as browsers do")
     args = parser.parse_args()
     profile_path = tempfile.mktemp(prefix="nettlege-forwarding-", suffix=".prof")
     server = subprocess.Popen([sys.executable, "-c", SERVER.format(path=profile_path)],
@@ -138,7 +146,7 @@ def main() -> None:
         port = int(server.stdout.readline())  # type: ignore[union-attr]
         load = Worker(load_generator, [])
         try:
-            load.call("setup", timeout=120)
+            load.call("setup", timeout=120, transport_cc=args.transport_cc)
             load.call("add", timeout=120, server="relay", url=f"http://127.0.0.1:{port}", n=args.consultations,
                       sample=False)  # media_server speaks the relay's bare offer/answer in both modes
             window = load.call("measure", timeout=60 + args.duration, duration=args.duration - 0.3)

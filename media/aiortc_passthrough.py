@@ -6,17 +6,23 @@ packs them. The SFU forwards RTP packets instead, so both ends are bypassed per 
 doing SRTP, RTCP (SR/RR), NACK/RTX and retransmission history:
 
 - receiver (`install_rtp_tap`): `_handle_rtp_packet` is replaced by `RtpTap.handle`, which keeps aiortc's
-  statistics, RTX unwrapping, NACK generation and bitrate estimate and hands each packet to the SFU (no
-  depayloading, no jitter buffer). aiortc's own REMB to the publisher is not sent: `RtpTap.remb` sends the
-  SFU's cap. The decoder thread gets a sink that ends it at once.
+  statistics, RTX unwrapping, NACK generation (`media.nack`, same answers, cheaper) and, for a publisher
+  without transport-cc, its bitrate estimate, and hands each packet to the SFU (no depayloading, no jitter
+  buffer). aiortc's own REMB to the publisher is not sent: `RtpTap.remb` sends the SFU's cap. The decoder
+  thread gets a sink that ends it at once.
+- the publisher's transport: SRTP datagrams are handled in aioice's datagram callback, not through its
+  queue and aiortc's receive task (`install_direct_receive`); `_handle_rtp_data` parses the header only
+  (`media.rtp_header`) and records transport-wide arrivals for transport-cc feedback (`media.twcc`,
+  `install_fast_rtp_path`); `accept_transport_cc` puts transport-cc into the answer, which aiortc does not know.
 - sender (`RtpSendPort`): packets are sent through the sender's transport with its SSRC, negotiated payload
-  type and header extension map, recorded in its retransmission history (aiortc answers NACKs with RTX) and
-  its SR counters; `send` (to learn the payload type), `_handle_rtcp_packet` (REMB) and `_send_keyframe`
-  (PLI/FIR) are replaced on the instance. Its own RTP loop idles on a track that never yields.
+  type and header extension ids (`RtpHeaderWriter`), recorded in its retransmission history (aiortc answers
+  NACKs with RTX) and its SR counters; `send` (to learn the payload type), `_handle_rtcp_packet` (REMB) and
+  `_send_keyframe` (PLI/FIR) are replaced on the instance. Its own RTP loop idles on a track that never yields.
 - load generators and test clients: `install_receiver_sink` (encoded frames without decoding, through a
   jitter buffer that releases a frame at its last packet and gives up on a gap after `MAX_GAP_WAIT_S`),
-  `report_bandwidth` (a subscriber that sends a chosen REMB), `on_remb_received` (REMB at a publisher) and
-  `lose_rtp` (a lossy link: a share of the RTP a client sends or receives dropped in its DTLS transport).
+  `report_bandwidth` (a subscriber that sends a chosen REMB), `on_remb_received` (REMB at a publisher),
+  `lose_rtp` (a lossy link: a share of the RTP a client sends or receives dropped in its DTLS transport) and
+  `send_transport_cc` (a publisher that numbers its packets transport-wide, as browsers do).
 - gathering: aioice offers every non-loopback interface and no way to choose, so the connection's
   `gather_candidates` is replaced by one that binds only the configured addresses.
 - server offers: aiortc's `createOffer()` renumbers every m-line with its own payload types and header
@@ -37,20 +43,38 @@ import logging
 import random
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+import types
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable, Sequence
 from typing import Any
 
+import pylibsrtp
 from aioice import Candidate
-from aioice.ice import CandidatePair, Connection, TransportPolicy
-from aiortc import RTCIceParameters, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver, clock
+from aioice.ice import CandidatePair, Connection, StunProtocol, TransportPolicy
+from aiortc import (
+    RTCIceParameters,
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCRtpSender,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+    clock,
+)
 from aiortc.codecs import is_rtx
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
-from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpSendParameters
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcdtlstransport import State as DtlsState
+from aiortc.rtcrtpparameters import (
+    RTCRtcpFeedback,
+    RTCRtpCodecParameters,
+    RTCRtpHeaderExtensionParameters,
+    RTCRtpSendParameters,
+)
 from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtp import (
     RTCP_PSFB_APP,
     RTCP_RTPFB_NACK,
     RTP_HISTORY_SIZE,
+    HeaderExtensions,
     HeaderExtensionsMap,
     RtcpPsfbPacket,
     RtcpRrPacket,
@@ -63,6 +87,10 @@ from aiortc.rtp import (
     unwrap_rtx,
 )
 from aiortc.sdp import SessionDescription
+
+from media.nack import NackGenerator
+from media.rtp_header import RtpHeaderWriter, parse_rtp_header
+from media.twcc import TransportFeedback
 
 log = logging.getLogger(__name__)
 
@@ -194,10 +222,12 @@ PacketHandler = Callable[[RtpPacket, bool], Awaitable[None]]
 
 class RtpTap:
     """Stands in for a receiver's `_handle_rtp_packet`: keeps what aiortc does per packet for the publisher's
-    sake (receiver statistics for RTCP RR, RTX unwrapping, NACK for lost packets, the remote bitrate
-    estimate) and hands every media packet to `on_packet(packet, is_video)` instead of depayloading it into a
-    jitter buffer and a decoder. aiortc's own REMB is replaced: `remb(bitrate)` sends what the SFU decides,
-    and `upstream_bps` is aiortc's estimate of the publisher's link, for the SFU to cap."""
+    sake (receiver statistics for RTCP RR, RTX unwrapping, NACK for lost packets) and hands every media
+    packet to `on_packet(packet, is_video)` instead of depayloading it into a jitter buffer and a decoder.
+    A publisher that numbers its packets transport-wide (transport-cc: browsers) estimates its own uplink
+    from the SFU's transport feedback (`install_fast_rtp_path`); for one that does not (aiortc peers) the
+    receiver's bitrate estimator runs and `upstream_bps` is its estimate, for the SFU to cap. aiortc's own
+    REMB is replaced: `remb(bitrate)` sends what the SFU decides."""
 
     def __init__(self, receiver: RTCRtpReceiver, on_packet: PacketHandler) -> None:
         self._receiver = receiver
@@ -206,7 +236,10 @@ class RtpTap:
         self._active: dict[int, Any] = receiver._RTCRtpReceiver__active_ssrc  # type: ignore[attr-defined]
         self._streams: dict[int, StreamStatistics] = receiver._RTCRtpReceiver__remote_streams  # type: ignore[attr-defined]
         self._rtx_ssrc: dict[int, int] = receiver._RTCRtpReceiver__rtx_ssrc  # type: ignore[attr-defined]
-        self._nack = receiver._RTCRtpReceiver__nack_generator  # type: ignore[attr-defined]
+        self._nack: NackGenerator | None = None
+        if receiver._RTCRtpReceiver__nack_generator is not None:  # type: ignore[attr-defined]
+            # The same state and answers as aiortc's, without its walk over the missing set on every packet.
+            self._nack = receiver._RTCRtpReceiver__nack_generator = NackGenerator()  # type: ignore[attr-defined]
         self._estimator = receiver._RTCRtpReceiver__remote_bitrate_estimator  # type: ignore[attr-defined]
         self._is_video = receiver._RTCRtpReceiver__kind == "video"  # type: ignore[attr-defined]
         self._active_at = 0.0
@@ -217,8 +250,10 @@ class RtpTap:
         receiver = self._receiver
         if not receiver._enabled:
             return
-        if self._estimator is not None and packet.extensions.abs_send_time is not None:
-            estimate = self._estimator.add(abs_send_time=packet.extensions.abs_send_time,
+        extensions = packet.extensions
+        if (self._estimator is not None and extensions.transport_sequence_number is None
+                and extensions.abs_send_time is not None):
+            estimate = self._estimator.add(abs_send_time=extensions.abs_send_time,
                                            arrival_time_ms=arrival_time_ms,
                                            payload_size=len(packet.payload) + packet.padding_size,
                                            ssrc=packet.ssrc)
@@ -258,12 +293,149 @@ class RtpTap:
                                                        fci=pack_remb_fci(int(bitrate), list(self.media_ssrcs))))
 
 
+TRANSPORT_CC_URI = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
+# How often a transport's arrivals are reported (libwebrtc's receiver: 50-250 ms, 100 by default).
+TRANSPORT_FEEDBACK_INTERVAL_S = 0.1
+
+
+def install_fast_rtp_path(transport: RTCDtlsTransport) -> TransportFeedback:
+    """Replace the transport's `_handle_rtp_data` (after SRTP): a header-only parse (`media.rtp_header`)
+    instead of aiortc's `RtpPacket.parse`, the transport-wide sequence number and arrival of every packet
+    recorded for transport-cc feedback (sent every `TRANSPORT_FEEDBACK_INTERVAL_S` while packets come),
+    then aiortc's routing to the receiver. Idempotent; returns the transport's feedback recorder."""
+    existing: TransportFeedback | None = getattr(transport, "_nettlege_feedback", None)
+    if existing is not None:
+        return existing
+    feedback = TransportFeedback(TRANSPORT_FEEDBACK_INTERVAL_S)
+    transport._nettlege_feedback = feedback  # type: ignore[attr-defined]
+    # The negotiated ids, updated in place by aiortc as m-lines are negotiated (same attribute names).
+    ids: HeaderExtensions = transport._rtp_header_extensions_map._HeaderExtensionsMap__ids  # type: ignore[attr-defined]
+    router = transport._rtp_router
+    monotonic_ns = time.monotonic_ns
+
+    async def handle_rtp_data(data: bytes, arrival_time_ms: int) -> None:
+        try:
+            packet = parse_rtp_header(data, ids)  # type: ignore[arg-type]  # HeaderExtensions has the ids
+        except ValueError:
+            return
+        receiver = router.route_rtp(packet)
+        sequence = packet.extensions.transport_sequence_number
+        if sequence is not None:  # every packet the browser numbered, routed or not, is reported
+            now_us = monotonic_ns() // 1000
+            feedback.record(sequence, now_us)
+            rtcp_ssrc = receiver._RTCRtpReceiver__rtcp_ssrc if receiver is not None else None  # type: ignore[attr-defined]
+            if rtcp_ssrc is not None and feedback.due(now_us):
+                for message in feedback.take_feedback(rtcp_ssrc, packet.ssrc, now_us):
+                    with contextlib.suppress(ConnectionError):
+                        await transport._send_rtp(message)
+        if receiver is not None:
+            await receiver._handle_rtp_packet(packet, arrival_time_ms=arrival_time_ms)
+
+    transport._handle_rtp_data = handle_rtp_data  # type: ignore[method-assign]
+    return feedback
+
+
+def install_direct_receive(transport: RTCDtlsTransport) -> None:
+    """Handle the transport's SRTP and SRTCP datagrams in aioice's datagram callback instead of through
+    aioice's queue. aiortc reads every datagram in a task that awaits an `asyncio.Queue`: per packet a queue
+    put and get, a future, a task wake-up and an extra event-loop turn (with its own epoll call) before the
+    packet is even decrypted. STUN never takes this path and DTLS still goes through the queue (the
+    handshake, its alerts and shutdown keep aiortc's handling); media is handled at once, as aiortc's
+    receive loop would (`_recv_next`'s SRTP branch). Nothing on the forwarding path waits for anything,
+    so the handling normally finishes within the callback; if it ever does wait, a task finishes it. Call
+    once the transport exists; idempotent."""
+    if getattr(transport, "_nettlege_direct", False):
+        return
+    transport._nettlege_direct = True  # type: ignore[attr-defined]
+    connection: Connection = transport.transport._connection
+    queued = connection.data_received
+
+    def data_received(data: bytes, component: int) -> None:
+        srtp = transport._rx_srtp
+        if srtp is None or not data or not 127 < data[0] < 192 or transport._state != DtlsState.CONNECTED:
+            queued(data, component)
+            return
+        transport._RTCDtlsTransport__rx_bytes += len(data)  # type: ignore[attr-defined]
+        transport._RTCDtlsTransport__rx_packets += 1  # type: ignore[attr-defined]
+        _run_now(_handle_srtp(transport, srtp, data))
+
+    connection.data_received = data_received  # type: ignore[method-assign]
+
+
+_NTP_UNIX_OFFSET_MS = 2208988800 * 1000
+
+
+async def _handle_srtp(transport: RTCDtlsTransport, srtp: Any, data: bytes) -> None:
+    arrival_time_ms = time.time_ns() // 1_000_000 + _NTP_UNIX_OFFSET_MS  # aiortc's clock.current_ms()
+    try:
+        if is_rtcp(data):
+            await transport._handle_rtcp_data(srtp.unprotect_rtcp(data))
+        else:
+            await transport._handle_rtp_data(srtp.unprotect(data), arrival_time_ms=arrival_time_ms)
+    except pylibsrtp.Error:
+        pass  # as aiortc: a packet that does not decrypt is dropped
+    except ConnectionError:
+        pass  # sending an answer on a transport closing meanwhile; its receive loop ends it
+    except Exception:
+        log.exception("handling an SRTP packet failed")
+
+
+@types.coroutine
+def _finish(coroutine: Coroutine[Any, Any, None], waiting_on: Any) -> Generator[Any, None, None]:
+    """Lets a task carry on a coroutine that `_run_now` started and that had to wait on `waiting_on`."""
+    yield waiting_on
+    yield from coroutine  # a native coroutine, resumed where it waited
+
+
+_finishing: set[asyncio.Future[None]] = set()
+
+
+def _run_now(coroutine: Coroutine[Any, Any, None]) -> None:
+    """Run `coroutine` in the current callback; if it has to wait, a task finishes it."""
+    try:
+        waiting_on = coroutine.send(None)
+    except StopIteration:
+        return
+    task = asyncio.ensure_future(_finish(coroutine, waiting_on))
+    _finishing.add(task)
+    task.add_done_callback(_finishing.discard)
+
+
+def accept_transport_cc(pc: RTCPeerConnection, offer: str) -> None:
+    """After `setRemoteDescription(offer)`: answer transport-cc (the header extension and `a=rtcp-fb:...
+    transport-cc`) on every m-line the client sends on and offered it for. aiortc does not know transport-cc
+    and leaves both out of its answer; with them the browser estimates its uplink from the SFU's feedback
+    and the SFU runs no receive-side estimator per packet. m-lines the SFU sends on get no transport-cc, so
+    subscribers keep reporting REMB, which `media.bandwidth` reads."""
+    media_lines = SessionDescription.parse(offer).media
+    for transceiver in pc.getTransceivers():
+        index = transceiver._get_mline_index()
+        if index is None or index >= len(media_lines):
+            continue
+        media = media_lines[index]
+        if media.kind != transceiver.kind or media.direction not in ("sendonly", "sendrecv"):
+            continue
+        extension = next((e for e in media.rtp.headerExtensions if e.uri == TRANSPORT_CC_URI), None)
+        if extension is None:
+            continue
+        if all(e.uri != TRANSPORT_CC_URI for e in transceiver._headerExtensions):
+            transceiver._headerExtensions.append(copy.copy(extension))
+        offered = {c.payloadType: c for c in media.rtp.codecs}
+        for codec in transceiver._codecs:
+            remote = offered.get(codec.payloadType)
+            if remote is not None and any(f.type == "transport-cc" for f in remote.rtcpFeedback) \
+                    and all(f.type != "transport-cc" for f in codec.rtcpFeedback):
+                codec.rtcpFeedback.append(RTCRtcpFeedback(type="transport-cc"))
+
+
 def install_rtp_tap(receiver: RTCRtpReceiver, on_packet: PacketHandler) -> RtpTap:
     """Forward the receiver's RTP packets to `on_packet` as they arrive (after SRTP and RTX unwrapping),
     with no jitter buffer and no decoder. Call before the receiver starts (from the 'track' event)."""
     if receiver._RTCRtpReceiver__started:  # type: ignore[attr-defined]
         raise RuntimeError("receiver already started; install the tap from the 'track' event")
     tap = RtpTap(receiver, on_packet)
+    install_fast_rtp_path(receiver.transport)
+    install_direct_receive(receiver.transport)
     # The decoder thread still starts with the receiver; a sink that yields nothing ends it at once.
     receiver._RTCRtpReceiver__decoder_queue = _FrameSink(lambda codec, frame: None)  # type: ignore[attr-defined]
     receiver._handle_rtp_packet = tap.handle  # type: ignore[method-assign]
@@ -291,6 +463,7 @@ class RtpSendPort:
         self.nacked = 0
         self.rtt_s: float | None = None
         self._mid: str | None = None
+        self._writer: RtpHeaderWriter | None = None
         self._on_remb = on_remb
         original_send = sender.send
         original_rtcp = sender._handle_rtcp_packet
@@ -300,6 +473,7 @@ class RtpSendPort:
                 self.payload_type = parameters.codecs[0].payloadType
                 self._mid = parameters.muxId
             await original_send(parameters)
+            self._writer = None  # the extension ids are configured now: the next packet's header uses them
 
         async def handle_rtcp(packet: Any) -> None:
             if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
@@ -334,27 +508,85 @@ class RtpSendPort:
         """Send `source`'s payload as this sender's packet `sequence_number`; returns the payload bytes sent
         (0 if the transport is not connected yet or any more)."""
         sender = self._sender
-        # payload_type is set: the forwarder sends only once `ready` (no check here, on every packet).
-        packet = RtpPacket(payload_type=self.payload_type, marker=source.marker,  # type: ignore[arg-type]
-                           sequence_number=sequence_number, timestamp=timestamp, ssrc=sender._ssrc,
-                           payload=source.payload)
-        packet.padding_size = source.padding_size
-        ntp = clock.current_ntp_time()
-        extensions = packet.extensions
-        extensions.abs_send_time = (ntp >> 14) & 0x00FFFFFF  # the subscriber estimates bandwidth from it
-        extensions.mid = self._mid
-        extensions.audio_level = source.extensions.audio_level
-        self._history[sequence_number % RTP_HISTORY_SIZE] = packet
-        try:
-            await sender.transport._send_rtp(packet.serialize(self._extensions_map))
-        except ConnectionError:
-            return 0
+        writer = self._writer
+        if writer is None:  # after the sender started: its extension ids are negotiated by then
+            ids = self._extensions_map._HeaderExtensionsMap__ids  # type: ignore[attr-defined]
+            # payload_type is set: the forwarder sends only once `ready` (no check here, on every packet).
+            writer = self._writer = RtpHeaderWriter(self.payload_type, sender._ssrc, self._mid,  # type: ignore[arg-type]
+                                                    ids.mid, ids.abs_send_time, ids.audio_level)
+        ntp = _ntp_now()
+        abs_send_time = (ntp >> 14) & 0x00FFFFFF  # the subscriber estimates bandwidth from it
+        audio_level = source.extensions.audio_level
+        payload = source.payload
+        self._history[sequence_number % RTP_HISTORY_SIZE] = _SentPacket(
+            self.payload_type, source.marker, sequence_number, timestamp, sender._ssrc, payload,  # type: ignore[arg-type]
+            source.padding_size, self._mid, abs_send_time, audio_level)
+        data = writer.write(source.marker, sequence_number, timestamp, payload, source.padding_size,
+                            abs_send_time, audio_level)
+        if not _send_now(sender.transport, data):
+            try:
+                await sender.transport._send_rtp(data)
+            except ConnectionError:
+                return 0
         sender._RTCRtpSender__ntp_timestamp = ntp  # type: ignore[attr-defined]
         sender._RTCRtpSender__rtp_timestamp = timestamp  # type: ignore[attr-defined]
-        size = len(source.payload)
+        size = len(payload)
         sender._RTCRtpSender__octet_count += size  # type: ignore[attr-defined]
         sender._RTCRtpSender__packet_count += 1  # type: ignore[attr-defined]
         return size
+
+
+def _send_now(transport: RTCDtlsTransport, data: bytes) -> bool:
+    """What `transport._send_rtp(data)` does for an RTP packet on a connected transport whose selected pair
+    is plain UDP (the server's always are: host candidates, ICE-lite), without its four coroutine layers
+    (DTLS transport, ICE transport, connection, protocol). False: not sent, use `_send_rtp` (which raises
+    ConnectionError when it cannot send either)."""
+    srtp = transport._tx_srtp
+    if srtp is None or transport._state != DtlsState.CONNECTED:
+        return False
+    pair = transport.transport._connection._nominated.get(1)
+    if pair is None or type(pair.protocol) is not StunProtocol or pair.protocol.transport is None:
+        return False
+    protected = srtp.protect(data)
+    pair.protocol.transport.sendto(protected, pair.remote_addr)
+    transport._RTCDtlsTransport__tx_bytes += len(protected)  # type: ignore[attr-defined]
+    transport._RTCDtlsTransport__tx_packets += 1  # type: ignore[attr-defined]
+    return True
+
+
+_NTP_UNIX_OFFSET_S = 2208988800  # 1900-01-01 to 1970-01-01
+
+
+def _ntp_now() -> int:
+    """aiortc's `clock.current_ntp_time()` without building a datetime per packet."""
+    ns = time.time_ns()
+    seconds, rest = divmod(ns, 1_000_000_000)
+    return ((seconds + _NTP_UNIX_OFFSET_S) << 32) | ((rest << 32) // 1_000_000_000)
+
+
+class _SentPacket(RtpPacket):
+    """A forwarded packet as the sender's retransmission history keeps it (aiortc's `_retransmit` wraps it
+    in RTX and serializes it): references only, its `HeaderExtensions` made when it is retransmitted."""
+
+    def __init__(self, payload_type: int, marker: int, sequence_number: int, timestamp: int, ssrc: int,
+                 payload: bytes, padding_size: int, mid: str | None, abs_send_time: int,
+                 audio_level: Any) -> None:
+        # Not RtpPacket.__init__: it builds a HeaderExtensions per packet, and most are never retransmitted.
+        self.version = 2
+        self.payload_type = payload_type
+        self.marker = marker
+        self.sequence_number = sequence_number
+        self.timestamp = timestamp
+        self.ssrc = ssrc
+        self.payload = payload
+        self.padding_size = padding_size
+        self.csrc = []
+        self._header = (mid, abs_send_time, audio_level)
+
+    @property
+    def extensions(self) -> HeaderExtensions:  # type: ignore[override]  # read only: made on demand
+        mid, abs_send_time, audio_level = self._header
+        return HeaderExtensions(abs_send_time=abs_send_time, audio_level=audio_level, mid=mid)
 
 
 # --- test clients: what a subscriber reports, what a publisher is told ---------------------------------
@@ -468,6 +700,109 @@ def lose_rtp(pc: RTCPeerConnection, loss: RtpLoss, *, outgoing: bool) -> None:
             transport._handle_rtp_data = lossy_handle  # type: ignore[method-assign]
 
 
+class TransportCcClient:
+    """A test or load client that does what a browser does for transport-cc on what it sends: offers the
+    header extension and `a=rtcp-fb:* transport-cc` (aiortc offers neither), and when the answer accepts
+    them numbers every RTP packet it sends transport-wide. aiortc has no send-side estimator, so the
+    feedback that comes back is only collected (`feedback`: the raw RTCP messages), not acted on; the
+    client's encoder keeps following REMB. See `send_transport_cc`."""
+
+    EXTENSION_ID = 5  # free in aiortc's own numbering (mid 1, audio level 2, abs-send-time 3)
+
+    def __init__(self) -> None:
+        self.enabled = False  # the answer accepted transport-cc
+        self.sent = 0
+        self.feedback: list[bytes] = []
+        self._sequence = 0
+
+    def offer(self, sdp: str) -> str:
+        description = SessionDescription.parse(sdp)
+        for media in description.media:
+            if media.kind not in ("audio", "video") or media.direction not in ("sendonly", "sendrecv"):
+                continue
+            if all(e.uri != TRANSPORT_CC_URI for e in media.rtp.headerExtensions):
+                media.rtp.headerExtensions.append(RTCRtpHeaderExtensionParameters(
+                    id=self.EXTENSION_ID, uri=TRANSPORT_CC_URI))
+            for codec in media.rtp.codecs:
+                if not is_rtx(codec) and all(f.type != "transport-cc" for f in codec.rtcpFeedback):
+                    codec.rtcpFeedback = [*codec.rtcpFeedback, RTCRtcpFeedback(type="transport-cc")]
+        return str(description)
+
+    def answered(self, sdp: str) -> None:
+        self.enabled = any(e.uri == TRANSPORT_CC_URI and e.id == self.EXTENSION_ID
+                           for m in SessionDescription.parse(sdp).media for e in m.rtp.headerExtensions)
+
+    def stamp(self, data: bytes) -> bytes:
+        """`data` (one RTP packet before SRTP) with the next transport-wide sequence number."""
+        sequence = self._sequence
+        self._sequence = (sequence + 1) & 0xFFFF
+        self.sent += 1
+        element = bytes(((self.EXTENSION_ID << 4) | 1, sequence >> 8, sequence & 0xFF))
+        pos = 12 + 4 * (data[0] & 0x0F)
+        if not data[0] & 0x10:
+            block = element + b"\x00"
+            return bytes((data[0] | 0x10,)) + data[1:pos] + b"\xbe\xde\x00\x01" + block + data[pos:]
+        if data[pos:pos + 2] != b"\xbe\xde":
+            return data  # the two-byte form: aiortc never writes it
+        length = int.from_bytes(data[pos + 2:pos + 4], "big") * 4
+        block = data[pos + 4:pos + 4 + length]
+        end = i = 0
+        while i < len(block):  # after the last element (trailing zeros may be a value's)
+            if block[i] == 0:
+                i += 1
+                continue
+            i += 2 + (block[i] & 0x0F)
+            end = i
+        block = block[:end] + element
+        block += b"\x00" * (-len(block) % 4)
+        return data[:pos] + b"\xbe\xde" + (len(block) // 4).to_bytes(2, "big") + block + data[pos + 4 + length:]
+
+
+def send_transport_cc(pc: RTCPeerConnection) -> TransportCcClient:
+    """Make an aiortc client offer transport-cc and, once answered with it, number what it sends, as a
+    browser does (see `TransportCcClient`). Call before its first `createOffer`; the client's offers must
+    come from `pc.createOffer()` and its answers reach `pc.setRemoteDescription`, which are wrapped."""
+    client = TransportCcClient()
+    create_offer = pc.createOffer
+    set_remote = pc.setRemoteDescription
+
+    async def offer() -> RTCSessionDescription:
+        made = await create_offer()
+        for transceiver in pc.getTransceivers():
+            _number_what_it_sends(transceiver.sender.transport, client)
+        return RTCSessionDescription(sdp=client.offer(made.sdp), type="offer")
+
+    async def remote(sessionDescription: RTCSessionDescription) -> None:  # aiortc's name
+        if sessionDescription.type == "answer":
+            client.answered(sessionDescription.sdp)
+        await set_remote(sessionDescription)
+
+    pc.createOffer = offer  # type: ignore[method-assign]
+    pc.setRemoteDescription = remote  # type: ignore[method-assign]
+    return client
+
+
+def _number_what_it_sends(transport: RTCDtlsTransport, client: TransportCcClient) -> None:
+    if getattr(transport, "_nettlege_transport_cc", None) is not None:
+        return
+    transport._nettlege_transport_cc = client  # type: ignore[attr-defined]
+    send, handle_rtcp = transport._send_rtp, transport._handle_rtcp_data
+
+    async def numbered_send(data: bytes) -> None:
+        if client.enabled and not is_rtcp(data):
+            data = client.stamp(data)
+        await send(data)
+
+    async def collect_feedback(data: bytes) -> None:
+        if len(data) >= 2 and data[1] == 205 and data[0] & 0x1F == 15:
+            client.feedback.append(data)
+            return  # aiortc cannot read it (nor act on it)
+        await handle_rtcp(data)
+
+    transport._send_rtp = numbered_send  # type: ignore[method-assign]
+    transport._handle_rtcp_data = collect_feedback  # type: ignore[method-assign]
+
+
 def on_remb_received(sender: RTCRtpSender, callback: Callable[[int], None]) -> None:
     """Call `callback(bitrate)` for every REMB that reaches an aiortc sender (a test publisher), which still
     lowers its encoder's bitrate on it."""
@@ -550,6 +885,8 @@ def restrict_gathering(pc: RTCPeerConnection, listen_ips: Sequence[str], announc
                 connection._local_candidates_end = True
             else:
                 await original()
+            for protocol in connection._protocols:
+                _media_first(protocol)
             if receive_buffer_bytes:
                 for protocol in connection._protocols:
                     sock = protocol.transport.get_extra_info("socket") if protocol.transport else None
@@ -559,6 +896,22 @@ def restrict_gathering(pc: RTCPeerConnection, listen_ips: Sequence[str], announc
                 connection._local_candidates = [_announce(c, announced_ip) for c in connection._local_candidates]
 
         connection.gather_candidates = gather  # type: ignore[method-assign]
+
+
+def _media_first(protocol: Any) -> None:
+    """aioice parses every datagram as STUN first and hands it on when that fails (a ValueError raised and
+    caught per RTP packet). A first byte of 128-191 is RTP or RTCP, never STUN (RFC 7983): hand it on at once."""
+    if not isinstance(protocol, StunProtocol) or "datagram_received" in vars(protocol):
+        return
+    parse_first = protocol.datagram_received
+
+    def datagram_received(data: bytes, addr: tuple[Any, ...]) -> None:  # a UDP protocol gets bytes
+        if data and 127 < data[0] < 192:
+            protocol.receiver.data_received(data, protocol.local_candidate.component)
+        else:
+            parse_first(data, addr)
+
+    protocol.datagram_received = datagram_received  # type: ignore[method-assign, assignment]
 
 
 # Like mediasoup's iceConsentTimeout: a client whose checks stopped this long has withdrawn consent.

@@ -124,6 +124,7 @@ class Peer:
                         if track.codec is None:
                             raise MediaError("codec_unsupported", f"No forwardable {track.kind} codec offered "
                                              f"(supported: {', '.join(FORWARDABLE)}).")
+                passthrough.accept_transport_cc(self.pc, sdp)  # browsers estimate their own uplink (media.twcc)
                 passthrough.restrict_gathering(self.pc, self._config.listen_ips, self._config.announced_ip,
                                            self._config.udp_receive_buffer_bytes)
                 passthrough.make_ice_lite(self.pc)

@@ -128,6 +128,7 @@ async def test_the_private_attributes_used_exist_on_fresh_objects() -> None:
         assert {c.host for c in connection.local_candidates} == {"127.0.0.1"}
         import socket
         [protocol] = connection._protocols
+        assert "datagram_received" in vars(protocol)  # media datagrams skip aioice's STUN parse
         buffer = protocol.transport.get_extra_info("socket").getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
         assert buffer >= min(2 << 20, 2 * _rmem_max())  # Linux doubles what was asked, up to rmem_max
     finally:
@@ -181,3 +182,112 @@ def test_the_sender_still_keeps_its_last_sr_for_the_rtt_and_the_transport_sends_
     recv = inspect.getsource(aiortc.rtcdtlstransport.RTCDtlsTransport._recv_next)
     assert "await self._handle_rtp_data(data, arrival_time_ms=arrival_time_ms)" in recv
     assert "await self.transport._send_rtp(" in inspect.getsource(RTCRtpSender._run_rtp)
+
+
+def test_the_fast_rtp_path_and_transport_cc_still_find_what_they_replace_and_read() -> None:
+    """`install_fast_rtp_path` replaces the DTLS transport's `_handle_rtp_data` (called through `self`),
+    parses with the ids in its `HeaderExtensionsMap` and routes with its router as aiortc does;
+    `RtpTap` swaps in `media.nack.NackGenerator` (the receiver calls `add` and reads `missing`);
+    `RtpSendPort` keeps `_SentPacket`s in the history that `_retransmit` wraps (`wrap_rtx`: marker,
+    timestamp, payload, csrc, extensions); `accept_transport_cc` edits a transceiver's negotiated header
+    extensions and codec feedback, which aiortc writes into the answer and configures the map from."""
+    handle = inspect.getsource(aiortc.rtcdtlstransport.RTCDtlsTransport._handle_rtp_data)
+    assert "packet = RtpPacket.parse(data, self._rtp_header_extensions_map)" in handle
+    assert "receiver = self._rtp_router.route_rtp(packet)" in handle
+    assert "self._rtp_header_extensions_map.configure(parameters)" in inspect.getsource(
+        aiortc.rtcdtlstransport.RTCDtlsTransport._register_rtp_receiver)
+    configure = inspect.getsource(aiortc.rtp.HeaderExtensionsMap.configure)
+    assert "self.__ids.transport_sequence_number = ext.id" in configure
+    assert aiortc_passthrough.TRANSPORT_CC_URI in configure
+    for name in ("abs_send_time", "audio_level", "transport_sequence_number", "mid"):
+        assert hasattr(aiortc.rtp.HeaderExtensionsMap()._HeaderExtensionsMap__ids, name), name  # type: ignore[attr-defined]
+    route = inspect.getsource(aiortc.rtcdtlstransport.RtpRouter.route_rtp)
+    assert "packet.ssrc" in route and "packet.payload_type" in route
+    receiver = inspect.getsource(RTCRtpReceiver)
+    assert "self.__nack_generator = NackGenerator()" in receiver
+    assert "sorted(self.__nack_generator.missing)" in receiver
+    wrap = inspect.getsource(aiortc.rtp.wrap_rtx)
+    for text in ("packet.marker", "packet.timestamp", "packet.payload", "rtx.csrc = packet.csrc",
+                 "rtx.extensions = packet.extensions"):
+        assert text in wrap, text
+    assert "wrap_rtx(" in inspect.getsource(RTCRtpSender._retransmit)
+    assert "self.__ids.mid" in inspect.getsource(aiortc.rtp.HeaderExtensionsMap.set)
+    description = inspect.getsource(aiortc.rtcpeerconnection.create_media_description_for_transceiver)
+    assert "headerExtensions=transceiver._headerExtensions" in description
+    assert "codecs=transceiver._codecs" in description
+    assert 'lines.append(f"a=rtcp-fb:{codec.payloadType} {value}")' in inspect.getsource(aiortc.sdp)
+
+
+async def test_an_offer_with_transport_cc_is_answered_with_it_on_the_m_lines_the_client_sends() -> None:
+    """A browser-like offer (transport-cc on its sending m-lines) gets the header extension and
+    `a=rtcp-fb:<pt> transport-cc` back; an offer without (aiortc peers) gets neither."""
+    from aiortc import RTCSessionDescription
+
+    client = RTCPeerConnection(rtc_configuration([]))
+    server = RTCPeerConnection(rtc_configuration([]))
+    try:
+        client.addTransceiver("audio", direction="sendonly")
+        client.addTransceiver("video", direction="sendonly")
+        await client.setLocalDescription(await client.createOffer())
+        plain = client.localDescription.sdp
+        browser_like = plain.replace(
+            "a=extmap:1 urn:ietf:params:rtp-hdrext:sdes:mid\r\n",
+            "a=extmap:1 urn:ietf:params:rtp-hdrext:sdes:mid\r\n"
+            f"a=extmap:7 {aiortc_passthrough.TRANSPORT_CC_URI}\r\n")
+        browser_like = browser_like.replace("a=rtcp-fb:97 nack\r\n",
+                                            "a=rtcp-fb:97 nack\r\na=rtcp-fb:97 transport-cc\r\n")
+        assert browser_like.count("transport-wide-cc") == 2 and "transport-cc\r\n" in browser_like
+        await server.setRemoteDescription(RTCSessionDescription(sdp=browser_like, type="offer"))
+        aiortc_passthrough.accept_transport_cc(server, browser_like)
+        answer = (await server.createAnswer()).sdp
+        assert answer.count(f"a=extmap:7 {aiortc_passthrough.TRANSPORT_CC_URI}") == 2  # audio and video
+        assert "a=rtcp-fb:97 transport-cc" in answer
+        again = RTCPeerConnection(rtc_configuration([]))
+        try:
+            await again.setRemoteDescription(RTCSessionDescription(sdp=plain, type="offer"))
+            aiortc_passthrough.accept_transport_cc(again, plain)
+            assert "transport-wide-cc" not in (await again.createAnswer()).sdp
+            assert "transport-cc" not in (await again.createAnswer()).sdp
+        finally:
+            await again.close()
+    finally:
+        await client.close()
+        await server.close()
+
+
+def test_aioice_still_hands_datagrams_to_the_connection_and_the_dtls_receive_loop_still_reads_srtp_so() -> None:
+    """`install_direct_receive` replaces the aioice Connection's `data_received` (called through
+    `self.receiver`) and does for SRTP/SRTCP what `_recv_next` does, with its counters and clock."""
+    from aioice.ice import Connection, StunProtocol
+
+    stun = inspect.getsource(StunProtocol.datagram_received)
+    assert "self.receiver.data_received(data, self.local_candidate.component)" in stun
+    assert "message = stun.parse_message(data)" in stun  # what `_media_first` skips for RTP/RTCP
+    assert "self._queue.put_nowait((data, component))" in inspect.getsource(Connection.data_received)
+    recv = inspect.getsource(aiortc.rtcdtlstransport.RTCDtlsTransport._recv_next)
+    for text in ("data = await self.transport._recv()", "self.__rx_bytes += len(data)", "self.__rx_packets += 1",
+                 "elif first_byte > 127 and first_byte < 192 and self._rx_srtp:",
+                 "arrival_time_ms = clock.current_ms()", "if is_rtcp(data):",
+                 "data = self._rx_srtp.unprotect_rtcp(data)", "await self._handle_rtcp_data(data)",
+                 "data = self._rx_srtp.unprotect(data)", "except pylibsrtp.Error as exc:"):
+        assert text in recv, text
+    assert "self._recv = self._connection.recv" in inspect.getsource(aiortc.rtcicetransport.RTCIceTransport)
+    assert "self._set_state(State.CONNECTED)" in inspect.getsource(aiortc.rtcdtlstransport.RTCDtlsTransport)
+    assert "delta = current_datetime() - NTP_EPOCH" in inspect.getsource(aiortc.clock.current_ms)
+
+
+def test_sending_rtp_still_goes_dtls_srtp_then_the_nominated_pairs_udp_protocol() -> None:
+    """`_send_now` (the send port's packets) does what `_send_rtp` -> `Connection.sendto` ->
+    `StunProtocol.send_data` do, with the transport's counters."""
+    from aioice.ice import Connection, StunProtocol
+
+    send = inspect.getsource(aiortc.rtcdtlstransport.RTCDtlsTransport._send_rtp)
+    for text in ("if self._state != State.CONNECTED:", "data = self._tx_srtp.protect(data)",
+                 "await self.transport._send(data)", "self.__tx_bytes += len(data)", "self.__tx_packets += 1"):
+        assert text in send, text
+    assert "self._send = self._connection.send" in inspect.getsource(aiortc.rtcicetransport.RTCIceTransport)
+    assert "await self.sendto(data, 1)" in inspect.getsource(Connection.send)
+    sendto = inspect.getsource(Connection.sendto)
+    assert "active_pair = self._nominated.get(component)" in sendto
+    assert "await active_pair.protocol.send_data(data, active_pair.remote_addr)" in sendto
+    assert "self.transport.sendto(data, addr)" in inspect.getsource(StunProtocol.send_data)
