@@ -1,11 +1,13 @@
 """The one benchmark harness: server processes (a private redis-server, `nettlege serve`), CPU plans and pinning,
-CPU meters, dev tokens, percentiles and medians, machine facts, load generators in their own processes, and
-result records (JSON lines under load_tests/results/, with machine, commit and command line, so every figure
-in the README can be traced to a run).
+CPU meters, dev tokens, percentiles and medians, machine facts, load generators in their own processes, result
+records (JSON lines under load_tests/results/, with machine, commit and command line, so every figure in the
+README can be traced to a run), and what the scenarios share: one sampled run recorded with the server's CPU and
+where everything ran (`run_scenario`), and the step-by-step video ramp (`ramp`) of video_ramp and scale_out.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import base64
 import contextlib
@@ -527,3 +529,229 @@ def run_once_sampled(factory: Callable[[], Handlers], extra_toml: str = "", **co
             worker.close()
     bench.load_pid = worker.pid
     return res, cpu, waited, series, bench
+
+
+# --- scenarios -----------------------------------------------------------------------------------------
+
+def scenario_parser(doc: str | None) -> argparse.ArgumentParser:
+    """A scenario's command line, its module docstring as the help."""
+    return argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def where(bench: Bench, load: str, before: dict[str, Any]) -> dict[str, Any]:
+    """What ran where in a `pinned_server` run with one load generator doing `load`."""
+    return {"server": f"1 nettlege serve process (pid {bench.pid}, REDIS_URL set) on CPUs {bench.server_cpus}",
+            "redis": f"private redis-server on CPUs {bench.load_cpus}",
+            "load": f"1 load-generator process (pid {bench.load_pid}: {load}) on CPUs {bench.load_cpus}",
+            "network": "127.0.0.1", **machine(), "loadavg_before": before["loadavg_1_5_15"]}
+
+
+def run_scenario(name: str, factory: Callable[[], Handlers],
+                 summarise: Callable[[Any, list[tuple[float, float]], Bench], dict[str, Any]], *, load: str,
+                 extra_toml: str = "", **command: Any) -> dict[str, Any]:
+    """One load generator's `run` (with `command`) against a `pinned_server`; `summarise(answer, server CPU per
+    second, bench)` gives the scenario's figures (and its plot); the server's, Redis's and the load's CPU and
+    where each ran are added; printed, and recorded as `scenarios.<name>`."""
+    before = machine()
+    res, cpu, waited, series, bench = run_once_sampled(factory, extra_toml, **command)
+    result = {"scenario": name, **summarise(res, series, bench),
+              "server_cpu_pct": cpu.get("server"), "server_cpu_pct_peak_1s": max((c for _, c in series), default=None),
+              "redis_cpu_pct": cpu.get("redis"), "load_cpu_pct": cpu.get("load"), "runqueue_wait_pct": waited}
+    print({k: v for k, v in result.items() if k not in ("statuses", "targets")}, file=sys.stderr)
+    return record(f"scenarios.{name}", {**result, "where": where(bench, load, before)}, before)
+
+
+# --- the video ramp (video_ramp, scale_out) --------------------------------------------------------------
+# Consultations added step by step by `media_bench`'s load generators until the picture degrades.
+
+SENT_FPS = 30
+FIRST_FRAME_P95_MAX_S = 0.8
+FPS_MIN_FRACTION = 0.9
+LOSS_MAX = 0.01
+CONTENDED_WAIT_PCT = 25.0
+
+
+def step_record(target: int, added: list[dict[str, Any]], measured: list[dict[str, Any]], server_cpu: dict[str, float],
+                other_cpu: dict[str, float], load_cpus: list[int]) -> dict[str, Any]:
+    """One step's figures and the reasons it is degraded (empty when good)."""
+    first = [f for a in added for f in a.get("first_frame_s", [])]
+    errors = [e for a in added for e in a.get("errors", [])]
+    no_picture = sum(a.get("no_picture", 0) for a in added)
+    fps = [f for m in measured for f in m["fps"]]
+    fps_mean = sum(fps) / len(fps) if fps else 0.0
+    received = sum(m["received_packets"] for m in measured)
+    lost = sum(m["lost_packets"] for m in measured)
+    loss = min(1.0, lost / (received + lost)) if received + lost > 0 else 0.0
+    samples = [m["sample"] for m in measured if m["sample"]]
+    total_cpu = sum(server_cpu.values())
+    load_cpu = sum(v for k, v in other_cpu.items() if k.startswith("load"))
+    ff_p95 = percentile(first, 95)
+    slow_joins = sum(f > FIRST_FRAME_P95_MAX_S for f in first)
+    reasons = []
+    # One slow join among a step's few is not a trend (a lost DTLS or ICE packet costs a 1 s retransmission
+    # timer): the p95 rule needs at least two joins over the limit.
+    if ff_p95 is None or (ff_p95 > FIRST_FRAME_P95_MAX_S and slow_joins >= 2):
+        reasons.append(f"first_frame_p95 {ff_p95}")
+    if fps_mean < FPS_MIN_FRACTION * SENT_FPS:
+        reasons.append(f"fps {fps_mean:.1f}")
+    if loss > LOSS_MAX:
+        reasons.append(f"loss {loss:.3f}")
+    if no_picture:
+        reasons.append(f"no_picture {no_picture}")
+    if errors:
+        reasons.append(f"errors {errors[:2]}")
+    return {
+        "consultations": target, "server_cpu_pct": round(total_cpu, 1), "server_cpu_by_process": server_cpu,
+        "server_cpu_pct_per_consultation": round(total_cpu / target, 2),
+        "load_cpu_pct": round(load_cpu, 1), "redis_cpu_pct": other_cpu.get("redis"),
+        "first_frame_p50_s": r4(percentile(first, 50)), "first_frame_p95_s": r4(ff_p95),
+        "first_frame_max_s": r4(max(first)) if first else None, "joins": len(first), "slow_joins": slow_joins,
+        "delivered_fps": round(fps_mean, 2), "delivered_fps_min": r4(min(fps)) if fps else None,
+        "clients_below_27fps": sum(f < 27 for f in fps), "packet_loss": r4(loss), "no_picture": no_picture,
+        "errors": len(errors), "sample_markers": {k: sum(s[k] for s in samples) for k in samples[0]} if samples
+        else None, "degraded": reasons, "load_generator_saturated": load_cpu > 90 * len(load_cpus),
+    }
+
+
+def ramp(label: str, base: str, kind: str, server_pids: dict[str, int], other_pids: dict[str, int | None],
+         loads: list[Worker], load_cpus: list[int], steps: list[int], measure_s: float, settle_s: float,
+         gap_s: float) -> dict[str, Any]:
+    """Add consultations up to each step in turn, measure, stop at the first degraded step (on a contended
+    step, at the second in a row)."""
+    records: list[dict[str, Any]] = []
+    server_meter = CpuMeter(server_pids)
+    other_meter = CpuMeter({**other_pids, **{f"load{i}": lp.pid for i, lp in enumerate(loads)}})
+    machine_meter = MachineMeter()
+    current = 0
+    nodes: dict[str, int] = {}
+    for step_index, target in enumerate(steps):
+        delta = target - current
+        shares = [delta // len(loads) + (i < delta % len(loads)) for i in range(len(loads))]
+        added = []
+        # One load process at a time: consultations come from one queue, and a clinician in one process must
+        # not take the ticket of a citizen in another.
+        for i, (lp, n) in enumerate(zip(loads, shares, strict=True)):
+            if n:
+                added.append(lp.call("add", timeout=60 + 5 * n, server=kind, url=base, n=n, gap_s=gap_s,
+                                     sample=step_index == 0 and i == 0))
+        current = target
+        for a in added:
+            for node, count in a.get("nodes", {}).items():
+                nodes[node] = nodes.get(node, 0) + count
+        time.sleep(settle_s)
+        udp0 = udp_rcvbuf_errors()
+        server_meter.start()
+        other_meter.start()
+        machine_meter.start()
+        for lp in loads:
+            lp.send("measure", duration=measure_s)
+        measured = [lp.receive(60 + measure_s) for lp in loads]
+        server_cpu, other_cpu, busy = server_meter.stop(), other_meter.stop(), machine_meter.stop()
+        record_ = step_record(target, added, measured, server_cpu, other_cpu, load_cpus)
+        record_.update({
+            "udp_rcvbuf_drops_machine": udp_rcvbuf_errors() - udp0, "machine_busy_pct_per_cpu": busy,
+            "runqueue_wait_pct": {**server_meter.waited, **other_meter.waited},
+            "others_cpu_pct": round(max(0.0, sum(busy) - sum(server_cpu.values()) - sum(other_cpu.values())), 1)})
+        # A degraded step during which the server or a load generator waited > CONTENDED_WAIT_PCT of the window
+        # for a CPU (someone else's processes ran there) ends the ramp only if the next step degrades too.
+        waits = {**server_meter.waited, **{k: v for k, v in other_meter.waited.items() if k.startswith("load")}}
+        record_["contended"] = max(waits.values(), default=0.0) > CONTENDED_WAIT_PCT
+        records.append(record_)
+        print(f"[{label}] {record_}", file=sys.stderr, flush=True)
+        previous_degraded = len(records) > 1 and bool(records[-2]["degraded"])
+        if record_["degraded"] and (not record_["contended"] or previous_degraded):
+            break
+    return summarise_ramp(label, records, nodes)
+
+
+def summarise_ramp(label: str, records: list[dict[str, Any]], nodes: dict[str, int]) -> dict[str, Any]:
+    good = [r for r in records if not r["degraded"]]
+    per_consult = statistics.median(r["server_cpu_pct_per_consultation"] for r in good) if good else None
+    last = records[-1] if records else None
+    stopped = last is not None and bool(last["degraded"])
+    # the last good step before the step that ended the ramp (before the first of two degraded in a row)
+    limit = records[-2]["consultations"] if stopped and len(records) > 1 and records[-2]["degraded"] else (
+        last["consultations"] if stopped and last else None)
+    capacity = max((r["consultations"] for r in good if limit is None or r["consultations"] < limit), default=0)
+    return {
+        "label": label, "steps": records, "capacity": capacity, "capacity_is_lower_bound": not stopped,
+        "degraded_at": last["consultations"] if stopped and last else None,
+        "degraded_because": last["degraded"] if stopped and last else None,
+        "contended_steps": [r["consultations"] for r in records if r["contended"]],
+        "server_cpu_pct_per_consultation": r4(per_consult),
+        "consultations_per_core_cpu_estimate": round(100 / per_consult, 1) if per_consult else None,
+        "load_generator_saturated_at_limit": records[-1]["load_generator_saturated"] if records else None,
+        "nodes": nodes,
+    }
+
+
+@contextlib.contextmanager
+def ramp_loads(count: int, cpu_list: list[int]) -> Iterator[tuple[list[Worker], dict[str, Any]]]:
+    """`count` of `media_bench`'s load generators, set up (clips encoded); yields them and the clip's facts."""
+    from load_tests.media_bench import load_generator
+
+    loads = [Worker(load_generator, cpu_list) for _ in range(count)]
+    try:
+        for lp in loads:
+            lp.send("setup")
+        clips = [lp.receive(120) for lp in loads]
+        yield loads, clips[0]
+    finally:
+        for lp in loads:
+            lp.close()
+
+
+def ramp_sfu(args: argparse.Namespace, server_cpus: list[int], load_cpus: list[int],
+             ) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
+    """The ramp against one `nettlege serve` on `server_cpus`: (its summary, the clip's facts, where)."""
+    with pinned_server() as bench, ramp_loads(args.load_processes, load_cpus) as (loads, clip):
+        result = ramp("sfu", bench.base, "nettlege", {"nettlege": bench.pid}, {"redis": bench.redis_pid}, loads,
+                      load_cpus, args.steps, args.measure_s, args.settle_s, args.gap_s)
+    return result, clip, {"server": f"1 nettlege serve process (REDIS_URL set) on CPUs {server_cpus}",
+                          "redis": f"private redis-server on CPUs {load_cpus}",
+                          "load": f"{args.load_processes} load-generator process(es) on CPUs {load_cpus}"}
+
+
+def plot_ramps(name: str, runs: list[dict[str, Any]], title: str, per_process: dict[str, Any] | None = None) -> str:
+    """Server CPU, first-frame p95 and delivered fps against consultations, one line per ramp; contended steps
+    circled; `per_process`: a ramp whose servers' CPU is also drawn one line each."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
+    for run in runs:
+        xs = [s["consultations"] for s in run["steps"]]
+        axes[0].plot(xs, [s["server_cpu_pct"] for s in run["steps"]], "o-", label=run["label"])
+        axes[1].plot(xs, [s["first_frame_p95_s"] for s in run["steps"]], "o-", label=run["label"])
+        axes[2].plot(xs, [s["delivered_fps"] for s in run["steps"]], "o-", label=run["label"])
+        hot = [s for s in run["steps"] if s.get("contended")]
+        for ax, key in zip(axes, ("server_cpu_pct", "first_frame_p95_s", "delivered_fps"), strict=True):
+            ax.plot([s["consultations"] for s in hot], [s[key] for s in hot], "o", ms=12, mfc="none", mec="grey",
+                    label="contended: waited > 25 % for a CPU" if hot and run is runs[0] else None)
+    if per_process is not None:
+        for proc in sorted(per_process["steps"][0]["server_cpu_by_process"]):
+            axes[0].plot([s["consultations"] for s in per_process["steps"]],
+                         [s["server_cpu_by_process"][proc] for s in per_process["steps"]], ".:",
+                         label=f"{per_process['label']}: {proc}")
+    axes[0].axhline(100, color="grey", ls=":", lw=1)
+    axes[0].set(xlabel="concurrent 1:1 consultations", ylabel="server CPU (% of one core)", title="server CPU")
+    axes[1].axhline(FIRST_FRAME_P95_MAX_S, color="red", ls="--", lw=1, label="limit")
+    axes[1].set(xlabel="concurrent 1:1 consultations", ylabel="seconds", title="join → first frame, p95")
+    axes[2].axhline(FPS_MIN_FRACTION * SENT_FPS, color="red", ls="--", lw=1, label="limit")
+    axes[2].set(xlabel="concurrent 1:1 consultations", ylabel="fps", title="delivered video fps (30 sent)")
+    return save_plot(fig, axes, name, title, 7 if per_process else 8)
+
+
+def parse_steps(text: str) -> list[int]:
+    steps = [int(x) for x in text.split(",") if x]
+    if not steps or steps != sorted(set(steps)) or steps[0] < 1 or steps[-1] > 200:
+        raise argparse.ArgumentTypeError("increasing integers 1..200")
+    return steps
+
+
+def ramp_parser(doc: str | None, steps: str) -> argparse.ArgumentParser:
+    parser = scenario_parser(doc)
+    parser.add_argument("--steps", type=parse_steps, default=parse_steps(steps),
+                        help=f"concurrent consultations at each step (default {steps})")
+    parser.add_argument("--measure-s", type=float, default=5.0, help="measured seconds per step")
+    parser.add_argument("--settle-s", type=float, default=1.5, help="seconds after adding, before measuring")
+    parser.add_argument("--gap-s", type=float, default=0.1, help="seconds between consultation starts")
+    return parser

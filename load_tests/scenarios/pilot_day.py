@@ -26,17 +26,24 @@ frame p95 <= 0.8 s, mean delivered fps >= 27 of 30, chat send->deliver p99 <= 0.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import math
 import random
-import sys
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from load_tests import harness
+from load_tests.clients import (
+    ChatClient,
+    PreEncodedMedia,
+    Reception,
+    Rest,
+    SignalClient,
+    encode_audio_clip,
+    encode_video_clip,
+)
 
 NATIONAL_PEAK = 250
 POPULATION = 5_600_000
@@ -46,6 +53,7 @@ MIN_VIDEO_S = 6.0  # shortest video consultation as run
 MIN_TAKE_RETRY_S = 1.5  # a clinician facing an empty queue looks again after this long at the least
 TARGETS = {"join_p99_max_s": 0.5, "take_p99_max_s": 0.5, "first_frame_p95_max_s": 0.8, "delivered_fps_min": 27.0,
            "chat_deliver_p99_max_s": 0.5}
+QUEUE = f"/api/v1/tenants/{harness.TENANT}/services/{harness.SERVICE}/queue"
 
 
 def rate_factor(hour: float) -> float:
@@ -57,60 +65,29 @@ def rate_factor(hour: float) -> float:
 async def day(base: str, p: dict[str, Any]) -> dict[str, Any]:
     import aiohttp
 
-    from load_tests.clients import (
-        ChatClient,
-        PreEncodedMedia,
-        Reception,
-        Rest,
-        SignalClient,
-        encode_audio_clip,
-        encode_video_clip,
-    )
-
     scale = p["time_scale"]
     rng = random.Random(11)
     video_clip, audio_clip = encode_video_clip(), encode_audio_clip()
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
     tag = f"{int(time.time())}"
-    queue_url = f"{base}/api/v1/tenants/{harness.TENANT}/services/{harness.SERVICE}/queue"
-    rest = Rest(http)
+    rest = Rest(http, base)
     lat: dict[str, list[float]] = {"chat_ack": [], "chat_deliver": []}
     first_frames: list[tuple[float, float]] = []  # (hour, seconds)
     fps: list[tuple[float, float]] = []
     chat_points: list[tuple[float, float]] = []
-    errors: dict[str, int] = {}
-    tickets: dict[str, tuple[str, float]] = {}  # ticket id -> (citizen token, joined at)
+    errors: dict[str, int] = {}  # besides the HTTP errors `rest` counts
+    owners: dict[str, str] = {}  # ticket id -> citizen token
     active = {"video": 0, "chat": 0}
     timeline: list[tuple[float, int, int, int]] = []  # hour, video, chat, queue length
     counts = {"arrived": 0, "video_done": 0, "chat_done": 0}
     t0 = time.monotonic()
-    run_s = (DAY_END_H - DAY_START_H) * 3600 / scale
+    end_at = t0 + (DAY_END_H - DAY_START_H) * 3600 / scale
 
     def hour() -> float:
         return DAY_START_H + (time.monotonic() - t0) * scale / 3600
 
     def err(kind: str) -> None:
         errors[kind] = errors.get(kind, 0) + 1
-
-    async def call(op: str, method: str, url: str, token: str, body: Any = None) -> tuple[Any, Any]:
-        status, data = await rest.call(op, method, url, token, body)
-        if status not in (200, 201, 204):
-            err(f"{op} {status}")
-        return status, data
-
-    async def citizen(i: int, channel: str) -> None:
-        token = harness.dev_token(f"day-{tag}-{i}", "citizen")
-        status, data = await call("join", "POST", queue_url, token, {"channel": channel, "reason": "hoste"})
-        if status != 201:
-            err(f"join {status}")
-            return
-        ticket = data["ticket_id"]
-        tickets[ticket] = (token, time.monotonic())
-        while time.monotonic() - t0 < run_s:
-            await asyncio.sleep(30 / scale)
-            status, data = await call("poll", "GET", f"{base}/api/v1/tickets/{ticket}", token)
-            if status != 200 or data["state"] != "waiting":
-                return
 
     @contextlib.asynccontextmanager
     async def running(channel: str, clients: list[Any]) -> AsyncIterator[None]:
@@ -128,7 +105,7 @@ async def day(base: str, p: dict[str, Any]) -> dict[str, Any]:
         counts[f"{channel}_done"] += 1
 
     async def video(cid: str, doctor: str, citizen_token: str, duration: float) -> None:
-        status, data = await call("poll", "GET", f"{base}/api/v1/consultations/{cid}", doctor)
+        status, data = await rest.call("poll", "GET", f"/api/v1/consultations/{cid}", doctor)
         signal_url = data["signal_url"] if status == 200 else None
         node = signal_url.split("/api/")[0] if signal_url and "://" in signal_url else base
         pair = [SignalClient(http, base, cid, tok, PreEncodedMedia([video_clip, audio_clip], Reception()),
@@ -160,9 +137,9 @@ async def day(base: str, p: dict[str, Any]) -> dict[str, Any]:
                 client = ChatClient(http, base, tok, role, sent, delivered)
                 await client.join(cid, harness.ORIGIN, timeout=20)
                 clients.append(client)
-            end_at = time.monotonic() + duration
+            stop = time.monotonic() + duration
             seq = 0
-            while time.monotonic() < end_at:
+            while time.monotonic() < stop:
                 ack, seconds = await clients[seq % 2].send(cid, f"m{seq}", f"{cid}:{seq}", timeout=20)
                 if ack.get("id"):
                     lat["chat_ack"].append(seconds)
@@ -175,115 +152,58 @@ async def day(base: str, p: dict[str, Any]) -> dict[str, Any]:
 
     async def clinician(j: int) -> None:
         token = harness.dev_token(f"daydr-{tag}-{j}", "clinician")
-        await asyncio.sleep(rng.uniform(0, 5 / scale))
-        while time.monotonic() - t0 < run_s:
-            status, data = await call("take", "POST", f"{queue_url}/take", token)
-            if status != 200:
-                # look again in 10 s, but not faster than the per-subject write limit (60/min) allows
-                await asyncio.sleep(max(10 / scale, MIN_TAKE_RETRY_S))
-                continue
-            owner = tickets.get(data["ticket_id"])
+
+        async def consult(taken: dict[str, Any]) -> None:
+            owner = owners.get(taken["ticket_id"])
             if owner is None:
                 err("take: unknown ticket")
-                continue
-            channel = data["ticket"]["channel"]
+                return
+            channel = taken["ticket"]["channel"]
             mean = p["video_min"] if channel == "video" else p["chat_min"]
-            minutes = min(max(rng.expovariate(1 / mean), 3), 40)
-            duration = minutes * 60 / scale
+            duration = min(max(rng.expovariate(1 / mean), 3), 40) * 60 / scale
             if channel == "video":
                 duration = max(duration, MIN_VIDEO_S)  # long enough to see a picture and count frames
-            await (video if channel == "video" else chat)(data["consultation_id"], token, owner[0], duration)
-            status, _ = await call("end", "POST", f"{base}/api/v1/consultations/{data['consultation_id']}/end", token,
-                                   {"outcome": "resolved"})
-            if status != 200:
-                err(f"end {status}")
+            await (video if channel == "video" else chat)(taken["consultation_id"], token, owner, duration)
+
+        await asyncio.sleep(rng.uniform(0, 5 / scale))
+        # an empty queue: look again in 10 s, but not faster than the per-subject write limit (60/min) allows
+        await rest.take_loop(QUEUE, token, until=end_at, retry_s=max(10 / scale, MIN_TAKE_RETRY_S), consult=consult)
+
+    async def citizen(i: int, channel: str) -> None:
+        token = harness.dev_token(f"day-{tag}-{i}", "citizen")
+        await rest.wait_in_queue(QUEUE, token, {"channel": channel, "reason": "hoste"}, poll_s=30 / scale,
+                                 until=end_at, on_joined=lambda ticket: owners.setdefault(ticket, token))
 
     async def arrivals() -> None:
-        i = 0
         tasks = []
-        while True:
-            h = hour()
-            if h >= DAY_END_H:
-                break
+        while (h := hour()) < DAY_END_H:
             f = rate_factor(h)
             if f <= 0:
                 await asyncio.sleep(1 / scale * 60)
                 continue
-            per_s = p["peak_arrivals_per_min"] * f / 60 * scale
-            await asyncio.sleep(rng.expovariate(per_s))
+            await asyncio.sleep(rng.expovariate(p["peak_arrivals_per_min"] * f / 60 * scale))
             channel = "video" if rng.random() < p["video_share"] else "chat"
-            tasks.append(asyncio.create_task(citizen(i, channel)))
+            tasks.append(asyncio.create_task(citizen(counts["arrived"], channel)))
             counts["arrived"] += 1
-            i += 1
         await asyncio.gather(*tasks)
 
-    async def watch() -> None:
-        while time.monotonic() - t0 < run_s:
-            waiting = await Rest(http, base).queue_length(harness.TENANT, harness.SERVICE)
-            if waiting is not None:
-                timeline.append((hour(), active["video"], active["chat"], waiting))
-            await asyncio.sleep(0.5)
-
     workers = [asyncio.create_task(clinician(j)) for j in range(p["clinicians"])]
-    await asyncio.gather(arrivals(), watch())
+    await asyncio.gather(arrivals(), rest.watch_queue(harness.TENANT, harness.SERVICE, until=end_at, sample=lambda n: (
+        timeline.append((hour(), active["video"], active["chat"], n)))))
     await asyncio.gather(*workers)
     await http.close()
     lat.update({k: rest.latency.get(k, []) for k in ("join", "take", "poll", "end")})
-    return {"lat": lat, "first_frames": first_frames, "fps": fps, "chat_points": chat_points, "errors": errors,
-            "timeline": timeline, "counts": counts, "wall_s": time.monotonic() - t0}
+    return {"lat": lat, "first_frames": first_frames, "fps": fps, "chat_points": chat_points,
+            "errors": {**rest.errors(), **errors}, "timeline": timeline, "counts": counts,
+            "wall_s": time.monotonic() - t0}
 
 
 def load_generator() -> dict[str, Any]:
     return {"run": day}
 
 
-def plot(res: dict[str, Any], cpu: list[tuple[float, float]], title: str) -> str:
-    plt = harness.pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
-    tl = res["timeline"]
-    axes[0].plot([t[0] for t in tl], [t[1] for t in tl], label="video consultations")
-    axes[0].plot([t[0] for t in tl], [t[2] for t in tl], label="chat consultations")
-    axes[0].plot([t[0] for t in tl], [t[3] for t in tl], label="tickets waiting")
-    axes[0].set(xlabel="hour of day (simulated)", ylabel="count", title="load")
-    axes[1].plot([h for h, _ in cpu], [c for _, c in cpu], label="server CPU % of one core")
-    axes[1].set(xlabel="hour of day (simulated)", ylabel="%", title="server CPU", ylim=(0, 105))
-    axes[2].plot([h for h, _ in res["first_frames"]], [s for _, s in res["first_frames"]], ".",
-                 label="video join → first frame")
-    axes[2].plot([h for h, _ in res["chat_points"]], [s for _, s in res["chat_points"]], ",", alpha=0.5,
-                 label="chat send → deliver")
-    axes[2].axhline(TARGETS["first_frame_p95_max_s"], color="red", ls="--", lw=1, label="first-frame target (p95)")
-    axes[2].axhline(TARGETS["chat_deliver_p99_max_s"], color="purple", ls=":", lw=1, label="chat target (p99)")
-    axes[2].set(xlabel="hour of day (simulated)", ylabel="seconds", yscale="log", title="latencies")
-    return harness.save_plot(fig, axes, "pilot_day", title, 7)
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--municipalities", type=int, default=20)
-    parser.add_argument("--inhabitants", type=int, default=15_000, help="per municipality")
-    parser.add_argument("--uptake", type=float, default=1.5, help="pilot uptake relative to the national average")
-    parser.add_argument("--video-share", type=float, default=0.6)
-    parser.add_argument("--video-min", type=float, default=12.0, help="mean video consultation (real minutes)")
-    parser.add_argument("--chat-min", type=float, default=20.0, help="mean chat consultation (real minutes)")
-    parser.add_argument("--time-scale", type=float, default=60.0)
-    args = parser.parse_args()
-    run_s = (DAY_END_H - DAY_START_H) * 3600 / args.time_scale
-    if run_s > 240 or args.time_scale > 120:
-        parser.error("the run ((10:00-08:00) / --time-scale) must be <= 240 s and --time-scale <= 120")
-    peak = NATIONAL_PEAK * args.municipalities * args.inhabitants / POPULATION * args.uptake
-    mean_min = args.video_share * args.video_min + (1 - args.video_share) * args.chat_min
-    # Little's law per channel: arrivals/min = concurrent share / mean duration.
-    peak_arrivals = peak * args.video_share / args.video_min + peak * (1 - args.video_share) / args.chat_min
-    video_share_of_arrivals = (peak * args.video_share / args.video_min) / peak_arrivals
-    params = {"time_scale": args.time_scale, "peak_arrivals_per_min": peak_arrivals,
-              "video_share": video_share_of_arrivals, "video_min": args.video_min, "chat_min": args.chat_min,
-              "clinicians": math.ceil(1.2 * peak)}
-    before = harness.machine()
-    res, cpu, waited, samples, bench = harness.run_once_sampled(
-        load_generator, f'allowed_origins = ["{harness.ORIGIN}"]\n', p=params)
-    server_cpus, load_cpus = bench.server_cpus, bench.load_cpus
-    series = [(DAY_START_H + t * args.time_scale / 3600, c) for t, c in samples]
-    lat = res["lat"]
+def summarise(res: dict[str, Any], cpu: list[tuple[float, float]], title: str) -> dict[str, Any]:
+    lat, tl = res["lat"], res["timeline"]
     ff = [s for _, s in res["first_frames"]]
     fps = [f for _, f in res["fps"]]
     figures = {
@@ -291,21 +211,26 @@ def main() -> None:
         "first_frame_p95_s": harness.p4(ff, 95), "delivered_fps_mean": harness.r4(sum(fps) / len(fps)) if fps else None,
         "chat_deliver_p99_s": harness.p4(lat["chat_deliver"], 99),
     }
-    checks = {
-        "join_p99_s": figures["join_p99_s"] is not None and figures["join_p99_s"] <= TARGETS["join_p99_max_s"],
-        "take_p99_s": figures["take_p99_s"] is not None and figures["take_p99_s"] <= TARGETS["take_p99_max_s"],
-        "first_frame_p95_s": ff != [] and figures["first_frame_p95_s"] <= TARGETS["first_frame_p95_max_s"],
-        "delivered_fps_mean": fps != [] and figures["delivered_fps_mean"] >= TARGETS["delivered_fps_min"],
-        "chat_deliver_p99_s": lat["chat_deliver"] != []
-        and figures["chat_deliver_p99_s"] <= TARGETS["chat_deliver_p99_max_s"],
-        "no_errors": not res["errors"],
-    }
-    tl = res["timeline"]
-    result = {
-        "scenario": "pilot_day", "time_scale": args.time_scale, "simulated": "08:00-10:00",
-        "municipalities": args.municipalities, "population": args.municipalities * args.inhabitants,
-        "peak_concurrent_model": round(peak, 1), "mean_consultation_min": round(mean_min, 1),
-        "peak_arrivals_per_min_real": round(peak_arrivals, 2), "clinicians": params["clinicians"],
+    at_most = {"join_p99_s": "join_p99_max_s", "take_p99_s": "take_p99_max_s",
+               "first_frame_p95_s": "first_frame_p95_max_s", "chat_deliver_p99_s": "chat_deliver_p99_max_s"}
+    checks = {k: figures[k] is not None and figures[k] <= TARGETS[t] for k, t in at_most.items()}
+    checks["delivered_fps_mean"] = fps != [] and figures["delivered_fps_mean"] >= TARGETS["delivered_fps_min"]
+    checks["no_errors"] = not res["errors"]
+    plt = harness.pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    axes[0].plot([t[0] for t in tl], [t[1] for t in tl], label="video consultations")
+    axes[0].plot([t[0] for t in tl], [t[2] for t in tl], label="chat consultations")
+    axes[0].plot([t[0] for t in tl], [t[3] for t in tl], label="tickets waiting")
+    axes[0].set(xlabel="hour of day (simulated)", ylabel="count", title="load")
+    axes[1].plot([h for h, _ in cpu], [c for _, c in cpu], label="server CPU % of one core")
+    axes[1].set(xlabel="hour of day (simulated)", ylabel="%", title="server CPU", ylim=(0, 105))
+    axes[2].plot([h for h, _ in res["first_frames"]], ff, ".", label="video join → first frame")
+    axes[2].plot([h for h, _ in res["chat_points"]], [s for _, s in res["chat_points"]], ",", alpha=0.5,
+                 label="chat send → deliver")
+    axes[2].axhline(TARGETS["first_frame_p95_max_s"], color="red", ls="--", lw=1, label="first-frame target (p95)")
+    axes[2].axhline(TARGETS["chat_deliver_p99_max_s"], color="purple", ls=":", lw=1, label="chat target (p99)")
+    axes[2].set(xlabel="hour of day (simulated)", ylabel="seconds", yscale="log", title="latencies")
+    return {
         "within_targets": all(checks.values()), "checks": checks, "targets": TARGETS, **figures,
         "join_p50_s": harness.p4(lat["join"], 50), "take_p50_s": harness.p4(lat["take"], 50),
         "poll_p99_s": harness.p4(lat["poll"], 99), "end_p99_s": harness.p4(lat["end"], 99),
@@ -315,18 +240,43 @@ def main() -> None:
         "peak_video_concurrent": max((t[1] for t in tl), default=0),
         "peak_chat_concurrent": max((t[2] for t in tl), default=0),
         "peak_queue_length": max((t[3] for t in tl), default=0), **res["counts"], "errors": res["errors"],
-        "server_cpu_pct": cpu.get("server"), "server_cpu_pct_peak_1s": max((c for _, c in series), default=None),
-        "redis_cpu_pct": cpu.get("redis"), "load_cpu_pct": cpu.get("load"), "runqueue_wait_pct": waited,
+        "plot": harness.save_plot(fig, axes, "pilot_day", title, 7),
     }
-    result["plot"] = plot(res, series, f"pilot_day: {args.municipalities} municipalities, 08:00-10:00 at "
-                                       f"{args.time_scale:g}x, one nettlege process on CPU {server_cpus}")
-    result["where"] = {"server": f"1 nettlege serve process (pid {bench.pid}, REDIS_URL set) on CPUs {server_cpus}",
-                       "redis": f"private redis-server on CPUs {load_cpus}",
-                       "load": f"1 load-generator process (pid {bench.load_pid}: aiortc, Socket.IO, aiohttp) on CPUs "
-                               f"{load_cpus}", "network": "127.0.0.1", **harness.machine(),
-                       "loadavg_before": before["loadavg_1_5_15"]}
-    print({k: v for k, v in result.items() if k not in ("where", "targets")}, file=sys.stderr)
-    harness.record("scenarios.pilot_day", result, before)
+
+
+def main() -> None:
+    parser = harness.scenario_parser(__doc__)
+    parser.add_argument("--municipalities", type=int, default=20)
+    parser.add_argument("--inhabitants", type=int, default=15_000, help="per municipality")
+    parser.add_argument("--uptake", type=float, default=1.5, help="pilot uptake relative to the national average")
+    parser.add_argument("--video-share", type=float, default=0.6)
+    parser.add_argument("--video-min", type=float, default=12.0, help="mean video consultation (real minutes)")
+    parser.add_argument("--chat-min", type=float, default=20.0, help="mean chat consultation (real minutes)")
+    parser.add_argument("--time-scale", type=float, default=60.0)
+    args = parser.parse_args()
+    if (DAY_END_H - DAY_START_H) * 3600 / args.time_scale > 240 or args.time_scale > 120:
+        parser.error("the run ((10:00-08:00) / --time-scale) must be <= 240 s and --time-scale <= 120")
+    peak = NATIONAL_PEAK * args.municipalities * args.inhabitants / POPULATION * args.uptake
+    # Little's law per channel: arrivals/min = concurrent share / mean duration.
+    video_arrivals = peak * args.video_share / args.video_min
+    peak_arrivals = video_arrivals + peak * (1 - args.video_share) / args.chat_min
+    params = {"time_scale": args.time_scale, "peak_arrivals_per_min": peak_arrivals,
+              "video_share": video_arrivals / peak_arrivals, "video_min": args.video_min, "chat_min": args.chat_min,
+              "clinicians": math.ceil(1.2 * peak)}
+    model = {"time_scale": args.time_scale, "simulated": "08:00-10:00", "municipalities": args.municipalities,
+             "population": args.municipalities * args.inhabitants, "peak_concurrent_model": round(peak, 1),
+             "mean_consultation_min": round(args.video_share * args.video_min
+                                            + (1 - args.video_share) * args.chat_min, 1),
+             "peak_arrivals_per_min_real": round(peak_arrivals, 2), "clinicians": params["clinicians"]}
+
+    def summary(res: dict[str, Any], series: list[tuple[float, float]], bench: harness.Bench) -> dict[str, Any]:
+        hours = [(DAY_START_H + t * args.time_scale / 3600, c) for t, c in series]
+        return {**model, **summarise(res, hours, f"pilot_day: {args.municipalities} municipalities, 08:00-10:00 "
+                                               f"at {args.time_scale:g}x, one nettlege process on CPU "
+                                               f"{bench.server_cpus}")}
+
+    harness.run_scenario("pilot_day", load_generator, summary, load="aiortc, Socket.IO, aiohttp",
+                         extra_toml=f'allowed_origins = ["{harness.ORIGIN}"]\n', p=params)
 
 
 if __name__ == "__main__":

@@ -18,92 +18,38 @@ more cores is the scaling efficiency: server CPU per consultation with 1 process
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
-from typing import Any
 
-from load_tests.harness import (
-    cpu_plan,
-    machine,
-    nettlege_server,
-    pin,
-    pyplot,
-    record,
-    redis_pid,
-    redis_server,
-    save_plot,
-)
-
-from .video_ramp import (
-    FIRST_FRAME_P95_MAX_S,
-    add_common_args,
-    close_loads,
-    mark_contended,
-    parse_steps,
-    ramp,
-    run_sfu,
-    start_loads,
-)
-
-
-def run_two(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, str]]:
-    server_cpus, load_cpus = cpu_plan(2)
-    with redis_server() as redis_url, \
-            nettlege_server(redis_url, env={"NETTLEGE_NODE_TIMEOUT_S": "4.5"}, workers=2) as s:
-        for pid, cpu_list in zip(s.pids, server_cpus, strict=False):
-            pin(pid, cpu_list)
-        time.sleep(1.0)  # every worker has sent a heartbeat
-        rpid = redis_pid(redis_url)
-        loads, _ = start_loads(args.load_processes_2, load_cpus)
-        try:
-            result = ramp("2 processes", s.base, "nettlege", {f"worker{i}": pid for i, pid in enumerate(s.pids)},
-                          {"redis": rpid, "supervisor": s.proc.pid}, loads, load_cpus, args.steps_2,
-                          args.measure_s, args.settle_s, args.gap_s_2)
-        finally:
-            close_loads(loads)
-    where = {"servers_2": f"nettlege serve --workers 2: workers on CPUs {server_cpus} (one each), REST via the first",
-             "load_2": f"{len(loads)} load-generator processes floating on CPUs {load_cpus}, with redis-server"}
-    return result, where
-
-
-def plot(one: dict[str, Any], two: dict[str, Any]) -> str:
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
-    for run in (one, two):
-        xs = [s["consultations"] for s in run["steps"]]
-        axes[0].plot(xs, [s["server_cpu_pct"] for s in run["steps"]], "o-", label=f"{run['label']}: all servers")
-        axes[1].plot(xs, [s["first_frame_p95_s"] for s in run["steps"]], "o-", label=run["label"])
-        axes[2].plot(xs, [s["delivered_fps"] for s in run["steps"]], "o-", label=run["label"])
-        mark_contended(axes, run["steps"], label=run is one)
-    for name in sorted(two["steps"][0]["server_cpu_by_process"]):
-        axes[0].plot([s["consultations"] for s in two["steps"]],
-                     [s["server_cpu_by_process"][name] for s in two["steps"]], ".:", label=f"2 processes: {name}")
-    axes[0].axhline(100, color="grey", ls=":", lw=1)
-    axes[0].set(xlabel="concurrent 1:1 consultations", ylabel="% of one core", title="server CPU")
-    axes[1].axhline(FIRST_FRAME_P95_MAX_S, color="red", ls="--", lw=1, label="limit")
-    axes[1].set(xlabel="concurrent 1:1 consultations", ylabel="seconds", title="join → first frame, p95")
-    axes[2].axhline(27, color="red", ls="--", lw=1, label="limit")
-    axes[2].set(xlabel="concurrent 1:1 consultations", ylabel="fps", title="delivered video fps (30 sent)")
-    return save_plot(fig, axes, "scale_out", f"scale_out: 1 vs 2 nettlege processes sharing Redis on a "
-                     f"{os.cpu_count()}-CPU machine (2 processes: load generators share the servers' CPUs)", 7)
+from load_tests import harness
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_args(parser, "4,8,12,16,20,24,28,32,36,40")
-    parser.add_argument("--steps-2", type=parse_steps, default=parse_steps("8,16,24,32,40,48,56"))
+    parser = harness.ramp_parser(__doc__, "4,8,12,16,20,24,28,32,36,40")
+    parser.add_argument("--steps-2", type=harness.parse_steps, default=harness.parse_steps("8,16,24,32,40,48,56"))
     parser.add_argument("--gap-s-2", type=float, default=0.8, help="seconds between starts with 2 processes")
     parser.add_argument("--load-processes-2", type=int, default=2)
     args = parser.parse_args()
     args.load_processes = 1
-    before = machine()
+    before = harness.machine()
     t0 = time.monotonic()
-    server_cpus, load_cpus = cpu_plan(1)
-    one, _, where = run_sfu(args, server_cpus[0], load_cpus)
+    (server_cpu,), load_cpus = harness.cpu_plan(1)
+    one, _, where = harness.ramp_sfu(args, server_cpu, load_cpus)
     one["label"] = "1 process"
-    two, where_two = run_two(args)
-    where.update(where_two)
+    server_cpus, load_cpus = harness.cpu_plan(2)
+    with harness.redis_server() as redis_url, \
+            harness.nettlege_server(redis_url, env={"NETTLEGE_NODE_TIMEOUT_S": "4.5"}, workers=2) as s:
+        for pid, cpu_list in zip(s.pids, server_cpus, strict=False):
+            harness.pin(pid, cpu_list)
+        time.sleep(1.0)  # every worker has sent a heartbeat
+        with harness.ramp_loads(args.load_processes_2, load_cpus) as (loads, _clip):
+            two = harness.ramp("2 processes", s.base, "nettlege", {f"worker{i}": p for i, p in enumerate(s.pids)},
+                               {"redis": harness.redis_pid(redis_url), "supervisor": s.proc.pid}, loads, load_cpus,
+                               args.steps_2, args.measure_s, args.settle_s, args.gap_s_2)
+    where.update({"servers_2": f"nettlege serve --workers 2: workers on CPUs {server_cpus} (one each), REST via "
+                               "the first",
+                  "load_2": f"{args.load_processes_2} load-generator processes floating on CPUs {load_cpus}, with "
+                            "redis-server"})
     per1, per2 = one["server_cpu_pct_per_consultation"], two["server_cpu_pct_per_consultation"]
     nodes = list(two["nodes"].values())
     result = {
@@ -118,12 +64,14 @@ def main() -> None:
         "placement": two["nodes"],
         "placement_balance": round(min(nodes) / max(nodes), 2) if nodes and max(nodes) else None,
         "load_generator_saturated_at_limit_2": two["load_generator_saturated_at_limit"],
+        "plot": harness.plot_ramps("scale_out", [one, two], (
+            f"scale_out: 1 vs 2 nettlege processes sharing Redis on a {os.cpu_count()}-CPU machine (2 processes: "
+            "load generators share the servers' CPUs)"), per_process=two),
+        "runs": [one, two], "where": {**where, "network": "127.0.0.1", **harness.machine(),
+                                      "loadavg_before": before["loadavg_1_5_15"]},
+        "wall_s": round(time.monotonic() - t0, 1),
     }
-    result["plot"] = plot(one, two)
-    result.update({"runs": [one, two], "where": {**where, "network": "127.0.0.1", **machine(),
-                                                 "loadavg_before": before["loadavg_1_5_15"]},
-                   "wall_s": round(time.monotonic() - t0, 1)})
-    record("scenarios.scale_out", result, before)
+    harness.record("scenarios.scale_out", result, before)
 
 
 if __name__ == "__main__":

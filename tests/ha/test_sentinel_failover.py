@@ -14,8 +14,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from load_tests.clients import SignalClient
-from load_tests.media_client import MediaClient
+from load_tests.clients import MediaClient, SignalClient
 from signaling.app import build_app
 from tests.chat.conftest import Client, base_url, connect, consultation
 from tests.conftest import bearer, dev_token

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from load_tests.media_client import MediaClient
+from load_tests.clients import MediaClient
 from media import MediaConfig, MediaError, Room, Sfu
 
 # No pausing of video for weak links here (test_rtp_forwarding turns it on): on a loaded machine a starved

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from load_tests.media_client import MediaClient
+from load_tests.clients import MediaClient
 from media import Peer
 from tests.media.conftest import connect
 

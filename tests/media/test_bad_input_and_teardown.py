@@ -9,7 +9,7 @@ import tracemalloc
 import pytest
 from aiortc import RTCPeerConnection
 
-from load_tests.media_client import MediaClient
+from load_tests.clients import MediaClient
 from media import MediaError, Peer
 from tests.media.conftest import connect
 
@@ -127,7 +127,7 @@ async def test_no_task_peer_connection_or_memory_leak_after_100_join_leave_cycle
 async def make_offer(codec: str) -> tuple[RTCPeerConnection, str]:
     from aiortc import RTCRtpSender
 
-    from load_tests.media_client import ToneAudioTrack
+    from load_tests.clients import ToneAudioTrack
     from media.aiortc_passthrough import restrict_gathering
     from media.ice import rtc_configuration
 

@@ -8,29 +8,11 @@ import re
 from typing import Any
 
 import pytest
-from aiortc import RTCRtpSender
 
-from load_tests import media_client
 from media.sdp import accept_declined, decodes_h264
 from tests.media.conftest import audio_from, connect, has_picture, video_from
 
 pytestmark = [pytest.mark.media, pytest.mark.timeout(60)]
-
-_prefer = media_client._prefer
-
-
-@pytest.fixture(autouse=True)
-def safari_codecs(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`video_codec="safari"` offers H264 first, then VP8 (and RTX), as Safari does."""
-    def prefer(transceiver: Any, mime: str) -> None:
-        if mime != "safari":
-            return _prefer(transceiver, mime)
-        codecs = RTCRtpSender.getCapabilities("video").codecs
-        transceiver.setCodecPreferences(
-            [c for c in codecs if c.mimeType.lower() == "video/h264"]
-            + [c for c in codecs if c.mimeType.lower() in ("video/vp8", "video/rtx")])
-        return None
-    monkeypatch.setattr(media_client, "_prefer", prefer)
 
 
 def _sections(sdp: str) -> list[str]:

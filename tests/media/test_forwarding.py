@@ -264,7 +264,7 @@ async def test_closing_a_room_and_the_sfu_closes_every_peer_connection(sfu, make
 
 async def test_the_sdp_announces_only_the_configured_address() -> None:
     sfu = Sfu(MediaConfig(listen_ips=("127.0.0.1",), announced_ip="203.0.113.7"))
-    from load_tests.media_client import MediaClient
+    from load_tests.clients import MediaClient
     client = MediaClient("citizen")
     try:
         await connect(sfu.room("c-announce"), client)

@@ -23,8 +23,7 @@ from typing import Any
 
 import aiohttp
 
-from load_tests.clients import SignalClient
-from load_tests.media_client import MediaClient, ReceivedTrack
+from load_tests.clients import MediaClient, ReceivedTrack, SignalClient
 
 
 def emit(event: str, **fields: Any) -> None:

@@ -63,7 +63,7 @@ JOIN = """async (cid, token) => { try {
   return "started";
 } catch (e) { return "error: " + e + " " + (e && e.stack); } }"""
 
-# The markers load_tests.media_client.MarkerVideoTrack draws: a 16-bit counter in the top band, the sender id below.
+# The markers load_tests.clients.MarkerVideoTrack draws: a 16-bit counter in the top band, the sender id below.
 STATS = """async () => {
   const call = window.nettlegeCall;
   const out = { video_frames: 0, audio_packets: 0, markers: [], state: call && call.state,

@@ -3,35 +3,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import aiohttp
 import pytest
-from aiortc import RTCRtpSender
 
-from load_tests import media_client
-from load_tests.clients import SignalClient
-from load_tests.media_client import MediaClient
+from load_tests.clients import MediaClient, SignalClient
 from signaling.signal_ws import SFU
 from tests import netns
 from tests.signal.conftest import take_consultation
 
 pytestmark = [pytest.mark.media, pytest.mark.timeout(120)]
-
-_prefer = media_client._prefer
-
-
-@pytest.fixture(autouse=True)
-def safari_codecs(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`video_codec="safari"`: H264 first, then VP8, as Safari (or Chromium preferring H264) offers."""
-    def prefer(transceiver: Any, mime: str) -> None:
-        if mime != "safari":
-            return _prefer(transceiver, mime)
-        codecs = RTCRtpSender.getCapabilities("video").codecs
-        transceiver.setCodecPreferences([c for c in codecs if c.mimeType.lower() == "video/h264"]
-                                        + [c for c in codecs if c.mimeType.lower() in ("video/vp8", "video/rtx")])
-        return None
-    monkeypatch.setattr(media_client, "_prefer", prefer)
 
 
 def _last(firefox) -> dict:  # type: ignore[no-untyped-def]

@@ -7,8 +7,7 @@ import socket
 import aiohttp
 import pytest
 
-from load_tests.clients import SignalClient
-from load_tests.media_client import MediaClient
+from load_tests.clients import MediaClient, SignalClient
 from signaling.config import ConfigError, load_config
 from tests import netns
 from tests.signal.conftest import take_consultation

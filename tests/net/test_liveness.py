@@ -16,8 +16,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from load_tests.clients import SignalClient
-from load_tests.media_client import MediaClient
+from load_tests.clients import MediaClient, SignalClient
 from rooms.store import connect
 from signaling.app import build_app
 from tests import netns

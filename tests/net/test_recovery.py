@@ -13,8 +13,7 @@ import time
 import aiohttp
 import pytest
 
-from load_tests.clients import SignalClient
-from load_tests.media_client import MediaClient
+from load_tests.clients import MediaClient, SignalClient
 from tests import netns
 from tests.signal.conftest import take_consultation
 

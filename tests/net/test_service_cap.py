@@ -12,8 +12,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from load_tests.clients import SignalClient
-from load_tests.media_client import MediaClient
+from load_tests.clients import MediaClient, SignalClient
 from media.aiortc_passthrough import encoder_target_bitrate, on_remb_received
 from media.config import MediaConfig
 from rooms.store import connect

@@ -17,9 +17,8 @@ import aiohttp
 import pytest
 import socketio
 
-from load_tests.clients import SignalClient
+from load_tests.clients import MediaClient, SignalClient
 from load_tests.harness import nettlege_server, redis_server
-from load_tests.media_client import MediaClient
 
 pytestmark = pytest.mark.media
 ORIGIN = "http://pilot.example.test"

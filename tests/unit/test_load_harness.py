@@ -7,9 +7,8 @@ from __future__ import annotations
 import av
 import redis
 
-from load_tests.clients import Reception, encode_video_clip
+from load_tests.clients import Reception, encode_video_clip, read_marker
 from load_tests.harness import RedisTurnCounter, median, percentile
-from load_tests.media_client import read_marker
 
 
 def test_round_trips_are_turns_not_commands(redis_url: str) -> None:
