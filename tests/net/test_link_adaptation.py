@@ -14,8 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from load_tests.clients import SignalClient
-from load_tests.media_client import MediaClient
+from load_tests.clients import MediaClient, SignalClient
 from signaling.signal_ws import SFU
 from tests import netns
 from tests.conftest import bearer
