@@ -1,6 +1,6 @@
 """Issue 13 leftovers in real Chromium: continue by phone from the waiting room, upload progress in bytes,
-HEIC photos, nothing clipped on the dashboard at 200 % text, the turn notification's click, the exam camera's
-resolution."""
+HEIC photos. (200 % text on the dashboard: test_patient_experience.py; the notification tap:
+test_turn_notification_sw.py.)"""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ import pytest
 from PIL import Image
 
 from .conftest import dev_login, screen, shoot
-from .media_checks import wait_for_video
 from .test_patient_experience import REFUSE_MEDIA, doctor_takes, queue_citizen
 
 THEIR_PHOTO = "#chat-log .msg-theirs .photo-thumb"
@@ -192,63 +191,3 @@ async def test_an_iphone_heic_photo_arrives_as_a_picture_on_both_sides(server, p
     assert await citizen.locator("#photo-error").inner_text() == ""
     await screen(doctor, "chat-heic-photo")
 
-
-# --- the exam camera's resolution ---------------------------------------------------------------------
-
-# Per received video track (by the <video> tile it plays in: exam or room camera): frame size and frames
-# decoded, from the clinician's getStats.
-RECEIVED = """async () => {
-  const tiles = [...document.querySelectorAll('#remote-videos figure')].map(f => {
-    const v = f.querySelector('video');
-    const tr = v && v.srcObject && v.srcObject.getVideoTracks()[0];
-    return tr && {exam: f.classList.contains('tile-exam'), id: tr.id};
-  }).filter(Boolean);
-  const out = {};
-  (await window.nettlegeCall.pc.getStats()).forEach(s => {
-    if (s.type !== 'inbound-rtp' || s.kind !== 'video') return;
-    const tile = tiles.find(t => t.id === s.trackIdentifier);
-    if (tile) out[tile.exam ? 'exam' : 'room'] = {width: s.frameWidth || 0, height: s.frameHeight || 0,
-                                                  frames: s.framesDecoded || 0, t: performance.now()};
-  });
-  return out;
-}"""
-
-
-@pytest.fixture
-async def media_server(start_app):  # type: ignore[no-untyped-def]
-    return await start_app()
-
-
-async def _room_fps(doctor: Any, seconds: float = 6.0) -> float:
-    first = (await doctor.evaluate(RECEIVED))["room"]
-    await doctor.wait_for_timeout(seconds * 1000)
-    last = (await doctor.evaluate(RECEIVED))["room"]
-    return (last["frames"] - first["frames"]) * 1000 / (last["t"] - first["t"])
-
-
-async def test_the_exam_camera_arrives_at_1280x720_and_the_room_camera_keeps_its_frame_rate(media_server,
-                                                                                          pages) -> None:
-    base, _ = media_server
-    nurse = await pages.open(base + "/")
-    await dev_login(nurse, "nurse", "Siri Skarp")
-    await nurse.check("#prio-yellow")
-    await nurse.fill("#nurse-reason", "Sår på leggen")
-    await nurse.click("#request-doctor")
-    await nurse.locator("#queue-position").get_by_text("nummer 1").wait_for()
-    doctor = await doctor_takes(pages, base)
-    await nurse.locator("#room-status").get_by_text("Tilkoblet").wait_for(timeout=15_000)
-    await wait_for_video(doctor)
-    await doctor.wait_for_timeout(3000)  # past the first seconds' bandwidth ramp
-    before = await _room_fps(doctor)
-
-    await nurse.select_option("#exam-camera-select", index=1)
-    await wait_for_video(doctor, "#remote-videos figure.tile-exam video")
-    # Chromium's fake camera gives what is asked for; the encoder keeps the resolution (maintain-resolution)
-    await doctor.wait_for_function(f"() => ({RECEIVED})().then(r => r.exam && r.exam.width === 1280)",
-                                   timeout=30_000)
-    exam = (await doctor.evaluate(RECEIVED))["exam"]
-    assert (exam["width"], exam["height"]) == (1280, 720), exam
-    after = await _room_fps(doctor)
-    print(f"room camera fps before the exam camera {before:.1f}, with it {after:.1f}; exam {exam}")
-    assert after >= before * 0.9, (before, after)  # the room camera keeps its frame rate (10 % measuring slack)
-    await screen(doctor, "room-clinician-exam-hd")
