@@ -402,7 +402,7 @@ def _run_now(coroutine: Coroutine[Any, Any, None]) -> None:
 
 
 def accept_transport_cc(pc: RTCPeerConnection, offer: str) -> None:
-    """After `setRemoteDescription(offer)`: answer transport-cc (the header extension and `a=rtcp-fb:...
+    """After each `setRemoteDescription` (offer or answer): keep transport-cc (the header extension and `a=rtcp-fb:...
     transport-cc`) on every m-line the client sends on and offered it for. aiortc does not know transport-cc
     and leaves both out of its answer; with them the browser estimates its uplink from the SFU's feedback
     and the SFU runs no receive-side estimator per packet. m-lines the SFU sends on get no transport-cc, so
@@ -763,7 +763,7 @@ def send_transport_cc(pc: RTCPeerConnection) -> TransportCcClient:
     browser does (see `TransportCcClient`). Call before its first `createOffer`; the client's offers must
     come from `pc.createOffer()` and its answers reach `pc.setRemoteDescription`, which are wrapped."""
     client = TransportCcClient()
-    create_offer = pc.createOffer
+    create_offer, create_answer = pc.createOffer, pc.createAnswer
     set_remote = pc.setRemoteDescription
 
     async def offer() -> RTCSessionDescription:
@@ -772,12 +772,19 @@ def send_transport_cc(pc: RTCPeerConnection) -> TransportCcClient:
             _number_what_it_sends(transceiver.sender.transport, client)
         return RTCSessionDescription(sdp=client.offer(made.sdp), type="offer")
 
+    async def answer() -> RTCSessionDescription:
+        # A browser keeps what was negotiated when it answers the SFU's later offers (new subscriptions);
+        # aiortc's answer would leave transport-cc out, and the SFU would drop it from the m-lines.
+        made = await create_answer()
+        return RTCSessionDescription(sdp=client.offer(made.sdp) if client.enabled else made.sdp, type="answer")
+
     async def remote(sessionDescription: RTCSessionDescription) -> None:  # aiortc's name
         if sessionDescription.type == "answer":
             client.answered(sessionDescription.sdp)
         await set_remote(sessionDescription)
 
     pc.createOffer = offer  # type: ignore[method-assign]
+    pc.createAnswer = answer  # type: ignore[method-assign]
     pc.setRemoteDescription = remote  # type: ignore[method-assign]
     return client
 

@@ -1,8 +1,9 @@
 """One subscriber's bandwidth: its receive estimate (RTCP REMB), what share of it each video stream it
 receives may use, and whether its video is paused because the estimate cannot carry video at all.
 
-The subscriber's REMB covers its whole transport (every stream it receives). Audio is assumed to need
-`audio_allowance_bps` per stream; the rest is shared evenly among the video streams. That share caps what
+The subscriber's REMB covers its whole transport (every stream it receives). Only `estimate_headroom` of it
+is handed out (the rest is room for retransmissions and bursts); audio is assumed to need
+`audio_allowance_bps` per stream, and the rest is shared evenly among the video streams. That share caps what
 each publisher is told it may send (see `PublishedTrack.bitrate_cap`).
 
 Pausing needs more than a low estimate. A receive-side estimator reports at most about 1.5 times what
@@ -130,4 +131,5 @@ class SubscriberBandwidth:
         if self.estimate_bps is None or self.paused or not self.video_streams:
             return None
         audio = self.audio_streams * self._config.audio_allowance_bps
-        return max(0, self.estimate_bps - audio) // self.video_streams
+        usable = int(self.estimate_bps * self._config.estimate_headroom)
+        return max(0, usable - audio) // self.video_streams

@@ -45,6 +45,10 @@ class MediaConfig:
     video_probe_after_s: float = 5.0
     # What a subscriber's audio streams are assumed to need out of its estimate (Opus voice ~32 kbit/s + RTP).
     audio_allowance_bps: int = 48_000
+    # Of a subscriber's estimate, the share its streams may fill. A receive-side estimate tracks what the link
+    # delivers, so streams sized to all of it leave no room for retransmissions (RTX) and bursts: a shaped
+    # 500 kbit/s link then stays full, loses audio and freezes video (measured with Chromium behind tbf).
+    estimate_headroom: float = 0.8
     sdp_max_bytes: int = 64 * 1024
     # Remote ICE candidates accepted per peer connection (trickled) or per SDP; they are never dialled (ICE-lite).
     max_remote_candidates: int = 30

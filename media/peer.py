@@ -156,6 +156,9 @@ class Peer:
             try:
                 sdp, declined = accept_declined(sdp, self.pc.localDescription.sdp)
                 await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+                # aiortc renegotiates header extensions on every remote description and drops the one it does
+                # not know: keep transport-cc on the client's sending m-lines across the SFU's own offers.
+                passthrough.accept_transport_cc(self.pc, sdp)
             except Exception as exc:
                 raise MediaError("sdp_invalid", f"The answer could not be applied: {exc}") from exc
             self._offer_settled()

@@ -188,7 +188,7 @@ def test_the_bitrate_cap_is_the_least_subscriber_share_within_the_service_limits
         forwarder = TrackForwarder("video", "s", SfuCounters(), bandwidth)
         forwarder.attach(track)
         bandwidths.append(bandwidth)
-    assert track.bitrate_cap() == 400_000 - CONFIG.audio_allowance_bps
+    assert track.bitrate_cap() == int(400_000 * CONFIG.estimate_headroom) - CONFIG.audio_allowance_bps
     bandwidths[2].on_estimate(20_000, offered_video_bps=0)  # far below: floored, that one is paused instead
     assert track.bitrate_cap() == CONFIG.video_pause_bps
     for bandwidth in bandwidths:
@@ -238,7 +238,7 @@ def test_pausing_can_be_switched_off_and_the_cap_still_applies() -> None:
     for _ in range(10):
         assert bandwidth.on_estimate(50_000, offered_video_bps=400_000, fraction_lost=0.5) is None
         clock.now += 1
-    assert not bandwidth.paused and bandwidth.video_share_bps() == 50_000
+    assert not bandwidth.paused and bandwidth.video_share_bps() == int(50_000 * MediaConfig().estimate_headroom)
 
 
 async def test_a_publisher_that_restarts_its_stream_with_a_new_ssrc_and_numbers_is_followed_without_a_jump() -> None:

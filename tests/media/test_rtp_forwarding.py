@@ -158,7 +158,7 @@ async def test_a_subscribers_estimate_caps_what_a_live_encoding_publisher_is_tol
         await doctor.wait_for(lambda: told and told[-1] == 900_000, within_s=10, what="the service cap")
         estimates["s1"] = 400_000  # one subscriber's link gets weaker: everyone's publisher slows down
         told.clear()
-        share = 400_000 - sfu.config.audio_allowance_bps  # at least its audio is not video's to use
+        share = int(400_000 * sfu.config.estimate_headroom) - sfu.config.audio_allowance_bps  # headroom, and audio
         await doctor.wait_for(lambda: len(told) >= 3 and max(told[-3:]) <= share, within_s=10,
                               what="the lower cap")
         told.clear()
