@@ -110,6 +110,29 @@ async def test_citizen_and_clinician_complete_a_video_consultation(media_server,
     await screen(doctor, "ended-clinician")
 
 
+# The nurse's two video senders (exam camera, room camera) and what each sends (getStats outbound-rtp).
+SENDERS = """async () => {
+  const examId = document.querySelector('#exam-preview').srcObject.getVideoTracks()[0].id;
+  const out = {};
+  for (const sender of window.nettlegeCall.pc.getSenders()) {
+    if (!sender.track || sender.track.kind !== 'video') continue;
+    const entry = {preference: sender.getParameters().degradationPreference || null, width: 0, height: 0,
+                   frames: 0};
+    (await sender.getStats()).forEach((s) => {
+      if (s.type === 'outbound-rtp') {
+        entry.width = s.frameWidth || 0; entry.height = s.frameHeight || 0; entry.frames = s.framesSent || 0;
+      }
+    });
+    out[sender.track.id === examId ? 'exam' : 'room'] = entry;
+  }
+  return out;
+}"""
+SENDERS_READY = f"async () => {{ const s = await ({SENDERS})(); return !!(s.exam && s.room); }}"
+EXAM_SENT_AT_720P = (f"async () => {{ const s = await ({SENDERS})(); "
+                     "return s.exam.width === 1280 && s.exam.height === 720; }")
+ROOM_FRAMES_SENT = f"async (least) => (await ({SENDERS})()).room.frames >= least"
+
+
 async def test_nurse_requests_a_doctor_and_shows_the_exam_camera(media_server, pages) -> None:
     base, _ = media_server
     nurse = await pages.open(base + "/")
@@ -146,6 +169,14 @@ async def test_nurse_requests_a_doctor_and_shows_the_exam_camera(media_server, p
     constraints = await nurse.evaluate(
         "() => document.querySelector('#exam-preview').srcObject.getVideoTracks()[0].getConstraints()")
     assert constraints["width"] in (1280, {"ideal": 1280}) and constraints["height"] in (720, {"ideal": 720})
+    # And it is sent so: the exam sender encodes 1280×720 and keeps the resolution when short of bandwidth,
+    # while the room camera keeps the browser's default (frame rate first) and goes on at a video frame rate.
+    await nurse.wait_for_function(SENDERS_READY, timeout=20_000)
+    await nurse.wait_for_function(EXAM_SENT_AT_720P, timeout=30_000)
+    senders = await nurse.evaluate(SENDERS)
+    assert senders["exam"]["preference"] == "maintain-resolution", senders
+    assert senders["room"]["preference"] != "maintain-resolution", senders
+    await nurse.wait_for_function(ROOM_FRAMES_SENT, arg=senders["room"]["frames"] + 15 * 2, timeout=20_000)
     await screen(nurse, "room-nurse")
     await screen(doctor, "room-clinician-exam")
 
