@@ -1,5 +1,6 @@
 """Photo attachments (a rash, a medicine box): JPEG or PNG, recognised by their bytes, never by their name;
-HEIC/HEIF (an iPhone's default) is accepted and stored as a JPEG without metadata (chat/heif.py).
+HEIC/HEIF (an iPhone's default) is accepted and stored as a JPEG without metadata (chat/heif.py); JPEG and PNG
+are stored without their metadata too (chat/photo_metadata.py: no GPS position, camera or time).
 
 Stored sealed with the consultation's data key in one Redis hash per consultation
 (`ChatKeys.attachments`), so a shred reaches them together with the messages. The chat message that
@@ -24,7 +25,7 @@ from typing import NoReturn
 import redis.asyncio as aioredis
 from cryptography.exceptions import InvalidTag
 
-from . import heif
+from . import heif, photo_metadata
 from .crypto import DataKeys, open_sealed, seal
 from .errors import ChatError, HistoryShredded
 from .keys import ChatKeys
@@ -150,12 +151,15 @@ class AttachmentStore:
         self.stored_bytes.update({t: int(v or 0) for t, v in zip(tenants, values, strict=True)})
         return sum(int(v or 0) for v in values)
 
-    async def put(self, tenant: str, cid: str, data: bytes, content_type: str, *, owner: str) -> str:
-        """Store an attachment of participant `owner`, or refuse it (ChatError) when a quota would be exceeded.
-        A HEIC/HEIF photo is stored as the JPEG it converts to (decoded off the event loop)."""
+    async def put(self, tenant: str, cid: str, data: bytes, content_type: str, *, owner: str) -> tuple[str, int]:
+        """Store an attachment of participant `owner`: its id and the bytes stored (metadata stripped), or refuse
+        it (ChatError) when a quota would be exceeded. A HEIC/HEIF photo is stored as the JPEG it converts to
+        (decoded off the event loop)."""
         if heif.is_heif(data):
             data = await asyncio.to_thread(heif.to_jpeg, data)
             content_type = "image/jpeg"
+        else:  # no GPS position, camera or time stored with the photo (lossless; see chat/photo_metadata.py)
+            data = photo_metadata.strip(bytes(data), content_type)
         size = len(data)
         q = self.quotas
         if await self.global_usage(tenant) + size > q.global_bytes:
@@ -175,7 +179,7 @@ class AttachmentStore:
                 raise
             _quota_error(code)
         self.stored_bytes[tenant] = int(total)
-        return aid
+        return aid, size
 
     async def discard(self, tenant: str, cid: str, aid: str, *, owner: str) -> None:
         """Remove an attachment (a retry's second copy) and give its bytes back."""

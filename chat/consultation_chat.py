@@ -136,8 +136,8 @@ class ConsultationChat:
             return {"id": earlier.id, "ts": earlier.ts, "duplicate": True,
                     "attachment": first.attachment if first else None}
         await ctx.store.durability.admit()
-        aid = await att.put(tenant, cid, bytes(d["data"]), content_type, owner=sender.participant_id)
-        meta = {"id": aid, "content_type": content_type, "size": len(d["data"]),
+        aid, size = await att.put(tenant, cid, bytes(d["data"]), content_type, owner=sender.participant_id)
+        meta = {"id": aid, "content_type": content_type, "size": size,
                 "name": safe_name(d.get("name"), content_type)}
         try:
             stored = await messages.append(tenant, cid, sender, client_id, caption, attachment=meta)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 import struct
 import zlib
+
+from PIL import Image
 
 from rooms.audit import Action
 from signaling.appkeys import STORE
@@ -20,7 +23,13 @@ def tiny_png() -> bytes:
             + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 
 
-JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 200 + b"\xff\xd9"
+def _jpeg() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (24, 16), (30, 120, 200)).save(out, "JPEG", quality=80)
+    return out.getvalue()
+
+
+JPEG = _jpeg()  # a real (small) photo: what is stored is what was sent, metadata aside
 
 
 async def test_a_photo_is_accepted_by_content_broadcast_and_served_to_participants_only(chat_app, joined):
