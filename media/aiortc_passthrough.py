@@ -89,7 +89,7 @@ from aiortc.rtp import (
 from aiortc.sdp import SessionDescription
 
 from media.nack import NackGenerator
-from media.rtp_header import RtpHeaderWriter, parse_rtp_header
+from media.rtp_header import LightRtpPacket, RtpHeaderWriter, parse_rtp_header
 from media.twcc import TransportFeedback
 
 log = logging.getLogger(__name__)
@@ -564,23 +564,15 @@ def _ntp_now() -> int:
     return ((seconds + _NTP_UNIX_OFFSET_S) << 32) | ((rest << 32) // 1_000_000_000)
 
 
-class _SentPacket(RtpPacket):
+class _SentPacket(LightRtpPacket):
     """A forwarded packet as the sender's retransmission history keeps it (aiortc's `_retransmit` wraps it
-    in RTX and serializes it): references only, its `HeaderExtensions` made when it is retransmitted."""
+    in RTX and serializes it): references only, its `HeaderExtensions` made when it is retransmitted (most
+    packets never are)."""
 
     def __init__(self, payload_type: int, marker: int, sequence_number: int, timestamp: int, ssrc: int,
                  payload: bytes, padding_size: int, mid: str | None, abs_send_time: int,
                  audio_level: Any) -> None:
-        # Not RtpPacket.__init__: it builds a HeaderExtensions per packet, and most are never retransmitted.
-        self.version = 2
-        self.payload_type = payload_type
-        self.marker = marker
-        self.sequence_number = sequence_number
-        self.timestamp = timestamp
-        self.ssrc = ssrc
-        self.payload = payload
-        self.padding_size = padding_size
-        self.csrc = []
+        super().__init__(payload_type, marker, sequence_number, timestamp, ssrc, payload, padding_size, [])
         self._header = (mid, abs_send_time, audio_level)
 
     @property

@@ -58,14 +58,12 @@ class RtpHeaderExtensions:
 _NO_EXTENSIONS = RtpHeaderExtensions()  # shared by packets without any: never written to
 
 
-class RtpHeader(RtpPacket):
-    """A received RTP packet as the forwarding path sees it; `payload` is everything after the header
-    (without padding)."""
+class LightRtpPacket(RtpPacket):
+    """An `RtpPacket` whose fields are set as given: not `RtpPacket.__init__`, which builds a `HeaderExtensions`
+    dataclass per packet. Subclasses say what their `extensions` are."""
 
     def __init__(self, payload_type: int, marker: int, sequence_number: int, timestamp: int, ssrc: int,
-                 payload: bytes, padding_size: int, extensions: RtpHeaderExtensions,
-                 csrc: list[int]) -> None:
-        # Not RtpPacket.__init__: it builds a HeaderExtensions dataclass per packet.
+                 payload: bytes, padding_size: int, csrc: list[int]) -> None:
         self.version = 2
         self.payload_type = payload_type
         self.marker = marker
@@ -74,8 +72,18 @@ class RtpHeader(RtpPacket):
         self.ssrc = ssrc
         self.payload = payload
         self.padding_size = padding_size
-        self.extensions = extensions  # type: ignore[assignment]  # duck-typed subset of HeaderExtensions
         self.csrc = csrc
+
+
+class RtpHeader(LightRtpPacket):
+    """A received RTP packet as the forwarding path sees it; `payload` is everything after the header
+    (without padding)."""
+
+    def __init__(self, payload_type: int, marker: int, sequence_number: int, timestamp: int, ssrc: int,
+                 payload: bytes, padding_size: int, extensions: RtpHeaderExtensions,
+                 csrc: list[int]) -> None:
+        super().__init__(payload_type, marker, sequence_number, timestamp, ssrc, payload, padding_size, csrc)
+        self.extensions = extensions  # type: ignore[assignment]  # duck-typed subset of HeaderExtensions
 
 
 def parse_rtp_header(data: bytes, ids: RtpExtensionIds) -> RtpHeader:
