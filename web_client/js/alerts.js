@@ -29,24 +29,20 @@ export async function askNotificationPermission() {
   return permission;
 }
 
-let registration = null; // Promise<ServiceWorkerRegistration | null>, registered once per page
+let registering = null; // Promise<boolean>: the worker's registration, started once per page
 const TAB = Math.random().toString(36).slice(2); // names this tab to the service worker (a tap comes back here)
+const WORKER_WAIT_MS = 15_000;
 
 /** The notifications-only service worker (/sw.js): Chrome on Android shows notifications only through one.
- *  Resolves to null where there is none (old browser, insecure origin, registration refused). */
+ *  Resolves to its registration once the worker is active, or to null where there is none (old browser,
+ *  insecure origin, registration refused) or it is still not active after WORKER_WAIT_MS. Only the
+ *  registration itself is kept: a slow activation (a busy phone) is waited for again on the next call
+ *  instead of being remembered as "no worker". */
 function workerRegistration() {
-  registration ??= (async () => {
-    if (!("serviceWorker" in navigator)) return null;
-    try {
-      await navigator.serviceWorker.register("/sw.js", { scope: "/" });
-      // showNotification needs an active worker; don't let a stuck install hold the alert back
-      return await Promise.race([navigator.serviceWorker.ready,
-        new Promise((resolve) => setTimeout(() => resolve(null), 5000))]);
-    } catch {
-      return null;
-    }
-  })();
-  return registration;
+  if (!("serviceWorker" in navigator)) return Promise.resolve(null);
+  registering ??= navigator.serviceWorker.register("/sw.js", { scope: "/" }).then(() => true, () => false);
+  return registering.then((ok) => ok && Promise.race([navigator.serviceWorker.ready,
+    new Promise((resolve) => setTimeout(() => resolve(null), WORKER_WAIT_MS))])).then((reg) => reg || null);
 }
 
 /** The system notification: through the service worker when there is one, else the page's own. */
@@ -59,7 +55,11 @@ async function notify(title, body) {
       await reg.showNotification(title, options);
       reg.active?.postMessage({ type: "turn-tab", tab: TAB });
       return;
-    } catch { /* e.g. permission only granted to the page's Notification: the fallback below */ }
+    } catch (err) { // e.g. permission only granted to the page's Notification: the fallback below
+      console.warn("turn alert: the service worker could not show it:", err?.name, err?.message);
+    }
+  } else {
+    console.warn("turn alert: no active service worker, the page shows the notification itself");
   }
   const n = new Notification(title, options);
   n.onclick = () => { window.focus(); n.close(); };
