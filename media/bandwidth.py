@@ -23,11 +23,14 @@ since every probe floods a weak link (and its audio) for a moment.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from media.config import MediaConfig
+
+log = logging.getLogger(__name__)
 
 # NACKed packets are counted against those sent over windows of at least this long.
 _NACK_WINDOW_S = 1.0
@@ -73,6 +76,9 @@ class SubscriberBandwidth:
         if congestion is None:
             congestion = Congestion(fraction_lost=fraction_lost)
         self._measure(congestion, now)
+        log.debug("estimate %d bit/s, video offered %.0f, lost %.2f, nacked %.2f, queue %.3f s, paused %s",
+                  bitrate, offered_video_bps, congestion.fraction_lost, self.nack_share, self.queue_delay_s,
+                  self.paused)
         if self.paused:
             if bitrate >= config.video_resume_bps:
                 return self._resume()

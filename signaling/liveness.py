@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
 
@@ -32,6 +33,8 @@ PING_INTERVAL_S = 0.5
 PONG_TIMEOUT_S = 1.0
 
 Hook = Callable[[], Awaitable[None]]
+
+log = logging.getLogger(__name__)
 
 
 class Liveness:
@@ -83,12 +86,15 @@ class Liveness:
             if self._busy:
                 pass
             elif silent and self.silent_since is None:
+                log.debug("silent: no frame for %.2f s after a ping", now - (unanswered or now))
                 self.silent_since = now
                 await self._on_silent()
             elif not silent and self.silent_since is not None:
+                log.debug("heard again after %.2f s of silence", now - self.silent_since)
                 self.silent_since = None
                 await self._on_heard()
             elif silent and self.silent_since is not None and now - self.silent_since >= self._grace_s:
+                log.debug("gone: silent for the grace period (%.2f s)", self._grace_s)
                 await self._on_gone()
                 return
             # Wake for the next ping, or when the unanswered ping (or the grace period) runs out.
