@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from typing import Any
 
 import aiohttp
@@ -39,6 +40,11 @@ SESSION_TOKEN_TTL_S = 15 * 60
 SESSION_REFRESH_S = 5 * 60  # the signaling socket hands out a fresh session token this often
 JWKS_TTL_S = 600
 JWKS_MIN_REFRESH_S = 30
+# A verified token's principal is kept (keyed by the raw token) until the token's `exp`, at most VERIFIED_TTL_S
+# (an issuer's withdrawn key stops being honoured within that), for the VERIFIED_MAX most recently used tokens:
+# a client sends the same bearer token with every request, and PyJWT's decode is most of a request's CPU.
+VERIFIED_TTL_S = 60.0
+VERIFIED_MAX = 4096
 
 
 class AuthError(Exception):
@@ -90,6 +96,9 @@ class Authenticator:
         self._issuers = {i.issuer: i for i in config.issuers}
         self._jwks = {i.issuer: _Jwks(i.jwks_url) for i in config.issuers}
         self._session = session
+        # raw token -> (principal, its exp, kept until): only tokens that verified (see VERIFIED_TTL_S)
+        self._verified: OrderedDict[str, tuple[Principal, float, float]] = OrderedDict()
+        self._clock = time.time  # of the remembered tokens (tests move it); PyJWT reads its own
 
     def issue_dev_token(self, subject: str, role: Role, tenant: str, name: str) -> str:
         if not self._dev:
@@ -108,8 +117,28 @@ class Authenticator:
                           algorithm="HS256")
 
     async def verify(self, token: str) -> Principal:
+        """The principal of a valid token (AuthError otherwise). A token verified in the last VERIFIED_TTL_S is
+        answered from memory; its expiry is checked on every use all the same."""
         if not token or len(token) > 4096:
             raise AuthError("Mangler gyldig innlogging.")
+        known = self._verified.get(token)
+        if known is not None:
+            principal, exp, until = known
+            now = self._clock()
+            if exp <= now:  # as PyJWT decides it (no leeway)
+                del self._verified[token]
+                raise AuthError("Innloggingen er utløpt. Logg inn på nytt.", "token_expired")
+            if now < until:
+                self._verified.move_to_end(token)
+                return principal
+            del self._verified[token]
+        principal, exp = await self._verify(token)
+        self._verified[token] = (principal, exp, self._clock() + VERIFIED_TTL_S)
+        if len(self._verified) > VERIFIED_MAX:
+            self._verified.popitem(last=False)
+        return principal
+
+    async def _verify(self, token: str) -> tuple[Principal, float]:
         try:
             unverified = jwt.decode(token, options={"verify_signature": False})
             header = jwt.get_unverified_header(token)
@@ -126,14 +155,14 @@ class Authenticator:
                     if not isinstance(claims.get("cid"), str) or not isinstance(claims.get("pid"), str):
                         raise AuthError("Innloggingen er ugyldig.", "invalid_token")
                     claims = {**claims, "iss": str(claims.get("idp") or SESSION_ISSUER)}
-                return self._principal(claims, Role(claims["role"]), claims["tenant"], "name")
+                return self._principal(claims, Role(claims["role"]), claims["tenant"], "name"), float(claims["exp"])
             issuer = self._issuers.get(iss) if isinstance(iss, str) else None
             if issuer is None:
                 raise AuthError("Innloggingen kommer fra en ukjent utsteder.", "unknown_issuer")
             key = await self._jwks[issuer.issuer].key(header.get("kid"), self._session)
             claims = jwt.decode(token, key, algorithms=issuer.algorithms, audience=issuer.audience,
                                 issuer=issuer.issuer, options={"require": ["exp", "sub", "iss", "aud"]})
-            return self._external(issuer, claims)
+            return self._external(issuer, claims), float(claims["exp"])
         except jwt.ExpiredSignatureError:
             raise AuthError("Innloggingen er utløpt. Logg inn på nytt.", "token_expired") from None
         except (jwt.PyJWTError, KeyError, ValueError, TypeError):

@@ -12,6 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from signaling.app import build_app
+from signaling.appkeys import AUTH
 from tests.conftest import bearer, dev_token
 
 ISSUER = "https://helseid.test"
@@ -130,3 +131,38 @@ async def test_dev_token_for_unknown_tenant_or_role(app_client):
     r = await app_client.post("/api/v1/dev/token", json={"sub": "a", "role": "king", "tenant": "oslo", "name": "A"})
     assert r.status == 422
     assert await dev_token(app_client, "a", "admin")
+
+
+async def test_a_remembered_token_still_expires_and_a_changed_one_is_verified_again(oidc_client):
+    """Verified tokens are answered from memory (signaling/auth.py VERIFIED_TTL_S), but never past their `exp`, and
+    only the exact token that verified: a token differing in one signature byte, or one past its memory's time, goes
+    through PyJWT again."""
+    client, key, hits = oidc_client
+    token = _token(key)
+    assert await _status(client, token) == (200, "")
+    assert await _status(client, token) == (200, "")  # from memory
+    head, body, sig = token.split(".")
+    tampered = f"{head}.{body}.{sig[:-2]}{'AA' if sig[-2:] != 'AA' else 'BB'}"
+    assert await _status(client, tampered) == (401, "invalid_token")
+    other_body = base64.urlsafe_b64encode(json.dumps({**jwt.decode(token, options={"verify_signature": False}),
+                                                      "kommune": "bergen"}).encode()).rstrip(b"=").decode()
+    assert await _status(client, f"{head}.{other_body}.{sig}") == (401, "invalid_token")  # same signature, new claims
+    exp = jwt.decode(token, options={"verify_signature": False})["exp"]
+    client.server.app[AUTH]._clock = lambda: exp + 1.0  # the remembered token's clock passes its exp
+    assert await _status(client, token) == (401, "token_expired")
+    assert hits == ["/jwks"]
+
+
+async def test_a_remembered_token_is_verified_again_after_its_memory_time(oidc_client):
+    """Past VERIFIED_TTL_S the token is verified again with the issuer's keys as they are then."""
+    import signaling.auth as auth_module
+
+    client, key, _ = oidc_client
+    token = _token(key, exp=int(time.time()) + 3600)
+    app = client.server.app
+    principal = await app[AUTH].verify(token)
+    assert await app[AUTH].verify(token) is principal  # from memory
+    later = time.time() + auth_module.VERIFIED_TTL_S + 1
+    app[AUTH]._clock = lambda: later
+    again = await app[AUTH].verify(token)
+    assert again == principal and again is not principal  # decoded anew
