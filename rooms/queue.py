@@ -9,6 +9,7 @@ ticket's priority keeps its enqueue time.
 
 from __future__ import annotations
 
+import json
 import math
 import secrets
 import time
@@ -44,6 +45,7 @@ RANK_SPAN = 10**14
 OFFLINE_AFTER_S = 10.0  # take-next passes over a ticket whose owner has been offline longer (same priority)
 TAKE_SCAN = 50  # tickets of the first priority take-next looks at for a present owner
 TAKE_ATTEMPTS = 5  # take-next reads the head again when tickets joined it between its read and its script
+TAKE_DECLARE_SPARE = 2  # a first call declares this many head tickets more than this process has takes in flight
 TERMINAL_TTL_S = 7 * 24 * 3600  # a finished ticket is kept a week for statistics, then expires
 CLINICIANS_WINDOW_S = 3600  # clinicians who took a ticket this recently count as working the queue (eta_s)
 
@@ -80,8 +82,9 @@ return {1, redis.call('ZRANK', queue_key, ARGV[1]), redis.call('ZCOUNT', clinici
 
 # One round trip in the usual case. Every key the script touches is in KEYS (Redis Cluster routes a script by its
 # keys; all share the tenant's slot), so the caller declares the keys of the queue's head as it last saw it (the
-# previous take's answer); when the head holds a ticket it did not declare (one queued meanwhile) the script changes
-# nothing and answers {-1, head ids, their owners}: declare those and run again.
+# previous take's answer; its first few tickets: as many as the script can reach); when the script would walk onto a
+# ticket it did not declare (one queued meanwhile) it changes nothing and answers {-1, head}: declare those and run
+# again.
 # KEYS: queue, clinicians, stats, audit stream, consultation audit, consultation, its participants, its subjects,
 # the clinician's consultations, disconnected set, taken counter, queue owners, rate limit counter (or the queue when
 # none), the consultation's node assignment, then per declared head ticket: ticket, its owner's open-ticket key, its
@@ -92,8 +95,9 @@ return {1, redis.call('ZRANK', queue_key, ARGV[1]), redis.call('ZCOUNT', clinici
 # limit (-1: none), its window (s), the node to place the consultation on ('': none), how long, n, n consultation
 # field/value args, then the declared head ticket ids.
 # The limit is counted first (an empty queue counts too); the caller passes it on its first call only.
-# Returns {0} (empty), {-2} (rate limited), {-1, ids, owners} (read again) or {1, the taken ticket's fields, ids,
-# owners} (the head after the take, for the next call). Publishes QueueChanged, ConsultationChanged, TicketCalled.
+# Returns {0} (empty), {-2} (rate limited), {-1, head} (read again) or {1, the taken ticket's fields, head} (the head
+# after the take, for the next call), head being one JSON string [ids, owners] (one bulk string to read instead of a
+# hundred). Publishes QueueChanged, ConsultationChanged, TicketCalled.
 _TAKE = stats.LUA + LUA_AUDIT + LUA_PARTICIPANT + LUA_RATE + """
 local queue_key, clinicians_key, stats_key = KEYS[1], KEYS[2], KEYS[3]
 local ckey, participants_key, subjects_key, mine_key = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
@@ -123,7 +127,7 @@ for i = 1, #head, 2 do
   if math.floor(tonumber(head[i + 1]) / span) ~= rank then break end
   if not declared[head[i]] then
     local ids, owners = head_now()
-    return {-1, ids, owners}
+    return {-1, cjson.encode({ids, owners})}
   end
   local d = redis.call('HGET', key_of(head[i], 1), 'disconnected_at')
   if not d or d == '' or now - tonumber(d) <= offline_after then tid = head[i]; break end
@@ -158,7 +162,7 @@ redis.call('PUBLISH', ARGV[8], ARGV[9])
 redis.call('PUBLISH', ARGV[10], ARGV[11])
 redis.call('PUBLISH', ARGV[12] .. tid, ARGV[13])
 local ids, owners = head_now()
-return {1, redis.call('HGETALL', tkey), ids, owners}
+return {1, redis.call('HGETALL', tkey), cjson.encode({ids, owners})}
 """
 
 # KEYS: ticket, queue, audit stream x2   ARGV: priority, score, ticket id, audit entry, queue event channel, message
@@ -242,6 +246,7 @@ class QueueStore:
         self._presence = redis.register_script(_PRESENCE)
         # (tenant, service) -> the queue's head as the last take-next saw it: (ticket id, owner) in order
         self._heads: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        self._taking: dict[tuple[str, str], int] = {}  # take-next calls of this process in flight, per queue
 
     async def join(self, tenant: str, service: str, *, owner: str, owner_role: Role, owner_name: str,
                    channel: Channel, reason: str, callback_phone: str | None = None,
@@ -348,25 +353,34 @@ class QueueStore:
                       called_prefix, called, self.cipher.participant_json(tenant, me), citizen_pid,
                       stats.oslo_hour(now), audit.entry(Action.TICKET_TAKEN, now, consultation_id=cid) if audit else ""]
         rate_args = _rate_args(rate)
-        for _ in range(TAKE_ATTEMPTS):
-            head = self._heads.get((tenant, service), [])
-            per_ticket = [key for tid, owner in head
-                          for key in (k.ticket(tid), k.open_ticket(owner, service), k.my_consultations(owner))]
-            answer = await self._take(keys=[*fixed_keys, *per_ticket],
-                                      args=[*fixed_args, *rate_args, place_on or "", ASSIGNMENT_TTL_S,
-                                            len(field_args), *field_args,
-                                            *(t for t, _ in head)])
-            rate_args = _rate_args(None)  # counted once
-            if answer[0] == -2 and rate:
-                raise rate.refused()
-            if answer[0] == 0:
-                return None
-            # The head as the script left it: the keys the next call declares.
-            await self._remember_head(tenant, service, answer[-2], answer[-1])
-            if answer[0] == 1:
-                break
-        else:
-            raise Unavailable("Køen endres akkurat nå. Prøv igjen.", retry_after_s=1, code="queue_busy")
+        queue = (tenant, service)
+        # A first call declares only the head tickets its script can reach: one per take of this process that runs
+        # before it (each takes one off the head) and a spare few (owners gone). A stale head declares all it knows.
+        in_flight = self._taking[queue] = self._taking.get(queue, 0) + 1
+        try:
+            declare = in_flight + TAKE_DECLARE_SPARE
+            for _ in range(TAKE_ATTEMPTS):
+                head = self._heads.get(queue, [])[:declare]
+                per_ticket = [key for tid, owner in head
+                              for key in (k.ticket(tid), k.open_ticket(owner, service), k.my_consultations(owner))]
+                answer = await self._take(keys=[*fixed_keys, *per_ticket],
+                                          args=[*fixed_args, *rate_args, place_on or "", ASSIGNMENT_TTL_S,
+                                                len(field_args), *field_args,
+                                                *(t for t, _ in head)])
+                rate_args = _rate_args(None)  # counted once
+                if answer[0] == -2 and rate:
+                    raise rate.refused()
+                if answer[0] == 0:
+                    return None
+                # The head as the script left it: the keys the next call declares.
+                await self._remember_head(tenant, service, answer[-1])
+                if answer[0] == 1:
+                    break
+                declare = TAKE_SCAN
+            else:
+                raise Unavailable("Køen endres akkurat nå. Prøv igjen.", retry_after_s=1, code="queue_busy")
+        finally:
+            self._taking[queue] -= 1
         flat = texts(answer[1])  # HGETALL inside a script answers a flat list
         ticket = self.cipher.opened_ticket(Ticket.from_redis(dict(zip(flat[::2], flat[1::2], strict=True))))
         citizen = Participant(id=citizen_pid, subject=ticket.owner, role=Role(ticket.owner_role),
@@ -376,8 +390,11 @@ class QueueStore:
             [me, citizen])
         return ticket, consultation
 
-    async def _remember_head(self, tenant: str, service: str, ids: Any, owners: Any) -> None:
-        head = list(zip(texts(ids), optional_texts(owners), strict=True))
+    async def _remember_head(self, tenant: str, service: str, raw: Any) -> None:
+        decoded = json.loads(raw)  # [ids, owners]; Lua's cjson writes an empty list as {} and a missing owner false
+        ids, owners = (decoded[0] or [], decoded[1] or []) if isinstance(decoded, list) and decoded else ([], [])
+        head: list[tuple[str, str | None]] = [(str(tid), owner if isinstance(owner, str) else None)
+                                              for tid, owner in zip(ids, owners, strict=True)]
         missing = [tid for tid, owner in head if owner is None]
         if missing:  # queued by a version without the owners hash: read those tickets' owners
             k = Keys(tenant)
