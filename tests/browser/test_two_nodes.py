@@ -30,6 +30,9 @@ async def test_media_on_another_node_and_failover_back(start_app, pages) -> None
 
     citizen = await queue_citizen(pages, base_a, "Kari Pasient")
     doctor = await pages.open(base_a + "/")
+    console: dict[object, list[str]] = {citizen: [], doctor: []}  # shown if the failover does not happen
+    for page in (citizen, doctor):
+        page.on("console", lambda m, page=page: console[page].append(f"{m.type}: {m.text}"))
     await dev_login(doctor, "clinician", "Dr. Lege")
     await doctor.select_option("#service-select", "legevakt")
     await doctor.locator("#queue-table tbody tr").first.wait_for()
@@ -45,6 +48,12 @@ async def test_media_on_another_node_and_failover_back(start_app, pages) -> None
     for page in (doctor, citizen):
         before = await frames_decoded(page)
         # generous: B's death is seen after up to 4.5 s, then the page's reconnect backoff (0.5 s doubling)
-        await page.locator("#room-status").get_by_text("Tilkoblet").wait_for(timeout=60_000)
+        try:
+            await page.locator("#room-status").get_by_text("Tilkoblet").wait_for(timeout=60_000)
+        except Exception as e:
+            state = await page.evaluate("""() => ({status: document.querySelector('#room-status')?.textContent,
+                call: window.nettlegeCall && {state: window.nettlegeCall.state, ws: !!window.nettlegeCall.ws,
+                backoff: window.nettlegeCall.backoff, pc: window.nettlegeCall.pc?.connectionState}})""")
+            raise AssertionError(f"no reconnect to A: {state}; console: {console[page]}") from e
         await wait_for_more_frames(page, before, timeout_ms=60_000)
     assert len(app_a[SIGNAL_SESSIONS]) == 2
