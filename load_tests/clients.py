@@ -296,6 +296,9 @@ class MediaClient:
                     self._read_stream_ids(message["sdp"])
                     aiortc_passthrough.restrict_gathering(self.pc, self._listen_ips, None)
                     await self.pc.setLocalDescription(await self.pc.createAnswer())
+                    for transceiver in self.pc.getTransceivers():  # a codec switch, as a browser follows it
+                        if transceiver.sender.track is not None:
+                            await aiortc_passthrough.follow_send_codec(transceiver)
                     self._lose_on_transports()
                     assert self.to_server is not None
                     await self.to_server({"type": "answer", "sdp": self.pc.localDescription.sdp})

@@ -22,7 +22,8 @@ doing SRTP, RTCP (SR/RR), NACK/RTX and retransmission history:
   jitter buffer that releases a frame at its last packet and gives up on a gap after `MAX_GAP_WAIT_S`),
   `report_bandwidth` (a subscriber that sends a chosen REMB), `on_remb_received` (REMB at a publisher),
   `lose_rtp` (a lossy link: a share of the RTP a client sends or receives dropped in its DTLS transport) and
-  `send_transport_cc` (a publisher that numbers its packets transport-wide, as browsers do).
+  `send_transport_cc` (a publisher that numbers its packets transport-wide, as browsers do),
+  `follow_send_codec` (a publisher that switches codec when a renegotiation changes it, as browsers do).
 - gathering: aioice offers every non-loopback interface and no way to choose, so the connection's
   `gather_candidates` is replaced by one that binds only the configured addresses.
 - server offers: aiortc's `createOffer()` renumbers every m-line with its own payload types and header
@@ -59,6 +60,7 @@ from aiortc import (
     RTCSessionDescription,
     clock,
 )
+from aiortc import rtcrtpsender as aiortc_rtcrtpsender
 from aiortc.codecs import is_rtx
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtcdtlstransport import RTCDtlsTransport
@@ -832,6 +834,88 @@ def encoder_target_bitrate(sender: RTCRtpSender) -> int | None:
     """What an aiortc sender's live encoder currently aims at (None before it encoded a frame)."""
     encoder = sender._RTCRtpSender__encoder  # type: ignore[attr-defined]
     return getattr(encoder, "target_bitrate", None)
+
+
+def sending_codec(sender: RTCRtpSender) -> RTCRtpCodecParameters | None:
+    """The codec an aiortc sender's RTP loop sends with (None before it started or after it ended)."""
+    frame = _rtp_loop_frame(sender)
+    codec = frame.f_locals.get("codec") if frame is not None else None
+    return codec if isinstance(codec, RTCRtpCodecParameters) else None
+
+
+def _rtp_loop_frame(sender: RTCRtpSender) -> Any:
+    """The frame of the sender's running `_run_rtp` (its locals: codec, sequence_number, timestamp_origin)."""
+    task = sender._RTCRtpSender__rtp_task  # type: ignore[attr-defined]
+    if task is None or task.done():
+        return None
+    coroutine = task.get_coro()
+    frame = getattr(coroutine, "cr_frame", None) or getattr(coroutine, "gi_frame", None)
+    if frame is not None and frame.f_code.co_name == "_carry_on":  # restarted by follow_send_codec
+        inner = frame.f_locals.get("coroutine")
+        frame = getattr(inner, "cr_frame", None)
+    return frame
+
+
+async def follow_send_codec(transceiver: RTCRtpTransceiver) -> bool:
+    """Test clients: a browser sends with the first codec of the m-line's latest negotiation (the SFU offers a
+    publisher VP8 only when a participant cannot decode H264); aiortc's sender keeps the codec it started
+    with. Call after applying a description: if the codec changed, the sender's RTP loop is restarted with
+    the new one (new encoder, a keyframe first; same SSRC, new sequence numbers and timestamps). Its track
+    goes on. Returns whether it switched."""
+    sender = transceiver.sender
+    running = sending_codec(sender)
+    codec = negotiated_codec(transceiver)
+    if running is None or codec is None or (running.mimeType.lower(), running.payloadType) == (
+            codec.mimeType.lower(), codec.payloadType):
+        return False
+    frame = _rtp_loop_frame(sender)
+    _rtp_numbers[sender] = (frame.f_locals["sequence_number"], frame.f_locals["timestamp_origin"])
+    task = sender._RTCRtpSender__rtp_task  # type: ignore[attr-defined]
+    track = sender._RTCRtpSender__track  # type: ignore[attr-defined]
+    sender._RTCRtpSender__track = None  # type: ignore[attr-defined]  # the ending loop stops its track: not ours
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    sequence_number, timestamp_origin = _rtp_numbers.pop(sender)
+    sender._RTCRtpSender__rtp_exited.clear()  # type: ignore[attr-defined]  # `stop()` waits for the new loop
+    sender._RTCRtpSender__rtx_payload_type = next(  # type: ignore[attr-defined]
+        (c.payloadType for c in transceiver._codecs if is_rtx(c) and c.parameters.get("apt") == codec.payloadType),
+        None)
+    sender._RTCRtpSender__track = track  # type: ignore[attr-defined]
+    # The new loop goes on with the stream's sequence numbers (SRTP refuses to protect an index it has passed)
+    # and timestamps: it draws both from these two functions before its first wait.
+    loop = sender._run_rtp(codec)
+    module = vars(aiortc_rtcrtpsender)
+    drawn = (module["random_sequence_number"], module["random32"])
+    module["random_sequence_number"], module["random32"] = (lambda: sequence_number), (lambda: timestamp_origin)
+    try:
+        waiting_on = loop.send(None)
+    finally:
+        module["random_sequence_number"], module["random32"] = drawn
+    sender._RTCRtpSender__rtp_task = asyncio.ensure_future(_carry_on(loop, waiting_on))  # type: ignore[attr-defined]
+    return True
+
+
+# Where a sender's RTP loop was when `follow_send_codec` stopped it: (next sequence number, timestamp origin).
+_rtp_numbers: dict[RTCRtpSender, tuple[int, int]] = {}
+
+
+@types.coroutine
+def _carry_on(coroutine: Coroutine[Any, Any, None], waiting_on: Any) -> Generator[Any, Any, None]:
+    """A task's body for a coroutine already started by hand: what the task sends or throws (a cancel)
+    goes on to the coroutine, also at the wait it was started into."""
+    while True:
+        try:
+            value = yield waiting_on
+        except BaseException as exc:  # CancelledError and the like: the coroutine handles them
+            try:
+                waiting_on = coroutine.throw(exc)
+            except StopIteration:
+                return
+        else:
+            try:
+                waiting_on = coroutine.send(value)
+            except StopIteration:
+                return
 
 
 def on_keyframe_request_from_remote(sender: RTCRtpSender, callback: Callable[[], None]) -> None:

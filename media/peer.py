@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCRtpTransceiver, RTCSessionDescription
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from media import aiortc_passthrough as passthrough
@@ -30,6 +31,11 @@ log = logging.getLogger(__name__)
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 TracksChanged = Callable[["Peer", list[PublishedTrack], list[PublishedTrack]], Awaitable[None]]
 Unanswered = Callable[[], Awaitable[None]]
+LacksH264 = Callable[["Peer"], Awaitable[None]]
+
+
+async def _nothing(peer: Peer) -> None:
+    return None
 
 
 class Timer(Protocol):
@@ -84,6 +90,13 @@ class Peer:
         # replaces `h264_everywhere` with "every participant does": else publishers are answered VP8 only.
         self.decodes_h264: bool | None = None
         self.h264_everywhere: Callable[[], bool] = lambda: self.decodes_h264 is not False
+        # Called once this client is known not to decode H264 (its offer, or an answer declining H264): the
+        # room switches H264 publishers to VP8 (`use_vp8`).
+        self.lacks_h264: LacksH264 = _nothing
+        # Published H264 video m-lines (mids) to offer again with VP8 only (`use_vp8`), and those in the
+        # outstanding server offer.
+        self._vp8_pending: set[str] = set()
+        self._vp8_offered: set[str] = set()
         self._stats_at = time.monotonic()
         self._stats_bytes = (0, 0)
         self._stats_packets = (0, 0)
@@ -106,14 +119,19 @@ class Peer:
             self._labels = dict(track_labels or {})
             _check_has_media(sdp)
             sdp = await self._without_candidates(sdp)
+            lacks_h264 = False
             if self.decodes_h264 is None:
                 self.decodes_h264 = decodes_h264(sdp)
+                lacks_h264 = self.decodes_h264 is False
             try:
                 await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
                 for transceiver in self.pc.getTransceivers():
                     mid = transceiver.mid or ""
                     if mid in self.published:
                         passthrough.keep_codecs(transceiver, FORWARDABLE)
+                        codec = self.published[mid].codec
+                        if codec is not None and codec.mimeType.lower() == "video/vp8":
+                            passthrough.keep_only(transceiver, "video/vp8")  # switched to VP8: stays there
                     elif mid in self._pending:
                         passthrough.keep_codecs(transceiver, FORWARDABLE)
                         if transceiver.kind == "video" and not self.h264_everywhere():
@@ -139,6 +157,8 @@ class Peer:
             self._first_offer_answered = True
             removed = self._unpublish_stopped()
             added = self._announce_pending()
+        if lacks_h264:  # before this client's first server offer, which then has no H264 m-line
+            await self.lacks_h264(self)
         if added or removed:
             await self._on_tracks_changed(self, added, removed)
         if self._negotiation_needed:
@@ -162,12 +182,19 @@ class Peer:
             except Exception as exc:
                 raise MediaError("sdp_invalid", f"The answer could not be applied: {exc}") from exc
             self._offer_settled()
+            lacks_h264 = False
             for transceiver in self.pc.getTransceivers():
                 if transceiver.mid in declined:  # the client cannot use it (e.g. H264 in Firefox)
                     transceiver.direction = "inactive"
                     codec = passthrough.negotiated_codec(transceiver)
-                    if codec is not None and codec.mimeType.lower() == "video/h264":
+                    if codec is not None and codec.mimeType.lower() == "video/h264" and self.decodes_h264 is not False:
                         self.decodes_h264 = False
+                        lacks_h264 = True
+            switched = self._switched_to_vp8()
+        if switched:  # every subscriber is bound anew, to an m-line of the new codec
+            await self._on_tracks_changed(self, switched, switched)
+        if lacks_h264:
+            await self.lacks_h264(self)
         if self._negotiation_needed:
             self._schedule_negotiation()
 
@@ -203,6 +230,25 @@ class Peer:
                              "ICE-kandidater; resten blir ikke brukt.")
 
     # --- what the room calls ------------------------------------------------------------------------
+
+    def use_vp8(self) -> list[PublishedTrack]:
+        """Someone in the room cannot decode H264: offer each H264 video m-line this client publishes on again
+        with VP8 only, if the client offered VP8 there (a server offer; browsers switch their encoder when they
+        answer it). Returns the tracks that are switching (also those already on their way); until the client
+        answers they go on in H264."""
+        switching = []
+        for transceiver, (codecs, _) in passthrough.negotiated_parameters(self.pc).items():
+            mid = transceiver.mid or ""
+            track = self.published.get(mid)
+            if track is None or track.kind != "video" or track.codec is None \
+                    or track.codec.mimeType.lower() != "video/h264" or not _only_vp8(codecs):
+                continue
+            if mid not in self._vp8_offered:
+                self._vp8_pending.add(mid)
+            switching.append(track)
+        if self._vp8_pending:
+            self._schedule_negotiation()
+        return switching
 
     def subscribe(self, published: PublishedTrack) -> None:
         if published.id in self._subscriptions or self.closed or published.closed:
@@ -427,6 +473,7 @@ class Peer:
                                            self._config.udp_receive_buffer_bytes)
             passthrough.make_ice_lite(self.pc)
             negotiated = passthrough.negotiated_parameters(self.pc)
+            self._offer_vp8(negotiated)
             offer = await self.pc.createOffer()
             sdp = passthrough.keep_negotiated_numbering(self.pc, offer.sdp, negotiated)
             await self.pc.setLocalDescription(RTCSessionDescription(sdp=sdp, type="offer"))
@@ -434,6 +481,38 @@ class Peer:
                 return
             self._offer_sent()
             await self._send({"type": "offer", "sdp": self.pc.localDescription.sdp, "tracks": self._track_map()})
+
+    def _offer_vp8(self, negotiated: passthrough.Negotiated) -> None:
+        """In the offer about to be made, the m-lines `use_vp8` marked list VP8 (and its RTX) only."""
+        for transceiver, (codecs, extensions) in list(negotiated.items()):
+            mid = transceiver.mid or ""
+            if mid not in self._vp8_pending:
+                continue
+            self._vp8_pending.discard(mid)
+            vp8 = _only_vp8(codecs)
+            track = self.published.get(mid)
+            if vp8 and track is not None:
+                negotiated[transceiver] = (vp8, extensions)
+                self._vp8_offered.add(mid)
+                track.hold_codec()  # VP8 sent before the answer arrives is not forwarded as H264
+        self._vp8_pending.clear()
+
+    def _switched_to_vp8(self) -> list[PublishedTrack]:
+        """After the client's answer: the tracks whose m-line now carries VP8 (see `use_vp8`)."""
+        switched = []
+        for transceiver in self.pc.getTransceivers():
+            mid = transceiver.mid or ""
+            track = self.published.get(mid)
+            if mid not in self._vp8_offered or track is None:
+                continue
+            codec = passthrough.negotiated_codec(transceiver)
+            if codec is not None and codec.mimeType.lower() == "video/vp8" and track.codec is not None \
+                    and track.codec.mimeType.lower() != "video/vp8":
+                log.info("%s's video switched to VP8", self.participant_id)
+                track.switch_codec(codec)
+                switched.append(track)
+        self._vp8_offered.clear()
+        return switched
 
     def _track_map(self) -> list[dict[str, str]]:
         """Which m-line carries whose track: browsers expose the mid, not the msid track id."""
@@ -532,6 +611,13 @@ def _check_has_media(sdp: str) -> None:
     if not any(m.kind in ("audio", "video") for m in description.media):
         raise MediaError("sdp_invalid", "The offer has no audio or video section; "
                          "offer a recvonly transceiver to only receive.")
+
+
+def _only_vp8(codecs: list[RTCRtpCodecParameters]) -> list[RTCRtpCodecParameters]:
+    """VP8 and its RTX out of negotiated codecs (empty if VP8 is not among them)."""
+    vp8 = [c for c in codecs if c.mimeType.lower() == "video/vp8"]
+    types = {c.payloadType for c in vp8}
+    return vp8 + [c for c in codecs if c.mimeType.lower() == "video/rtx" and c.parameters.get("apt") in types]
 
 
 def _same_profile(ours: dict[str, Any], theirs: dict[str, Any]) -> bool:

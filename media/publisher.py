@@ -67,6 +67,10 @@ class PublishedTrack:
         self._hole_since: float | None = None
         self._next_remb_at = 0.0
         self._last_remb: int | None = None
+        # After a codec switch (`switch_codec`): the one payload type still forwarded, so packets of the old
+        # codec still on their way are dropped; and whether the new codec's first packet starts a new stream.
+        self._payload_type: int | None = None
+        self._switched = False
         self.closed = False
 
     def describe(self) -> dict[str, str]:
@@ -82,6 +86,27 @@ class PublishedTrack:
         if self.kind == "video":
             self._sfu_counters.keyframe_requests += 1
             self._keyframes.request()
+
+    def hold_codec(self) -> None:
+        """A switch of codec is offered to the publisher: until its answer arrives, only packets of the current
+        codec are forwarded (a browser sends the new one as soon as it has answered)."""
+        if self.codec is not None:
+            self._payload_type = self.codec.payloadType
+
+    def switch_codec(self, codec: RTCRtpCodecParameters) -> None:
+        """The publisher now sends `codec` (the SFU renegotiated its m-line, e.g. H264 -> VP8 for a participant
+        that cannot decode H264). Subscribers' forwarders were bound to the old codec's m-lines: they are let
+        go (the room binds each subscriber anew), and a keyframe of the new codec is asked for."""
+        self.codec = codec
+        self._keyframe_start = None
+        self._payload_type = codec.payloadType
+        self._switched = True
+        for forwarder in list(self._forwarders):
+            forwarder.detach()
+        self._forwarders.clear()
+        self._held.clear()
+        self._hole_since = None
+        self.request_keyframe()
 
     def keyframe_start(self, payload: bytes) -> bool:
         if self._keyframe_start is None:
@@ -106,6 +131,12 @@ class PublishedTrack:
         if not is_video:
             await self._fan_out(packet)
             return
+        if self._payload_type is not None:
+            if packet.payload_type != self._payload_type:
+                return  # the old codec's, from before a switch
+            if self._switched:  # the new codec's first packet: numbers may restart (a new encoder)
+                self._switched = False
+                self._expected = None
         await self._in_sequence(packet)
         if self._clock() >= self._next_remb_at:
             await self.send_bitrate_cap()

@@ -38,6 +38,18 @@ class Room:
         """Whether every participant decodes H264, so a publisher may send it (forwarded as it comes)."""
         return all(peer.decodes_h264 is not False for peer in self._peers.values())
 
+    async def _switch_to_vp8(self, peer: Peer) -> None:
+        """`peer` cannot decode H264 (a late joiner: Firefox without OpenH264, a client offering VP8 only)
+        while others may be publishing it: each H264 publisher that also offered VP8 is offered VP8 only
+        (`Peer.use_vp8`). Until it has answered, the others keep receiving its H264 and `peer` nothing of it
+        (audio goes on); then every subscriber is bound to the VP8 track (`_tracks_changed`). The room stays
+        on VP8 after `peer` leaves. A publisher that offered H264 only goes on in H264, which `peer` declines."""
+        for other in list(self._peers.values()):
+            if other is peer:
+                continue
+            for track in other.use_vp8():
+                peer.unsubscribe(track)
+
     async def join(self, participant_id: str, role: str, display_name: str, send: Send) -> Peer:
         """A participant's new peer connection. `send` delivers signaling messages (the server's `answer`
         and `offer`, `participants`, `ended`) to that participant's WebSocket. Joining again with the same
@@ -54,6 +66,7 @@ class Room:
         peer = Peer(participant_id=participant_id, role=role, display_name=display_name, send=send,
                     config=self._config, counters=self._counters, on_tracks_changed=self._tracks_changed)
         peer.h264_everywhere = self._h264_everywhere
+        peer.lacks_h264 = self._switch_to_vp8
         self._peers[participant_id] = peer
         for other in self._peers.values():
             if other is not peer:

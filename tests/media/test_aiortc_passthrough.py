@@ -291,3 +291,19 @@ def test_sending_rtp_still_goes_dtls_srtp_then_the_nominated_pairs_udp_protocol(
     assert "active_pair = self._nominated.get(component)" in sendto
     assert "await active_pair.protocol.send_data(data, active_pair.remote_addr)" in sendto
     assert "self.transport.sendto(data, addr)" in inspect.getsource(StunProtocol.send_data)
+
+
+def test_the_sender_rtp_loop_can_still_be_restarted_with_another_codec() -> None:
+    """`follow_send_codec` (test publishers that switch codec as browsers do) reads the loop's locals, stops
+    it without stopping its track, and starts a new one that draws its numbers before its first wait."""
+    run_rtp = inspect.getsource(RTCRtpSender._run_rtp)
+    for text in ("async def _run_rtp(self, codec: RTCRtpCodecParameters)", "sequence_number = random_sequence_number()",
+                 "timestamp_origin = random32()", "if self.__track:\n            self.__track.stop()",
+                 "self.__encoder = None", "self.__rtp_exited.set()",
+                 "timestamp = uint32_add(timestamp_origin, enc_frame.timestamp)"):
+        assert text in run_rtp, text
+    assert "self.__track = track" in inspect.getsource(RTCRtpSender.replaceTrack)
+    stop = inspect.getsource(RTCRtpSender.stop)
+    assert "self.__rtp_task.cancel()" in stop and "self.__rtp_exited.wait()" in stop
+    assert "codec.payloadType" in inspect.getsource(RTCRtpSender.send) and "self.__rtx_payload_type" in \
+        inspect.getsource(RTCRtpSender._retransmit)
