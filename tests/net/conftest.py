@@ -11,15 +11,20 @@ import subprocess
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from aiortc import MediaStreamTrack
 
+from load_tests.clients import MediaClient, SignalClient
 from rooms.store import connect
 from signaling.app import build_app
 from tests import netns
 from tests.conftest import close_app
+from tests.signal.conftest import take_consultation
 
 
 @pytest.fixture
@@ -31,7 +36,15 @@ def namespace() -> Iterator[netns.Namespace]:
 
 
 @pytest.fixture
-async def served(namespace: netns.Namespace, make_config, redis_url) -> AsyncIterator[TestClient]:  # type: ignore[no-untyped-def]
+def signal_drop_grace_s() -> float:
+    """The served app's grace period for a dropped signaling WebSocket; a test module overrides it with a
+    fixture of the same name (e.g. a grace long enough for a blip and TCP's retransmission backoff after it)."""
+    return 0.5
+
+
+@pytest.fixture
+async def served(namespace: netns.Namespace, make_config, redis_url,  # type: ignore[no-untyped-def]
+                 signal_drop_grace_s: float) -> AsyncIterator[TestClient]:
     """The app bound to the namespace's root-side address (`host` = that address, as `nettlege serve --host`)."""
     r = connect(redis_url)
     await r.flushdb()
@@ -40,7 +53,7 @@ async def served(namespace: netns.Namespace, make_config, redis_url) -> AsyncIte
         s.bind((namespace.host_ip, 0))
         port = s.getsockname()[1]
     config = make_config(host=namespace.host_ip, port=port, public_url=f"http://{namespace.host_ip}:{port}",
-                         signal_drop_grace_s=0.5)
+                         signal_drop_grace_s=signal_drop_grace_s)
     client = TestClient(TestServer(build_app(config), host=namespace.host_ip, port=port))
     await client.start_server()
     yield client
@@ -66,6 +79,36 @@ async def net_client(served: TestClient, namespace: netns.Namespace) -> AsyncIte
     yield make
     for client in made:
         client.stop()
+
+
+@dataclass
+class Call:
+    """A consultation taken by a doctor who is in the call: `citizen_token` is for the other participant."""
+
+    cid: str
+    citizen_token: str
+    base: str  # the served app's URL
+    doctor: SignalClient
+
+
+@contextlib.asynccontextmanager
+async def doctor_in_call(served: TestClient, namespace: netns.Namespace, *,
+                         video_tracks: list[MediaStreamTrack] | None = None, **media: Any) -> AsyncIterator[Call]:
+    """A consultation taken by a doctor whose aiortc client (sender id 1; `media`: more MediaClient options) runs in
+    the root namespace on the namespace's host address, connected (hello/welcome, offer/answer) before this
+    yields, and closed afterwards. `video_tracks` replace the client's marker camera before it connects."""
+    cid, citizen_token, doctor_token = await take_consultation(served)
+    base = str(served.make_url("/"))
+    async with aiohttp.ClientSession() as http:
+        doctor = SignalClient(http, base, cid, doctor_token,
+                              MediaClient("doctor", sender_id=1, listen_ips=(namespace.host_ip,), **media), "doctor")
+        if video_tracks is not None:
+            doctor.media.video_tracks = video_tracks
+        try:
+            await doctor.connect(origin=base.rstrip("/"))
+            yield Call(cid, citizen_token, base, doctor)
+        finally:
+            await doctor.close()
 
 
 class NetClient:

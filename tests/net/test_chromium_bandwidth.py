@@ -17,15 +17,14 @@ import json
 import time
 from typing import Any
 
-import aiohttp
 import av
 import numpy as np
 import pytest
 
-from load_tests.clients import MarkerVideoTrack, MediaClient, SignalClient
+from load_tests.clients import MarkerVideoTrack, MediaClient
 from tests import netns
 from tests.net.chromium import Participant, chromium_in
-from tests.signal.conftest import take_consultation
+from tests.net.conftest import doctor_in_call
 
 pytestmark = [pytest.mark.media, pytest.mark.timeout(150)]
 
@@ -119,72 +118,63 @@ def _figures(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
                           "(Chromium subscriber freezes)", strict=False)
 async def test_chromium_behind_500_kbit_decodes_15_fps_once_the_publisher_adapts(
         served, namespace: netns.Namespace) -> None:
-    cid, citizen_token, doctor_token = await take_consultation(served)
-    base = str(served.make_url("/"))
     namespace.shape_down(LINK_KBIT)
-    async with aiohttp.ClientSession() as http, chromium_in(namespace) as browser:
-        doctor = SignalClient(http, base, cid, doctor_token,
-                              MediaClient("doctor", sender_id=1, listen_ips=(namespace.host_ip,),
-                                          audio_bitrate=32_000), "doctor")
-        doctor.media.video_tracks = [DetailedMarkerTrack(1)]
-        rate = SendRate(doctor.media)
-        try:
-            await doctor.connect(origin=base.rstrip("/"))
-            # The page loads over the shaped link too; the 15 s count from when its call starts.
-            citizen = await Participant.join(browser, base, cid, citizen_token)
-            joined_at = time.monotonic()
+    async with doctor_in_call(served, namespace, audio_bitrate=32_000, video_tracks=[DetailedMarkerTrack(1)]) as call, \
+            chromium_in(namespace) as browser:
+        rate = SendRate(call.doctor.media)
+        # The page loads over the shaped link too; the 15 s count from when its call starts.
+        citizen = await Participant.join(browser, call.base, call.cid, call.citizen_token)
+        joined_at = time.monotonic()
 
-            # Within 15 s of the join: the publisher's last 2 s at most 0.9 x the link.
-            adapted_at = None
-            rates: list[int] = []  # kbit/s over the last 2 s, every 0.5 s
-            while adapted_at is None:
-                await rate.sample()
-                sent = rate.kbit_per_s()
-                if sent is not None:
-                    rates.append(round(sent))
-                if sent is not None and sent <= SEND_SHARE * LINK_KBIT and await citizen.frames():
-                    adapted_at = time.monotonic()
-                elif time.monotonic() - joined_at > ADAPT_S + 2:
-                    raise AssertionError(f"the publisher still sends {sent} kbit/s {ADAPT_S} s after the join "
-                                         f"(link {LINK_KBIT} kbit/s; every 0.5 s: {rates}); subscriber: "
-                                         f"{await citizen.stats()}")
-                await asyncio.sleep(0.5)
-            adapt_s = adapted_at - joined_at
-            # The subscriber from then on, once the link has had until the 15 s to drain what came before.
-            await asyncio.sleep(max(0.0, joined_at + ADAPT_S - time.monotonic()))
+        # Within 15 s of the join: the publisher's last 2 s at most 0.9 x the link.
+        adapted_at = None
+        rates: list[int] = []  # kbit/s over the last 2 s, every 0.5 s
+        while adapted_at is None:
+            await rate.sample()
+            sent = rate.kbit_per_s()
+            if sent is not None:
+                rates.append(round(sent))
+            if sent is not None and sent <= SEND_SHARE * LINK_KBIT and await citizen.frames():
+                adapted_at = time.monotonic()
+            elif time.monotonic() - joined_at > ADAPT_S + 2:
+                raise AssertionError(f"the publisher still sends {sent} kbit/s {ADAPT_S} s after the join "
+                                     f"(link {LINK_KBIT} kbit/s; every 0.5 s: {rates}); subscriber: "
+                                     f"{await citizen.stats()}")
+            await asyncio.sleep(0.5)
+        adapt_s = adapted_at - joined_at
+        # The subscriber from then on, once the link has had until the 15 s to drain what came before.
+        await asyncio.sleep(max(0.0, joined_at + ADAPT_S - time.monotonic()))
 
-            # Then a window: decoded fps, the longest gap between new pictures, and the send rate.
-            seen = len(await citizen.frames())
-            before = await citizen.stats()
-            window_start = time.monotonic()
-            while time.monotonic() - window_start < WINDOW_S:
-                await asyncio.sleep(0.5)
-                await rate.sample()
-            after = await citizen.stats()
-            window_end = time.monotonic()
-            frames = [f for f in await citizen.frames(seen) if before["now"] <= f[0] <= after["now"] and f[1] == 1]
-            times = [before["now"], *(f[0] for f in frames), after["now"]]
-            longest_gap_s = max(b - a for a, b in itertools.pairwise(times)) / 1000
-            counters = [int(f[2]) for f in frames]
-            figures = {
-                "link_kbit_per_s": LINK_KBIT,
-                "publisher_adapted_after_s": round(adapt_s, 2),
-                "publisher_kbit_per_s_until_adapted": rates,
-                "publisher_kbit_per_s": round(rate.between(window_start, window_end), 1),
-                "marker_fps": round(len(frames) / ((after["now"] - before["now"]) / 1000), 1),
-                "longest_gap_s": round(longest_gap_s, 3),
-                **_figures(before, after),
-                "errors": (await citizen.record())["errors"] + citizen.page_errors,
-            }
-            print(json.dumps({"chromium_500_kbit": figures}))
+        # Then a window: decoded fps, the longest gap between new pictures, and the send rate.
+        seen = len(await citizen.frames())
+        before = await citizen.stats()
+        window_start = time.monotonic()
+        while time.monotonic() - window_start < WINDOW_S:
+            await asyncio.sleep(0.5)
+            await rate.sample()
+        after = await citizen.stats()
+        window_end = time.monotonic()
+        frames = [f for f in await citizen.frames(seen) if before["now"] <= f[0] <= after["now"] and f[1] == 1]
+        times = [before["now"], *(f[0] for f in frames), after["now"]]
+        longest_gap_s = max(b - a for a, b in itertools.pairwise(times)) / 1000
+        counters = [int(f[2]) for f in frames]
+        figures = {
+            "link_kbit_per_s": LINK_KBIT,
+            "publisher_adapted_after_s": round(adapt_s, 2),
+            "publisher_kbit_per_s_until_adapted": rates,
+            "publisher_kbit_per_s": round(rate.between(window_start, window_end), 1),
+            "marker_fps": round(len(frames) / ((after["now"] - before["now"]) / 1000), 1),
+            "longest_gap_s": round(longest_gap_s, 3),
+            **_figures(before, after),
+            "errors": (await citizen.record())["errors"] + citizen.page_errors,
+        }
+        print(json.dumps({"chromium_500_kbit": figures}))
 
-            assert adapt_s <= ADAPT_S
-            assert figures["publisher_kbit_per_s"] <= SEND_SHARE * LINK_KBIT, figures
-            assert figures["marker_fps"] >= MIN_FPS and figures["decoded_fps"] >= MIN_FPS, figures
-            assert longest_gap_s < MAX_FREEZE_S, figures
-            # The pictures are the doctor's and move on (16-bit counter; no wrap in a 10 s window).
-            assert all(b > a for a, b in itertools.pairwise(counters)), \
-                [(a, b) for a, b in itertools.pairwise(counters) if b <= a]
-            assert figures["errors"] == [], figures
-        finally:
-            await doctor.close()
+        assert adapt_s <= ADAPT_S
+        assert figures["publisher_kbit_per_s"] <= SEND_SHARE * LINK_KBIT, figures
+        assert figures["marker_fps"] >= MIN_FPS and figures["decoded_fps"] >= MIN_FPS, figures
+        assert longest_gap_s < MAX_FREEZE_S, figures
+        # The pictures are the doctor's and move on (16-bit counter; no wrap in a 10 s window).
+        assert all(b > a for a, b in itertools.pairwise(counters)), \
+            [(a, b) for a, b in itertools.pairwise(counters) if b <= a]
+        assert figures["errors"] == [], figures

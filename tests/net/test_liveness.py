@@ -7,21 +7,14 @@ in "connected" again on the same WebSocket and peer connection, never in "left".
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
-from load_tests.clients import MediaClient, SignalClient
-from rooms.store import connect
-from signaling.app import build_app
+from load_tests.clients import SignalClient
 from tests import netns
-from tests.conftest import close_app
-from tests.signal.conftest import take_consultation
+from tests.net.conftest import doctor_in_call
 
 pytestmark = [pytest.mark.media, pytest.mark.timeout(90)]
 
@@ -30,21 +23,9 @@ GRACE_S = 10.0
 
 
 @pytest.fixture
-async def served(namespace: netns.Namespace, make_config, redis_url) -> AsyncIterator[TestClient]:  # type: ignore[no-untyped-def]
-    """As tests/net/conftest.py's, with a grace period long enough for a blip and TCP's retransmission
-    backoff after it."""
-    r = connect(redis_url)
-    await r.flushdb()
-    await r.aclose()
-    with socket.socket() as s:
-        s.bind((namespace.host_ip, 0))
-        port = s.getsockname()[1]
-    config = make_config(host=namespace.host_ip, port=port, public_url=f"http://{namespace.host_ip}:{port}",
-                         signal_drop_grace_s=GRACE_S)
-    client = TestClient(TestServer(build_app(config), host=namespace.host_ip, port=port))
-    await client.start_server()
-    yield client
-    await close_app(client)
+def signal_drop_grace_s() -> float:
+    """Long enough for a blip and TCP's retransmission backoff after it (tests/net/conftest.py's `served`)."""
+    return GRACE_S
 
 
 class Presence:
@@ -88,36 +69,28 @@ async def _set_link(namespace: netns.Namespace, up: bool) -> float:
 
 async def test_a_cut_link_shows_reconnecting_within_3_s_and_a_short_blip_ends_connected(
         served, namespace: netns.Namespace, net_client) -> None:
-    cid, citizen_token, doctor_token = await take_consultation(served)
-    base = str(served.make_url("/"))
-    async with aiohttp.ClientSession() as http:
-        doctor = SignalClient(http, base, cid, doctor_token,
-                              MediaClient("doctor", sender_id=1, listen_ips=(namespace.host_ip,)), "doctor")
-        try:
-            await doctor.connect(origin=base.rstrip("/"))
-            citizen = net_client(cid, citizen_token)
-            await citizen.wait_for(lambda: citizen.of("welcome"), 20, "the citizen's welcome")
-            await citizen.wait_for(lambda: len(citizen.of("frame")) >= 10, 20, "the doctor's picture")
-            presence = Presence(doctor, citizen.of("welcome")[0]["participant_id"])
-            await presence.wait("connected", 0.0, 10)
+    async with doctor_in_call(served, namespace) as call:
+        citizen = net_client(call.cid, call.citizen_token)
+        await citizen.wait_for(lambda: citizen.of("welcome"), 20, "the citizen's welcome")
+        await citizen.wait_for(lambda: len(citizen.of("frame")) >= 10, 20, "the doctor's picture")
+        presence = Presence(call.doctor, citizen.of("welcome")[0]["participant_id"])
+        await presence.wait("connected", 0.0, 10)
 
-            cut_at = await _set_link(namespace, up=False)  # the tunnel: nothing in, nothing out, no close
-            shown_at = await presence.wait("reconnecting", cut_at, 10)
-            print(f"cut link shown as reconnecting after {shown_at - cut_at:.2f} s")
-            assert shown_at - cut_at <= DROP_SHOWN_WITHIN_S
+        cut_at = await _set_link(namespace, up=False)  # the tunnel: nothing in, nothing out, no close
+        shown_at = await presence.wait("reconnecting", cut_at, 10)
+        print(f"cut link shown as reconnecting after {shown_at - cut_at:.2f} s")
+        assert shown_at - cut_at <= DROP_SHOWN_WITHIN_S
 
-            await asyncio.sleep(1.0)
-            back_at = await _set_link(namespace, up=True)  # out of the tunnel, well inside the grace period
-            connected_at = await presence.wait("connected", back_at, GRACE_S)
-            print(f"connected again {connected_at - back_at:.2f} s after the link came back")
-            # The same socket and peer connection throughout: never "left", no reconnect by the client.
-            seen: list[Any] = [p for at, p in presence.seen if at >= cut_at]
-            assert None not in seen, seen
-            assert not citizen.of("reconnected"), citizen.of("reconnected")
-            # Media flows again on the first peer connection.
-            frames = len(citizen.of("frame"))
-            await citizen.wait_for(lambda: len(citizen.of("frame")) >= frames + 10, 15, "the picture again")
-            assert {e["pc"] for e in citizen.of("frame")} == {1}
-            presence.stop()
-        finally:
-            await doctor.close()
+        await asyncio.sleep(1.0)
+        back_at = await _set_link(namespace, up=True)  # out of the tunnel, well inside the grace period
+        connected_at = await presence.wait("connected", back_at, GRACE_S)
+        print(f"connected again {connected_at - back_at:.2f} s after the link came back")
+        # The same socket and peer connection throughout: never "left", no reconnect by the client.
+        seen: list[Any] = [p for at, p in presence.seen if at >= cut_at]
+        assert None not in seen, seen
+        assert not citizen.of("reconnected"), citizen.of("reconnected")
+        # Media flows again on the first peer connection.
+        frames = len(citizen.of("frame"))
+        await citizen.wait_for(lambda: len(citizen.of("frame")) >= frames + 10, 15, "the picture again")
+        assert {e["pc"] for e in citizen.of("frame")} == {1}
+        presence.stop()

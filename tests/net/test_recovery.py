@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import time
 
-import aiohttp
 import pytest
 
-from load_tests.clients import MediaClient, SignalClient
 from tests import netns
-from tests.signal.conftest import take_consultation
+from tests.net.conftest import doctor_in_call
 
 pytestmark = [pytest.mark.media, pytest.mark.timeout(90)]
 
@@ -29,31 +27,23 @@ def _frames_from(client, sender: int, pc: int = 1) -> list[dict]:  # type: ignor
 
 async def test_a_subscriber_whose_address_changes_gets_media_again_within_two_seconds(
         served, namespace: netns.Namespace, net_client) -> None:
-    cid, citizen_token, doctor_token = await take_consultation(served)
-    base = str(served.make_url("/"))
-    async with aiohttp.ClientSession() as http:
-        doctor = SignalClient(http, base, cid, doctor_token,
-                              MediaClient("doctor", sender_id=1, listen_ips=(namespace.host_ip,)), "doctor")
-        try:
-            await doctor.connect(origin=base.rstrip("/"))
-            citizen = net_client(cid, citizen_token)  # subscribes only, as a patient with the camera off
-            await citizen.wait_for(lambda: len(_frames_from(citizen, 1)) >= 30, 20, "30 frames of the doctor")
-            participant_id = citizen.of("welcome")[0]["participant_id"]
-            last_counter = _frames_from(citizen, 1)[-1]["counter"]
+    async with doctor_in_call(served, namespace) as call:
+        citizen = net_client(call.cid, call.citizen_token)  # subscribes only, as a patient with the camera off
+        await citizen.wait_for(lambda: len(_frames_from(citizen, 1)) >= 30, 20, "30 frames of the doctor")
+        participant_id = citizen.of("welcome")[0]["participant_id"]
+        last_counter = _frames_from(citizen, 1)[-1]["counter"]
 
-            changed_at = time.monotonic()
-            new_ip = namespace.readdress()
-            citizen.send(cmd="online", listen_ip=new_ip)  # the browser's `online` event
+        changed_at = time.monotonic()
+        new_ip = namespace.readdress()
+        citizen.send(cmd="online", listen_ip=new_ip)  # the browser's `online` event
 
-            await citizen.wait_for(lambda: _frames_from(citizen, 1, pc=2), 10,
-                                   "the doctor's picture after the address change")
-            first = _frames_from(citizen, 1, pc=2)[0]
-            recovery_s = first["at"] - changed_at
-            print(f"media back {recovery_s:.3f} s after the address change")
-            assert first["counter"] > last_counter  # a new picture, decoded, not an old frame
-            assert recovery_s < RECOVERY_S, f"media came back after {recovery_s:.2f} s"
-            # Still the same participant: the server replaced its peer connection instead of adding one.
-            assert citizen.of("welcome")[-1]["participant_id"] == participant_id
-            await doctor.media.wait_for(lambda: len(doctor.media.participants) == 2, 5, "two participants")
-        finally:
-            await doctor.close()
+        await citizen.wait_for(lambda: _frames_from(citizen, 1, pc=2), 10,
+                               "the doctor's picture after the address change")
+        first = _frames_from(citizen, 1, pc=2)[0]
+        recovery_s = first["at"] - changed_at
+        print(f"media back {recovery_s:.3f} s after the address change")
+        assert first["counter"] > last_counter  # a new picture, decoded, not an old frame
+        assert recovery_s < RECOVERY_S, f"media came back after {recovery_s:.2f} s"
+        # Still the same participant: the server replaced its peer connection instead of adding one.
+        assert citizen.of("welcome")[-1]["participant_id"] == participant_id
+        await call.doctor.media.wait_for(lambda: len(call.doctor.media.participants) == 2, 5, "two participants")
