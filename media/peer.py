@@ -159,6 +159,8 @@ class Peer:
             added = self._announce_pending()
         if lacks_h264:  # before this client's first server offer, which then has no H264 m-line
             await self.lacks_h264(self)
+        if added and not self.h264_everywhere():
+            self.use_vp8()  # someone lacking H264 came in while this offer was being answered with H264
         if added or removed:
             await self._on_tracks_changed(self, added, removed)
         if self._negotiation_needed:
@@ -245,6 +247,7 @@ class Peer:
                 continue
             if mid not in self._vp8_offered:
                 self._vp8_pending.add(mid)
+            track.vp8_coming = True
             switching.append(track)
         if self._vp8_pending:
             self._schedule_negotiation()
@@ -253,6 +256,8 @@ class Peer:
     def subscribe(self, published: PublishedTrack) -> None:
         if published.id in self._subscriptions or self.closed or published.closed:
             return
+        if published.vp8_coming and self.decodes_h264 is False:
+            return  # it cannot decode this H264; subscribed once the publisher sends VP8 (`use_vp8`)
         assert published.codec is not None  # an announced track has its codec (Peer refuses an offer without)
         slot = next((s for s in self._slots if s.forwarder.published is None and s.transceiver is not None
                      and s.forwarder.kind == published.kind

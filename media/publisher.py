@@ -71,6 +71,7 @@ class PublishedTrack:
         # codec still on their way are dropped; and whether the new codec's first packet starts a new stream.
         self._payload_type: int | None = None
         self._switched = False
+        self.vp8_coming = False  # this H264 track is being switched to VP8 (`Peer.use_vp8`)
         self.closed = False
 
     def describe(self) -> dict[str, str]:
@@ -98,6 +99,7 @@ class PublishedTrack:
         that cannot decode H264). Subscribers' forwarders were bound to the old codec's m-lines: they are let
         go (the room binds each subscriber anew), and a keyframe of the new codec is asked for."""
         self.codec = codec
+        self.vp8_coming = False
         self._keyframe_start = None
         self._payload_type = codec.payloadType
         self._switched = True
