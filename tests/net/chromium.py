@@ -134,8 +134,9 @@ STATS = """async () => {
 
 
 @contextlib.asynccontextmanager
-async def chromium_in(namespace: netns.Namespace) -> AsyncIterator[Any]:
-    """A headless Chromium whose network is `namespace`'s; closed afterwards."""
+async def chromium_in(namespace: netns.Namespace, extra_args: list[str] | None = None) -> AsyncIterator[Any]:
+    """A headless Chromium whose network is `namespace`'s (`extra_args`: more command-line flags); closed
+    afterwards."""
     from playwright.async_api import async_playwright
 
     binary = shutil.which("chromium")
@@ -144,7 +145,8 @@ async def chromium_in(namespace: netns.Namespace) -> AsyncIterator[Any]:
     with tempfile.TemporaryDirectory(prefix="nettlege-chromium-") as tmp:
         wrapper = _wrapper(Path(tmp), namespace, binary)
         async with async_playwright() as p:
-            browser = await p.chromium.launch(executable_path=str(wrapper), headless=True, args=NAMESPACE_ARGS)
+            browser = await p.chromium.launch(executable_path=str(wrapper), headless=True,
+                                                 args=[*NAMESPACE_ARGS, *(extra_args or [])])
             try:
                 yield browser
             finally:

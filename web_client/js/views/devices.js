@@ -65,7 +65,7 @@ export function devicePicker({ idPrefix, stream, onCamera, onMic, onSpeaker, onF
       tr(status, "device_failed", { reason: e.name || e.message });
     }
   });
-  navigator.mediaDevices.addEventListener?.("devicechange", () => { refresh().catch(() => {}); });
+  navigator.mediaDevices?.addEventListener?.("devicechange", () => { refresh().catch(() => {}); });
   refresh().catch(() => {});
   return { element, refresh };
 }
