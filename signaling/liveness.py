@@ -11,6 +11,13 @@ itself (no JavaScript, also in a frozen background tab). Any frame from the clie
 - Heard again before the grace period is over: `on_heard` ("connected" again, the same peer connection).
 - Silent for the whole grace period after that: `on_gone` (the participant is removed: "left").
 
+The server can flood the client's downlink itself (video to a subscriber whose link cannot carry it, until the
+bandwidth policy pauses it): its pings then wait in the same overflowing queue and its TCP retransmissions back
+off, so a live client answers late. `heard_elsewhere` tells when the client's media reports last said exactly
+that (media.bandwidth's `overrun_reported_at`: an RTCP report, sent on the client's uplink, showing its link
+overrun by what it is sent); such a report after a ping counts as hearing the client. A client that is gone
+sends no reports, so its silence is judged as before; one whose link is fine is judged by its pongs alone.
+
 Only pings that went out are judged, so a server too busy to ping is never mistaken for a silent client; and
 while the session handles a message (`with liveness.busy():`, frames wait in the socket meanwhile) nothing is.
 Cost on the client's link: two pings (2 bytes) and two pongs (6 bytes) a second; with TCP/IP headers and the
@@ -41,8 +48,10 @@ class Liveness:
     """Pings one signaling socket and tells its session when the client falls silent or is heard again."""
 
     def __init__(self, ws: web.WebSocketResponse, grace_s: float, *, on_silent: Hook, on_heard: Hook,
-                 on_gone: Hook, clock: Callable[[], float] = time.monotonic) -> None:
+                 on_gone: Hook, clock: Callable[[], float] = time.monotonic,
+                 heard_elsewhere: Callable[[], float | None] | None = None) -> None:
         self._ws = ws
+        self._heard_elsewhere = heard_elsewhere
         self._grace_s = grace_s
         self._on_silent, self._on_heard, self._on_gone = on_silent, on_heard, on_gone
         self._clock = clock
@@ -82,6 +91,13 @@ class Liveness:
                 with contextlib.suppress(ConnectionError, RuntimeError):
                     await self._ws.ping()
             unanswered = self._unanswered_since
+            if unanswered is not None and self._heard_elsewhere is not None:
+                reported_at = self._heard_elsewhere()
+                if reported_at is not None and reported_at >= unanswered:
+                    if now - unanswered >= PONG_TIMEOUT_S:
+                        log.debug("no pong for %.2f s, but its media reports say its link is overrun",
+                                  now - unanswered)
+                    self._unanswered_since = unanswered = None  # its media reports came after the ping
             silent = unanswered is not None and now - unanswered >= PONG_TIMEOUT_S
             if self._busy:
                 pass

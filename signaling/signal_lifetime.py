@@ -26,7 +26,8 @@ class Lifetime:
     def __init__(self, session: SignalSession) -> None:
         self._s = session
         self.liveness = Liveness(session.ws, session.app[CONFIG].signal_drop_grace_s, on_silent=self._silent,
-                                 on_heard=self._heard_again, on_gone=self._gone)
+                                 on_heard=self._heard_again, on_gone=self._gone,
+                                 heard_elsewhere=self._overrun_reported)
         self._pinger: asyncio.Task[None] | None = None
         self._refresher: asyncio.Task[None] | None = None
 
@@ -61,6 +62,11 @@ class Lifetime:
     def start_liveness(self) -> None:
         self.liveness.heard()
         self._pinger = asyncio.create_task(self.liveness.run(), name=f"signal-liveness-{self._s.cid}")
+
+    def _overrun_reported(self) -> float | None:
+        """When the client's media reports last said the server overruns its link (see liveness.py)."""
+        peer = self._s.peer
+        return None if peer is None else peer.bandwidth.overrun_reported_at
 
     def _current(self) -> bool:
         """Whether this socket still speaks for the participant (not replaced by a newer one)."""
