@@ -46,6 +46,7 @@ OFFLINE_AFTER_S = 10.0  # take-next passes over a ticket whose owner has been of
 TAKE_SCAN = 50  # tickets of the first priority take-next looks at for a present owner
 TAKE_ATTEMPTS = 5  # take-next reads the head again when tickets joined it between its read and its script
 TAKE_DECLARE_SPARE = 2  # a first call declares this many head tickets more than this process has takes in flight
+TAKE_HEAD_MAX = 256  # at most this many head tickets are answered (and so declared by a next call)
 TERMINAL_TTL_S = 7 * 24 * 3600  # a finished ticket is kept a week for statistics, then expires
 CLINICIANS_WINDOW_S = 3600  # clinicians who took a ticket this recently count as working the queue (eta_s)
 
@@ -92,27 +93,27 @@ return {1, redis.call('ZRANK', queue_key, ARGV[1]), redis.call('ZCOUNT', clinici
 # ARGV: cid, now, clinician subject, ttl, rank span, offline threshold (s), how many tickets of the first priority
 # to look at, queue channel, queue event, consultation channel, consultation event, the taken ticket's channel
 # without its id, called event, clinician participant json, citizen participant id, Oslo hour, audit entry, rate
-# limit (-1: none), its window (s), the node to place the consultation on ('': none), how long, n, n consultation
-# field/value args, then the declared head ticket ids.
+# limit (-1: none), its window (s), the node to place the consultation on ('': none), how long, the consultation's
+# fields (a JSON object), how many head tickets to answer, then the declared head ticket ids.
 # The limit is counted first (an empty queue counts too); the caller passes it on its first call only.
-# Returns {0} (empty), {-2} (rate limited), {-1, head} (read again) or {1, the taken ticket's fields, head} (the head
-# after the take, for the next call), head being one JSON string [ids, owners] (one bulk string to read instead of a
-# hundred). Publishes QueueChanged, ConsultationChanged, TicketCalled.
+# Returns {0} (empty), {-2} (rate limited), {-1, head} (read again: at least the first TAKE_SCAN) or {1, the taken
+# ticket's fields, how many head tickets the walk looked at, head} (the head after the take, for the next call): the
+# fields a JSON object, the head a JSON [ids, owners] (a few bulk strings to read instead of a hundred).
+# Publishes QueueChanged, ConsultationChanged, TicketCalled.
 _TAKE = stats.LUA + LUA_AUDIT + LUA_PARTICIPANT + LUA_RATE + """
 local queue_key, clinicians_key, stats_key = KEYS[1], KEYS[2], KEYS[3]
 local ckey, participants_key, subjects_key, mine_key = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local disconnected_key, taken_seq_key, owners_key, node_key, FIXED = KEYS[10], KEYS[11], KEYS[12], KEYS[14], 14
 local cid, now, who, ttl = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
 local span, offline_after, scan = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local nf = tonumber(ARGV[22])
-local HEAD = 22 + nf
+local answer_n, HEAD = tonumber(ARGV[23]), 23
 local declared = {}
 for i = HEAD + 1, #ARGV do declared[ARGV[i]] = i - HEAD end
 local function key_of(tid, which)
   return KEYS[FIXED + 3 * (declared[tid] - 1) + which]
 end
-local function head_now()
-  local ids = redis.call('ZRANGE', queue_key, 0, scan - 1)
+local function head_now(n)
+  local ids = redis.call('ZRANGE', queue_key, 0, n - 1)
   if #ids == 0 then return {}, {} end
   return ids, redis.call('HMGET', owners_key, unpack(ids))
 end
@@ -123,12 +124,14 @@ local head = redis.call('ZRANGE', queue_key, 0, scan - 1, 'WITHSCORES')
 if #head == 0 then return {0} end
 local rank = math.floor(tonumber(head[2]) / span)
 local tid = head[1]
+local walked = 0
 for i = 1, #head, 2 do
   if math.floor(tonumber(head[i + 1]) / span) ~= rank then break end
   if not declared[head[i]] then
-    local ids, owners = head_now()
+    local ids, owners = head_now(math.max(scan, answer_n))
     return {-1, cjson.encode({ids, owners})}
   end
+  walked = walked + 1
   local d = redis.call('HGET', key_of(head[i], 1), 'disconnected_at')
   if not d or d == '' or now - tonumber(d) <= offline_after then tid = head[i]; break end
 end
@@ -142,7 +145,9 @@ local offline_s = ''
 if ticket['disconnected_at'] and ticket['disconnected_at'] ~= '' then
   offline_s = tostring(now - tonumber(ticket['disconnected_at']))
 end
-redis.call('HSET', ckey, unpack(ARGV, 23, HEAD))
+local cfields = {}
+for f, v in pairs(cjson.decode(ARGV[22])) do cfields[#cfields + 1] = f; cfields[#cfields + 1] = v end
+redis.call('HSET', ckey, unpack(cfields))
 if ARGV[20] ~= '' then redis.call('SET', node_key, ARGV[20], 'EX', ARGV[21]) end
 redis.call('HSET', ckey, 'ticket_id', tid, 'channel', ticket['channel'], 'service', ticket['service'])
 local clinician = cjson.decode(ARGV[14])
@@ -161,8 +166,11 @@ audit_append(KEYS[4], KEYS[5], ARGV[17], 'ticket_id', tid)
 redis.call('PUBLISH', ARGV[8], ARGV[9])
 redis.call('PUBLISH', ARGV[10], ARGV[11])
 redis.call('PUBLISH', ARGV[12] .. tid, ARGV[13])
-local ids, owners = head_now()
-return {1, redis.call('HGETALL', tkey), cjson.encode({ids, owners})}
+local ids, owners = head_now(answer_n)
+local after = redis.call('HGETALL', tkey)
+local taken = {}
+for i = 1, #after, 2 do taken[after[i]] = after[i + 1] end
+return {1, cjson.encode(taken), walked, cjson.encode({ids, owners})}
 """
 
 # KEYS: ticket, queue, audit stream x2   ARGV: priority, score, ticket id, audit entry, queue event channel, message
@@ -247,6 +255,8 @@ class QueueStore:
         # (tenant, service) -> the queue's head as the last take-next saw it: (ticket id, owner) in order
         self._heads: dict[tuple[str, str], list[tuple[str, str]]] = {}
         self._taking: dict[tuple[str, str], int] = {}  # take-next calls of this process in flight, per queue
+        # how many head tickets the last take's walk looked at (owners gone make it longer), plus the spare
+        self._reach: dict[tuple[str, str], int] = {}
 
     async def join(self, tenant: str, service: str, *, owner: str, owner_role: Role, owner_name: str,
                    channel: Channel, reason: str, callback_phone: str | None = None,
@@ -340,7 +350,7 @@ class QueueStore:
                                          state=ConsultationState.WAITING)
         me = new_participant(clinician, clinician_role, clinician_name, now)
         citizen_pid = "p_" + secrets.token_urlsafe(9)
-        field_args = [x for kv in fields.items() for x in kv]
+        fields_json = json.dumps(fields)
         called_prefix = k.events(ticket_topic(""))
         _, called = encode(TicketCalled("", cid))  # the topic names the ticket; the message only the consultation
         fixed_keys = [k.queue(service), k.clinicians(service), stats.stats_key(tenant, service, now),
@@ -355,18 +365,20 @@ class QueueStore:
         rate_args = _rate_args(rate)
         queue = (tenant, service)
         # A first call declares only the head tickets its script can reach: one per take of this process that runs
-        # before it (each takes one off the head) and a spare few (owners gone). A stale head declares all it knows.
+        # before it (each takes one off the head) and as many as the last take's walk looked at (owners gone) plus a
+        # spare few. The script answers the head that far and some more for takes started meanwhile. A stale head
+        # (-1) declares all the script answered, at least the TAKE_SCAN tickets a walk may look at.
         in_flight = self._taking[queue] = self._taking.get(queue, 0) + 1
         try:
-            declare = in_flight + TAKE_DECLARE_SPARE
+            declare = in_flight + self._reach.get(queue, TAKE_DECLARE_SPARE)
+            answer_n = min(TAKE_HEAD_MAX, declare + in_flight + 4)
             for _ in range(TAKE_ATTEMPTS):
                 head = self._heads.get(queue, [])[:declare]
                 per_ticket = [key for tid, owner in head
                               for key in (k.ticket(tid), k.open_ticket(owner, service), k.my_consultations(owner))]
                 answer = await self._take(keys=[*fixed_keys, *per_ticket],
                                           args=[*fixed_args, *rate_args, place_on or "", ASSIGNMENT_TTL_S,
-                                                len(field_args), *field_args,
-                                                *(t for t, _ in head)])
+                                                fields_json, answer_n, *(t for t, _ in head)])
                 rate_args = _rate_args(None)  # counted once
                 if answer[0] == -2 and rate:
                     raise rate.refused()
@@ -375,14 +387,14 @@ class QueueStore:
                 # The head as the script left it: the keys the next call declares.
                 await self._remember_head(tenant, service, answer[-1])
                 if answer[0] == 1:
+                    self._reach[queue] = int(answer[2]) + TAKE_DECLARE_SPARE
                     break
-                declare = TAKE_SCAN
+                declare = TAKE_HEAD_MAX
             else:
                 raise Unavailable("Køen endres akkurat nå. Prøv igjen.", retry_after_s=1, code="queue_busy")
         finally:
             self._taking[queue] -= 1
-        flat = texts(answer[1])  # HGETALL inside a script answers a flat list
-        ticket = self.cipher.opened_ticket(Ticket.from_redis(dict(zip(flat[::2], flat[1::2], strict=True))))
+        ticket = self.cipher.opened_ticket(Ticket.from_redis(json.loads(answer[1])))
         citizen = Participant(id=citizen_pid, subject=ticket.owner, role=Role(ticket.owner_role),
                               display_name=ticket.owner_name, state=ParticipantState.ADMITTED, joined_at=now)
         consultation = Consultation.from_redis(

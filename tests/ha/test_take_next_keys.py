@@ -65,3 +65,35 @@ async def test_a_ticket_queued_without_an_owner_entry_is_still_taken(store):  # 
     ticket, consultation = await _take(store)
     assert ticket.id == t.id and consultation.participant_for("gammel") is not None
     assert await store.consultations.of_subject("oslo", "gammel") == [consultation.id]
+
+
+async def test_owners_gone_at_the_head_cost_one_call_once_a_walk_past_them_was_seen(store, clock):  # type: ignore[no-untyped-def]
+    """A take declares only the head tickets its walk can reach: as far as the last walk went (past tickets whose
+    owners are gone) and a spare few, so a head of absent owners does not make every take a second call."""
+    from rooms.queue import OFFLINE_AFTER_S
+
+    tickets = []
+    for owner in [*(f"borte{i}" for i in range(5)), *(f"her{i}" for i in range(3))]:
+        tickets.append(await _join(store, owner))
+        clock.advance(1)  # each in its own millisecond: queue order is join order
+    gone, here = tickets[:5], tickets[5:]
+    for t in gone:
+        await store.queue.disconnected("oslo", t.id)
+    clock.advance(OFFLINE_AFTER_S + 1)
+    script = store.queue._take
+    calls: list[int] = []
+
+    async def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(len(kwargs["keys"]))
+        return await script(*args, **kwargs)
+
+    store.queue._take = counted
+    try:
+        first, _ = await _take(store)
+        assert first.id == here[0].id and len(calls) == 2  # nothing known yet: learn the head, then take
+        calls.clear()
+        second, _ = await _take(store)
+        assert second.id == here[1].id and len(calls) == 1  # the five gone owners' tickets were declared too
+    finally:
+        store.queue._take = script
+    assert [t.id for t in await store.queue.waiting("oslo", "nettlege")] == [*(t.id for t in gone), here[2].id]
