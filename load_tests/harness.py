@@ -29,7 +29,9 @@ from typing import Any
 
 import psutil
 
-RESULTS = Path(__file__).resolve().parent / "results"
+# Where result lines and plots go: load_tests/results/ (committed), or NETTLEGE_BENCH_RESULTS for a run that is not a
+# measurement (a smoke run at the smallest settings, a run on a busy machine).
+RESULTS = Path(os.environ.get("NETTLEGE_BENCH_RESULTS") or Path(__file__).resolve().parent / "results")
 TENANT, SERVICE = "bench", "nettlege"
 SECRET = "bench-secret-" + "x" * 32  # what `nettlege_server` gives the server, so the harness can mint tokens
 # Keys every server process of one run shares (several processes on one Redis must read each other's sealed data).
@@ -747,11 +749,20 @@ def parse_steps(text: str) -> list[int]:
     return steps
 
 
+def seconds(text: str, least: float = 0.0) -> float:
+    """A command line's duration in seconds, `least`..3600."""
+    value = float(text)
+    if not least <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"seconds {least:g}..3600")
+    return value
+
+
 def ramp_parser(doc: str | None, steps: str) -> argparse.ArgumentParser:
     parser = scenario_parser(doc)
     parser.add_argument("--steps", type=parse_steps, default=parse_steps(steps),
                         help=f"concurrent consultations at each step (default {steps})")
-    parser.add_argument("--measure-s", type=float, default=5.0, help="measured seconds per step")
-    parser.add_argument("--settle-s", type=float, default=1.5, help="seconds after adding, before measuring")
-    parser.add_argument("--gap-s", type=float, default=0.1, help="seconds between consultation starts")
+    parser.add_argument("--measure-s", type=lambda text: seconds(text, least=0.5), default=5.0,
+                        help="measured seconds per step")
+    parser.add_argument("--settle-s", type=seconds, default=1.5, help="seconds after adding, before measuring")
+    parser.add_argument("--gap-s", type=seconds, default=0.1, help="seconds between consultation starts")
     return parser

@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from load_tests.chat_bench import run as chat_run
-from load_tests.harness import machine, pyplot, record, save_plot
+from load_tests.harness import machine, pyplot, record, save_plot, scenario_parser
 
 DELIVER_P99_MAX_S = 0.5
 
@@ -41,16 +41,22 @@ def plot(runs: list[dict[str, Any]], interval: float) -> str:
                      f"one message per {interval:g} s per consultation", 8)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = scenario_parser(__doc__)
     parser.add_argument("--consultations", default="100,500,1000,2000",
                         type=lambda s: [int(x) for x in s.split(",") if x])
     parser.add_argument("--duration", type=float, default=15.0, help="seconds of conversation per N")
     parser.add_argument("--interval", type=float, default=5.0, help="seconds between messages per consultation")
     parser.add_argument("--workers", type=int, default=1, help="load-generator processes")
-    args = parser.parse_args()
-    if any(not 1 <= n <= 5000 for n in args.consultations) or not 1 <= args.duration <= 120:
-        parser.error("--consultations each 1..5000, --duration 1..120")
+    args = parser.parse_args(argv)
+    if not args.consultations or any(not 1 <= n <= 5000 for n in args.consultations) \
+            or not 1 <= args.duration <= 120 or args.interval <= 0 or not 1 <= args.workers <= 8:
+        parser.error("--consultations each 1..5000, --duration 1..120, --interval > 0, --workers 1..8")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
     before = machine()
     t0 = time.monotonic()
     runs = []

@@ -26,6 +26,7 @@ frame p95 <= 0.8 s, mean delivered fps >= 27 of 30, chat send->deliver p99 <= 0.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import math
@@ -57,9 +58,22 @@ QUEUE = f"/api/v1/tenants/{harness.TENANT}/services/{harness.SERVICE}/queue"
 
 
 def rate_factor(hour: float) -> float:
+    """The arrival rate at a simulated hour, as a share of the peak's."""
     if hour < 8.5:
         return 0.3 + 0.7 * (hour - 8.0) / 0.5
     return 1.0 if hour < 9.75 else 0.0
+
+
+def arrival_plan(peak_arrivals_per_min: float, video_share: float, rng: random.Random) -> list[tuple[float, str]]:
+    """(simulated hour, channel) of every citizen's arrival over the morning: a Poisson process at the peak rate,
+    each arrival kept with the share `rate_factor` gives its hour (thinning), so the rate follows the morning's
+    curve within a gap as well as across the day."""
+    schedule: list[tuple[float, str]] = []
+    hour = DAY_START_H
+    while (hour := hour + rng.expovariate(peak_arrivals_per_min * 60)) < DAY_END_H:
+        if rng.random() < rate_factor(hour):
+            schedule.append((hour, "video" if rng.random() < video_share else "chat"))
+    return schedule
 
 
 async def day(base: str, p: dict[str, Any]) -> dict[str, Any]:
@@ -176,13 +190,8 @@ async def day(base: str, p: dict[str, Any]) -> dict[str, Any]:
 
     async def arrivals() -> None:
         tasks = []
-        while (h := hour()) < DAY_END_H:
-            f = rate_factor(h)
-            if f <= 0:
-                await asyncio.sleep(1 / scale * 60)
-                continue
-            await asyncio.sleep(rng.expovariate(p["peak_arrivals_per_min"] * f / 60 * scale))
-            channel = "video" if rng.random() < p["video_share"] else "chat"
+        for at, channel in arrival_plan(p["peak_arrivals_per_min"], p["video_share"], random.Random(12)):
+            await asyncio.sleep(max(0.0, (at - hour()) * 3600 / scale))
             tasks.append(asyncio.create_task(citizen(counts["arrived"], channel)))
             counts["arrived"] += 1
         await asyncio.gather(*tasks)
@@ -244,7 +253,7 @@ def summarise(res: dict[str, Any], cpu: list[tuple[float, float]], title: str) -
     }
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = harness.scenario_parser(__doc__)
     parser.add_argument("--municipalities", type=int, default=20)
     parser.add_argument("--inhabitants", type=int, default=15_000, help="per municipality")
@@ -253,9 +262,18 @@ def main() -> None:
     parser.add_argument("--video-min", type=float, default=12.0, help="mean video consultation (real minutes)")
     parser.add_argument("--chat-min", type=float, default=20.0, help="mean chat consultation (real minutes)")
     parser.add_argument("--time-scale", type=float, default=60.0)
-    args = parser.parse_args()
-    if (DAY_END_H - DAY_START_H) * 3600 / args.time_scale > 240 or args.time_scale > 120:
-        parser.error("the run ((10:00-08:00) / --time-scale) must be <= 240 s and --time-scale <= 120")
+    args = parser.parse_args(argv)
+    if not 30 <= args.time_scale <= 120:
+        parser.error("--time-scale 30..120 (the run, (10:00-08:00) / --time-scale, is 60..240 s)")
+    if not 1 <= args.municipalities <= 500 or not 100 <= args.inhabitants <= 1_000_000 or args.uptake <= 0 \
+            or not 0 <= args.video_share <= 1 or args.video_min <= 0 or args.chat_min <= 0:
+        parser.error("--municipalities 1..500, --inhabitants 100..1000000, --uptake > 0, --video-share 0..1, "
+                     "--video-min and --chat-min > 0")
+    return args
+
+
+def plan(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the load generator's parameters, the model's figures for the result) from the command line."""
     peak = NATIONAL_PEAK * args.municipalities * args.inhabitants / POPULATION * args.uptake
     # Little's law per channel: arrivals/min = concurrent share / mean duration.
     video_arrivals = peak * args.video_share / args.video_min
@@ -268,6 +286,12 @@ def main() -> None:
              "mean_consultation_min": round(args.video_share * args.video_min
                                             + (1 - args.video_share) * args.chat_min, 1),
              "peak_arrivals_per_min_real": round(peak_arrivals, 2), "clinicians": params["clinicians"]}
+    return params, model
+
+
+def main() -> None:
+    args = parse_args()
+    params, model = plan(args)
 
     def summary(res: dict[str, Any], series: list[tuple[float, float]], bench: harness.Bench) -> dict[str, Any]:
         hours = [(DAY_START_H + t * args.time_scale / 3600, c) for t, c in series]

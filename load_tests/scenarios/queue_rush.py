@@ -24,6 +24,7 @@ queue operations by themselves.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import random
 import time
@@ -34,6 +35,12 @@ from load_tests.clients import Rest
 
 OP_P99_MAX_S = 0.5
 QUEUE = f"/api/v1/tenants/{harness.TENANT}/services/{harness.SERVICE}/queue"
+
+
+def arrivals(citizens: int, over_s: float, rng: random.Random) -> list[float]:
+    """When each citizen joins, in run seconds: Poisson arrivals at a uniform rate, `citizens` of them in
+    `over_s` (given their number, the arrival times of a Poisson process are uniform and independent)."""
+    return sorted(rng.uniform(0, over_s) for _ in range(citizens))
 
 
 async def rush(base: str, p: dict[str, Any]) -> dict[str, Any]:
@@ -81,12 +88,7 @@ async def rush(base: str, p: dict[str, Any]) -> dict[str, Any]:
         if board is not None:
             board.cancel()
 
-    arrivals, t = [], 0.0
-    rate = p["citizens"] / last_arrival
-    for _ in range(p["citizens"]):
-        t += rng.expovariate(rate)
-        arrivals.append(min(t, last_arrival))
-    tasks = [asyncio.create_task(citizen(i, at)) for i, at in enumerate(arrivals)]
+    tasks = [asyncio.create_task(citizen(i, at)) for i, at in enumerate(arrivals(p["citizens"], last_arrival, rng))]
     tasks += [asyncio.create_task(clinician(j)) for j in range(p["clinicians"])]
     tasks.append(asyncio.create_task(rest.watch_queue(harness.TENANT, harness.SERVICE, until=stop_at,
                                                       sample=lambda n: queue_len.append((now(), n)))))
@@ -135,7 +137,7 @@ def summarise(res: dict[str, Any], cpu_series: list[tuple[float, float]], scale:
     }
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = harness.scenario_parser(__doc__)
     parser.add_argument("--citizens", type=int, default=2000)
     parser.add_argument("--rush-s", type=float, default=300.0, help="real seconds over which citizens arrive")
@@ -147,11 +149,24 @@ def main() -> None:
                         help="clinician queue-list refresh (real seconds; 0: none)")
     parser.add_argument("--tail-s", type=float, default=120.0, help="real seconds after the last arrival")
     parser.add_argument("--time-scale", type=float, default=10.0, help="run this many times faster than real time")
-    args = parser.parse_args()
-    if not 1 <= args.citizens <= 20000 or (args.rush_s + args.tail_s) / args.time_scale > 300:
-        parser.error("--citizens 1..20000 and (rush-s + tail-s) / time-scale <= 300 s")
-    params = {k: getattr(args, k) for k in ("citizens", "rush_s", "clinicians", "service_s", "poll_s",
-                                            "dashboard_s", "tail_s", "time_scale")}
+    args = parser.parse_args(argv)
+    if not 1 <= args.citizens <= 20000 or not 1 <= args.clinicians <= 1000 or args.time_scale <= 0 \
+            or args.rush_s <= 0 or min(args.tail_s, args.poll_s, args.dashboard_s) < 0 or args.service_s <= 0 \
+            or (args.rush_s + args.tail_s) / args.time_scale > 300:
+        parser.error("--citizens 1..20000, --clinicians 1..1000, --rush-s, --service-s and --time-scale > 0, "
+                     "--tail-s, --poll-s, --dashboard-s >= 0, and (rush-s + tail-s) / time-scale <= 300 s")
+    return args
+
+
+def plan(args: argparse.Namespace) -> dict[str, Any]:
+    """The load generator's parameters (real-time figures; `rush` divides them by the time scale)."""
+    return {k: getattr(args, k) for k in ("citizens", "rush_s", "clinicians", "service_s", "poll_s", "dashboard_s",
+                                          "tail_s", "time_scale")}
+
+
+def main() -> None:
+    args = parse_args()
+    params = plan(args)
     harness.run_scenario("queue_rush", load_generator,
                          lambda res, series, _: {"params_real_time": params,
                                                  **summarise(res, series, args.time_scale, args.rush_s)},

@@ -18,19 +18,27 @@ more cores is the scaling efficiency: server CPU per consultation with 1 process
 
 from __future__ import annotations
 
+import argparse
 import os
 import time
 
 from load_tests import harness
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = harness.ramp_parser(__doc__, "4,8,12,16,20,24,28,32,36,40")
     parser.add_argument("--steps-2", type=harness.parse_steps, default=harness.parse_steps("8,16,24,32,40,48,56"))
-    parser.add_argument("--gap-s-2", type=float, default=0.8, help="seconds between starts with 2 processes")
+    parser.add_argument("--gap-s-2", type=harness.seconds, default=0.8, help="seconds between starts with 2 processes")
     parser.add_argument("--load-processes-2", type=int, default=2)
-    args = parser.parse_args()
-    args.load_processes = 1
+    args = parser.parse_args(argv)
+    if not 1 <= args.load_processes_2 <= 8:
+        parser.error("--load-processes-2 1..8")
+    args.load_processes = 1  # the 1-process ramp (harness.ramp_sfu) has one load generator
+    return args
+
+
+def main() -> None:
+    args = parse_args()
     before = harness.machine()
     t0 = time.monotonic()
     (server_cpu,), load_cpus = harness.cpu_plan(1)

@@ -27,6 +27,7 @@ by it (the linear estimate), and whether the load generator's CPU was saturated 
 
 from __future__ import annotations
 
+import argparse
 import time
 from typing import Any
 
@@ -34,12 +35,19 @@ from load_tests import harness
 from load_tests.media_bench import server
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = harness.ramp_parser(__doc__, "2,4,8,12,16,20,24,28,32,36,40")
     parser.add_argument("--baseline-steps", type=harness.parse_steps, default=harness.parse_steps("1,2,3,4,5,6"))
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--load-processes", type=int, default=1)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if not 1 <= args.load_processes <= 8:
+        parser.error("--load-processes 1..8")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
     before = harness.machine()
     (server_cpus,), load_cpus = harness.cpu_plan(1)
     t0 = time.monotonic()
