@@ -253,8 +253,8 @@ def _wrap(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]
             return result
         if result is None:
             return web.Response(status=204)
-        if isinstance(result, BaseModel):
-            result = result.model_dump(mode="json")
+        if isinstance(result, BaseModel):  # pydantic writes the JSON itself (no dict in between)
+            return web.Response(text=result.model_dump_json(), content_type="application/json", status=route.status)
         return web.json_response(result, status=route.status)
     handler.__name__ = route.handler.__name__
     return handler
