@@ -10,6 +10,7 @@ Real aiortc peers on loopback; what the late joiner decodes is checked by the ma
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -146,3 +147,22 @@ async def test_a_publisher_offering_only_h264_stays_h264_and_the_late_joiner_dec
     assert _published_video(room, "safari").codec.mimeType.lower() == "video/h264"
     assert _sent_video_codec(safari) == "video/h264"
     assert len(video_from(chrome, "safari")) == 1
+
+
+async def test_a_publisher_preferring_h264_and_a_client_without_it_joining_at_once_end_in_vp8(
+        sfu, make_client) -> None:
+    """Both offers in flight together: whichever the server handles first, the publisher ends up sending VP8 and
+    the client without H264 is never offered an H264 m-line."""
+    room = sfu.room("c-at-once")
+    safari = make_client("safari", sender_id=1, video_codec="safari")
+    firefox = make_client("firefox", sender_id=3)
+    await asyncio.gather(connect(room, safari), connect(room, firefox))
+    await firefox.wait_for(has_picture(firefox, "safari", frames=20), within_s=30, what="Safari's picture in Firefox")
+    [video] = video_from(firefox, "safari")
+    assert {s for s, _ in video.markers} == {1} and video.counters_in_order()
+    assert _published_video(room, "safari").codec.mimeType.lower() == "video/vp8"
+    assert _sent_video_codec(safari) == "video/vp8"
+    assert "h264" not in _video_codecs_offered(firefox)
+    await safari.wait_for(has_picture(safari, "firefox", frames=10), what="Firefox's camera at Safari")
+    for client in (safari, firefox):
+        assert not [m for m in client.messages if m["type"] == "error"], client.name
