@@ -36,24 +36,19 @@ def namespace() -> Iterator[netns.Namespace]:
 
 
 @pytest.fixture
-def signal_drop_grace_s() -> float:
-    """The served app's grace period for a dropped signaling WebSocket; a test module overrides it with a
-    fixture of the same name (e.g. a grace long enough for a blip and TCP's retransmission backoff after it)."""
-    return 0.5
-
-
-@pytest.fixture
-async def served(namespace: netns.Namespace, make_config, redis_url,  # type: ignore[no-untyped-def]
-                 signal_drop_grace_s: float) -> AsyncIterator[TestClient]:
-    """The app bound to the namespace's root-side address (`host` = that address, as `nettlege serve --host`)."""
+async def served(namespace: netns.Namespace, make_config, redis_url, request) -> AsyncIterator[TestClient]:  # type: ignore[no-untyped-def]
+    """The app bound to the namespace's root-side address (`host` = that address, as `nettlege serve --host`), with
+    a short drop grace; `@pytest.mark.app_config(key=value)` overrides more, as in tests/signal."""
     r = connect(redis_url)
     await r.flushdb()
     await r.aclose()
     with socket.socket() as s:
         s.bind((namespace.host_ip, 0))
         port = s.getsockname()[1]
+    marker = request.node.get_closest_marker("app_config")
+    overrides = {"signal_drop_grace_s": 0.5, **(marker.kwargs if marker else {})}
     config = make_config(host=namespace.host_ip, port=port, public_url=f"http://{namespace.host_ip}:{port}",
-                         signal_drop_grace_s=signal_drop_grace_s)
+                         **overrides)
     client = TestClient(TestServer(build_app(config), host=namespace.host_ip, port=port))
     await client.start_server()
     yield client

@@ -16,16 +16,10 @@ from load_tests.clients import SignalClient
 from tests import netns
 from tests.net.conftest import doctor_in_call
 
-pytestmark = [pytest.mark.media, pytest.mark.timeout(90)]
-
 DROP_SHOWN_WITHIN_S = 3.0  # issue 13
-GRACE_S = 10.0
+GRACE_S = 10.0  # long enough for a blip and TCP's retransmission backoff after it
 
-
-@pytest.fixture
-def signal_drop_grace_s() -> float:
-    """Long enough for a blip and TCP's retransmission backoff after it (tests/net/conftest.py's `served`)."""
-    return GRACE_S
+pytestmark = [pytest.mark.media, pytest.mark.timeout(90), pytest.mark.app_config(signal_drop_grace_s=GRACE_S)]
 
 
 class Presence:
