@@ -198,7 +198,11 @@ async def screen(page: Any, name: str) -> None:
 
 
 async def dev_login(page: Any, role: str, name: str, tenant: str = "oslo") -> None:
-    await page.wait_for_selector("#dev-name")
+    try:
+        await page.wait_for_selector("#dev-name")
+    except Exception as e:  # say what the page shows instead of the login form
+        shown = await page.evaluate("() => [location.href, document.body.innerText.slice(0, 300)]")
+        raise AssertionError(f"no login form: {shown}") from e
     await page.fill("#dev-name", name)
     await page.select_option("#dev-role", role)
     await page.select_option("#dev-tenant", tenant)
