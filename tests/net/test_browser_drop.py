@@ -11,53 +11,32 @@ WebRTC's UDP is not emulated at all, so to the server such a page is alive; it i
 from __future__ import annotations
 
 import shutil
-import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
-from aiohttp.test_utils import TestServer
+from aiohttp.test_utils import TestClient
 
-from rooms.store import connect
-from signaling.app import build_app
 from tests import netns
+from tests.browser.conftest import CHROMIUM_ARGS, Pages
+from tests.browser.test_consultation import queue_citizen
+from tests.browser.test_patient_experience import doctor_takes
 from tests.net.chromium import chromium_in
 
-from .conftest import CHROMIUM_ARGS, Pages
-from .test_consultation import queue_citizen
-from .test_patient_experience import doctor_takes
-
-pytestmark = pytest.mark.browser
+# the browser suite's grace period: the patient's link comes back well within it
+pytestmark = [pytest.mark.browser, pytest.mark.app_config(signal_drop_grace_s=6.0)]
 
 
 @pytest.fixture
-def namespace() -> Iterator[netns.Namespace]:
-    """Fails (never skips) when namespaces cannot be made, e.g. without root."""
-    with netns.namespace() as ns:
-        yield ns
+def served_url(served: TestClient) -> str:
+    """`served` (tests/net/conftest.py): the app on the namespace's root-side address; both browsers reach it
+    there, the patient's over the veth link, the doctor's locally."""
+    return str(served.make_url("")).rstrip("/")
 
 
 @pytest.fixture
-async def reachable_server(namespace: netns.Namespace, make_config, redis_url) -> AsyncIterator[str]:  # type: ignore[no-untyped-def]
-    """The app bound to the namespace's root-side address (`nettlege serve --host`): both browsers reach it
-    there, the patient's over the veth link, the doctor's locally. Grace 6 s, as the browser suite's."""
-    r = connect(redis_url)
-    await r.flushdb()
-    await r.aclose()
-    with socket.socket() as s:
-        s.bind((namespace.host_ip, 0))
-        port = s.getsockname()[1]
-    base = f"http://{namespace.host_ip}:{port}"
-    app = build_app(make_config(host=namespace.host_ip, port=port, public_url=base, signal_drop_grace_s=6.0))
-    server = TestServer(app, host=namespace.host_ip, port=port)
-    await server.start_server()
-    yield base
-    await server.close()
-
-
-@pytest.fixture
-async def patient_pages(namespace: netns.Namespace, reachable_server: str) -> AsyncIterator[Pages]:
+async def patient_pages(namespace: netns.Namespace, served_url: str) -> AsyncIterator[Pages]:
     """Pages of a Chromium whose only network is the namespace's link (fake camera and microphone)."""
-    async with chromium_in(namespace, extra_args=[secure(reachable_server)]) as browser:
+    async with chromium_in(namespace, extra_args=[secure(served_url)]) as browser:
         p = Pages(browser)
         yield p
         await p.close()
@@ -65,13 +44,13 @@ async def patient_pages(namespace: netns.Namespace, reachable_server: str) -> As
 
 
 @pytest.fixture
-async def doctor_pages(reachable_server: str) -> AsyncIterator[Pages]:
+async def doctor_pages(served_url: str) -> AsyncIterator[Pages]:
     """The doctor's Chromium, in the root namespace."""
     from playwright.async_api import async_playwright
 
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=shutil.which("chromium"), headless=True,
-                                          args=[*CHROMIUM_ARGS, secure(reachable_server)])
+                                          args=[*CHROMIUM_ARGS, secure(served_url)])
         pages = Pages(browser)
         yield pages
         await pages.close()
@@ -86,8 +65,8 @@ def secure(origin: str) -> str:
 
 
 async def test_a_real_network_drop_shows_within_3_s_and_clears_when_the_patient_is_back(
-        namespace: netns.Namespace, reachable_server: str, patient_pages: Pages, doctor_pages: Pages) -> None:
-    base = reachable_server
+        namespace: netns.Namespace, served_url: str, patient_pages: Pages, doctor_pages: Pages) -> None:
+    base = served_url
     citizen = await queue_citizen(patient_pages, base, "Nett Brudd")
     doctor = await doctor_takes(doctor_pages, base)
     await citizen.locator("#room-status").get_by_text("Tilkoblet").wait_for(timeout=15_000)
