@@ -462,7 +462,8 @@ class RtpSendPort:
         self.fraction_lost = 0.0  # of this stream, in the subscriber's last receiver report
         # For the bandwidth policy (media.bandwidth): packets the subscriber asked again for (NACK), and the
         # round-trip time of its last receiver report (its growth is the queue on the subscriber's link).
-        self.nacked = 0
+        self.nacked = 0  # distinct packets: a NACK that asks again for one already asked for does not count
+        self._nacked_newest: int | None = None
         self.rtt_s: float | None = None
         self._mid: str | None = None
         self._writer: RtpHeaderWriter | None = None
@@ -495,7 +496,14 @@ class RtpSendPort:
                             sent_at = sender._RTCRtpSender__lsr_time  # type: ignore[attr-defined]
                             self.rtt_s = time.time() - sent_at - report.dlsr / 65536
             elif isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
-                self.nacked += len(packet.lost)
+                # aiortc's receivers repeat every still-missing number in each NACK, browsers ask again after
+                # a round trip: count only numbers newer than the newest asked for before.
+                newest = self._nacked_newest
+                for seq in packet.lost:
+                    if newest is None or 0 < (seq - newest) & 0xFFFF < 0x8000:
+                        self.nacked += 1
+                        newest = seq
+                self._nacked_newest = newest
             await original_rtcp(packet)  # RR statistics, NACK (retransmitted from the history), PLI/FIR
 
         sender.send = send  # type: ignore[method-assign]

@@ -26,7 +26,8 @@ socket shares the link (its pings and their answers wait behind the video).
 A REMB is a receive-side delay estimate, and a shaped link can hold it above what the link carries (Chromium
 behind a 500 kbit/s tbf reported ~630 kbit/s while the link dropped what did not fit). So the subscriber's
 own reports also set a loss- and delay-based capacity (`capacity_bps`, None while they show nothing wrong), as
-libwebrtc's sender does: loss of `CAPACITY_LOSS` or more (receiver reports, or the share NACKed, which counts
+libwebrtc's sender does (never below half of `video_pause_bps`; the pause compares the lesser of the two
+with its threshold): loss of `CAPACITY_LOSS` or more (receiver reports, or the share NACKed, which counts
 the loss RTX repairs) cuts what is sent to it by half the loss; a round trip grown by `CAPACITY_QUEUE_DELAY_S`
 (the link's queue) cuts it to `CAPACITY_DELAY_FACTOR`; at most once per `CAPACITY_DECREASE_INTERVAL_S` (one
 receiver report). Under `CAPACITY_CLEAN_LOSS` with no queue it grows `CAPACITY_GROWTH` a second, and is
@@ -111,16 +112,18 @@ class SubscriberBandwidth:
             self.overrun_reported_at = time.monotonic()  # the real clock, as the liveness's
         if not self.paused:
             self._follow_capacity(bitrate, offered_video_bps, congestion.fraction_lost, now)
-        log.debug("estimate %d bit/s, video offered %.0f, lost %.2f, nacked %.2f, queue %.3f s, capacity %s, "
-                  "paused %s", bitrate, offered_video_bps, congestion.fraction_lost, self.nack_share,
+        log.debug("%x: estimate %d bit/s, video offered %.0f, lost %.2f, nacked %.2f, queue %.3f s, capacity %s, "
+                  "paused %s", id(self) & 0xFFFF, bitrate, offered_video_bps, congestion.fraction_lost, self.nack_share,
                   self.queue_delay_s, self.capacity_bps and int(self.capacity_bps), self.paused)
         if self.paused:
             if bitrate >= config.video_resume_bps:
                 return self._resume()
             return None
-        overrun = offered_video_bps > bitrate and congested
-        if bitrate < config.video_pause_bps and overrun and config.pause_video_when_overrun:
-            severe = 2 * bitrate < offered_video_bps and (
+        # What the link carries: the REMB, or less if the link's own loss and queue say so.
+        carried = bitrate if self.capacity_bps is None else min(bitrate, int(self.capacity_bps))
+        overrun = offered_video_bps > carried and congested
+        if carried < config.video_pause_bps and overrun and config.pause_video_when_overrun:
+            severe = 2 * carried < offered_video_bps and (
                 congestion.fraction_lost >= SEVERE_LOSS or self.queue_delay_s >= config.video_pause_queue_delay_s)
             if self._low_since is None:
                 self._low_since = now
@@ -168,10 +171,12 @@ class SubscriberBandwidth:
                 return
             sent = offered_video_bps + self.audio_streams * self._config.audio_allowance_bps
             base = sent if capacity is None else min(capacity, sent)
-            factor = 1 - 0.5 * loss if loss >= CAPACITY_LOSS else 1.0
+            factor = 1 - 0.5 * min(loss, 1.0) if loss >= CAPACITY_LOSS else 1.0
             if queued:
                 factor = min(factor, CAPACITY_DELAY_FACTOR)
-            self.capacity_bps = base * factor
+            # Not below half the pause threshold: a link that cannot carry that pauses (the carried estimate
+            # is under the threshold), and the way back up at 8 % a second stays short.
+            self.capacity_bps = max(base * factor, min(base, self._config.video_pause_bps / 2))
             self._decreased_at = self._capacity_at = now
         elif capacity is not None and loss < CAPACITY_CLEAN_LOSS:
             capacity *= CAPACITY_GROWTH ** min(max(now - self._capacity_at, 0.0), 1.0)

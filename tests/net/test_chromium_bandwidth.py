@@ -17,11 +17,10 @@ import json
 import time
 from typing import Any
 
-import av
-import numpy as np
 import pytest
 
 from load_tests.clients import MarkerVideoTrack, MediaClient
+from media import aiortc_passthrough as passthrough
 from tests import netns
 from tests.net.chromium import Participant, chromium_in
 from tests.net.conftest import doctor_in_call
@@ -37,22 +36,6 @@ MAX_FREEZE_S = 1.0
 # Per packet on the wire beyond what aiortc counts as sent (RTP payload): RTP header 12, SRTP tag 10,
 # UDP 8, IPv4 20, header extensions ~8.
 WIRE_OVERHEAD = 58
-
-
-class DetailedMarkerTrack(MarkerVideoTrack):
-    """Markers over coarse moving detail (8 x 8 pixel blocks of random grey, new every frame): an encoder at
-    its default 500 kbit/s spends it all and more, yet its rate control can bring it down (full-resolution
-    noise cannot be coded below several Mbit/s)."""
-
-    def __init__(self, sender_id: int) -> None:
-        super().__init__(sender_id, 320, 240)
-        self._coarse = np.random.default_rng(sender_id)
-
-    async def recv(self) -> av.VideoFrame:
-        top = 2 * self.block
-        cells = self._coarse.integers(0, 256, size=((self.height - top) // 8, self.width // 8), dtype=np.uint8)
-        self._y[top:] = np.kron(cells, np.ones((8, 8), dtype=np.uint8))
-        return await super().recv()
 
 
 class SendRate:
@@ -80,6 +63,13 @@ class SendRate:
         first = next(s for s in self.samples if s[0] >= start)
         last = [s for s in self.samples if s[0] <= end][-1]
         return (last[1] - first[1]) / (last[0] - first[0]) / 1000
+
+
+def _encoder_target_kbit(media: MediaClient) -> float | None:
+    """What the publisher's VP8 encoder was last told to aim at (the server's REMB, within aiortc's limits)."""
+    sender = next(t.sender for t in media.pc.getTransceivers() if t.kind == "video" and t.sender.track)
+    target = passthrough.encoder_target_bitrate(sender)
+    return None if target is None else target / 1000
 
 
 def _figures(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
@@ -119,7 +109,8 @@ def _figures(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
 async def test_chromium_behind_500_kbit_decodes_15_fps_once_the_publisher_adapts(
         served, namespace: netns.Namespace) -> None:
     namespace.shape_down(LINK_KBIT)
-    async with doctor_in_call(served, namespace, audio_bitrate=32_000, video_tracks=[DetailedMarkerTrack(1)]) as call, \
+    camera = MarkerVideoTrack(1, 320, 240, scene=True)
+    async with doctor_in_call(served, namespace, audio_bitrate=32_000, video_tracks=[camera]) as call, \
             chromium_in(namespace) as browser:
         rate = SendRate(call.doctor.media)
         # The page loads over the shaped link too; the 15 s count from when its call starts.
@@ -163,6 +154,7 @@ async def test_chromium_behind_500_kbit_decodes_15_fps_once_the_publisher_adapts
             "publisher_adapted_after_s": round(adapt_s, 2),
             "publisher_kbit_per_s_until_adapted": rates,
             "publisher_kbit_per_s": round(rate.between(window_start, window_end), 1),
+            "publisher_encoder_target_kbit_per_s": _encoder_target_kbit(call.doctor.media),
             "marker_fps": round(len(frames) / ((after["now"] - before["now"]) / 1000), 1),
             "longest_gap_s": round(longest_gap_s, 3),
             **_figures(before, after),
