@@ -108,9 +108,14 @@ class Namespace:
         bound to the old address stop working. Returns the new address."""
         new_ip = new_ip or self._spare.pop(0)
         prefix = self.subnet.prefixlen
+        # The link goes down meanwhile, as the Wi-Fi interface goes when a phone moves to 4G. Without that the
+        # kernel went on delivering packets sent to the old address for ~1.8 s (sockets keep their cached input
+        # route until it is invalidated), so media went on arriving after the "change".
+        run("ip", "link", "set", self.client_if, "down", namespace=self.name)
         # Old first: deleting a primary address also deletes the secondaries of its subnet.
         run("ip", "addr", "del", f"{self.client_ip}/{prefix}", "dev", self.client_if, namespace=self.name)
         run("ip", "addr", "add", f"{new_ip}/{prefix}", "dev", self.client_if, namespace=self.name)
+        run("ip", "link", "set", self.client_if, "up", namespace=self.name)
         self.client_ip = new_ip
         return new_ip
 
