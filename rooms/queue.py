@@ -366,12 +366,13 @@ class QueueStore:
         queue = (tenant, service)
         # A first call declares only the head tickets its script can reach: one per take of this process that runs
         # before it (each takes one off the head) and as many as the last take's walk looked at (owners gone) plus a
-        # spare few. The script answers the head that far and some more for takes started meanwhile. A stale head
-        # (-1) declares all the script answered, at least the TAKE_SCAN tickets a walk may look at.
+        # spare few. The script answers the head that far and a few more (a longer answer cost more to read than the
+        # retries it saved, with 100 clinicians taking at once against `nettlege serve`). A stale head (-1) declares
+        # all the script answered, at least the TAKE_SCAN tickets a walk may look at.
         in_flight = self._taking[queue] = self._taking.get(queue, 0) + 1
         try:
             declare = in_flight + self._reach.get(queue, TAKE_DECLARE_SPARE)
-            answer_n = min(TAKE_HEAD_MAX, declare + in_flight + 4)
+            answer_n = min(TAKE_HEAD_MAX, declare + 8)
             for _ in range(TAKE_ATTEMPTS):
                 head = self._heads.get(queue, [])[:declare]
                 per_ticket = [key for tid, owner in head
