@@ -5,11 +5,17 @@ shaped links: tests/net/test_bandwidth.py, test_link_adaptation.py, test_chromiu
 
 from __future__ import annotations
 
+import asyncio
 import time
+
+import aiohttp
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from media import bandwidth as policy
 from media.bandwidth import Congestion, SubscriberBandwidth
 from media.config import MediaConfig
+from signaling.liveness import PING_INTERVAL_S, PONG_TIMEOUT_S, Liveness
 
 CONFIG = MediaConfig()
 
@@ -108,3 +114,44 @@ def test_a_report_showing_the_link_overrun_is_noted_for_the_liveness_one_from_a_
     lossy = subscriber(clock)
     lossy.on_estimate(2_000_000, offered_video_bps=800_000, fraction_lost=0.3)  # loss alone says it too
     assert lossy.overrun_reported_at is not None
+
+
+async def test_the_liveness_counts_a_report_of_the_overrun_as_hearing_a_client_whose_pongs_are_held_up() -> None:
+    """A real WebSocket whose client answers no ping (an aiohttp client answers them only while it reads, and
+    this one never reads): while its media reports say its link is overrun, it is not silent; once they stop
+    (the client is gone), it is."""
+    reported: dict[str, float | None] = {"at": None}
+    silent = asyncio.Event()
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=False)
+        await ws.prepare(request)
+
+        async def on_silent() -> None:
+            silent.set()
+
+        async def nothing() -> None:
+            return None
+
+        liveness = Liveness(ws, 60.0, on_silent=on_silent, on_heard=nothing, on_gone=nothing,
+                            heard_elsewhere=lambda: reported["at"])
+        pinger = asyncio.create_task(liveness.run())
+        async for _ in ws:
+            liveness.heard()
+        pinger.cancel()
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", handler)
+    server = TestServer(app)
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as http, http.ws_connect(server.make_url("/ws")):
+            held_until = time.monotonic() + 4 * PONG_TIMEOUT_S
+            while time.monotonic() < held_until:  # a report every 0.1 s, as REMBs come while the link floods
+                reported["at"] = time.monotonic()
+                await asyncio.sleep(0.1)
+            assert not silent.is_set()
+            await asyncio.wait_for(silent.wait(), 10 * (PONG_TIMEOUT_S + PING_INTERVAL_S))
+    finally:
+        await server.close()
