@@ -94,7 +94,8 @@ return {1, redis.call('ZRANK', queue_key, ARGV[1]), redis.call('ZCOUNT', clinici
 # to look at, queue channel, queue event, consultation channel, consultation event, the taken ticket's channel
 # without its id, called event, clinician participant json, citizen participant id, Oslo hour, audit entry, rate
 # limit (-1: none), its window (s), the node to place the consultation on ('': none), how long, the consultation's
-# fields (a JSON object), how many head tickets to answer, then the declared head ticket ids.
+# fields (a JSON object), how many head tickets to answer, the prefix of a ticket's key (the declared tickets' ids are
+# their keys without it).
 # The limit is counted first (an empty queue counts too); the caller passes it on its first call only.
 # Returns {0} (empty), {-2} (rate limited), {-1, head} (read again: at least the first TAKE_SCAN) or {1, the taken
 # ticket's fields, how many head tickets the walk looked at, head} (the head after the take, for the next call): the
@@ -106,9 +107,9 @@ local ckey, participants_key, subjects_key, mine_key = KEYS[6], KEYS[7], KEYS[8]
 local disconnected_key, taken_seq_key, owners_key, node_key, FIXED = KEYS[10], KEYS[11], KEYS[12], KEYS[14], 14
 local cid, now, who, ttl = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
 local span, offline_after, scan = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local answer_n, HEAD = tonumber(ARGV[23]), 23
-local declared = {}
-for i = HEAD + 1, #ARGV do declared[ARGV[i]] = i - HEAD end
+local answer_n, ticket_prefix = tonumber(ARGV[23]), ARGV[24]
+local declared = {}  -- ticket id -> its place among the declared ones, read off its declared ticket key
+for i = FIXED + 1, #KEYS, 3 do declared[string.sub(KEYS[i], #ticket_prefix + 1)] = (i - FIXED + 2) / 3 end
 local function key_of(tid, which)
   return KEYS[FIXED + 3 * (declared[tid] - 1) + which]
 end
@@ -363,6 +364,7 @@ class QueueStore:
                       called_prefix, called, self.cipher.participant_json(tenant, me), citizen_pid,
                       stats.oslo_hour(now), audit.entry(Action.TICKET_TAKEN, now, consultation_id=cid) if audit else ""]
         rate_args = _rate_args(rate)
+        ticket_prefix = k.ticket("")
         queue = (tenant, service)
         # A first call declares only the head tickets its script can reach: one per take of this process that runs
         # before it (each takes one off the head) and as many as the last take's walk looked at (owners gone) plus a
@@ -379,7 +381,7 @@ class QueueStore:
                               for key in (k.ticket(tid), k.open_ticket(owner, service), k.my_consultations(owner))]
                 answer = await self._take(keys=[*fixed_keys, *per_ticket],
                                           args=[*fixed_args, *rate_args, place_on or "", ASSIGNMENT_TTL_S,
-                                                fields_json, answer_n, *(t for t, _ in head)])
+                                                fields_json, answer_n, ticket_prefix])
                 rate_args = _rate_args(None)  # counted once
                 if answer[0] == -2 and rate:
                     raise rate.refused()
