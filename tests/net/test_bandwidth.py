@@ -130,13 +130,6 @@ def _quality(client: Any) -> list[dict[str, Any]]:
     return [e["message"] for e in client.of("server") if e["message"].get("type") == "quality"]
 
 
-# Known failure, left open (issue 10): in the lead's `make test-busy` run (one core spun, load average ~9, 01:48 UTC)
-# the namespace client's peer connection closed 0.1 s after the link was shaped, before any quality event, and
-# its reconnect hung on the flooded 120 kbit/s link (its signaling shares it), so no pause was ever seen. It
-# passed 2 of 5 runs under load 15-33 before that; the cause of the close is not found yet. Not strict: a pass
-# shows as XPASS.
-@pytest.mark.xfail(reason="issue 10: under a busy core the subscriber's peer connection closes as the link is "
-                          "shaped and its reconnect hangs on the flooded link (cause not found)", strict=False)
 async def test_a_subscriber_behind_120_kbit_gets_audio_without_video_and_video_back_when_the_link_recovers(
         served: Any, namespace: netns.Namespace, net_client: Any) -> None:
     cid, citizen_token, doctor_token = await take_consultation(served)
