@@ -92,10 +92,10 @@ return {1, redis.call('ZRANK', queue_key, ARGV[1]), redis.call('ZCOUNT', clinici
 # owner's consultations.
 # ARGV: cid, now, clinician subject, ttl, rank span, offline threshold (s), how many tickets of the first priority
 # to look at, queue channel, queue event, consultation channel, consultation event, the taken ticket's channel
-# without its id, called event, clinician participant json, citizen participant id, Oslo hour, audit entry, rate
-# limit (-1: none), its window (s), the node to place the consultation on ('': none), how long, the consultation's
-# fields (a JSON object), how many head tickets to answer, the prefix of a ticket's key (the declared tickets' ids are
-# their keys without it).
+# without its id, called event, the clinician participant's [id, role, sealed name] (JSON), citizen participant id,
+# Oslo hour, audit entry, rate limit (-1: none), its window (s), the node to place the consultation on ('': none),
+# how long, the consultation's fields (a JSON object), how many head tickets to answer, the prefix of a ticket's key
+# (the declared tickets' ids are their keys without it).
 # The limit is counted first (an empty queue counts too); the caller passes it on its first call only.
 # Returns {0} (empty), {-2} (rate limited), {-1, head} (read again: at least the first TAKE_SCAN) or {1, the taken
 # ticket's fields, how many head tickets the walk looked at, head} (the head after the take, for the next call): the
@@ -151,7 +151,8 @@ for f, v in pairs(cjson.decode(ARGV[22])) do cfields[#cfields + 1] = f; cfields[
 redis.call('HSET', ckey, unpack(cfields))
 if ARGV[20] ~= '' then redis.call('SET', node_key, ARGV[20], 'EX', ARGV[21]) end
 redis.call('HSET', ckey, 'ticket_id', tid, 'channel', ticket['channel'], 'service', ticket['service'])
-local clinician = cjson.decode(ARGV[14])
+local c = cjson.decode(ARGV[14])
+local clinician = {id = c[1], subject = who, role = c[2], display_name = c[3], state = 'admitted', joined_at = now}
 local citizen = {id = ARGV[15], subject = ticket['owner'], role = ticket['owner_role'],
                  display_name = ticket['owner_name'], state = 'admitted', joined_at = now}
 add_participant(participants_key, subjects_key, mine_key, cid, clinician)
@@ -352,6 +353,8 @@ class QueueStore:
         me = new_participant(clinician, clinician_role, clinician_name, now)
         citizen_pid = "p_" + secrets.token_urlsafe(9)
         fields_json = json.dumps(fields)
+        # the script builds the clinician's participant like the citizen's (no dataclass-to-JSON here)
+        clinician_json = json.dumps([me.id, me.role.value, self.cipher.seal(tenant, "name", me.display_name) or ""])
         called_prefix = k.events(ticket_topic(""))
         _, called = encode(TicketCalled("", cid))  # the topic names the ticket; the message only the consultation
         fixed_keys = [k.queue(service), k.clinicians(service), stats.stats_key(tenant, service, now),
@@ -361,7 +364,7 @@ class QueueStore:
         fixed_args: list[str | int | float] = [
                       cid, now, clinician, TERMINAL_TTL_S, RANK_SPAN, OFFLINE_AFTER_S, TAKE_SCAN,
                       *channel_of(tenant, QueueChanged(service)), *channel_of(tenant, ConsultationChanged(cid)),
-                      called_prefix, called, self.cipher.participant_json(tenant, me), citizen_pid,
+                      called_prefix, called, clinician_json, citizen_pid,
                       stats.oslo_hour(now), audit.entry(Action.TICKET_TAKEN, now, consultation_id=cid) if audit else ""]
         rate_args = _rate_args(rate)
         ticket_prefix = k.ticket("")
