@@ -373,13 +373,14 @@ class QueueStore:
         # before it (each takes one off the head) and as many as the last take's walk looked at (owners gone) plus a
         # spare few. The script answers the head that far and a few more (a longer answer cost more to read than the
         # retries it saved, with 100 clinicians taking at once against `nettlege serve`). A stale head (-1) declares
-        # all the script answered, at least the TAKE_SCAN tickets a walk may look at.
-        in_flight = self._taking[queue] = self._taking.get(queue, 0) + 1
+        # all the script answered, at least the TAKE_SCAN tickets a walk may look at. The takes in flight are counted
+        # again for each call (a burst's first take starts alone but its retry runs among the whole burst).
+        self._taking[queue] = self._taking.get(queue, 0) + 1
         try:
-            declare = in_flight + self._reach.get(queue, TAKE_DECLARE_SPARE)
-            answer_n = min(TAKE_HEAD_MAX, declare + 8)
-            for _ in range(TAKE_ATTEMPTS):
-                head = self._heads.get(queue, [])[:declare]
+            for attempt in range(TAKE_ATTEMPTS):
+                want = self._taking[queue] + self._reach.get(queue, TAKE_DECLARE_SPARE)
+                answer_n = min(TAKE_HEAD_MAX, want + 8)
+                head = self._heads.get(queue, [])[:want if attempt == 0 else TAKE_HEAD_MAX]
                 per_ticket = [key for tid, owner in head
                               for key in (k.ticket(tid), k.open_ticket(owner, service), k.my_consultations(owner))]
                 answer = await self._take(keys=[*fixed_keys, *per_ticket],
@@ -395,7 +396,6 @@ class QueueStore:
                 if answer[0] == 1:
                     self._reach[queue] = int(answer[2]) + TAKE_DECLARE_SPARE
                     break
-                declare = TAKE_HEAD_MAX
             else:
                 raise Unavailable("Køen endres akkurat nå. Prøv igjen.", retry_after_s=1, code="queue_busy")
         finally:
