@@ -8,6 +8,15 @@ profiler's clock is the process's CPU time, not the wall clock, so time spent wa
 machine is not counted. cProfile adds its own overhead per Python call, so absolute figures are higher than
 without it; the breakdown (which stage costs what share) is what the profile is for. Figures go into
 docs/capacity.md.
+
+    .venv/bin/python -m load_tests.profile_forwarding --server nettlege --consultations 4 --duration 45
+
+profiles `nettlege serve` itself, started as media_bench starts it (private redis-server, CPU 0), with K
+consultations of media_bench's clients, under load_tests.queue_profile's SIGPROF sampler of the server's own
+CPU time (a few µs per sample, so the server runs at almost its usual speed) over the `--duration` window.
+Prints one JSON object: the server's % of a core (from /proc), and that split by what each sample was doing
+(`by_class_core_pct`: the per-packet path, the periodic work per peer, the event loop's own work, signaling),
+by the callback the loop was running and by the innermost function.
 """
 
 from __future__ import annotations
@@ -131,6 +140,132 @@ def _stats(port: int) -> dict[str, Any]:
         return json.loads(response.read())
 
 
+# --- `nettlege serve` as deployed, under a sampling profiler ---------------------------------------------
+
+# What a sample of the server's CPU was spent on: the first class whose marks appear anywhere on its stack.
+CLASSES: list[tuple[str, tuple[str, ...]]] = [
+    ("per packet: transport-cc feedback (built and sent every 100 ms per transport)",
+     ("media/twcc.py:take_feedback", "media/twcc.py:encode_feedback")),
+    ("per packet: RTCP received (receiver/sender reports, NACK, REMB, PLI)",
+     ("rtcdtlstransport.py:_handle_rtcp_data",)),
+    ("per packet: RTP received, rewritten and sent on", ("media/aiortc_passthrough.py:data_received",
+                                                         "media/aiortc_passthrough.py:datagram_received",
+                                                         "media/aiortc_passthrough.py:_handle_srtp")),
+    ("periodic: aiortc RTCP reports (SR/RR every ~1 s per sender and receiver)", ("rtcrtpsender.py:_run_rtcp",
+                                                                                 "rtcrtpreceiver.py:_run_rtcp")),
+    ("periodic: signaling liveness (pings, presence)", ("signaling/liveness.py",)),
+    ("periodic: ICE consent, stats sampling", ("consent", "sample_stats", "getStats", "media/room.py")),
+    ("signaling, Redis, periodic rounds (HTTP, WebSocket, store)", ("signaling/", "aiohttp/", "redis/", "rooms/",
+                                                                    "chat/", "socketio/", "engineio/")),
+]
+LOOP = "event loop: select, scheduling, calling callbacks"
+RECVFROM = "per packet: socket recvfrom (asyncio's UDP transport)"
+OTHER_CALLBACKS = "other callbacks (timers, futures, tasks)"
+
+
+def classify(stack: list[str]) -> str:
+    """Only the frames of the callback the event loop was running count (innermost first); a sample outside
+    any callback is the loop's own work."""
+    run = next((i for i, frame in enumerate(stack) if frame.endswith("asyncio/events.py:_run")), None)
+    if run is None:
+        return LOOP
+    inner = stack[:run]
+    if not inner:
+        return LOOP  # the loop calling the callback
+    if len(inner) == 1 and inner[0].endswith("asyncio/selector_events.py:_read_ready"):
+        return RECVFROM  # a UDP transport's recvfrom (C) before the datagram is handed on
+    for name, marks in CLASSES:
+        if any(m in frame for frame in inner for m in marks):
+            return name
+    return OTHER_CALLBACKS
+
+
+def _entry(stack: list[str]) -> str:
+    """The callback or task the event loop was running when a sample was taken (the frame just above the loop's
+    `Handle._run`), or the outermost frame."""
+    for i, frame in enumerate(stack):
+        if frame.endswith("asyncio/events.py:_run"):
+            return stack[i - 1] if i else frame
+    return stack[-1] if stack else "?"
+
+
+def _short(frame: str) -> str:
+    path, _, name = frame.rpartition(":")
+    parts = path.split("/")
+    return f"{'/'.join(parts[-2:])}:{name}"
+
+
+def serve_profile(args: argparse.Namespace) -> dict[str, Any]:
+    """`nettlege serve` started as media_bench starts it (private Redis, CPU 0), K consultations of media_bench's
+    clients, a SIGPROF sampler of the server's own CPU time over the window (load_tests.queue_profile's)."""
+    import os
+    import time
+
+    import psutil
+
+    from load_tests.harness import cpu_plan, machine, nettlege_server, pin, redis_pid, redis_server, taskset
+
+    (server_cpus,), load_cpus = cpu_plan(1)
+    out = tempfile.mkdtemp(prefix="media-profile-") + "/stacks.json"
+    os.environ["QUEUE_PROFILE_OUT"] = out
+    prefix = [*taskset(server_cpus), sys.executable, "-m", "load_tests.queue_profile", "--sampler"]
+    started = machine()
+    load = Worker(load_generator, load_cpus)
+    try:
+        load.call("setup", timeout=120, transport_cc=args.transport_cc)
+        with redis_server() as redis_url:
+            pin(redis_pid(redis_url), load_cpus)
+            with nettlege_server(redis_url, prefix=prefix) as server:
+                added = load.call("add", timeout=60 + 5 * args.consultations, server="nettlege",
+                                  url=server.base, n=args.consultations)
+                time.sleep(args.settle)
+                proc = psutil.Process(server.proc.pid)
+                cpu0 = sum(proc.cpu_times()[:2])
+                os.kill(server.proc.pid, signal.SIGUSR1)
+                window = load.call("measure", timeout=60 + args.duration, duration=args.duration)
+                os.kill(server.proc.pid, signal.SIGUSR2)
+                cpu = sum(proc.cpu_times()[:2]) - cpu0
+                for _ in range(50):
+                    if os.path.exists(out):
+                        break
+                    time.sleep(0.1)
+                load.call("close", timeout=60)
+    finally:
+        load.close()
+    with open(out) as f:
+        stacks = [(list(s), n) for s, n in json.load(f)]
+    samples = sum(n for _, n in stacks) or 1
+    seconds = window["seconds"]
+    core_pct = 100 * cpu / seconds
+    entries: dict[str, int] = {}
+    leaves: dict[str, int] = {}
+    files: dict[str, int] = {}
+    classes: dict[str, int] = {name: 0 for name, _ in [*CLASSES, (RECVFROM, ()), (LOOP, ()), (OTHER_CALLBACKS, ())]}
+    for stack, n in stacks:
+        classes[classify(stack)] += n
+        e = _short(_entry(stack))
+        entries[e] = entries.get(e, 0) + n
+        leaf = _short(stack[0]) if stack else "?"
+        leaves[leaf] = leaves.get(leaf, 0) + n
+        for f in {fr.rpartition(":")[0].split("site-packages/")[-1].split("/work/main/")[-1] for fr in stack}:
+            files[f] = files.get(f, 0) + n
+
+    def pct(table: dict[str, int], top: int) -> dict[str, float]:
+        ranked = sorted(table.items(), key=lambda kv: -kv[1])[:top]
+        return {k: round(core_pct * v / samples, 3) for k, v in ranked}
+
+    return {"consultations": args.consultations, "seconds": round(seconds, 2), "samples": samples,
+            "server_core_pct": round(core_pct, 2),
+            "core_pct_per_consultation": round(core_pct / max(1, args.consultations), 2),
+            "published_packets": window["published_packets"], "received_packets": window["received_packets"],
+            "fps": [round(x, 1) for x in window["fps"]], "no_picture": added["no_picture"],
+            "cpu_us_per_published_packet": round(1e6 * cpu / max(1, window["published_packets"]), 1),
+            "by_class_core_pct": {k: round(core_pct * v / samples, 3) for k, v in classes.items()},
+            "by_entry_core_pct": pct(entries, args.top or 40), "by_leaf_core_pct": pct(leaves, args.top or 40),
+            "by_file_inclusive_core_pct": pct(files, args.top or 40),
+            "loadavg_1_5_15": started["loadavg_1_5_15"], "stacks_file": out}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--consultations", type=int, default=2)
@@ -138,7 +273,14 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=0, help="also print the N functions with most own time")
     parser.add_argument("--transport-cc", action=argparse.BooleanOptionalAction, default=True,
                         help="publishers offer transport-cc and use it when answered with it, as browsers do")
+    parser.add_argument("--server", choices=["sfu", "nettlege"], default="sfu",
+                        help="sfu: load_tests.media_server under cProfile (per-stage table); nettlege: `nettlege "
+                             "serve` as media_bench starts it, under a SIGPROF sampler (JSON: CPU by entry point)")
+    parser.add_argument("--settle", type=float, default=2.0, help="nettlege: seconds between the joins and the window")
     args = parser.parse_args()
+    if args.server == "nettlege":
+        print(json.dumps(serve_profile(args)), flush=True)
+        return
     profile_path = tempfile.mktemp(prefix="nettlege-forwarding-", suffix=".prof")
     server = subprocess.Popen([sys.executable, "-c", SERVER.format(path=profile_path)],
                               stdout=subprocess.PIPE, text=True)
