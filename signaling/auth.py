@@ -42,7 +42,8 @@ JWKS_TTL_S = 600
 JWKS_MIN_REFRESH_S = 30
 # A verified token's principal is kept (keyed by the raw token) until the token's `exp`, at most VERIFIED_TTL_S
 # (an issuer's withdrawn key stops being honoured within that), for the VERIFIED_MAX most recently used tokens:
-# a client sends the same bearer token with every request, and PyJWT's decode is most of a request's CPU.
+# a client sends the same bearer token with every request, and PyJWT's two decodes and signature check were ~10 %
+# of a take-next's server CPU (docs/capacity.md, "Queue operations: profile").
 VERIFIED_TTL_S = 60.0
 VERIFIED_MAX = 4096
 
