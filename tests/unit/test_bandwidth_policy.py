@@ -60,11 +60,33 @@ def test_no_pause_without_a_low_estimate_or_while_the_estimate_carries_what_is_o
     clock = Clock()
     bandwidth = SubscriberBandwidth(CONFIG, clock=clock)
     _run(bandwidth, clock, 1, 400_000, OFFERED, {"rtt": 0.02})
-    # A congested link whose estimate still carries useful video: the REMB cap handles it, no pause.
-    assert _run(bandwidth, clock, 6, CONFIG.video_pause_bps + 50_000, OFFERED, overrun) == [None] * 12
-    # A still picture sending less than the estimate: its link is not what holds the picture back.
-    assert _run(bandwidth, clock, 6, LOW, LOW - 20_000, overrun) == [None] * 12
+    # A congested link whose estimate still carries useful video: the caps handle it, and a pause comes only once
+    # the link's own loss and queue have cut its capacity below the pause threshold (the REMB alone never does).
+    _pauses_only_below_capacity(bandwidth, clock, CONFIG.video_pause_bps + 50_000, OFFERED, overrun)
+    # A still picture sending less than the estimate: paused only once the capacity is below what it sends.
+    bandwidth = SubscriberBandwidth(CONFIG, clock=clock)
+    _run(bandwidth, clock, 1, 400_000, OFFERED, {"rtt": 0.02})
+    _pauses_only_below_capacity(bandwidth, clock, LOW, LOW - 20_000, overrun)
+    # No congestion at all: never a pause, whatever the estimate.
+    bandwidth = SubscriberBandwidth(CONFIG, clock=clock)
+    assert _run(bandwidth, clock, 6, LOW, OFFERED, {"rtt": 0.02}) == [None] * 12
     assert not bandwidth.paused
+
+
+def _pauses_only_below_capacity(bandwidth: SubscriberBandwidth, clock: Clock, estimate: int, offered: float,
+                                signals: dict[str, float]) -> None:
+    """Six seconds of reports; a pause, if any, only while the capacity is below both the pause threshold
+    and what is offered (the decisions are in the assertion message otherwise)."""
+    decided = []
+    for _ in range(12):
+        capacity_before = bandwidth.capacity_bps
+        [result] = _run(bandwidth, clock, 0.5, estimate, offered, signals)
+        decided.append((result, capacity_before, bandwidth.capacity_bps))
+        if bandwidth.paused:
+            break
+    for result, _, capacity in decided:
+        if result is True:
+            assert capacity is not None and capacity < min(CONFIG.video_pause_bps, offered), decided
 
 
 def test_a_paused_subscriber_comes_back_with_a_good_estimate_and_its_nack_window_starts_again() -> None:
