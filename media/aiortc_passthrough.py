@@ -245,6 +245,7 @@ class RtpTap:
         self._estimator = receiver._RTCRtpReceiver__remote_bitrate_estimator  # type: ignore[attr-defined]
         self._is_video = receiver._RTCRtpReceiver__kind == "video"  # type: ignore[attr-defined]
         self._active_at = 0.0
+        self._rtx_by_payload_type: dict[int, tuple[RTCRtpCodecParameters, bool]] = {}
         self.upstream_bps: int | None = None  # aiortc's receive-side estimate of the publisher's uplink
         self.media_ssrcs: list[int] = []
 
@@ -274,7 +275,10 @@ class RtpTap:
         if stream is None:
             stream = self._streams[packet.ssrc] = StreamStatistics(codec.clockRate)
         stream.add(packet)
-        if codec.name == "rtx":
+        rtx = self._rtx_by_payload_type.get(packet.payload_type)
+        if rtx is None or rtx[0] is not codec:  # `codec.name` splits the MIME type: once per codec, not per packet
+            rtx = self._rtx_by_payload_type[packet.payload_type] = (codec, codec.name == "rtx")
+        if rtx[1]:
             original_ssrc = self._rtx_ssrc.get(packet.ssrc)
             apt = codec.parameters.get("apt")
             if original_ssrc is None or len(packet.payload) < 2 or apt not in self._codecs:
@@ -438,6 +442,7 @@ def install_rtp_tap(receiver: RTCRtpReceiver, on_packet: PacketHandler) -> RtpTa
     tap = RtpTap(receiver, on_packet)
     install_fast_rtp_path(receiver.transport)
     install_direct_receive(receiver.transport)
+    install_direct_send(receiver.transport)
     # The decoder thread still starts with the receiver; a sink that yields nothing ends it at once.
     receiver._RTCRtpReceiver__decoder_queue = _FrameSink(lambda codec, frame: None)  # type: ignore[attr-defined]
     receiver._handle_rtp_packet = tap.handle  # type: ignore[method-assign]
@@ -456,6 +461,7 @@ class RtpSendPort:
         if sender._RTCRtpSender__started:  # type: ignore[attr-defined]
             raise RuntimeError("sender already started")
         self._sender = sender
+        install_direct_send(sender.transport)
         self._history: dict[int, RtpPacket] = sender._RTCRtpSender__rtp_history  # type: ignore[attr-defined]
         self._extensions_map: HeaderExtensionsMap = sender._RTCRtpSender__rtp_header_extensions_map  # type: ignore[attr-defined]
         self.payload_type: int | None = None
@@ -547,21 +553,43 @@ class RtpSendPort:
 
 
 def _send_now(transport: RTCDtlsTransport, data: bytes) -> bool:
-    """What `transport._send_rtp(data)` does for an RTP packet on a connected transport whose selected pair
-    is plain UDP (the server's always are: host candidates, ICE-lite), without its four coroutine layers
+    """What `transport._send_rtp(data)` does for an RTP or RTCP packet on a connected transport whose selected
+    pair is plain UDP (the server's always are: host candidates, ICE-lite), without its four coroutine layers
     (DTLS transport, ICE transport, connection, protocol). False: not sent, use `_send_rtp` (which raises
     ConnectionError when it cannot send either)."""
     srtp = transport._tx_srtp
     if srtp is None or transport._state != DtlsState.CONNECTED:
         return False
-    pair = transport.transport._connection._nominated.get(1)
-    if pair is None or type(pair.protocol) is not StunProtocol or pair.protocol.transport is None:
+    pair = transport._transport._connection._nominated.get(1)
+    route = transport.__dict__.get("_nettlege_route")
+    if route is None or route[0] is not pair:  # the first packet, or ICE chose another pair: look it up again
+        if pair is None or type(pair.protocol) is not StunProtocol:
+            return False
+        route = transport._nettlege_route = (pair, pair.protocol, pair.remote_addr)  # type: ignore[attr-defined]
+    udp = route[1].transport
+    if udp is None:
         return False
-    protected = srtp.protect(data)
-    pair.protocol.transport.sendto(protected, pair.remote_addr)
+    protected = srtp.protect_rtcp(data) if len(data) > 1 and 191 < data[1] < 209 else srtp.protect(data)  # is_rtcp
+    udp.sendto(protected, route[2])
     transport._RTCDtlsTransport__tx_bytes += len(protected)  # type: ignore[attr-defined]
     transport._RTCDtlsTransport__tx_packets += 1  # type: ignore[attr-defined]
     return True
+
+
+def install_direct_send(transport: RTCDtlsTransport) -> None:
+    """Every RTP and RTCP packet aiortc sends on the transport (receiver and sender reports, NACKs, REMB, PLI,
+    retransmissions, transport-cc feedback) goes out by `_send_now` when it can, instead of through aiortc's
+    and aioice's four coroutine layers. Idempotent."""
+    if getattr(transport, "_nettlege_direct_send", False):
+        return
+    transport._nettlege_direct_send = True  # type: ignore[attr-defined]
+    original = transport._send_rtp
+
+    async def send_rtp(data: bytes) -> None:
+        if not _send_now(transport, data):
+            await original(data)
+
+    transport._send_rtp = send_rtp  # type: ignore[method-assign]
 
 
 _NTP_UNIX_OFFSET_S = 2208988800  # 1900-01-01 to 1970-01-01
@@ -574,6 +602,9 @@ def _ntp_now() -> int:
     return ((seconds + _NTP_UNIX_OFFSET_S) << 32) | ((rest << 32) // 1_000_000_000)
 
 
+_NO_CSRC: list[int] = []  # shared by every history entry: never written to
+
+
 class _SentPacket(LightRtpPacket):
     """A forwarded packet as the sender's retransmission history keeps it (aiortc's `_retransmit` wraps it
     in RTX and serializes it): references only, its `HeaderExtensions` made when it is retransmitted (most
@@ -582,7 +613,16 @@ class _SentPacket(LightRtpPacket):
     def __init__(self, payload_type: int, marker: int, sequence_number: int, timestamp: int, ssrc: int,
                  payload: bytes, padding_size: int, mid: str | None, abs_send_time: int,
                  audio_level: Any) -> None:
-        super().__init__(payload_type, marker, sequence_number, timestamp, ssrc, payload, padding_size, [])
+        # LightRtpPacket's fields, set here (one call less per forwarded packet)
+        self.version = 2
+        self.payload_type = payload_type
+        self.marker = marker
+        self.sequence_number = sequence_number
+        self.timestamp = timestamp
+        self.ssrc = ssrc
+        self.payload = payload
+        self.padding_size = padding_size
+        self.csrc = _NO_CSRC
         self._header = (mid, abs_send_time, audio_level)
 
     @property
