@@ -4,6 +4,9 @@ browsers come back with video on A."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
 
 from signaling.placement import NODE
@@ -31,8 +34,19 @@ async def test_media_on_another_node_and_failover_back(start_app, pages) -> None
     citizen = await queue_citizen(pages, base_a, "Kari Pasient")
     doctor = await pages.open(base_a + "/")
     console: dict[object, list[str]] = {citizen: [], doctor: []}  # shown if the failover does not happen
+    frames: dict[object, list[str]] = {citizen: [], doctor: []}  # the signaling messages' types, both ways
     for page in (citizen, doctor):
         page.on("console", lambda m, page=page: console[page].append(f"{m.type}: {m.text}"))
+
+        def on_ws(ws: Any, page: Any = page) -> None:
+            if not ws.url.endswith("/signal"):
+                return
+            frames[page].append(f"open {ws.url}")
+            ws.on("framereceived", lambda f, page=page: frames[page].append(f"< {message_type(f)}"))
+            ws.on("framesent", lambda f, page=page: frames[page].append(f"> {message_type(f)}"))
+            ws.on("close", lambda _w, page=page: frames[page].append("closed"))
+
+        page.on("websocket", on_ws)
     await dev_login(doctor, "clinician", "Dr. Lege")
     await doctor.select_option("#service-select", "legevakt")
     await doctor.locator("#queue-table tbody tr").first.wait_for()
@@ -52,8 +66,17 @@ async def test_media_on_another_node_and_failover_back(start_app, pages) -> None
             await page.locator("#room-status").get_by_text("Tilkoblet").wait_for(timeout=60_000)
         except Exception as e:
             state = await page.evaluate("""() => ({status: document.querySelector('#room-status')?.textContent,
-                call: window.nettlegeCall && {state: window.nettlegeCall.state, ws: !!window.nettlegeCall.ws,
+                call: window.nettlegeCall && {state: window.nettlegeCall.state, ws: window.nettlegeCall.ws?.readyState,
+                url: window.nettlegeCall.ws?.url,
                 backoff: window.nettlegeCall.backoff, pc: window.nettlegeCall.pc?.connectionState}})""")
-            raise AssertionError(f"no reconnect to A: {state}; console: {console[page]}") from e
+            raise AssertionError(f"no reconnect to A: {state}; console: {console[page]}; A at {base_a}; "
+                                 f"frames: {frames[page]}") from e
         await wait_for_more_frames(page, before, timeout_ms=60_000)
     assert len(app_a[SIGNAL_SESSIONS]) == 2
+
+
+def message_type(frame: Any) -> str:
+    try:
+        return str(json.loads(frame).get("type"))
+    except (TypeError, ValueError, AttributeError):
+        return "?"

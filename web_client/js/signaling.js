@@ -155,12 +155,17 @@ export class Call extends EventTarget {
     }
     const ws = new WebSocket(this._wsUrl(url));
     this.ws = ws;
+    // A fresh chain of message handlers per socket: a handler of the old one may wait forever (an offer being
+    // applied when its peer connection was closed: WebRTC never settles that promise), and chained behind it
+    // the new socket's welcome would never be handled.
+    this.ops = Promise.resolve();
     if (this.state !== "reconnecting") this._setState("connecting");
     ws.onopen = () => {
       ws.send(JSON.stringify({ type: "hello", token: this.sessionToken || this.token,
         display_name: this.displayName, lang: document.documentElement.lang || "nb" }));
     };
     ws.onmessage = (e) => {
+      if (this.ws !== ws) return; // a socket we already left
       let msg;
       try { msg = JSON.parse(e.data); } catch { return; }
       this.ops = this.ops.then(() => this._onMessage(msg)).catch((err) => console.warn("signaling", err));
