@@ -613,16 +613,8 @@ class _SentPacket(LightRtpPacket):
     def __init__(self, payload_type: int, marker: int, sequence_number: int, timestamp: int, ssrc: int,
                  payload: bytes, padding_size: int, mid: str | None, abs_send_time: int,
                  audio_level: Any) -> None:
-        # LightRtpPacket's fields, set here (one call less per forwarded packet)
-        self.version = 2
-        self.payload_type = payload_type
-        self.marker = marker
-        self.sequence_number = sequence_number
-        self.timestamp = timestamp
-        self.ssrc = ssrc
-        self.payload = payload
-        self.padding_size = padding_size
-        self.csrc = _NO_CSRC
+        LightRtpPacket.__init__(self, payload_type, marker, sequence_number, timestamp, ssrc, payload,
+                                padding_size, _NO_CSRC)
         self._header = (mid, abs_send_time, audio_level)
 
     @property

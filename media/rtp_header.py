@@ -82,16 +82,8 @@ class RtpHeader(LightRtpPacket):
     def __init__(self, payload_type: int, marker: int, sequence_number: int, timestamp: int, ssrc: int,
                  payload: bytes, padding_size: int, extensions: RtpHeaderExtensions,
                  csrc: list[int]) -> None:
-        # LightRtpPacket's fields, set here (one call less per received packet)
-        self.version = 2
-        self.payload_type = payload_type
-        self.marker = marker
-        self.sequence_number = sequence_number
-        self.timestamp = timestamp
-        self.ssrc = ssrc
-        self.payload = payload
-        self.padding_size = padding_size
-        self.csrc = csrc
+        LightRtpPacket.__init__(self, payload_type, marker, sequence_number, timestamp, ssrc, payload,
+                                padding_size, csrc)
         self.extensions = extensions  # type: ignore[assignment]  # duck-typed subset of HeaderExtensions
 
 
