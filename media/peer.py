@@ -23,7 +23,7 @@ from media.errors import MediaError
 from media.forwarder import TrackForwarder
 from media.ice import rtc_configuration, strip_candidates
 from media.publisher import PublishedTrack
-from media.sdp import accept_declined, decodes_h264
+from media.sdp import accept_declined, bundle_setup, decodes_h264
 from media.stats import ParticipantStats, SfuCounters
 
 log = logging.getLogger(__name__)
@@ -118,7 +118,7 @@ class Peer:
                                  "The server's offer is waiting for an answer; roll back and answer it first.")
             self._labels = dict(track_labels or {})
             _check_has_media(sdp)
-            sdp = await self._without_candidates(sdp)
+            sdp = bundle_setup(await self._without_candidates(sdp))
             lacks_h264 = False
             if self.decodes_h264 is None:
                 self.decodes_h264 = decodes_h264(sdp)
@@ -174,7 +174,7 @@ class Peer:
             self._check_open()
             if not self._offer_outstanding:
                 raise MediaError("no_offer_outstanding", "There is no server offer waiting for an answer.")
-            sdp = await self._without_candidates(sdp)
+            sdp = bundle_setup(await self._without_candidates(sdp))  # one DTLS role per transport
             try:
                 sdp, declined = accept_declined(sdp, self.pc.localDescription.sdp)
                 await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))

@@ -52,6 +52,36 @@ def accept_declined(answer: str, offer: str) -> tuple[str, list[str]]:
     return str(description), mids
 
 
+def bundle_setup(sdp: str) -> str:
+    """The client's SDP with every m-line of its BUNDLE group carrying the DTLS role (`a=setup`) of the group's
+    first m-line, the tagged one whose transport the group uses (RFC 8843). Firefox writes the attribute per
+    m-line and, when it answers a server offer that adds an m-line, gives the new one `active` while the
+    transport it shares stays `passive` (Firefox the DTLS server). aiortc applies the m-lines' roles to the one
+    shared transport in turn, so the last m-line's wins: the SFU turned DTLS server too, either before its
+    handshake (both sides wait for a ClientHello) or during it (SRTP keys exported for the wrong side), and
+    Firefox received nothing. The other m-lines' values are ignored by the standard, so this changes nothing
+    for a client that writes them consistently."""
+    lines = sdp.splitlines()
+    group = next((line.split()[1:] for line in lines if line.startswith("a=group:BUNDLE")), [])
+    sections: list[list[int]] = []  # line indexes of each m-line's section
+    for index, line in enumerate(lines):
+        if line.startswith("m="):
+            sections.append([])
+        if sections:
+            sections[-1].append(index)
+    mids = [next((lines[i][len("a=mid:"):].strip() for i in section if lines[i].startswith("a=mid:")), None)
+            for section in sections]
+    setups = [next((i for i in section if lines[i].startswith("a=setup:")), None) for section in sections]
+    tag = next((setups[mids.index(mid)] for mid in group if mid in mids and setups[mids.index(mid)] is not None),
+               None)
+    if tag is None:
+        return sdp
+    for mid, setup in zip(mids, setups, strict=True):
+        if mid in group and setup is not None:
+            lines[setup] = lines[tag]
+    return "\r\n".join(lines) + "\r\n"
+
+
 def decodes_h264(sdp: str) -> bool | None:
     """Whether the client can receive H264, from its offer's video m-lines (a browser lists every codec it
     decodes); None if it offered no video at all. Port 0 counts: in an offer it is a bundle-only m-line

@@ -7,6 +7,8 @@ server candidates, and the agent listens on the namespace's own loopback.
 The page is the server's own index.html; the web client's `Call` (web_client/js/signaling.js) joins with a
 fake camera and microphone. Prints JSON lines: {"event": "started"}, then every 0.3 s {"event": "stats",
 "video_frames", "audio_packets", "markers": [[sender, counter], ...], "state", "errors", "connection"}.
+Every signaling message both ways (tokens left out; with an SDP, its a=setup, ICE and fingerprint lines, then
+the whole SDP) and the peer connection's state changes go to stderr, which pytest shows for a failed test.
 Stops on stdin EOF or {"cmd": "quit"}. No OpenH264: Firefox then declines H264, as many installs do.
 """
 
@@ -45,6 +47,33 @@ PREFS = {
 }
 
 JOIN = """async (cid, token) => { try {
+  // What went over the signaling socket and through the peer connection's descriptions, for stderr (`STATS`
+  // drains it): a failed negotiation shows its SDPs both ways.
+  window.nettlegeSignals = [];
+  const note = (...entry) => window.nettlegeSignals.push([performance.now() / 1000, ...entry]);
+  const PlainSocket = window.WebSocket;
+  window.WebSocket = class extends PlainSocket {
+    constructor(...a) { super(...a); this.addEventListener("message", (e) => note("in", e.data)); }
+    send(data) { note("out", data); super.send(data); }
+  };
+  const PlainPc = window.RTCPeerConnection;
+  window.RTCPeerConnection = class extends PlainPc {
+    constructor(...a) {
+      super(...a);
+      for (const event of ["signalingstatechange", "iceconnectionstatechange", "connectionstatechange"]) {
+        this.addEventListener(event, () => note("pc", `${event}: signaling ${this.signalingState}, ice `
+          + `${this.iceConnectionState}, connection ${this.connectionState}`));
+      }
+    }
+    async setLocalDescription(d) {
+      try { await super.setLocalDescription(d); note("pc", `setLocalDescription(${d ? d.type : "implicit"}) ok`); }
+      catch (e) { note("pc", `setLocalDescription(${d ? d.type : "implicit"}) failed: ${e}`); throw e; }
+    }
+    async setRemoteDescription(d) {
+      try { await super.setRemoteDescription(d); note("pc", `setRemoteDescription(${d.type}) ok`); }
+      catch (e) { note("pc", `setRemoteDescription(${d.type}) failed: ${e}`); throw e; }
+    }
+  };
   const { Call } = await import("/static/js/signaling.js");
   const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
   const call = new Call({ consultationId: cid, token, displayName: "Firefox", localStream: stream });
@@ -67,6 +96,7 @@ JOIN = """async (cid, token) => { try {
 STATS = """async () => {
   const call = window.nettlegeCall;
   const out = { video_frames: 0, audio_packets: 0, markers: [], state: call && call.state,
+                signals: (window.nettlegeSignals || []).splice(0),
                 errors: window.nettlegeErrors || [], connection: call && call.pc && call.pc.connectionState };
   if (call && call.pc) (await call.pc.getStats()).forEach((s) => {
     if (s.type === "inbound-rtp" && s.kind === "video") out.video_frames += s.framesDecoded || 0;
@@ -97,6 +127,28 @@ STATS = """async () => {
 def emit(event: str, **fields: Any) -> None:
     sys.stdout.write(json.dumps({"event": event, "at": time.monotonic(), **fields}) + "\n")
     sys.stdout.flush()
+
+
+def log_signal(at: float, direction: str, data: str) -> None:
+    """One signaling message (or peer connection event) on stderr, which pytest shows for a failed test: with
+    an SDP, its DTLS role, ICE credentials and fingerprints per m-line first, then the whole SDP."""
+    try:
+        message = json.loads(data) if direction != "pc" else None
+    except ValueError:
+        message = None
+    if not isinstance(message, dict):
+        sys.stderr.write(f"firefox {at:9.3f} {direction} {data}\n")
+        return
+    sdp = message.get("sdp") if isinstance(message.get("sdp"), str) else None
+    brief = {k: "..." if k == "sdp" or "token" in k else v for k, v in message.items()}
+    sys.stderr.write(f"firefox {at:9.3f} {direction} {json.dumps(brief)[:300]}\n")
+    if sdp:
+        keys = ("m=", "a=setup:", "a=ice-ufrag:", "a=fingerprint:", "a=mid:", "a=group:", "a=sendrecv",
+                "a=sendonly", "a=recvonly", "a=inactive", "a=bundle-only")
+        summary = [line for line in sdp.splitlines() if line.startswith(keys)]
+        sys.stderr.write("".join(f"    {line}\n" for line in summary))
+        sys.stderr.write("".join(f"      | {line}\n" for line in sdp.splitlines()))
+    sys.stderr.flush()
 
 
 class Bidi:
@@ -153,7 +205,10 @@ async def drive(args: argparse.Namespace, process: subprocess.Popen[bytes]) -> N
     await asyncio.get_running_loop().connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     line_task = asyncio.ensure_future(reader.readline())
     while True:
-        emit("stats", **json.loads(await bidi.function(context, STATS)))
+        stats = json.loads(await bidi.function(context, STATS))
+        for entry in stats.pop("signals"):
+            log_signal(*entry)
+        emit("stats", **stats)
         done, _ = await asyncio.wait({line_task}, timeout=0.3)
         if done:
             line = line_task.result()
