@@ -203,7 +203,7 @@ async def dev_login(page: Any, role: str, name: str, tenant: str = "oslo") -> No
     except Exception as e:  # say what the page shows instead of the login form
         # what the page shows, and which of its files had arrived (the app's module graph may be stuck on one)
         shown = await page.evaluate("""() => [location.href, document.readyState, document.body.innerText.slice(0, 300),
-            performance.getEntriesByType('resource').map(r => `${r.name.split('/').pop()} ${Math.round(r.duration)}`)]""")
+            performance.getEntriesByType('resource').map(r => `${r.name.split('/').pop()} ${r.duration | 0}`)]""")
         raise AssertionError(f"no login form: {shown}") from e
     await page.fill("#dev-name", name)
     await page.select_option("#dev-role", role)
