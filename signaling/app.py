@@ -24,6 +24,7 @@ from rooms.crypto import FieldCipher
 from rooms.events import EventHub
 from rooms.store import Store
 
+from . import static_files
 from .api import bookings, build_api
 from .api.shortcodes import short_address
 from .appkeys import AUTH, CONFIG, HTTP, HUB, STORE
@@ -151,21 +152,25 @@ async def openapi(request: web.Request) -> web.Response:
     return web.json_response(request.app[OPENAPI])
 
 
+# index.html and the service worker, read once like the rest of the client (signaling/static_files.py)
+_INDEX = static_files.read(WEB_CLIENT_DIR / "index.html")
+_SERVICE_WORKER = static_files.read(WEB_CLIENT_DIR / "sw.js")
+
+
 async def index(_request: web.Request) -> web.StreamResponse:
-    page = WEB_CLIENT_DIR / "index.html"
-    if not page.exists():
+    page = _INDEX
+    if page is None:
         return web.Response(text="nettlege: the web client is not built", content_type="text/plain")
-    return web.FileResponse(page)
+    return static_files.response(page)
 
 
 async def service_worker(_request: web.Request) -> web.StreamResponse:
     """The notifications-only service worker, served at the root so its scope is the whole client."""
-    script = WEB_CLIENT_DIR / "sw.js"
-    if not script.exists():
+    script = _SERVICE_WORKER
+    if script is None:
         raise web.HTTPNotFound()
     # no-cache: a fixed worker reaches phones on their next visit, not after a cached copy expires
-    return web.FileResponse(script, headers={"Content-Type": "text/javascript; charset=utf-8",
-                                             "Cache-Control": "no-cache"})
+    return static_files.response(script, headers={"Cache-Control": "no-cache"})
 
 
 def build_app(config: Config) -> web.Application:
@@ -192,9 +197,7 @@ def build_app(config: Config) -> web.Application:
     app.router.add_get("/", index)
     app.router.add_get("/k", short_address)  # the short address a caller types for a six-digit code
     app.router.add_get("/sw.js", service_worker)  # turn notifications on Android need a service worker
-    for sub in STATIC_DIRS:
-        if (WEB_CLIENT_DIR / sub).is_dir():
-            app.router.add_static(f"/static/{sub}/", WEB_CLIENT_DIR / sub, follow_symlinks=False)
+    static_files.add_static(app, WEB_CLIENT_DIR, STATIC_DIRS)
     setup_security_headers(app)  # every response, 404s and static files included
     setup_chat(app)
     return app
