@@ -4,6 +4,7 @@ is now, which the second call declares -- never a wrong take, and one round trip
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import replace
 
 from rooms.models import Channel, Priority, Role
@@ -19,10 +20,9 @@ async def _take(store):  # type: ignore[no-untyped-def]
                                        clinician_name="Dr")
 
 
-async def test_a_ticket_that_jumps_the_head_meanwhile_is_taken_after_a_second_call(store, clock):  # type: ignore[no-untyped-def]
-    first = await _join(store, "forst")
-    clock.advance(1)
-    green = await _join(store, "gronn")
+@contextlib.contextmanager
+def _counting_take_calls(store):  # type: ignore[no-untyped-def]
+    """Yields a list that gets, per call of the take-next script, how many keys it declared."""
     script = store.queue._take
     calls: list[int] = []
 
@@ -32,6 +32,16 @@ async def test_a_ticket_that_jumps_the_head_meanwhile_is_taken_after_a_second_ca
 
     store.queue._take = counted
     try:
+        yield calls
+    finally:
+        store.queue._take = script
+
+
+async def test_a_ticket_that_jumps_the_head_meanwhile_is_taken_after_a_second_call(store, clock):  # type: ignore[no-untyped-def]
+    first = await _join(store, "forst")
+    clock.advance(1)
+    green = await _join(store, "gronn")
+    with _counting_take_calls(store) as calls:
         taken, _ = await _take(store)  # nothing known yet: a first call learns the head, a second takes
         assert taken.id == first.id and len(calls) == 2
         calls.clear()
@@ -43,8 +53,6 @@ async def test_a_ticket_that_jumps_the_head_meanwhile_is_taken_after_a_second_ca
         assert ticket.id == urgent.id  # so the most urgent came first
         second, _ = await _take(store)
         assert second.id == green.id and len(calls) == 1  # the head the last take answered: one call
-    finally:
-        store.queue._take = script
     assert {p.subject for p in consultation.participants} == {"dr", "rod"}
     stored = await store.consultations.get("oslo", consultation.id)  # what the script's answer was built into
     assert replace(consultation, participants=[]) == replace(stored, participants=[])
@@ -80,20 +88,10 @@ async def test_owners_gone_at_the_head_cost_one_call_once_a_walk_past_them_was_s
     for t in gone:
         await store.queue.disconnected("oslo", t.id)
     clock.advance(OFFLINE_AFTER_S + 1)
-    script = store.queue._take
-    calls: list[int] = []
-
-    async def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
-        calls.append(len(kwargs["keys"]))
-        return await script(*args, **kwargs)
-
-    store.queue._take = counted
-    try:
+    with _counting_take_calls(store) as calls:
         first, _ = await _take(store)
         assert first.id == here[0].id and len(calls) == 2  # nothing known yet: learn the head, then take
         calls.clear()
         second, _ = await _take(store)
         assert second.id == here[1].id and len(calls) == 1  # the five gone owners' tickets were declared too
-    finally:
-        store.queue._take = script
     assert [t.id for t in await store.queue.waiting("oslo", "nettlege")] == [*(t.id for t in gone), here[2].id]

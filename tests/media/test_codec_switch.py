@@ -19,7 +19,7 @@ import pytest
 from media import aiortc_passthrough
 from media.publisher import PublishedTrack
 from tests.media.conftest import audio_from, connect, has_picture, video_from
-from tests.media.test_codecs import decline_h264
+from tests.media.test_codecs import answer_declining_h264
 
 pytestmark = [pytest.mark.media, pytest.mark.timeout(90)]
 
@@ -97,15 +97,7 @@ async def test_a_late_joiner_that_declines_h264_gets_vp8_too(sfu, make_client) -
     await connect(room, safari)
     listener = make_client("listener", sender_id=4, video_labels=())  # publishes audio only
     await connect(room, listener, offer=False)
-    forward = listener.to_server
-    assert forward is not None
-
-    async def declining(message: dict[str, Any]) -> None:
-        if message["type"] == "answer":
-            message = {**message, "sdp": decline_h264(message["sdp"])}
-        await forward(message)
-
-    listener.to_server = declining
+    answer_declining_h264(listener)
     await listener.offer()
     assert room.peer("listener").decodes_h264 is None  # it offered no video
     await listener.wait_for(lambda: any(len(t.markers) >= 20 for t in video_from(listener, "safari")),
@@ -129,15 +121,7 @@ async def test_a_publisher_offering_only_h264_stays_h264_and_the_late_joiner_dec
     await chrome.wait_for(has_picture(chrome, "safari", frames=10), within_s=20, what="Safari's H264 in Chrome")
     firefox = make_client("firefox", sender_id=3)
     await connect(room, firefox, offer=False)
-    forward = firefox.to_server
-    assert forward is not None
-
-    async def declining(message: dict[str, Any]) -> None:
-        if message["type"] == "answer":
-            message = {**message, "sdp": decline_h264(message["sdp"])}
-        await forward(message)
-
-    firefox.to_server = declining
+    answer_declining_h264(firefox)
     await firefox.offer()
     await firefox.wait_for(lambda: bool(audio_from(firefox, "safari")) and audio_from(firefox, "safari")[0]
                            .loud_frames > 25, what="Safari's voice in the late joiner")

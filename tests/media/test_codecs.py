@@ -41,6 +41,19 @@ def decline_h264(sdp: str) -> str:
     return head + "".join(out)
 
 
+def answer_declining_h264(client: Any) -> None:
+    """Make `client` decline every H264 m-line in its answers, as Firefox without OpenH264 does."""
+    forward = client.to_server
+    assert forward is not None
+
+    async def declining(message: dict[str, Any]) -> None:
+        if message["type"] == "answer":
+            message = {**message, "sdp": decline_h264(message["sdp"])}
+        await forward(message)
+
+    client.to_server = declining
+
+
 def _video_formats(sdp: str) -> list[list[str]]:
     return [line.split()[3:] for line in sdp.splitlines() if line.startswith("m=video")]
 
@@ -63,15 +76,7 @@ async def test_a_declined_h264_m_line_is_accepted_and_audio_and_other_video_stil
     firefox = make_client("firefox", sender_id=2)
     await connect(room, safari)
     await connect(room, firefox, offer=False)
-    forward = firefox.to_server
-    assert forward is not None
-
-    async def declining(message: dict[str, Any]) -> None:
-        if message["type"] == "answer":
-            message = {**message, "sdp": decline_h264(message["sdp"])}
-        await forward(message)
-
-    firefox.to_server = declining
+    answer_declining_h264(firefox)
     await firefox.offer()
     # Safari's voice reaches Firefox: the answer that declined the H264 m-line was taken, not refused.
     await firefox.wait_for(lambda: bool(audio_from(firefox, "safari")) and audio_from(firefox, "safari")[0]

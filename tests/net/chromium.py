@@ -14,10 +14,11 @@ number] in `window.nlg.frames`. Peer connection number: 0 for the first, +1 afte
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import shutil
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +132,17 @@ STATS = """async () => {
   });
   return out;
 }"""
+
+
+async def until(predicate: Callable[[], Awaitable[Any]], within_s: float, what: str, every_s: float = 0.05) -> Any:
+    """Poll the async `predicate` until it returns something truthy (returned); TimeoutError after `within_s`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    while not (result := await predicate()):
+        if loop.time() > deadline:
+            raise TimeoutError(f"timed out after {within_s} s waiting for {what}")
+        await asyncio.sleep(every_s)
+    return result
 
 
 @contextlib.asynccontextmanager

@@ -14,31 +14,19 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-from collections.abc import Callable
-from typing import Any
 
 import av
 import pytest
 
 from signaling.signal_ws import SFU
 from tests import netns
-from tests.net.chromium import Participant, chromium_in
+from tests.net.chromium import Participant, chromium_in, until
 from tests.net.conftest import doctor_in_call
 
 pytestmark = [pytest.mark.media, pytest.mark.timeout(120)]
 
 RECOVERY_S = 2.0
 QUIET_S = 4.0  # the doctor's camera off: four times the web client's stall limit
-
-
-async def _until(predicate: Callable[[], Any], within_s: float, what: str) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within_s
-    while not (result := await predicate()):
-        if loop.time() > deadline:
-            raise TimeoutError(f"timed out after {within_s} s waiting for {what}")
-        await asyncio.sleep(0.05)
-    return result
 
 
 async def _doctors_frames(citizen: Participant, pc: int | None = None, since: int = 0) -> list[list[float]]:
@@ -55,7 +43,7 @@ async def test_chromium_whose_address_changes_gets_the_picture_back_within_two_s
     async with doctor_in_call(served, namespace, audio_bitrate=32_000) as call, chromium_in(namespace) as browser:
         cid = call.cid
         citizen = await Participant.join(browser, call.base, cid, call.citizen_token)
-        await _until(lambda: _first(citizen, 30, pc=0), 30, "30 pictures of the doctor in Chromium")
+        await until(lambda: _first(citizen, 30, pc=0), 30, "30 pictures of the doctor in Chromium")
         doctor_id = call.doctor.welcome["participant_id"]
         participant_id = _others(served, cid, doctor_id)
         last_counter = (await _doctors_frames(citizen, pc=0))[-1][2]
@@ -69,7 +57,7 @@ async def test_chromium_whose_address_changes_gets_the_picture_back_within_two_s
                 inbound.append([round((stats["now"] - changed_at) / 1000, 2),
                                 stats["video"]["bytesReceived"] + stats["audio"]["bytesReceived"]])
             await asyncio.sleep(0.1)
-        back = await _until(lambda: _first_after_reconnect(citizen), 15,
+        back = await until(lambda: _first_after_reconnect(citizen), 15,
                             "the doctor's picture on a new peer connection after the address change")
         recovery_s = (back[0] - changed_at) / 1000
         record = await citizen.record()
@@ -101,7 +89,7 @@ async def test_chromium_keeps_its_connection_while_the_doctors_camera_is_off(
 
         track.recv = recv  # type: ignore[method-assign]
         citizen = await Participant.join(browser, call.base, call.cid, call.citizen_token)
-        await _until(lambda: _first(citizen, 30, pc=0), 30, "30 pictures of the doctor in Chromium")
+        await until(lambda: _first(citizen, 30, pc=0), 30, "30 pictures of the doctor in Chromium")
         audio_before = (await citizen.stats())["audio"]["packetsReceived"]
 
         camera.clear()
@@ -117,7 +105,7 @@ async def test_chromium_keeps_its_connection_while_the_doctors_camera_is_off(
             "seconds": round((after["now"] - before["now"]) / 1000, 2),
         }
         camera.set()
-        await _until(lambda: _first(citizen, 10, pc=0, since=seen), 15, "the doctor's picture again")
+        await until(lambda: _first(citizen, 10, pc=0, since=seen), 15, "the doctor's picture again")
         record = await citizen.record()
         print(json.dumps({"chromium_camera_off": {**quiet, "network": record["network"], "pc": record["pc"]}}))
         assert quiet["video_bytes"] == 0 and quiet["video_pictures"] == 0, quiet  # really quiet video

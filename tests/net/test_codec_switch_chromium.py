@@ -9,8 +9,6 @@ the late joiner decodes Chromium's markers.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -19,22 +17,12 @@ import pytest
 from load_tests.clients import MediaClient, SignalClient
 from signaling.signal_ws import SFU
 from tests import netns
-from tests.net.chromium import Participant, chromium_in
+from tests.net.chromium import Participant, chromium_in, until
 from tests.signal.conftest import take_consultation
 
 pytestmark = [pytest.mark.media, pytest.mark.timeout(150)]
 
 CHROMIUM_SENDER = 5
-
-
-async def _until(predicate: Callable[[], Awaitable[Any]], within_s: float, what: str) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within_s
-    while not (result := await predicate()):
-        if loop.time() > deadline:
-            raise TimeoutError(f"timed out after {within_s} s waiting for {what}")
-        await asyncio.sleep(0.1)
-    return result
 
 
 def _published_video_codecs(served: Any, cid: str) -> list[str]:
@@ -54,7 +42,7 @@ async def test_chromium_preferring_h264_switches_to_vp8_when_a_participant_witho
         async def sends(codec: str) -> bool:
             return await chromium.sent_video_codec() == codec
 
-        await _until(lambda: sends("video/H264"), 60, "Chromium sending H264")
+        await until(lambda: sends("video/H264"), 60, "Chromium sending H264")
         assert _published_video_codecs(served, cid) == ["video/h264"]
 
         late = MediaClient("doctor", sender_id=1, listen_ips=(namespace.host_ip,))  # offers VP8 only
@@ -72,10 +60,10 @@ async def test_chromium_preferring_h264_switches_to_vp8_when_a_participant_witho
             assert {s for s, _ in picture.markers} == {CHROMIUM_SENDER}, picture.markers[:10]
             assert picture.counters_in_order()
             # Chromium's encoder now sends VP8, and the SFU forwards VP8.
-            await _until(lambda: sends("video/VP8"), 20, "Chromium sending VP8")
+            await until(lambda: sends("video/VP8"), 20, "Chromium sending VP8")
             assert _published_video_codecs(served, cid) == ["video/vp8", "video/vp8"]
             # Both ways: Chromium decodes the late joiner's camera, and the late joiner hears Chromium.
-            await _until(lambda: _pictures_of(chromium, 1, 20), 30, "the late joiner's picture in Chromium")
+            await until(lambda: _pictures_of(chromium, 1, 20), 30, "the late joiner's picture in Chromium")
             await late.wait_for(lambda: any(r.loud_frames > 25 for r in late.tracks_by_kind("audio")), 20,
                                 "Chromium's tone at the late joiner")
             record = await chromium.record()
